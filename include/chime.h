@@ -1,0 +1,398 @@
+/* chime.h - periodic tasks in the background of an event-loop program.
+ *
+ * This header is the specification of the library.  Every function documents
+ * what it does, what it returns, its errors, who owns what, and from where it
+ * may be called.  Sections follow the layers of the library, bottom up:
+ * version and errors, time, loops, tasks, task groups, running a program.
+ *
+ * Conventions that hold everywhere:
+ *  - Functions that can fail return int: 0 (or a count) on success, a negative
+ *    errno on failure (-EINVAL, -ENOMEM, -ECANCELED, -ETIMEDOUT, ...).  A call
+ *    that fails changes nothing and leaves its output parameters untouched.
+ *  - Time is chime_ns: signed 64-bit nanoseconds.  Durations are relative,
+ *    deadlines are absolute instants on the clock of the loop (chime_now()).
+ *  - A loop belongs to the thread that created it.  Every function that acts
+ *    on a loop, a task or a group must be called from that thread, while the
+ *    loop runs there (from a task, or from code the loop calls), unless it
+ *    says otherwise.  Calls from anywhere else return -EPERM.
+ *  - "Task only" functions suspend the calling task; called outside a task
+ *    they return -EPERM.
+ */
+#ifndef CHIME_H
+#define CHIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CHIME_STATIC)
+#define CHIME_EXPORT
+#elif defined(__GNUC__)
+#define CHIME_EXPORT __attribute__((visibility("default")))
+#else
+#define CHIME_EXPORT
+#endif
+
+/* ======================================================================== */
+/* Version and errors                                                       */
+/* ======================================================================== */
+
+#define CHIME_VERSION_MAJOR 0
+#define CHIME_VERSION_MINOR 1
+#define CHIME_VERSION_PATCH 0
+#define CHIME_VERSION_STRING "0.1.0"
+
+/* The version of the library the program runs with, as "MAJOR.MINOR.PATCH".
+ * Returns a static string.  Callable from anywhere. */
+CHIME_EXPORT const char *chime_version(void);
+
+/* A short English description of `err`, a negative errno returned by this
+ * library (a positive value is treated as its negation).  Returns a static
+ * string, never NULL; unknown values give "unknown error".  Thread-safe. */
+CHIME_EXPORT const char *chime_strerror(int err);
+
+/* ======================================================================== */
+/* Time                                                                     */
+/* ======================================================================== */
+
+/* Nanoseconds: a duration, or an instant on a loop's monotonic clock. */
+typedef int64_t chime_ns;
+
+/* Duration constructors.  Integer or floating arguments both work:
+ * CHIME_MS(250), CHIME_SEC(1.5).  Overflow is the caller's to avoid. */
+#define CHIME_NSEC(x) ((chime_ns)(x))
+#define CHIME_US(x) ((chime_ns)((x)*1000LL))
+#define CHIME_MS(x) ((chime_ns)((x)*1000000LL))
+#define CHIME_SEC(x) ((chime_ns)((x)*1000000000LL))
+#define CHIME_MIN(x) ((chime_ns)((x)*60000000000LL))
+#define CHIME_HOUR(x) ((chime_ns)((x)*3600000000000LL))
+
+/* A deadline that never comes: chime_sleep_until(CHIME_NEVER) waits until
+ * the task is cancelled. */
+#define CHIME_NEVER INT64_MAX
+
+/* The current instant on the clock of the loop running on this thread: real
+ * monotonic time, or the loop's virtual time (see chime_loop_opts.clock).
+ * Outside a running loop, the real monotonic clock (CLOCK_MONOTONIC).
+ * Never fails; never goes backwards. */
+CHIME_EXPORT chime_ns chime_now(void);
+
+/* Parses a human duration into nanoseconds: a sequence of numbers, each with
+ * a unit, optionally separated by spaces: "250ms", "1.5s", "1h30m", "2min",
+ * "1h 30m 10s".  Units: ns, us (usec, µs), ms (msec), s (sec, second,
+ * seconds), m (min, minute, minutes), h (hr, hour, hours), d (day, days),
+ * w (week, weeks).  A bare number means seconds ("30" is 30 s), as in systemd.
+ * Fractions are exact to the nanosecond ("0.1s" is 100000000).
+ * Returns 0 and stores the duration in *out; -EINVAL for NULL arguments,
+ * empty text, an unknown unit or a malformed number (negative durations
+ * included); -ERANGE if the value does not fit in chime_ns. */
+CHIME_EXPORT int chime_parse_duration(const char *text, chime_ns *out);
+
+/* Formats a duration the way chime_parse_duration reads it back, with the
+ * largest units first and no zero parts: "1h30m", "1.5s", "250ms", "0s".
+ * Negative durations get a leading '-'.  Writes at most `size` bytes
+ * including the terminating NUL.  Returns the length of the full text (as
+ * snprintf does), or -EINVAL if buf is NULL or size is 0. */
+CHIME_EXPORT int chime_format_duration(chime_ns d, char *buf, size_t size);
+
+/* ======================================================================== */
+/* Loops                                                                    */
+/* ======================================================================== */
+
+/* An event loop: a run queue of tasks, a clock, timers, and a backend that
+ * waits for file descriptors and deadlines.  Opaque. */
+typedef struct chime_loop chime_loop;
+
+/* Which clock a loop runs on. */
+typedef enum chime_clock {
+  /* CHIME_CLOCK_VIRTUAL if the environment variable CHIME_CLOCK is
+   * "virtual", CHIME_CLOCK_REAL otherwise. */
+  CHIME_CLOCK_DEFAULT = 0,
+  /* CLOCK_MONOTONIC. */
+  CHIME_CLOCK_REAL,
+  /* Virtual time, starting at 0: it stands still while any task can run, and
+   * when every task waits it jumps straight to the next deadline (after
+   * checking, without blocking, that no file descriptor is ready).  Hours of
+   * schedule run in milliseconds and give the same results every run. */
+  CHIME_CLOCK_VIRTUAL,
+} chime_clock;
+
+/* Which mechanism a loop waits with. */
+typedef enum chime_backend {
+  /* CHIME_BACKEND_POLL if the environment variable CHIME_BACKEND is "poll",
+   * otherwise the best the system has (epoll on Linux). */
+  CHIME_BACKEND_DEFAULT = 0,
+  /* epoll(7), waiting with nanosecond timeouts (epoll_pwait2 where the
+   * kernel has it, otherwise milliseconds rounded up).  Linux only. */
+  CHIME_BACKEND_EPOLL,
+  /* poll(2)/ppoll(2): portable, O(number of file descriptors) per wait. */
+  CHIME_BACKEND_POLL,
+} chime_backend;
+
+/* Options for a new loop.  The zero value gives every default. */
+typedef struct chime_loop_opts {
+  chime_clock clock;     /* default: CHIME_CLOCK_DEFAULT */
+  chime_backend backend; /* default: CHIME_BACKEND_DEFAULT */
+  /* Usable bytes of each task's stack, rounded up to whole pages; 0 means
+   * 64 KiB.  At least 16 KiB, at most 1 GiB.  Stacks come from mmap with a
+   * guard page below them, are committed lazily by the kernel, and are kept
+   * in a pool for reuse.  An overflow is reported on stderr as such. */
+  size_t stack_size;
+} chime_loop_opts;
+
+/* Creates a loop owned by the calling thread.  `opts` may be NULL for the
+ * defaults.  On success stores the loop in *loop (the caller owns it and
+ * frees it with chime_loop_free) and returns 0.
+ * Errors: -EINVAL (NULL loop, an unknown enum value, a stack size out of
+ * range, or CHIME_BACKEND_EPOLL where there is no epoll), -ENOMEM, -EMFILE
+ * and other errnos of epoll_create1(2)/pipe2(2). */
+CHIME_EXPORT int chime_loop_new(const chime_loop_opts *opts, chime_loop **loop);
+
+/* Runs the loop on the calling thread until no task is left or
+ * chime_loop_stop() is called.  Returns 0, or -EINVAL (NULL loop), -EPERM
+ * (not the loop's thread), -EBUSY (a loop is already running on this thread,
+ * this one or another: loops do not nest). */
+CHIME_EXPORT int chime_loop_run(chime_loop *loop);
+
+/* Makes chime_loop_run() return once the running task suspends; tasks keep
+ * their state and run again at the next chime_loop_run().  Returns 0,
+ * -EINVAL (NULL) or -EPERM (the loop is not running on this thread). */
+CHIME_EXPORT int chime_loop_stop(chime_loop *loop);
+
+/* The loop running on this thread, or NULL. */
+CHIME_EXPORT chime_loop *chime_loop_current(void);
+
+/* The name of the loop's backend: "epoll" or "poll"; NULL for a NULL loop. */
+CHIME_EXPORT const char *chime_loop_backend(const chime_loop *loop);
+
+/* What a shutdown left behind. */
+typedef struct chime_report {
+  /* chime_run: the main task's return value (0 if it never ran). */
+  int result;
+  /* chime_run: the signal (SIGINT, SIGTERM) that cancelled the main task,
+   * or 0. */
+  int signal;
+  /* Tasks still alive when the grace period ended: abandoned, their stacks
+   * and records freed without their cleanup having run. */
+  size_t abandoned;
+  /* The names of the abandoned tasks that have one (chime_task_set_name),
+   * separated by ", ", truncated with "..." if they do not fit. */
+  char names[256];
+} chime_report;
+
+/* Cancels every task of the loop and runs the loop until they have all
+ * finished, or until `grace` has passed on the loop's clock (grace < 0: wait
+ * without bound).  Tasks spawned during the shutdown start cancelled.  Tasks
+ * still alive after the grace period are abandoned: counted and named in
+ * *report (which may be NULL), and their memory freed.  Afterwards the loop
+ * is empty and can be run again or freed.  Called from outside the loop's
+ * run (not from a task).  Returns 0, -EINVAL (NULL loop), -EPERM (wrong
+ * thread), -EBUSY (called while the loop runs). */
+CHIME_EXPORT int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report);
+
+/* Frees the loop and everything it still holds: tasks that never finished
+ * are abandoned (their stacks freed, their cleanup not run; call
+ * chime_loop_shutdown first to let them clean up).  Every handle of the loop
+ * becomes invalid.  Does nothing for NULL; must not be called while the loop
+ * runs, nor from another thread (it then does nothing). */
+CHIME_EXPORT void chime_loop_free(chime_loop *loop);
+
+/* ======================================================================== */
+/* Tasks                                                                    */
+/* ======================================================================== */
+
+/* A task's function: runs on its own stack, receives the spawn argument,
+ * returns the task's result (by convention 0 or a negative errno). */
+typedef int (*chime_fn)(void *arg);
+
+/* A task handle: a value, copied freely, opaque.  Every handle returned by a
+ * spawn must be joined (chime_join) or detached (chime_detach) exactly once;
+ * afterwards it is invalid, and every call with it returns -EINVAL (the
+ * handle carries a generation, so a stale copy is recognised even after its
+ * memory was reused).  A handle neither joined nor detached when its loop is
+ * shut down is released by the loop.  The zero value { 0 } is never a valid
+ * handle. */
+typedef struct chime_task {
+  uint64_t id;
+} chime_task;
+
+/* Starts a task that calls fn(arg) on the current loop: asyncio's
+ * create_task.  The task is queued and first runs when the calling code
+ * suspends (never re-entrantly, never before chime_spawn returns).
+ * If `task` is NULL the task is detached at once; otherwise the caller owns
+ * the handle stored there.  Ownership of `arg` stays with the caller.
+ * Returns 0, -EINVAL (NULL fn), -EPERM (no loop running on this thread),
+ * -ENOMEM (no memory for the task or its stack). */
+CHIME_EXPORT int chime_spawn(chime_fn fn, void *arg, chime_task *task);
+
+/* As chime_spawn, on a given loop, from the loop's thread whether or not the
+ * loop is running: the way to give a loop its first tasks before
+ * chime_loop_run().  Returns what chime_spawn returns, and -EINVAL for a
+ * NULL loop. */
+CHIME_EXPORT int chime_loop_spawn(chime_loop *loop, chime_fn fn, void *arg, chime_task *task);
+
+/* Task only.  Waits until `task` has finished and stores its result in
+ * *result (which may be NULL): asyncio's `await task`.  On success the
+ * handle is consumed.
+ * Returns 0; -EINVAL (invalid or stale handle, or the handle of a task that
+ * another task is already joining); -EDEADLK (a task joining itself);
+ * -EPERM (not in a task); -ECANCELED (the caller was cancelled: the handle
+ * stays valid and may be joined again).  A cancelled caller still waits for
+ * a task that has itself been cancelled: waiting for a cancelled task to
+ * finish its cleanup is part of cleaning up (cancel-and-wait works from
+ * cleanup code); use chime_join_until to bound it. */
+CHIME_EXPORT int chime_join(chime_task task, int *result);
+
+/* Task only.  As chime_join, but gives up at `deadline` (an instant of
+ * chime_now()) with -ETIMEDOUT, leaving the handle valid.  A cancellation
+ * that arrives before the deadline wins over it ("cancel beats deadline").
+ * -EINVAL also for a negative deadline. */
+CHIME_EXPORT int chime_join_until(chime_task task, chime_ns deadline, int *result);
+
+/* Releases the handle: the task goes on running and its record is freed
+ * when it finishes (its result is dropped).  Detaching a finished task frees
+ * it at once.  Returns 0, -EINVAL (invalid or stale handle, or a task that
+ * is being joined), -EPERM. */
+CHIME_EXPORT int chime_detach(chime_task task);
+
+/* Asks `task` to stop: from now on every suspension point of the task
+ * (sleep, yield, join, and every wait of the library) returns -ECANCELED at
+ * once, starting with the one it is suspended in, so that it can clean up
+ * and return.  A task woken but not yet resumed sees -ECANCELED too.
+ * The request is never lost and cannot be withdrawn; the task is not forced
+ * to stop (code that never reaches a suspension point runs on).  A task
+ * that has not started yet still starts, and sees the request at its first
+ * suspension point (or by chime_cancelled()), so that it can release its
+ * argument.  Cancelling a finished task, or a task twice, does nothing.
+ * The handle stays owned by the caller: cancel-and-wait is
+ * `chime_cancel(t); chime_join(t, &rc)`.
+ * Returns 0, -EINVAL (invalid handle), -EPERM. */
+CHIME_EXPORT int chime_cancel(chime_task task);
+
+/* Task only.  Whether the calling task has been asked to stop.  False
+ * outside a task. */
+CHIME_EXPORT bool chime_cancelled(void);
+
+/* Task only.  Holds back cancellation while `on` is true: suspension points
+ * behave as though the task had not been cancelled, so that cleanup can
+ * wait for something (flush a buffer, say goodbye to a peer).  The request
+ * is kept and takes effect again when the shield is lowered.  Shields do
+ * not nest: the last call wins.  Returns the previous setting (0 or 1), or
+ * -EPERM outside a task.  The shutdown's grace period still applies. */
+CHIME_EXPORT int chime_shield(bool on);
+
+/* Task only.  Suspends the calling task for `d` nanoseconds (d = 0 yields).
+ * Returns 0 when the time has passed, -ECANCELED if the task was cancelled
+ * (before or during the sleep), -EINVAL if d is negative or now + d
+ * overflows, -EPERM outside a task. */
+CHIME_EXPORT int chime_sleep(chime_ns d);
+
+/* Task only.  Suspends the calling task until chime_now() >= when
+ * (CHIME_NEVER: until cancelled).  A time already past yields once.
+ * Returns 0, -ECANCELED, -EINVAL (when < 0), -EPERM. */
+CHIME_EXPORT int chime_sleep_until(chime_ns when);
+
+/* Task only.  Lets every other runnable task run once, then resumes.
+ * Returns 0, -ECANCELED (without yielding), -EPERM. */
+CHIME_EXPORT int chime_yield(void);
+
+/* A handle to the calling task, for chime_cancel and naming; it is not an
+ * owning handle (joining or detaching it returns -EDEADLK or -EINVAL).
+ * Returns the zero handle outside a task. */
+CHIME_EXPORT chime_task chime_self(void);
+
+/* Names a task for reports (chime_report.names): at most 31 bytes are kept.
+ * NULL clears the name.  Returns 0, -EINVAL (invalid handle), -EPERM. */
+CHIME_EXPORT int chime_task_set_name(chime_task task, const char *name);
+
+/* Whether the task has finished: 1 if it has, 0 if it has not, -EINVAL for
+ * an invalid handle, -EPERM from the wrong thread. */
+CHIME_EXPORT int chime_task_done(chime_task task);
+
+/* ======================================================================== */
+/* Task groups                                                              */
+/* ======================================================================== */
+
+/* A set of tasks that are waited for and cancelled together: asyncio's
+ * TaskGroup, libdill's bundle.  The group owns its members: they have no
+ * handles of their own, and each member's record is freed as it finishes. */
+typedef struct chime_group chime_group;
+
+/* Options of a group.  The zero value gives the defaults. */
+typedef struct chime_group_opts {
+  /* When a member returns a negative result, cancel every other member
+   * (asyncio.TaskGroup's behaviour).  Default: false. */
+  bool cancel_on_error;
+} chime_group_opts;
+
+/* Creates an empty group on the current loop.  `opts` may be NULL.  The
+ * caller owns *group and frees it with chime_group_free.
+ * Returns 0, -EINVAL (NULL group), -EPERM (no loop running), -ENOMEM. */
+CHIME_EXPORT int chime_group_new(const chime_group_opts *opts, chime_group **group);
+
+/* Spawns fn(arg) as a member of the group (as chime_spawn).  Returns 0,
+ * -EINVAL (NULL group or fn), -EPERM, -ENOMEM. */
+CHIME_EXPORT int chime_group_spawn(chime_group *group, chime_fn fn, void *arg);
+
+/* Moves an owned handle into the group: from now on the group waits for and
+ * frees the task, and the handle is invalid.  A task that has already
+ * finished counts at once.  Returns 0, -EINVAL (NULL group, invalid handle,
+ * a task already being joined), -EPERM. */
+CHIME_EXPORT int chime_group_add(chime_group *group, chime_task task);
+
+/* The number of members still alive; 0 for NULL. */
+CHIME_EXPORT size_t chime_group_size(const chime_group *group);
+
+/* Task only.  Waits until every member has finished, or `deadline` passes
+ * (CHIME_NEVER: no deadline).  If `first_error` is not NULL it receives the
+ * first negative result any member returned since the group was created or
+ * last joined successfully, or 0.
+ * Returns 0 (all finished), -ETIMEDOUT, -ECANCELED (the caller was
+ * cancelled: members go on; a cancelled caller still waits for members of a
+ * cancelled group, as chime_join does), -EINVAL (NULL group or negative
+ * deadline, or a group another task is already joining), -EPERM. */
+CHIME_EXPORT int chime_group_join(chime_group *group, chime_ns deadline, int *first_error);
+
+/* Cancels every member, present and future: tasks added afterwards start
+ * cancelled.  Returns 0, -EINVAL, -EPERM. */
+CHIME_EXPORT int chime_group_cancel(chime_group *group);
+
+/* Frees an empty group.  Returns 0, -EINVAL (NULL), -EPERM, -EBUSY if
+ * members are still alive (cancel and join them first). */
+CHIME_EXPORT int chime_group_free(chime_group *group);
+
+/* ======================================================================== */
+/* Running a program                                                        */
+/* ======================================================================== */
+
+/* Options of chime_run.  The zero value gives every default. */
+typedef struct chime_run_opts {
+  chime_loop_opts loop; /* options of the loop chime_run creates */
+  /* How long the shutdown waits for cancelled tasks to finish, on the loop's
+   * clock; 0 (the default) waits without bound, as asyncio.run does. */
+  chime_ns grace;
+  /* Make SIGINT and SIGTERM cancel the main task while chime_run runs
+   * (asyncio.run's behaviour for SIGINT); a second such signal terminates
+   * the process at once.  The previous dispositions are restored when
+   * chime_run returns.  Default: false (signals keep their dispositions). */
+  bool cancel_on_signal;
+} chime_run_opts;
+
+/* Runs a program: creates a loop, runs fn(arg) as its main task until it
+ * returns, then shuts the loop down (every task still alive is cancelled
+ * and waited for, within the grace period), frees the loop and returns:
+ * asyncio.run.  `opts` and `report` may be NULL.
+ * Returns the main task's result, or a negative errno if the loop could not
+ * be set up (fn then never ran, and report->result is 0): -EINVAL (NULL fn,
+ * bad options), -EBUSY (a loop already runs on this thread), -ENOMEM, and
+ * the errnos of chime_loop_new. */
+CHIME_EXPORT int chime_run(chime_fn fn, void *arg, const chime_run_opts *opts, chime_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CHIME_H */

@@ -1,0 +1,112 @@
+/* epoll.c - the Linux backend: epoll(7).
+ *
+ * Waits with nanosecond timeouts through epoll_pwait2 (Linux 5.11); where
+ * the kernel lacks it (ENOSYS, or EPERM from a seccomp filter that does not
+ * know it) the timeout is rounded up to whole milliseconds for epoll_wait,
+ * so the loop may wake late but never early.  Descriptors are registered
+ * level-triggered with the chime__io as their data; a wait reports up to 64
+ * ready descriptors, the rest come with the next wait.
+ */
+#include "../internal.h"
+
+#ifdef __linux__
+#include <limits.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 64
+
+struct epoll_be {
+  int epfd;
+  bool no_pwait2; /* the kernel lacks epoll_pwait2 */
+  struct epoll_event ev[MAX_EVENTS];
+};
+
+static int epoll_init(chime_loop *loop) {
+  struct epoll_be *b = chime__calloc(1, sizeof *b);
+  if (!b) return -ENOMEM;
+  b->epfd = CHIME__FAULT() ? (errno = EMFILE, -1) : epoll_create1(EPOLL_CLOEXEC);
+  if (b->epfd < 0) {
+    int err = -errno;
+    chime__free(b);
+    return err;
+  }
+  loop->be = b;
+  return 0;
+}
+
+static void epoll_fini(chime_loop *loop) {
+  struct epoll_be *b = loop->be;
+  close(b->epfd);
+  chime__free(b);
+  loop->be = NULL;
+}
+
+static uint32_t to_epoll(uint32_t events) {
+  return ((events & POLLIN) ? (uint32_t)EPOLLIN : 0) | ((events & POLLOUT) ? (uint32_t)EPOLLOUT : 0) | EPOLLRDHUP;
+}
+
+static uint32_t from_epoll(uint32_t ev) {
+  uint32_t r = 0;
+  if (ev & (EPOLLIN | EPOLLRDHUP)) r |= POLLIN;
+  if (ev & EPOLLOUT) r |= POLLOUT;
+  if (ev & EPOLLERR) r |= POLLERR;
+  if (ev & EPOLLHUP) r |= POLLHUP;
+  return r;
+}
+
+static int ctl(chime_loop *loop, int op, struct chime__io *io) {
+  struct epoll_be *b = loop->be;
+  struct epoll_event ev = {.events = to_epoll(io->events), .data.ptr = io};
+  if (CHIME__FAULT()) return -ENOMEM;
+  return epoll_ctl(b->epfd, op, io->fd, &ev) == 0 ? 0 : -errno;
+}
+
+static int epoll_add(chime_loop *loop, struct chime__io *io) { return ctl(loop, EPOLL_CTL_ADD, io); }
+static int epoll_mod(chime_loop *loop, struct chime__io *io) { return ctl(loop, EPOLL_CTL_MOD, io); }
+
+static void epoll_del(chime_loop *loop, struct chime__io *io) {
+  struct epoll_be *b = loop->be;
+  epoll_ctl(b->epfd, EPOLL_CTL_DEL, io->fd, NULL); /* fails only if already gone */
+}
+
+static int wait_once(struct epoll_be *b, chime_ns timeout) {
+#ifdef SYS_epoll_pwait2
+  if (!b->no_pwait2) {
+    struct timespec ts = {(time_t)(timeout / 1000000000), (long)(timeout % 1000000000)};
+    int n = (int)syscall(SYS_epoll_pwait2, b->epfd, b->ev, MAX_EVENTS, timeout < 0 ? NULL : &ts, NULL, 0);
+    if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return n;
+    b->no_pwait2 = true;
+  }
+#endif
+  int ms = -1;
+  if (timeout >= 0) {
+    chime_ns up = (timeout + 999999) / 1000000;
+    ms = up > INT_MAX ? INT_MAX : (int)up;
+  }
+  return epoll_wait(b->epfd, b->ev, MAX_EVENTS, ms);
+}
+
+static int epoll_wait_events(chime_loop *loop, chime_ns timeout) {
+  struct epoll_be *b = loop->be;
+  int n = wait_once(b, timeout);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    struct chime__io *io = b->ev[i].data.ptr;
+    io->cb(loop, io, from_epoll(b->ev[i].events));
+  }
+  return n;
+}
+
+const struct chime__backend_ops chime__epoll_ops = {
+    .name = "epoll",
+    .init = epoll_init,
+    .fini = epoll_fini,
+    .add = epoll_add,
+    .mod = epoll_mod,
+    .del = epoll_del,
+    .wait = epoll_wait_events,
+};
+#endif

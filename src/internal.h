@@ -1,0 +1,322 @@
+/* internal.h - private types shared between the library's files.
+ *
+ * Nothing here is installed.  Names shared between files start with chime__;
+ * static names inside a file have no prefix.
+ *
+ * Objects.  Tasks (and, later, periodic jobs) live in per-loop slabs
+ * (slab.c) and begin with a common header, struct chime__obj: a generation
+ * that makes stale handles detectable, a kind, and the object's timer entry.
+ * A handle is (generation << 32 | slab index).  The timer entry sits at the
+ * same offset in every kind, so a fired timer leads back to its object.
+ */
+#ifndef CHIME_INTERNAL_H
+#define CHIME_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "chime.h"
+#include "coro/coro.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHIME__UNUSED(x) ((void)(x))
+#define CHIME__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CHIME__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CHIME__CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- fault injection and allocation (fault.c) -------------------------- */
+
+/* True when a fallible call must fail now (testing builds only: the tests
+ * walk a failure through every such call).  Every allocation and every
+ * system call that can fail is preceded by CHIME__FAULT(). */
+#ifdef CHIME_TESTING
+bool chime__fault(void);
+#define CHIME__FAULT() CHIME__UNLIKELY(chime__fault())
+#else
+#define CHIME__FAULT() 0
+#endif
+
+void *chime__malloc(size_t size);
+void *chime__calloc(size_t n, size_t size);
+void *chime__realloc(void *p, size_t size);
+void chime__free(void *p);
+
+/* mmap/munmap of anonymous read-write memory, through the fault hook. */
+void *chime__map(size_t size);
+void chime__unmap(void *p, size_t size);
+
+/* ---- clock (clock.c) ---------------------------------------------------- */
+
+chime_ns chime__mono(void);
+
+/* ---- timers (timers.c) --------------------------------------------------- */
+
+/* An entry in a loop's timer structure: 24 bytes, embedded in its owner.
+ * `link` and `aux` mean different things depending on where the entry is
+ * (timers.c explains); link == 0 means the entry is not armed. */
+struct chime__timer {
+  chime_ns when;  /* the deadline */
+  uintptr_t link; /* where the entry is, and its list or heap position */
+  uint64_t aux;   /* list back-pointer or insertion sequence */
+};
+
+/* A wheel of slots for deadlines in the next few seconds, an exact heap for
+ * the current slot, and a heap for the far future.  See timers.c. */
+#define CHIME__WHEEL_BITS 12
+#define CHIME__WHEEL_SLOTS (1u << CHIME__WHEEL_BITS)
+#define CHIME__SLOT_SHIFT 20 /* slot width: 2^20 ns, about 1 ms */
+
+struct chime__heap {
+  struct chime__timer **v; /* v[0..n) ordered as a binary min-heap */
+  uint32_t n;
+};
+
+struct chime__timers {
+  uint64_t cursor;                        /* slot number (when >> SLOT_SHIFT) of the next slot to expand */
+  uint64_t seq;                           /* insertion counter: FIFO order among equal deadlines */
+  uint64_t count;                         /* armed entries */
+  uint64_t reserved;                      /* entries that may be armed at once */
+  uint64_t cap;                           /* room in each heap array (>= reserved) */
+  struct chime__heap near;                /* entries with slot < cursor: exact order */
+  struct chime__heap far;                 /* entries with slot >= cursor + WHEEL_SLOTS */
+  uint64_t wheel_count;                   /* entries in the wheel */
+  uint64_t summary;                       /* bit i: bits[i] != 0 */
+  uint64_t bits[CHIME__WHEEL_SLOTS / 64]; /* bit s: slot s is not empty */
+  uintptr_t slot[CHIME__WHEEL_SLOTS];     /* list heads: first entry | 1, or 0 */
+};
+
+void chime__timers_init(struct chime__timers *t);
+void chime__timers_fini(struct chime__timers *t);
+/* Makes room for `n` more entries that may be armed at once, so that arming
+ * never allocates.  Returns 0 or -ENOMEM. */
+int chime__timers_reserve(struct chime__timers *t, uint64_t n);
+/* Gives back room reserved for `n` entries (their owners are gone). */
+void chime__timers_unreserve(struct chime__timers *t, uint64_t n);
+/* Arms an entry that is not armed.  Never fails (room was reserved). */
+void chime__timers_add(struct chime__timers *t, struct chime__timer *e, chime_ns when);
+/* Disarms an entry; does nothing if it is not armed. */
+void chime__timers_del(struct chime__timers *t, struct chime__timer *e);
+/* A time no later than the earliest deadline (the earliest deadline itself
+ * when it is within a millisecond or two of `now`, else possibly the start
+ * of its slot: waking then and asking again gives the exact one), or
+ * CHIME_NEVER if nothing is armed. */
+chime_ns chime__timers_next(struct chime__timers *t, chime_ns now);
+/* Disarms and returns the earliest entry if its deadline is <= now, else
+ * NULL.  Entries with equal deadlines come out in the order they were
+ * armed. */
+struct chime__timer *chime__timers_pop(struct chime__timers *t, chime_ns now);
+
+static inline bool chime__timer_armed(const struct chime__timer *e) { return e->link != 0; }
+
+/* ---- objects and slabs (slab.c) ----------------------------------------- */
+
+enum chime__kind { CHIME__FREE = 0, CHIME__TASK = 1 };
+
+/* The common header of every object a handle can name. */
+struct chime__obj {
+  uint32_t gen;   /* generation: bumped when the object is freed */
+  uint8_t kind;   /* enum chime__kind */
+  uint8_t state;  /* kind-specific */
+  uint16_t flags; /* kind-specific */
+  struct chime__timer timer;
+};
+
+/* Object classes: each slab holds objects of one power-of-two size. */
+enum chime__class { CHIME__CLASS_TASK, CHIME__NCLASSES };
+
+struct chime__slabs {
+  struct chime__slab **dir; /* slab number -> slab */
+  uint32_t nslabs, cap;
+  uint32_t seed;                             /* first generation of fresh slots */
+  struct chime__obj *free[CHIME__NCLASSES];  /* free lists */
+  struct chime__slab *bump[CHIME__NCLASSES]; /* slab with never-used slots */
+};
+
+void chime__slabs_init(struct chime__slabs *s, uint32_t seed);
+void chime__slabs_fini(struct chime__slabs *s);
+/* A zeroed object of the class, generation set, kind left FREE for the
+ * caller to set.  NULL on ENOMEM. */
+struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c);
+/* Frees an object: its generation moves on, so its handles go stale. */
+void chime__obj_free(struct chime__slabs *s, struct chime__obj *o);
+/* The handle of a live object. */
+uint64_t chime__obj_handle(const struct chime__obj *o);
+/* The live object a handle names, or NULL. */
+struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id);
+
+/* ---- backends (backend/) --------------------------------------------------- */
+
+struct chime__io;
+typedef void (*chime__io_cb)(chime_loop *loop, struct chime__io *io, uint32_t revents);
+
+/* A file descriptor the loop watches.  Events use poll(2)'s bits. */
+struct chime__io {
+  int fd;
+  uint32_t events; /* POLLIN, POLLOUT: what is being watched (0: not registered) */
+  uint32_t index;  /* backend-private (poll: position in its array) */
+  chime__io_cb cb; /* called with the ready events */
+};
+
+struct chime__backend_ops {
+  const char *name;
+  int (*init)(chime_loop *loop);
+  void (*fini)(chime_loop *loop);
+  int (*add)(chime_loop *loop, struct chime__io *io);
+  int (*mod)(chime_loop *loop, struct chime__io *io);
+  void (*del)(chime_loop *loop, struct chime__io *io);
+  /* Waits up to `timeout` ns (< 0: without bound, 0: not at all), never
+   * returning early because of rounding, and calls the callbacks of ready
+   * descriptors.  Returns the number of callbacks, or a negative errno. */
+  int (*wait)(chime_loop *loop, chime_ns timeout);
+};
+
+#ifdef __linux__
+extern const struct chime__backend_ops chime__epoll_ops;
+#endif
+extern const struct chime__backend_ops chime__poll_ops;
+
+/* ---- tasks (task.c) ------------------------------------------------------ */
+
+enum chime__task_state {
+  CHIME__READY = 1, /* in the run queue */
+  CHIME__RUNNING,   /* the current task */
+  CHIME__WAITING,   /* suspended until woken */
+  CHIME__DONE,      /* returned; record kept for its handle */
+};
+
+enum chime__task_flag {
+  CHIME__CANCELLED = 1u << 0, /* cancel requested */
+  CHIME__SHIELDED = 1u << 1,  /* cancellation held back (chime_shield) */
+  CHIME__HANDLE = 1u << 2,    /* a handle owns the record */
+  CHIME__MAIN = 1u << 3,      /* chime_run's main task: its end stops the loop */
+};
+
+/* What a waiting task waits for (so that cancellation can judge it). */
+enum chime__wait { CHIME__WAIT_NONE, CHIME__WAIT_SLEEP, CHIME__WAIT_JOIN, CHIME__WAIT_GROUP, CHIME__WAIT_OTHER };
+
+/* The value a timer delivers to the task it wakes (never a valid result of a
+ * wait, which are 0 or negative). */
+#define CHIME__WOKEN_BY_TIMER 1
+
+struct chime__task {
+  struct chime__obj o;        /* gen, kind, state (chime__task_state), flags, timer */
+  struct chime__coro coro;    /* saved context, stack bounds, sanitizer state */
+  struct chime__stack *stack; /* the task's stack while it has one */
+  chime_fn fn;                /* the task's function and its argument */
+  void *arg;
+  int result;                   /* fn's return value, once DONE */
+  int wake;                     /* what the current suspension returns */
+  uint8_t wait;                 /* enum chime__wait while WAITING */
+  void *wait_on;                /* the task or group waited for */
+  struct chime__task *next;     /* run queue link */
+  struct chime__task *prev_all; /* list of the loop's unfinished tasks */
+  struct chime__task *next_all;
+  struct chime__task *joiner; /* the task waiting in chime_join for this one */
+  chime_group *group;         /* the group that owns this task, or NULL */
+  struct chime__task *prev_in_group, *next_in_group;
+  char name[32];
+};
+
+/* ---- loops (loop.c) ---------------------------------------------------- */
+
+struct chime_loop {
+  struct chime__timers timers;
+  struct chime__slabs slabs;
+  /* scheduling */
+  struct chime__task *cur;       /* the running task, NULL in the scheduler */
+  struct chime__task *runq_head; /* FIFO of READY tasks */
+  struct chime__task *runq_tail;
+  struct chime__task *dead; /* a finished task whose stack is still in use */
+  struct chime__coro sched; /* the scheduler's context (the thread's stack) */
+  int budget;               /* task switches left before the scheduler runs */
+  bool stop;                /* chime_loop_stop, or the main task ended */
+  bool running;             /* inside chime_loop_run */
+  bool shutting_down;       /* new tasks start cancelled */
+  /* tasks */
+  struct chime__task *all_head; /* unfinished tasks, oldest first */
+  struct chime__task *all_tail;
+  uint64_t ntasks; /* unfinished tasks */
+  /* clock */
+  bool virtual_clock;
+  chime_ns vnow; /* virtual time */
+  /* stacks */
+  size_t stack_size;               /* usable bytes per stack */
+  struct chime__stack *stack_pool; /* free stacks */
+  uint64_t pool_count;
+  /* backend */
+  const struct chime__backend_ops *ops;
+  void *be;     /* backend state */
+  uint32_t nio; /* registered descriptors */
+  /* wake-ups from signal handlers (and, later, other threads) */
+  struct chime__io wake_io;    /* read end; fd -1 until first needed */
+  int wake_wfd;                /* write end (the same fd for an eventfd) */
+  volatile int pending_signal; /* set by the signal handler */
+  chime_group *groups;         /* groups not yet freed */
+  struct chime__task *main;    /* chime_run's main task */
+  int main_signal;             /* signal that cancelled main */
+  /* ownership */
+  unsigned long owner; /* pthread_t of the creating thread */
+};
+
+/* The loop running on this thread and its current task. */
+extern _Thread_local chime_loop *chime__tls_loop __attribute__((tls_model("initial-exec")));
+
+static inline chime_ns chime__now(const chime_loop *loop) { return loop->virtual_clock ? loop->vnow : chime__mono(); }
+
+bool chime__loop_owned(const chime_loop *loop);
+/* Registers, changes (events != 0) or removes (events == 0) a watched fd. */
+int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events);
+/* Makes sure the loop has a descriptor that signal handlers can wake it
+ * with.  Returns 0 or a negative errno. */
+int chime__loop_wakeable(chime_loop *loop);
+/* Async-signal-safe: wakes the loop's wait. */
+void chime__loop_wake(chime_loop *loop);
+
+/* task.c */
+/* Creates a queued task (with a handle owner if `handle`). */
+int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, struct chime__task **out);
+/* Queues a WAITING task, to return `wake` from its suspension point. */
+void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake);
+void chime__task_cancel(chime_loop *loop, struct chime__task *t);
+void chime__task_free(chime_loop *loop, struct chime__task *t);
+/* Suspends the running task until it is woken through *slot (which holds
+ * the task meanwhile; NULL: no slot), `deadline` passes, or it is
+ * cancelled.  Returns 0 (woken through the slot), -ETIMEDOUT or
+ * -ECANCELED; a cancelled task still waits for a cancelled task or group
+ * (kind JOIN or GROUP, `on` the task or group). */
+int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline);
+/* Ends a task that will never run again: frees its stack, disarms its
+ * timer, unlinks it from its waits and group. */
+void chime__task_abandon(chime_loop *loop, struct chime__task *t);
+void chime__runq_clear(chime_loop *loop);
+/* Switches from the scheduler to the first task of the run queue and
+ * returns when control comes back to the scheduler. */
+void chime__sched_resume(chime_loop *loop);
+void chime__reap(chime_loop *loop);
+void chime__timer_fired(chime_loop *loop, struct chime__timer *e);
+
+/* group.c */
+void chime__group_member_done(chime_loop *loop, struct chime__task *t);
+void chime__group_member_abandoned(struct chime__task *t);
+void chime__group_forget_joiner(chime_group *g);
+bool chime__group_cancelled(const chime_group *g);
+void chime__groups_free(chime_loop *loop);
+
+/* signal.c */
+void chime__fault_handlers_install(void);
+int chime__altstack_enter(void **saved);
+void chime__altstack_leave(void *saved);
+int chime__signals_catch(chime_loop *loop);
+void chime__signals_release(chime_loop *loop);
+
+/* stack.c */
+int chime__stack_get(chime_loop *loop, struct chime__stack **out);
+void chime__stack_put(chime_loop *loop, struct chime__stack *s);
+void chime__stack_pool_free(chime_loop *loop);
+
+#endif

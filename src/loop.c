@@ -1,0 +1,364 @@
+/* loop.c - the event loop: creation, the scheduler, shutdown, chime_run.
+ *
+ * The scheduler runs on the thread's own stack.  Each round it
+ *   1. waits, if no task is runnable: for the earliest deadline (real
+ *      clock), or not at all (virtual clock: after a poll that does not
+ *      block, time jumps to the earliest deadline); with runnable tasks it
+ *      only polls descriptors, without blocking, if any are watched;
+ *   2. handles a caught signal (chime_run: cancel the main task);
+ *   3. fires every timer that is due, which queues tasks;
+ *   4. resumes the run queue: tasks then hand the CPU to each other
+ *      directly (task.c) until the queue is empty or the round's budget of
+ *      switches is spent.
+ * It stops when no task is left, when asked to (chime_loop_stop, the main
+ * task's end), when a shutdown's grace period ends, or when nothing could
+ * ever wake a waiting task (-EDEADLK).
+ *
+ * Virtual time stands still while tasks run, so tasks that never wait keep
+ * it still; the grace period of a shutdown is counted on the loop's clock.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#endif
+#include <fcntl.h>
+#include <poll.h>
+
+_Thread_local chime_loop *chime__tls_loop __attribute__((tls_model("initial-exec")));
+
+#define DEFAULT_STACK ((size_t)64 * 1024)
+#define MIN_STACK ((size_t)16 * 1024)
+#define MAX_STACK ((size_t)1 << 30)
+
+bool chime__loop_owned(const chime_loop *loop) { return pthread_equal((pthread_t)loop->owner, pthread_self()); }
+
+chime_loop *chime_loop_current(void) { return chime__tls_loop; }
+
+const char *chime_loop_backend(const chime_loop *loop) { return loop ? loop->ops->name : NULL; }
+
+/* Resolves a DEFAULT choice from the environment; -EINVAL for a value the
+ * variable does not take. */
+static int env_choice(const char *var, const char *const names[], int n, int fallback) {
+  const char *v = getenv(var);
+  if (!v || !*v) return fallback;
+  for (int i = 0; i < n; i++)
+    if (names[i] && strcmp(v, names[i]) == 0) return i;
+  return -EINVAL;
+}
+
+static uint32_t random_seed(const void *salt) {
+  uint64_t x = (uint64_t)chime__mono() ^ (uint64_t)(uintptr_t)salt;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return (uint32_t)(x ^ (x >> 31));
+}
+
+int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
+  static const char *const clocks[] = {NULL, "real", "virtual"};
+  static const char *const backends[] = {NULL, "epoll", "poll"};
+  chime_loop_opts o = opts ? *opts : (chime_loop_opts){0};
+  if (!out || (unsigned)o.clock > CHIME_CLOCK_VIRTUAL || (unsigned)o.backend > CHIME_BACKEND_POLL) return -EINVAL;
+  int clock = o.clock != CHIME_CLOCK_DEFAULT ? (int)o.clock : env_choice("CHIME_CLOCK", clocks, 3, CHIME_CLOCK_REAL);
+  int backend = o.backend;
+  if (backend == CHIME_BACKEND_DEFAULT) {
+#ifdef __linux__
+    backend = env_choice("CHIME_BACKEND", backends, 3, CHIME_BACKEND_EPOLL);
+#else
+    backend = env_choice("CHIME_BACKEND", backends, 3, CHIME_BACKEND_POLL);
+#endif
+  }
+  if (clock < 0 || backend < 0) return -EINVAL;
+  const struct chime__backend_ops *ops = &chime__poll_ops;
+  if (backend == CHIME_BACKEND_EPOLL) {
+#ifdef __linux__
+    ops = &chime__epoll_ops;
+#else
+    return -EINVAL;
+#endif
+  }
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t stack = o.stack_size ? o.stack_size : DEFAULT_STACK;
+  if (stack < MIN_STACK || stack > MAX_STACK) return -EINVAL;
+  stack = (stack + page - 1) & ~(page - 1);
+
+  chime_loop *loop = chime__calloc(1, sizeof *loop);
+  if (!loop) return -ENOMEM;
+  loop->owner = (unsigned long)pthread_self();
+  loop->virtual_clock = clock == CHIME_CLOCK_VIRTUAL;
+  loop->stack_size = stack;
+  loop->ops = ops;
+  loop->wake_io.fd = -1;
+  loop->wake_wfd = -1;
+  chime__timers_init(&loop->timers);
+  chime__slabs_init(&loop->slabs, random_seed(loop));
+  int rc = ops->init(loop);
+  if (rc) {
+    chime__free(loop);
+    return rc;
+  }
+  chime__fault_handlers_install();
+  *out = loop;
+  return 0;
+}
+
+/* ---- descriptors and wake-ups ------------------------------------------- */
+
+int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events) {
+  int rc = 0;
+  if (events == io->events) return 0;
+  uint32_t old = io->events;
+  io->events = events;
+  if (!old) {
+    rc = loop->ops->add(loop, io);
+  } else if (events) {
+    rc = loop->ops->mod(loop, io);
+  } else {
+    loop->ops->del(loop, io);
+  }
+  if (rc) io->events = old;
+  return rc;
+}
+
+static void wake_drain(chime_loop *loop, struct chime__io *io, uint32_t revents) {
+  CHIME__UNUSED(loop);
+  CHIME__UNUSED(revents);
+  char buf[64];
+  while (read(io->fd, buf, sizeof buf) > 0) {
+  }
+}
+
+int chime__loop_wakeable(chime_loop *loop) {
+  if (loop->wake_io.fd >= 0) return 0;
+  int fds[2];
+  if (CHIME__FAULT()) return -EMFILE;
+#ifdef __linux__
+  fds[0] = fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fds[0] < 0) return -errno;
+#else
+  if (pipe(fds) != 0) return -errno;
+  for (int i = 0; i < 2; i++) {
+    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+    fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+  }
+#endif
+  loop->wake_io.fd = fds[0];
+  loop->wake_io.cb = wake_drain;
+  int rc = chime__io_set(loop, &loop->wake_io, POLLIN);
+  if (rc) {
+    close(fds[0]);
+    if (fds[1] != fds[0]) close(fds[1]);
+    loop->wake_io.fd = -1;
+    return rc;
+  }
+  loop->wake_wfd = fds[1];
+  return 0;
+}
+
+void chime__loop_wake(chime_loop *loop) {
+  uint64_t one = 1;
+  ssize_t w = write(loop->wake_wfd, &one, sizeof one); /* full eventfd or pipe: already awake */
+  (void)w;
+}
+
+static void wake_close(chime_loop *loop) {
+  if (loop->wake_io.fd < 0) return;
+  chime__io_set(loop, &loop->wake_io, 0);
+  if (loop->wake_wfd != loop->wake_io.fd) close(loop->wake_wfd);
+  close(loop->wake_io.fd);
+  loop->wake_io.fd = loop->wake_wfd = -1;
+}
+
+/* ---- the scheduler ------------------------------------------------------- */
+
+static void fire_timers(chime_loop *loop) {
+  chime_ns now = chime__now(loop);
+  struct chime__timer *e;
+  while ((e = chime__timers_pop(&loop->timers, now)))
+    chime__timer_fired(loop, e);
+}
+
+static void handle_signal(chime_loop *loop) {
+  int sig = loop->pending_signal;
+  loop->pending_signal = 0;
+  if (loop->main && loop->main->o.state != CHIME__DONE && !loop->main_signal) {
+    loop->main_signal = sig;
+    chime__task_cancel(loop, loop->main);
+  }
+}
+
+/* Waits for whatever can wake a task: descriptors, deadlines (up to
+ * `until`).  Returns 0 or a negative errno. */
+static int wait_for_work(chime_loop *loop, chime_ns now, chime_ns until) {
+  chime_ns next = chime__timers_next(&loop->timers, now);
+  if (next > until) next = until;
+  bool fds = loop->nio > 0 || loop->wake_io.fd >= 0;
+  if (next == CHIME_NEVER && !fds) return -EDEADLK;
+  int n = 0;
+  if (loop->virtual_clock) {
+    if (fds) n = loop->ops->wait(loop, 0);
+    if (n == 0 && !loop->runq_head && !loop->pending_signal) {
+      if (next == CHIME_NEVER)
+        n = loop->ops->wait(loop, -1); /* only a descriptor can wake anyone */
+      else if (next > loop->vnow)
+        loop->vnow = next;
+    }
+  } else {
+    n = loop->ops->wait(loop, next == CHIME_NEVER ? -1 : (next > now ? next - now : 0));
+  }
+  return n < 0 ? n : 0;
+}
+
+/* Runs rounds until the loop stops, has no tasks, or (when nothing is
+ * runnable, or after at least one round) `until` has come. */
+static int run_rounds(chime_loop *loop, chime_ns until) {
+  for (uint64_t rounds = 0; !loop->stop && loop->ntasks > 0; rounds++) {
+    chime_ns now = chime__now(loop);
+    if (now >= until && (!loop->runq_head || rounds > 0)) break;
+    int rc = 0;
+    if (!loop->runq_head)
+      rc = wait_for_work(loop, now, until);
+    else if (loop->nio > 0)
+      rc = loop->ops->wait(loop, 0);
+    if (rc < 0) return rc;
+    if (loop->pending_signal) handle_signal(loop);
+    fire_timers(loop);
+    chime__sched_resume(loop);
+  }
+  return 0;
+}
+
+/* Makes the loop this thread's running loop for the duration of
+ * run_rounds. */
+static int run_here(chime_loop *loop, chime_ns until) {
+  void *altstack;
+  int rc = chime__altstack_enter(&altstack);
+  if (rc) return rc;
+  chime__tls_loop = loop;
+  loop->running = true;
+  chime__coro_adopt_thread(&loop->sched);
+#if defined(__linux__) && defined(PR_SET_TIMERSLACK)
+  /* Deadlines to the microsecond: no timer slack while the loop runs. */
+  int slack = loop->virtual_clock ? -1 : prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  if (slack > 1) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+#endif
+  rc = run_rounds(loop, until);
+#if defined(__linux__) && defined(PR_SET_TIMERSLACK)
+  if (slack > 1) prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
+#endif
+  loop->running = false;
+  loop->stop = false;
+  chime__tls_loop = NULL;
+  chime__altstack_leave(altstack);
+  return rc;
+}
+
+int chime_loop_run(chime_loop *loop) {
+  if (!loop) return -EINVAL;
+  if (!chime__loop_owned(loop)) return -EPERM;
+  if (chime__tls_loop) return -EBUSY;
+  return run_here(loop, CHIME_NEVER);
+}
+
+int chime_loop_stop(chime_loop *loop) {
+  if (!loop) return -EINVAL;
+  if (chime__tls_loop != loop) return -EPERM;
+  loop->stop = true;
+  return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void report_name(chime_report *r, const char *name) {
+  size_t len = strlen(r->names), cap = sizeof r->names;
+  if (!name[0] || (len >= 3 && strcmp(r->names + len - 3, "...") == 0)) return;
+  size_t need = (len ? 2 : 0) + strlen(name);
+  if (len + need + 4 > cap) { /* keep room to mark the cut */
+    snprintf(r->names + len, cap - len, "%s...", len ? ", " : "");
+    return;
+  }
+  snprintf(r->names + len, cap - len, "%s%s", len ? ", " : "", name);
+}
+
+static void abandon_all(chime_loop *loop, chime_report *report) {
+  chime__runq_clear(loop);
+  while (loop->all_head) {
+    struct chime__task *t = loop->all_head;
+    if (report) {
+      report->abandoned++;
+      report_name(report, t->name);
+    }
+    t->result = -ECANCELED;
+    chime__task_abandon(loop, t);
+  }
+}
+
+int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) {
+  if (!loop) return -EINVAL;
+  if (!chime__loop_owned(loop)) return -EPERM;
+  if (loop->running || chime__tls_loop) return -EBUSY;
+  if (report) {
+    report->abandoned = 0;
+    report->names[0] = '\0';
+  }
+  loop->shutting_down = true;
+  for (struct chime__task *t = loop->all_head; t; t = t->next_all)
+    chime__task_cancel(loop, t);
+  chime_ns now = chime__now(loop), until = CHIME_NEVER;
+  if (grace >= 0 && __builtin_add_overflow(now, grace, &until)) until = CHIME_NEVER;
+  int rc = run_here(loop, until);
+  /* Tasks left waiting on each other, or past the grace period: abandoned. */
+  abandon_all(loop, report);
+  loop->shutting_down = false;
+  return rc == -EDEADLK ? 0 : rc;
+}
+
+void chime_loop_free(chime_loop *loop) {
+  if (!loop || loop->running || !chime__loop_owned(loop)) return;
+  abandon_all(loop, NULL);
+  chime__groups_free(loop);
+  wake_close(loop);
+  loop->ops->fini(loop);
+  chime__stack_pool_free(loop);
+  chime__slabs_fini(&loop->slabs);
+  chime__timers_fini(&loop->timers);
+  chime__free(loop);
+}
+
+/* ---- chime_run ------------------------------------------------------------ */
+
+int chime_run(chime_fn fn, void *arg, const chime_run_opts *opts, chime_report *report) {
+  chime_run_opts o = opts ? *opts : (chime_run_opts){0};
+  if (!fn || o.grace < 0) return -EINVAL;
+  if (chime__tls_loop) return -EBUSY;
+  chime_loop *loop;
+  int rc = chime_loop_new(&o.loop, &loop);
+  if (rc) return rc;
+  struct chime__task *main_task;
+  rc = chime__task_spawn(loop, fn, arg, true, &main_task);
+  if (rc == 0 && o.cancel_on_signal) rc = chime__signals_catch(loop);
+  if (rc) {
+    chime_loop_free(loop);
+    return rc;
+  }
+  main_task->o.flags |= CHIME__MAIN;
+  loop->main = main_task;
+  /* Until main returns (or nothing can ever wake it: the shutdown then
+   * cancels it with the rest). */
+  rc = run_here(loop, CHIME_NEVER);
+  chime_report local;
+  if (!report) report = &local;
+  memset(report, 0, sizeof *report);
+  if (rc == 0 || rc == -EDEADLK) rc = chime_loop_shutdown(loop, o.grace ? o.grace : -1, report);
+  if (o.cancel_on_signal) chime__signals_release(loop);
+  report->result = main_task->o.state == CHIME__DONE ? main_task->result : -ECANCELED;
+  report->signal = loop->main_signal;
+  chime_loop_free(loop);
+  return rc ? rc : report->result;
+}

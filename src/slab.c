@@ -1,0 +1,134 @@
+/* slab.c - per-loop slabs of fixed-size objects, and the handles that name
+ * them.
+ *
+ * A slab is SLAB_BYTES of anonymous memory aligned to SLAB_BYTES, holding
+ * objects of one power-of-two size.  Slot 0 holds the slab's header; slots
+ * 1.. hold objects.  Slots are handed out first by bumping through the slab
+ * (so untouched slots never become resident) and then from a free list.
+ *
+ * Memory stays type-stable for the life of the loop: a freed object keeps
+ * its header, its generation moves on, and a handle (generation << 32 |
+ * slab number << SLOT_BITS | slot) names the object only while the
+ * generations match.  So a stale or forged handle is recognised by looking
+ * it up, without touching freed memory that could have been unmapped.
+ * Fresh slots start at the loop's random seed, so a handle of another loop
+ * almost never matches either.
+ *
+ * Cost: allocation and free are a few loads and stores; a lookup is a
+ * bounds check, one load from the directory and one from the object.
+ */
+#include "internal.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#define SLAB_SHIFT 21 /* 2 MiB */
+#define SLAB_BYTES ((size_t)1 << SLAB_SHIFT)
+#define SLOT_BITS 16 /* enough for 2 MiB of 32-byte objects */
+#define MAX_SLABS (1u << (32 - SLOT_BITS))
+
+static const uint32_t class_shift[CHIME__NCLASSES] = {
+    [CHIME__CLASS_TASK] = 8, /* 256 bytes */
+};
+
+struct chime__slab {
+  uint32_t number; /* position in the directory */
+  uint8_t cls;     /* enum chime__class */
+  uint32_t used;   /* slots handed out by bumping (slot 0 included) */
+  uint32_t slots;  /* SLAB_BYTES >> class shift */
+};
+
+_Static_assert(sizeof(struct chime__task) <= 256, "a task must fit its slab class");
+
+void chime__slabs_init(struct chime__slabs *s, uint32_t seed) {
+  memset(s, 0, sizeof *s);
+  s->seed = seed ? seed : 1;
+}
+
+void chime__slabs_fini(struct chime__slabs *s) {
+  for (uint32_t i = 0; i < s->nslabs; i++)
+    chime__unmap(s->dir[i], SLAB_BYTES);
+  chime__free(s->dir);
+  memset(s, 0, sizeof *s);
+}
+
+/* Maps SLAB_BYTES aligned to SLAB_BYTES: over-map, then trim. */
+static void *map_aligned(void) {
+  char *p = chime__map(2 * SLAB_BYTES);
+  if (!p) return NULL;
+  uintptr_t a = ((uintptr_t)p + SLAB_BYTES - 1) & ~(uintptr_t)(SLAB_BYTES - 1);
+  size_t head = a - (uintptr_t)p, tail = SLAB_BYTES - head;
+  /* chime__map counted one mapping; the trimmed pieces are plain munmaps. */
+  if (head) munmap(p, head);
+  if (tail) munmap((char *)a + SLAB_BYTES, tail);
+  return (void *)a;
+}
+
+static struct chime__slab *slab_new(struct chime__slabs *s, enum chime__class c) {
+  if (s->nslabs == MAX_SLABS) return NULL;
+  if (s->nslabs == s->cap) {
+    uint32_t cap = s->cap ? s->cap * 2 : 8;
+    struct chime__slab **dir = chime__realloc(s->dir, cap * sizeof *dir);
+    if (!dir) return NULL;
+    s->dir = dir;
+    s->cap = cap;
+  }
+  struct chime__slab *slab = map_aligned();
+  if (!slab) return NULL;
+  slab->number = s->nslabs;
+  slab->cls = (uint8_t)c;
+  slab->used = 1;
+  slab->slots = (uint32_t)(SLAB_BYTES >> class_shift[c]);
+  s->dir[s->nslabs++] = slab;
+  return slab;
+}
+
+struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c) {
+  struct chime__obj *o = s->free[c];
+  size_t size = (size_t)1 << class_shift[c];
+  if (o) {
+    if (CHIME__FAULT()) return NULL; /* stands for the allocation it replaces */
+    s->free[c] = *(struct chime__obj **)(o + 1);
+    uint32_t gen = o->gen;
+    memset(o, 0, size);
+    o->gen = gen;
+    return o;
+  }
+  struct chime__slab *slab = s->bump[c];
+  if (!slab || slab->used == slab->slots) {
+    slab = slab_new(s, c);
+    if (!slab) return NULL;
+    s->bump[c] = slab;
+  } else if (CHIME__FAULT()) {
+    return NULL;
+  }
+  o = (struct chime__obj *)((char *)slab + ((size_t)slab->used++ << class_shift[c]));
+  /* fresh from mmap: already zero */
+  o->gen = s->seed;
+  return o;
+}
+
+void chime__obj_free(struct chime__slabs *s, struct chime__obj *o) {
+  struct chime__slab *slab = (struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
+  o->kind = CHIME__FREE;
+  if (++o->gen == 0) o->gen = 1;
+  *(struct chime__obj **)(o + 1) = s->free[slab->cls];
+  s->free[slab->cls] = o;
+}
+
+uint64_t chime__obj_handle(const struct chime__obj *o) {
+  const struct chime__slab *slab = (const struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
+  uint64_t slot = ((uintptr_t)o & (SLAB_BYTES - 1)) >> class_shift[slab->cls];
+  return (uint64_t)o->gen << 32 | (uint64_t)slab->number << SLOT_BITS | slot;
+}
+
+struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) {
+  uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32);
+  uint32_t number = index >> SLOT_BITS, slot = index & ((1u << SLOT_BITS) - 1);
+  if (number >= s->nslabs || slot == 0) return NULL;
+  const struct chime__slab *slab = s->dir[number];
+  if (slot >= slab->used) return NULL;
+  struct chime__obj *o = (struct chime__obj *)((char *)slab + ((size_t)slot << class_shift[slab->cls]));
+  if (o->gen != gen || o->kind == CHIME__FREE) return NULL;
+  return o;
+}

@@ -1,0 +1,400 @@
+/* task.c - tasks: spawn, suspend and resume, sleep, yield, join, detach,
+ * cancel.
+ *
+ * Switching.  A task that suspends hands the CPU straight to the next task
+ * of the run queue (one context switch, not two through the scheduler), up
+ * to a budget of CHIME__BUDGET switches; then, or when the queue is empty or
+ * the loop is stopping, it switches to the scheduler (loop.c), which fires
+ * timers and polls descriptors before the next round.
+ *
+ * Waking.  chime__task_wake() only acts on a WAITING task: it records what
+ * the suspension point will return and queues the task.  Whatever the task
+ * registered to be woken (a timer, a joiner slot) is removed by the task
+ * itself when it resumes, so a cancel or a timer that wins the race leaves
+ * nothing behind.
+ *
+ * Cancellation.  A flag, checked by every suspension point before it
+ * suspends and after it resumes ("cancel beats deadline"), so that a task
+ * woken but not yet resumed sees -ECANCELED too.
+ *
+ * Ending.  A task cannot free the stack it runs on: when its function
+ * returns it becomes loop->dead and switches away for good, and the context
+ * it switched to reaps it (chime__reap): the stack goes back to the pool,
+ * and the record is freed unless a handle still owns it.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* Context switches a round of tasks may make before the scheduler runs. */
+#define CHIME__BUDGET 64
+
+static void runq_push(chime_loop *loop, struct chime__task *t) {
+  t->next = NULL;
+  if (loop->runq_tail)
+    loop->runq_tail->next = t;
+  else
+    loop->runq_head = t;
+  loop->runq_tail = t;
+}
+
+static struct chime__task *runq_pop(chime_loop *loop) {
+  struct chime__task *t = loop->runq_head;
+  if (t) {
+    loop->runq_head = t->next;
+    if (!loop->runq_head) loop->runq_tail = NULL;
+  }
+  return t;
+}
+
+static bool cancel_pending(const struct chime__task *t) {
+  return (t->o.flags & (CHIME__CANCELLED | CHIME__SHIELDED)) == CHIME__CANCELLED;
+}
+
+/* The calling task, if the caller is a task of the loop running here. */
+static struct chime__task *self_task(chime_loop **loopp) {
+  chime_loop *loop = chime__tls_loop;
+  *loopp = loop;
+  return loop ? loop->cur : NULL;
+}
+
+void chime__task_free(chime_loop *loop, struct chime__task *t) {
+  chime__timers_unreserve(&loop->timers, 1);
+  chime__obj_free(&loop->slabs, &t->o);
+}
+
+static void all_unlink(chime_loop *loop, struct chime__task *t) {
+  if (t->prev_all)
+    t->prev_all->next_all = t->next_all;
+  else
+    loop->all_head = t->next_all;
+  if (t->next_all)
+    t->next_all->prev_all = t->prev_all;
+  else
+    loop->all_tail = t->prev_all;
+  t->prev_all = t->next_all = NULL;
+  loop->ntasks--;
+}
+
+void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake) {
+  if (t->o.state != CHIME__WAITING) return;
+  t->wake = wake;
+  t->o.state = CHIME__READY;
+  runq_push(loop, t);
+}
+
+/* Whether a waiting task is excused from waking for its cancellation: it
+ * waits for a task or group that has been cancelled itself, which is
+ * cleanup. */
+static bool waits_on_cancelled(const struct chime__task *t) {
+  if (t->wait == CHIME__WAIT_JOIN) return ((const struct chime__task *)t->wait_on)->o.flags & CHIME__CANCELLED;
+  if (t->wait == CHIME__WAIT_GROUP) return chime__group_cancelled(t->wait_on);
+  return false;
+}
+
+void chime__task_cancel(chime_loop *loop, struct chime__task *t) {
+  if (t->o.state == CHIME__DONE || (t->o.flags & CHIME__CANCELLED)) return;
+  t->o.flags |= CHIME__CANCELLED;
+  if (t->o.state == CHIME__WAITING && !(t->o.flags & CHIME__SHIELDED) && !waits_on_cancelled(t))
+    chime__task_wake(loop, t, -ECANCELED);
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+void chime__reap(chime_loop *loop) {
+  struct chime__task *t = loop->dead;
+  if (!t) return;
+  loop->dead = NULL;
+  chime__coro_release(&t->coro);
+  chime__stack_put(loop, t->stack);
+  t->stack = NULL;
+  if (!(t->o.flags & CHIME__HANDLE)) chime__task_free(loop, t);
+}
+
+/* Leaves the running task `self` for the next queued task, or for the
+ * scheduler.  Returns when `self` is resumed (never, if exiting). */
+static void switch_away(chime_loop *loop, struct chime__task *self, bool exiting) {
+  struct chime__task *next = NULL;
+  if (!loop->stop && loop->budget > 0 && (next = runq_pop(loop))) loop->budget--;
+  if (next == self) { /* the only task, yielding: nothing to switch to */
+    self->o.state = CHIME__RUNNING;
+    return;
+  }
+  struct chime__coro *to = &loop->sched;
+  if (next) {
+    next->o.state = CHIME__RUNNING;
+    to = &next->coro;
+  }
+  loop->cur = next;
+  chime__coro_switch(&self->coro, to, exiting);
+  chime__reap(loop);
+}
+
+void chime__sched_resume(chime_loop *loop) {
+  struct chime__task *t = runq_pop(loop);
+  if (!t) return;
+  loop->budget = CHIME__BUDGET;
+  t->o.state = CHIME__RUNNING;
+  loop->cur = t;
+  chime__coro_switch(&loop->sched, &t->coro, false);
+  chime__reap(loop);
+}
+
+/* Suspends `self` (already WAITING, or READY and queued) until woken;
+ * returns the value it was woken with. */
+static int suspend(chime_loop *loop, struct chime__task *self) {
+  switch_away(loop, self, false);
+  return self->wake;
+}
+
+int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline) {
+  struct chime__task *self = loop->cur;
+  int rc;
+  self->wait = (uint8_t)kind;
+  self->wait_on = on;
+  if (cancel_pending(self) && !waits_on_cancelled(self)) {
+    rc = -ECANCELED;
+  } else if (deadline <= chime__now(loop)) {
+    rc = -ETIMEDOUT;
+  } else {
+    if (slot) *slot = self;
+    if (deadline != CHIME_NEVER) chime__timers_add(&loop->timers, &self->o.timer, deadline);
+    self->o.state = CHIME__WAITING;
+    rc = suspend(loop, self);
+    chime__timers_del(&loop->timers, &self->o.timer);
+    if (slot) *slot = NULL;
+    if (cancel_pending(self) && !waits_on_cancelled(self))
+      rc = -ECANCELED;
+    else if (rc == CHIME__WOKEN_BY_TIMER)
+      rc = -ETIMEDOUT;
+  }
+  self->wait = CHIME__WAIT_NONE;
+  self->wait_on = NULL;
+  return rc;
+}
+
+static void task_finish(chime_loop *loop, struct chime__task *t) {
+  t->o.state = CHIME__DONE;
+  all_unlink(loop, t);
+  if (t->joiner) chime__task_wake(loop, t->joiner, 0);
+  if (t->group) chime__group_member_done(loop, t);
+  if (t->o.flags & CHIME__MAIN) loop->stop = true;
+}
+
+static void task_entry(void *p) {
+  struct chime__task *t = p;
+  chime__coro_entered();
+  chime_loop *loop = chime__tls_loop;
+  chime__reap(loop);
+  t->result = t->fn(t->arg);
+  task_finish(loop, t);
+  loop->dead = t;
+  switch_away(loop, t, true);
+}
+
+/* ---- spawning ----------------------------------------------------------- */
+
+int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, struct chime__task **out) {
+  struct chime__task *t = (struct chime__task *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_TASK);
+  if (!t) return -ENOMEM;
+  int rc = chime__timers_reserve(&loop->timers, 1);
+  if (rc == 0) {
+    rc = chime__stack_get(loop, &t->stack);
+    if (rc) chime__timers_unreserve(&loop->timers, 1);
+  }
+  if (rc) {
+    chime__obj_free(&loop->slabs, &t->o);
+    return rc;
+  }
+  t->o.kind = CHIME__TASK;
+  t->o.flags = (uint16_t)((handle ? CHIME__HANDLE : 0) | (loop->shutting_down ? CHIME__CANCELLED : 0));
+  t->fn = fn;
+  t->arg = arg;
+  chime__coro_make(&t->coro, t->stack, task_entry, t);
+  t->prev_all = loop->all_tail;
+  if (loop->all_tail)
+    loop->all_tail->next_all = t;
+  else
+    loop->all_head = t;
+  loop->all_tail = t;
+  loop->ntasks++;
+  t->o.state = CHIME__READY;
+  runq_push(loop, t);
+  *out = t;
+  return 0;
+}
+
+static int spawn_on(chime_loop *loop, chime_fn fn, void *arg, chime_task *task) {
+  if (!fn) return -EINVAL;
+  struct chime__task *t;
+  int rc = chime__task_spawn(loop, fn, arg, task != NULL, &t);
+  if (rc == 0 && task) task->id = chime__obj_handle(&t->o);
+  return rc;
+}
+
+int chime_spawn(chime_fn fn, void *arg, chime_task *task) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  return spawn_on(loop, fn, arg, task);
+}
+
+int chime_loop_spawn(chime_loop *loop, chime_fn fn, void *arg, chime_task *task) {
+  if (!loop) return -EINVAL;
+  if (!chime__loop_owned(loop) || (chime__tls_loop && chime__tls_loop != loop)) return -EPERM;
+  return spawn_on(loop, fn, arg, task);
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+/* The task a handle names, for a call made on the loop running here. */
+static int lookup(chime_task h, chime_loop **loopp, struct chime__task **out) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
+  if (!o || o->kind != CHIME__TASK) return -EINVAL;
+  *loopp = loop;
+  *out = (struct chime__task *)o;
+  return 0;
+}
+
+int chime_cancel(chime_task h) {
+  chime_loop *loop;
+  struct chime__task *t;
+  int rc = lookup(h, &loop, &t);
+  if (rc) return rc;
+  chime__task_cancel(loop, t);
+  return 0;
+}
+
+int chime_detach(chime_task h) {
+  chime_loop *loop;
+  struct chime__task *t;
+  int rc = lookup(h, &loop, &t);
+  if (rc) return rc;
+  if (!(t->o.flags & CHIME__HANDLE) || t->joiner) return -EINVAL;
+  t->o.flags &= (uint16_t)~CHIME__HANDLE;
+  if (t->o.state == CHIME__DONE && t->stack == NULL) chime__task_free(loop, t);
+  return 0;
+}
+
+int chime_join_until(chime_task h, chime_ns deadline, int *result) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop), *t;
+  if (!self) return -EPERM;
+  if (deadline < 0) return -EINVAL;
+  int rc = lookup(h, &loop, &t);
+  if (rc) return rc;
+  if (t == self) return -EDEADLK;
+  if (!(t->o.flags & CHIME__HANDLE) || t->joiner) return -EINVAL;
+  if (t->o.state != CHIME__DONE) {
+    rc = chime__task_wait(loop, CHIME__WAIT_JOIN, t, &t->joiner, deadline);
+    if (rc) return rc;
+  }
+  if (result) *result = t->result;
+  t->o.flags &= (uint16_t)~CHIME__HANDLE;
+  if (t->stack == NULL) chime__task_free(loop, t); /* else chime__reap frees it */
+  return 0;
+}
+
+int chime_join(chime_task h, int *result) { return chime_join_until(h, CHIME_NEVER, result); }
+
+int chime_task_done(chime_task h) {
+  chime_loop *loop;
+  struct chime__task *t;
+  int rc = lookup(h, &loop, &t);
+  if (rc) return rc;
+  return t->o.state == CHIME__DONE;
+}
+
+int chime_task_set_name(chime_task h, const char *name) {
+  chime_loop *loop;
+  struct chime__task *t;
+  int rc = lookup(h, &loop, &t);
+  if (rc) return rc;
+  memset(t->name, 0, sizeof t->name);
+  if (name) strncpy(t->name, name, sizeof t->name - 1);
+  return 0;
+}
+
+chime_task chime_self(void) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  chime_task h = {0};
+  if (self) h.id = chime__obj_handle(&self->o);
+  return h;
+}
+
+/* ---- suspension points -------------------------------------------------- */
+
+bool chime_cancelled(void) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  return self && (self->o.flags & CHIME__CANCELLED);
+}
+
+int chime_shield(bool on) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  if (!self) return -EPERM;
+  int was = (self->o.flags & CHIME__SHIELDED) != 0;
+  if (on)
+    self->o.flags |= CHIME__SHIELDED;
+  else
+    self->o.flags &= (uint16_t)~CHIME__SHIELDED;
+  return was;
+}
+
+int chime_yield(void) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  if (!self) return -EPERM;
+  if (cancel_pending(self)) return -ECANCELED;
+  self->o.state = CHIME__READY;
+  runq_push(loop, self);
+  suspend(loop, self);
+  return cancel_pending(self) ? -ECANCELED : 0;
+}
+
+int chime_sleep_until(chime_ns when) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  if (!self) return -EPERM;
+  if (when < 0) return -EINVAL;
+  if (when <= chime__now(loop)) return chime_yield();
+  int rc = chime__task_wait(loop, CHIME__WAIT_SLEEP, NULL, NULL, when);
+  return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+int chime_sleep(chime_ns d) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  if (!self) return -EPERM;
+  if (d < 0) return -EINVAL;
+  chime_ns now = chime__now(loop), when;
+  if (__builtin_add_overflow(now, d, &when) || when == CHIME_NEVER) return -EINVAL;
+  return chime_sleep_until(when);
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+void chime__timer_fired(chime_loop *loop, struct chime__timer *e) {
+  struct chime__obj *o = CHIME__CONTAINER(e, struct chime__obj, timer);
+  if (o->kind == CHIME__TASK) chime__task_wake(loop, (struct chime__task *)o, CHIME__WOKEN_BY_TIMER);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+void chime__task_abandon(chime_loop *loop, struct chime__task *t) {
+  chime__timers_del(&loop->timers, &t->o.timer);
+  if (t->wait == CHIME__WAIT_JOIN) ((struct chime__task *)t->wait_on)->joiner = NULL;
+  if (t->wait == CHIME__WAIT_GROUP) chime__group_forget_joiner(t->wait_on);
+  if (t->group) chime__group_member_abandoned(t);
+  all_unlink(loop, t);
+  t->o.state = CHIME__DONE;
+  chime__coro_release(&t->coro);
+  chime__stack_put(loop, t->stack);
+  t->stack = NULL;
+  if (!(t->o.flags & CHIME__HANDLE)) chime__task_free(loop, t);
+}
+
+void chime__runq_clear(chime_loop *loop) { loop->runq_head = loop->runq_tail = NULL; }

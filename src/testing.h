@@ -1,0 +1,20 @@
+/* testing.h - hooks that the tests use to make fallible calls fail and to
+ * count live allocations.  They exist only in builds with CHIME_TESTING
+ * (the `make test` build); nothing here is installed. */
+#ifndef CHIME_TESTING_H
+#define CHIME_TESTING_H
+
+#include <stdbool.h>
+
+/* After `n` more fallible calls (allocations and system calls that can
+ * fail) succeed, make the next one fail; with `sticky`, every one after it
+ * fails too.  n < 0 turns failures off. */
+void chime__test_fail_after(long n, bool sticky);
+/* Fallible calls made since the process started. */
+long chime__test_calls(void);
+/* Failures injected since the process started. */
+long chime__test_failures(void);
+/* Allocations made by the library and not yet freed. */
+long chime__test_live_allocs(void);
+
+#endif
