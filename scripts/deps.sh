@@ -1,0 +1,56 @@
+#!/bin/sh
+# deps.sh - make sure the Debian packages a make target needs are installed.
+#
+#   scripts/deps.sh demo|test|ci
+#
+# As root, installs what is missing (apt-get) and says which and why;
+# otherwise prints the exact apt-get line and fails.
+set -eu
+
+need=""       # packages to install
+why=""        # one line per package: what it is for
+
+want() { # want PACKAGE PRESENT REASON
+  if [ "$2" = no ]; then
+    need="$need $1"
+    why="$why
+  $1: $3"
+  fi
+}
+have_cmd() { command -v "$1" >/dev/null 2>&1 && echo yes || echo no; }
+have_file() { [ -e "$1" ] && echo yes || echo no; }
+
+target=${1:-demo}
+want cmake "$(have_cmd cmake)" "configures the build"
+want make "$(have_cmd make)" "drives the build"
+want gcc "$(have_cmd gcc)" "compiles the library"
+want libc6-dev "$(have_file /usr/include/stdio.h)" "C library headers"
+case $target in
+  demo) ;;
+  test|ci)
+    want libcmocka-dev "$(have_file /usr/include/cmocka.h)" "the unit-test framework the tests use"
+    want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
+    ;;
+esac
+case $target in
+  ci)
+    want clang "$(have_cmd clang)" "the second compiler CI keeps warning-free"
+    want libclang-rt-14-dev "$(have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a)" "clang's sanitizer runtimes"
+    want gcc-aarch64-linux-gnu "$(have_cmd aarch64-linux-gnu-gcc)" "cross-compiles the aarch64 context switch"
+    want libc6-dev-arm64-cross "$(have_file /usr/aarch64-linux-gnu/include/stdio.h)" "the aarch64 C library to link the cross test with"
+    want qemu-user "$(have_cmd qemu-aarch64)" "runs the aarch64 context-switch test"
+    ;;
+esac
+
+[ -z "$need" ] && exit 0
+echo "chime: '$target' needs these Debian packages:$why"
+if [ "$(id -u)" -eq 0 ]; then
+  echo "chime: installing:$need"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $need
+else
+  echo "chime: not root; run:  sudo apt-get install -y$need"
+  exit 1
+fi
