@@ -1,0 +1,30 @@
+# The two commands a newcomer runs.  Both first install the Debian packages
+# they need (as root), or print the apt-get line to run.
+#
+#   make demo   build, then run the tutorial's program (examples/seed.c)
+#   make test   build with AddressSanitizer and UndefinedBehaviorSanitizer,
+#               then run every test, on both backends, through ctest
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+TEST_BUILD ?= build-test
+
+.PHONY: demo test build clean
+
+demo: build
+	$(BUILD)/examples/seed
+
+build:
+	@scripts/deps.sh demo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIME_WERROR=ON -DCHIME_BUILD_BENCH=ON
+	cmake --build $(BUILD) -j $(JOBS)
+
+test:
+	@scripts/deps.sh test
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCHIME_BUILD_TESTS=ON -DCHIME_TESTING=ON \
+	  -DCHIME_ASAN=ON -DCHIME_UBSAN=ON -DCHIME_WERROR=ON
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)
