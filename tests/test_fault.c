@@ -27,6 +27,9 @@ static void walk(int (*op)(void *), void *arg, bool sticky, const int *allowed, 
 }
 
 static const int memory_errors[] = {-ENOMEM, -EMFILE};
+/* A program may also succeed: some failures are recovered from (a kernel
+ * without epoll_pwait2), and the program checks its own results. */
+static const int program_outcomes[] = {-ENOMEM, -EMFILE, 0};
 
 static int new_and_free(void *unused) {
   (void)unused;
@@ -91,12 +94,12 @@ static int run_program(void *unused) {
 
 static void every_failure_in_a_whole_program_is_reported(void **state) {
   (void)state;
-  walk(run_program, NULL, false, memory_errors, 2);
+  walk(run_program, NULL, false, program_outcomes, 3);
 }
 
 static void persistent_failure_is_reported_too(void **state) {
   (void)state;
-  walk(run_program, NULL, true, memory_errors, 2);
+  walk(run_program, NULL, true, program_outcomes, 3);
 }
 
 /* After a failed spawn, the same loop goes on: spawn again, run, finish. */
@@ -125,6 +128,28 @@ static void the_loop_works_after_a_failed_spawn(void **state) {
   assert_int_equal(run_virtual(recover_main, NULL), 0);
 }
 
+/* Without epoll_pwait2 the epoll backend rounds timeouts up to whole
+ * milliseconds: a loop may wake late, never early. */
+static int fine_sleeps(void *unused) {
+  (void)unused;
+  for (int i = 0; i < 20; i++) {
+    chime_ns d = CHIME_US(100 + 370 * i), t0 = chime_now();
+    if (i == 1) chime__test_fail_after(0, false); /* the next wait finds no epoll_pwait2 */
+    if (chime_sleep(d) != 0) return -1;
+    chime_ns slept = chime_now() - t0;
+    if (slept < d) return -2;
+  }
+  return 0;
+}
+
+static void without_epoll_pwait2_waits_are_rounded_up(void **state) {
+  (void)state;
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL, .backend = CHIME_BACKEND_EPOLL}};
+  long before = chime__test_failures();
+  assert_int_equal(chime_run(fine_sleeps, NULL, &o, NULL), 0);
+  assert_int_equal(chime__test_failures(), before + 1);
+}
+
 static void chime_run_fails_cleanly_when_it_cannot_start(void **state) {
   (void)state;
   /* the very first allocation: fn never runs, the report says so */
@@ -139,4 +164,5 @@ static void chime_run_fails_cleanly_when_it_cannot_start(void **state) {
 
 TEST_MAIN(cmocka_unit_test(loop_new_fails_cleanly), cmocka_unit_test(every_failure_in_a_whole_program_is_reported),
           cmocka_unit_test(persistent_failure_is_reported_too), cmocka_unit_test(the_loop_works_after_a_failed_spawn),
-          cmocka_unit_test(chime_run_fails_cleanly_when_it_cannot_start))
+          cmocka_unit_test(chime_run_fails_cleanly_when_it_cannot_start),
+          cmocka_unit_test(without_epoll_pwait2_waits_are_rounded_up))
