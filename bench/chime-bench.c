@@ -57,6 +57,17 @@ static int run_seed(int64_t t_entry) {
   return rc != 0;
 }
 
+/* Prints a result line for n operations that took dt ns. */
+static void report_per_op(const char *workload, long n, int64_t dt, const char *note) {
+  struct jline j;
+  j_begin(&j, workload);
+  j_int(&j, "n", n);
+  j_num(&j, "wall_s", (double)dt / 1e9, 3);
+  j_num(&j, "ns_per_op", (double)dt / (double)n, 1);
+  j_str(&j, "note", note);
+  j_end(&j, stdout);
+}
+
 /* ---- switch --------------------------------------------------------------- */
 
 static int ping(void *arg) {
@@ -75,14 +86,7 @@ static int switch_main(void *arg) {
   int64_t t0 = mono_ns();
   chime_join(a, NULL);
   chime_join(b, NULL);
-  int64_t dt = mono_ns() - t0;
-  struct jline j;
-  j_begin(&j, "switch");
-  j_int(&j, "n", n);
-  j_num(&j, "wall_s", (double)dt / 1e9, 3);
-  j_num(&j, "ns_per_op", (double)dt / (double)n, 1);
-  j_str(&j, "note", "yield round trip between two tasks (two task switches)");
-  j_end(&j, stdout);
+  report_per_op("switch", n, mono_ns() - t0, "yield round trip between two tasks (two task switches)");
   return 0;
 }
 
@@ -101,14 +105,7 @@ static int spawn_main(void *arg) {
     chime_task t;
     if (chime_spawn(empty, NULL, &t) != 0 || chime_join(t, NULL) != 0) return -1;
   }
-  int64_t dt = mono_ns() - t0;
-  struct jline j;
-  j_begin(&j, "spawn");
-  j_int(&j, "n", n);
-  j_num(&j, "wall_s", (double)dt / 1e9, 3);
-  j_num(&j, "ns_per_op", (double)dt / (double)n, 1);
-  j_str(&j, "note", "spawn + join of an empty task");
-  j_end(&j, stdout);
+  report_per_op("spawn", n, mono_ns() - t0, "spawn + join of an empty task");
   return 0;
 }
 
