@@ -154,7 +154,7 @@ int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct c
   self->wait_on = on;
   if (cancel_pending(self) && !waits_on_cancelled(self)) {
     rc = -ECANCELED;
-  } else if (deadline <= chime__now(loop)) {
+  } else if (deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
     rc = -ETIMEDOUT;
   } else {
     if (slot) *slot = self;
