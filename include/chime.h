@@ -81,6 +81,15 @@ typedef int64_t chime_ns;
  * Never fails; never goes backwards. */
 CHIME_EXPORT chime_ns chime_now(void);
 
+/* Moves the virtual clock of the loop running on this thread forward by
+ * `d` at once, as though the calling code had kept the loop busy that long
+ * (a blocking call, the process being stopped): deadlines passed meanwhile
+ * fire late, and periodic jobs apply their missed-tick policies, as they
+ * would after a real stall (Tokio's time::advance).
+ * Returns 0; -EINVAL (d < 0, overflow, or a loop on the real clock);
+ * -EPERM (no loop running on this thread). */
+CHIME_EXPORT int chime_clock_advance(chime_ns d);
+
 /* Parses a human duration into nanoseconds: a sequence of numbers, each with
  * a unit, optionally separated by spaces: "250ms", "1.5s", "1h30m", "2min",
  * "1h 30m 10s".  Units: ns, us (usec, µs), ms (msec), s (sec, second,
@@ -364,6 +373,160 @@ CHIME_EXPORT int chime_group_cancel(chime_group *group);
 /* Frees an empty group.  Returns 0, -EINVAL (NULL), -EPERM, -EBUSY if
  * members are still alive (cancel and join them first). */
 CHIME_EXPORT int chime_group_free(chime_group *group);
+
+/* ======================================================================== */
+/* Periodic jobs                                                            */
+/* ======================================================================== */
+
+/* A periodic job runs target(arg) again and again in the background of the
+ * loop: the tutorial's periodic() task, with every decision it leaves
+ * implicit made explicit.  A job is a task: chime_every gives a chime_task
+ * handle, and chime_cancel, chime_join, chime_detach, chime_task_done,
+ * chime_task_set_name and task groups work on it as on any task.
+ *
+ * Each run calls the target afresh, as a task of its own for as long as it
+ * runs: it may suspend (sleep, join, wait for I/O), it sees -ECANCELED when
+ * the job is cancelled or the run times out, and chime_self() inside it
+ * names the job.  Between runs a job holds no stack: about 128 bytes.
+ *
+ * Schedule.  Ticks fall on a grid: first, first + interval, first + 2 *
+ * interval, ... (fixed rate), never computed from "now", so there is no
+ * drift; or each tick is `interval` after the previous run returned (fixed
+ * delay: the tutorial's exact semantics, no grid).  A run starts at its tick
+ * plus its jitter; its lateness is how much later than that it started.
+ *
+ * Every tick that falls due is accounted for exactly once: it starts a run,
+ * or it is skipped and counted (stats: skipped_overlap, skipped_missed,
+ * skipped_backoff), or it is the one tick waiting to run (queued or being
+ * caught up).
+ */
+
+/* How ticks are spaced. */
+typedef enum chime_schedule {
+  CHIME_FIXED_RATE = 0, /* on the grid first + k * interval (default) */
+  CHIME_FIXED_DELAY,    /* interval after the previous run returned */
+} chime_schedule;
+
+/* When the first tick is. */
+typedef enum chime_start {
+  CHIME_START_AFTER_INTERVAL = 0, /* one interval after chime_every (the tutorial's; default) */
+  CHIME_START_NOW,                /* at once */
+  CHIME_START_AT,                 /* at opts.start_at, an instant of chime_now(); a past instant
+                                     anchors the grid there, and the missed policy applies */
+} chime_start;
+
+/* What happens to ticks the loop noticed late: a tick whose run starts an
+ * interval or more after it, because the loop was blocked, the process was
+ * stopped or the machine slept.  The tick being handled runs, late; the
+ * grid points passed meanwhile are: */
+typedef enum chime_missed {
+  CHIME_MISSED_SKIP = 0, /* dropped and counted; the next run is on the next grid point (default) */
+  CHIME_MISSED_BURST,    /* run one after another, each as soon as the previous returns, at most
+                            opts.max_catch_up of them; the rest are dropped and counted */
+  CHIME_MISSED_DELAY,    /* dropped and counted; the grid restarts: the next tick is one interval
+                            after this late run started */
+} chime_missed;
+
+/* What happens to a tick that falls due while a run of the job is still
+ * going (it overran its interval).  Kubernetes' Forbid, Allow, Replace. */
+typedef enum chime_overlap {
+  CHIME_OVERLAP_SKIP = 0, /* the tick is dropped and counted (default: runs never overlap) */
+  CHIME_OVERLAP_QUEUE,    /* the tick waits and runs as soon as the run returns; at most one
+                             waits, later ones are dropped and counted */
+  CHIME_OVERLAP_ALLOW,    /* the tick starts another run, up to opts.max_concurrent at once;
+                             beyond that it is dropped and counted */
+  CHIME_OVERLAP_REPLACE,  /* the running run is cancelled (it sees -ECANCELED) and the tick
+                             starts a new run at once, while the old one cleans up */
+} chime_overlap;
+
+/* What a run that returns a negative result does to the job. */
+typedef enum chime_on_error {
+  CHIME_ERROR_CONTINUE = 0, /* nothing: the next tick runs as planned (default) */
+  CHIME_ERROR_STOP,         /* the job stops: no more ticks; its join result is the error */
+  CHIME_ERROR_BACKOFF,      /* the next run starts no earlier than backoff_base after the failed
+                               run returned, doubling with each failure in a row up to
+                               backoff_max; ticks in between are skipped and counted; a run that
+                               succeeds resets it */
+} chime_on_error;
+
+/* Options of a periodic job.  The zero value gives every default; every
+ * duration is in nanoseconds and must not be negative. */
+typedef struct chime_every_opts {
+  chime_schedule schedule; /* default: fixed rate */
+  chime_start start;       /* default: one interval from now */
+  chime_ns start_at;       /* the first tick, with CHIME_START_AT (>= 0) */
+  chime_missed missed;     /* default: skip */
+  uint32_t max_catch_up;   /* CHIME_MISSED_BURST: catch-up runs in a row, 1 to 65535 (required) */
+  chime_overlap overlap;   /* default: skip */
+  uint32_t max_concurrent; /* CHIME_OVERLAP_ALLOW: runs at once, 1 to 255 (required) */
+  /* A random delay in [0, jitter] added to each run's tick, fresh for
+   * every tick (systemd's RandomizedDelaySec).  It never makes a run early
+   * and never moves the grid. */
+  chime_ns jitter;
+  /* A stable offset in [0, spread] added to the whole grid, derived from
+   * `key` (systemd's FixedRandomDelay): jobs with the same schedule and
+   * different keys (put the host or instance name in it) spread out, and
+   * one key always gets the same offset.  Needs a key. */
+  chime_ns spread;
+  const char *key; /* copied only while chime_every runs */
+  /* A run still going `timeout` after it started is cancelled (it sees
+   * -ECANCELED at its next suspension point) and counted as a timeout and
+   * an error.  0: no timeout. */
+  chime_ns timeout;
+  chime_on_error on_error; /* default: continue */
+  chime_ns backoff_base;   /* CHIME_ERROR_BACKOFF: the first delay (> 0, required) */
+  chime_ns backoff_max;    /* CHIME_ERROR_BACKOFF: the cap (>= backoff_base, required) */
+  uint64_t max_runs;       /* stop after starting this many runs; 0: no limit */
+  chime_ns until;          /* stop at this instant of chime_now(): no run starts at or after it;
+                              0: no limit; a past instant is refused */
+  /* How late a run may start (sd-event's accuracy): the loop may wake once
+   * for many jobs by starting a run at a common instant within [tick,
+   * tick + window].  0: precise (default). */
+  chime_ns window;
+  /* Called with arg once, when the job has ended (after its last run
+   * returned); also if the job is abandoned at shutdown.  NULL: arg stays
+   * the caller's.  Not called if chime_every fails. */
+  void (*dtor)(void *arg);
+  const char *name; /* for reports (chime_report.names), at most 31 bytes kept; NULL: none */
+} chime_every_opts;
+
+/* Starts a periodic job on the current loop: target(arg), every `interval`,
+ * as `opts` says (NULL: every default).  Stores the job's handle in *job,
+ * or detaches the job if job is NULL.  The job runs until it is cancelled,
+ * stops by itself (max_runs, until, CHIME_ERROR_STOP), or the loop shuts
+ * down.  Its join result is 0 when it stopped by a limit, -ECANCELED when
+ * cancelled, or the error of the run that stopped it.
+ * Returns 0; -EINVAL for a NULL target, an interval <= 0, a duration that
+ * is negative or that overflows when added to the job's deadlines (more
+ * than about 73 years), an unknown enum value, or contradictory options (a
+ * policy's parameter missing, or given without its policy; fixed delay with
+ * a missed or overlap policy; a spread without a key; `until` not in the
+ * future); -EPERM (no loop running on this thread); -ENOMEM. */
+CHIME_EXPORT int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts,
+                             chime_task *job);
+
+/* What a job has done so far.  Reading it never changes the schedule. */
+typedef struct chime_job_stats {
+  uint64_t runs;            /* runs started */
+  uint64_t errors;          /* runs that returned a negative result (timeouts included) */
+  uint64_t timeouts;        /* runs cancelled by opts.timeout */
+  uint64_t skipped_overlap; /* ticks dropped because a run was still going */
+  uint64_t skipped_missed;  /* ticks dropped because the loop noticed them late */
+  uint64_t skipped_backoff; /* ticks dropped while backing off after errors */
+  chime_ns last_late;       /* lateness of the latest run: its start minus its tick (+ jitter) */
+  chime_ns max_late;        /* the largest lateness so far */
+  chime_ns last_duration;   /* how long the latest finished run took */
+  chime_ns max_duration;    /* the longest run so far */
+  chime_ns next;            /* when the next run is planned (tick + jitter), or CHIME_NEVER when
+                               none is: the job has stopped, or has a fixed delay and a run is
+                               going */
+  uint32_t running;         /* runs going now */
+  bool done;                /* the job has ended */
+} chime_job_stats;
+
+/* Fills *stats for a periodic job.  Returns 0, -EINVAL (NULL stats, or the
+ * handle of something else than a periodic job), -EPERM. */
+CHIME_EXPORT int chime_every_stats(chime_task job, chime_job_stats *stats);
 
 /* ======================================================================== */
 /* Running a program                                                        */

@@ -21,6 +21,14 @@ chime_ns chime_now(void) {
   return loop ? chime__now(loop) : chime__mono();
 }
 
+int chime_clock_advance(chime_ns d) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  if (!loop->virtual_clock || d < 0 || loop->vnow > CHIME_NEVER - d) return -EINVAL;
+  loop->vnow += d;
+  return 0;
+}
+
 /* ---- durations ------------------------------------------------------------ */
 
 #define NS_S 1000000000LL

@@ -16,6 +16,7 @@ struct chime_group {
   struct chime__task *members; /* unfinished members, oldest first */
   struct chime__task *last;    /* the newest member */
   size_t size;                 /* their number */
+  size_t jobs;                 /* periodic jobs the group owns (their spec names it) */
   struct chime__task *joiner;  /* the task in chime_group_join */
   int first_error;             /* first negative result since the last join */
   bool cancelled;              /* members present and future are cancelled */
@@ -53,6 +54,7 @@ static void cancel_all(chime_group *g) {
   g->cancelled = true;
   for (struct chime__task *t = g->members; t; t = t->next_in_group)
     chime__task_cancel(g->loop, t);
+  if (g->jobs) chime__jobs_cancel(g->loop, g);
 }
 
 /* A member's result: keep the first error, and maybe cancel the rest. */
@@ -62,11 +64,20 @@ static void count_result(chime_group *g, int result) {
   if (g->cancel_on_error && !g->cancelled) cancel_all(g);
 }
 
+static void member_gone(chime_loop *loop, chime_group *g, int result) {
+  count_result(g, result);
+  if (g->size == 0 && g->jobs == 0 && g->joiner) chime__task_wake(loop, g->joiner, 0);
+}
+
 void chime__group_member_done(chime_loop *loop, struct chime__task *t) {
   chime_group *g = t->group;
   unlink_member(g, t);
-  count_result(g, t->result);
-  if (g->size == 0 && g->joiner) chime__task_wake(loop, g->joiner, 0);
+  member_gone(loop, g, t->result);
+}
+
+void chime__group_job_done(chime_loop *loop, chime_group *g, int result) {
+  g->jobs--;
+  member_gone(loop, g, result);
 }
 
 void chime__group_member_abandoned(struct chime__task *t) { unlink_member(t->group, t); }
@@ -115,10 +126,27 @@ int chime_group_spawn(chime_group *g, chime_fn fn, void *arg) {
   return 0;
 }
 
+/* A job joins the group: its spec names the group from now on. */
+static int add_job(chime_group *g, struct chime__job *j) {
+  if (!(j->o.flags & CHIME__HANDLE) || (j->o.flags & CHIME__J_JOINED)) return -EINVAL;
+  if (j->o.state == CHIME__JOB_DONE) {
+    count_result(g, chime__job_result(j));
+    chime__job_free(g->loop, j);
+    return 0;
+  }
+  int rc = chime__job_set_group(g->loop, j, g);
+  if (rc) return rc;
+  j->o.flags &= (uint16_t)~CHIME__HANDLE;
+  g->jobs++;
+  if (g->cancelled) chime__job_cancel(g->loop, j);
+  return 0;
+}
+
 int chime_group_add(chime_group *g, chime_task h) {
   int rc = check(g);
   if (rc) return rc;
   struct chime__obj *o = chime__obj_lookup(&g->loop->slabs, h.id);
+  if (o && o->kind == CHIME__JOB) return add_job(g, (struct chime__job *)o);
   if (!o || o->kind != CHIME__TASK) return -EINVAL;
   struct chime__task *t = (struct chime__task *)o;
   if (!(t->o.flags & CHIME__HANDLE) || t->joiner) return -EINVAL;
@@ -133,7 +161,7 @@ int chime_group_add(chime_group *g, chime_task h) {
   return 0;
 }
 
-size_t chime_group_size(const chime_group *g) { return g ? g->size : 0; }
+size_t chime_group_size(const chime_group *g) { return g ? g->size + g->jobs : 0; }
 
 int chime_group_cancel(chime_group *g) {
   int rc = check(g);
@@ -147,7 +175,7 @@ int chime_group_join(chime_group *g, chime_ns deadline, int *first_error) {
   if (rc) return rc;
   if (!g->loop->cur) return -EPERM;
   if (deadline < 0 || g->joiner) return -EINVAL;
-  if (g->size > 0) {
+  if (g->size + g->jobs > 0) {
     rc = chime__task_wait(g->loop, CHIME__WAIT_GROUP, g, &g->joiner, deadline);
     if (rc) return rc;
   }
@@ -159,7 +187,7 @@ int chime_group_join(chime_group *g, chime_ns deadline, int *first_error) {
 int chime_group_free(chime_group *g) {
   int rc = check(g);
   if (rc) return rc;
-  if (g->size > 0) return -EBUSY;
+  if (g->size + g->jobs > 0) return -EBUSY;
   chime_loop *loop = g->loop;
   if (g->prev)
     g->prev->next = g->next;

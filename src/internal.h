@@ -115,7 +115,7 @@ static inline bool chime__timer_armed(const struct chime__timer *e) { return e->
 
 /* ---- objects and slabs (slab.c) ----------------------------------------- */
 
-enum chime__kind { CHIME__FREE = 0, CHIME__TASK = 1 };
+enum chime__kind { CHIME__FREE = 0, CHIME__TASK = 1, CHIME__JOB = 2 };
 
 /* The common header of every object a handle can name. */
 struct chime__obj {
@@ -127,7 +127,7 @@ struct chime__obj {
 };
 
 /* Object classes: each slab holds objects of one power-of-two size. */
-enum chime__class { CHIME__CLASS_TASK, CHIME__NCLASSES };
+enum chime__class { CHIME__CLASS_TASK, CHIME__CLASS_JOB, CHIME__NCLASSES };
 
 struct chime__slabs {
   struct chime__slab **dir; /* slab number -> slab */
@@ -148,6 +148,10 @@ void chime__obj_free(struct chime__slabs *s, struct chime__obj *o);
 uint64_t chime__obj_handle(const struct chime__obj *o);
 /* The live object a handle names, or NULL. */
 struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id);
+/* Calls fn(o, ctx) for every object of class c that is not free, in slab
+ * order; fn may free the object it is given. */
+void chime__slabs_each(struct chime__slabs *s, enum chime__class c, void (*fn)(struct chime__obj *o, void *ctx),
+                       void *ctx);
 
 /* ---- backends (backend/) --------------------------------------------------- */
 
@@ -189,15 +193,27 @@ enum chime__task_state {
   CHIME__DONE,      /* returned; record kept for its handle */
 };
 
+/* Flags of tasks and jobs (the first three mean the same in both). */
 enum chime__task_flag {
   CHIME__CANCELLED = 1u << 0, /* cancel requested */
   CHIME__SHIELDED = 1u << 1,  /* cancellation held back (chime_shield) */
   CHIME__HANDLE = 1u << 2,    /* a handle owns the record */
   CHIME__MAIN = 1u << 3,      /* chime_run's main task: its end stops the loop */
+  CHIME__TIMED_OUT = 1u << 4, /* a run cancelled by its job's timeout */
+  CHIME__REPLACED = 1u << 5,  /* a run cancelled by CHIME_OVERLAP_REPLACE */
+  CHIME__RUN = 1u << 6,       /* a run of a job that suspended: in loop->runs */
+  CHIME__INTERNAL = 1u << 7,  /* the runner: in no list, not counted as a task */
 };
 
 /* What a waiting task waits for (so that cancellation can judge it). */
-enum chime__wait { CHIME__WAIT_NONE, CHIME__WAIT_SLEEP, CHIME__WAIT_JOIN, CHIME__WAIT_GROUP, CHIME__WAIT_OTHER };
+enum chime__wait {
+  CHIME__WAIT_NONE,
+  CHIME__WAIT_SLEEP,
+  CHIME__WAIT_JOIN,     /* wait_on: the task */
+  CHIME__WAIT_JOIN_JOB, /* wait_on: the job */
+  CHIME__WAIT_GROUP,    /* wait_on: the group */
+  CHIME__WAIT_RUNNER,   /* the runner, waiting for due jobs */
+};
 
 /* The value a timer delivers to the task it wakes (never a valid result of a
  * wait, which are 0 or negative). */
@@ -219,8 +235,75 @@ struct chime__task {
   struct chime__task *joiner; /* the task waiting in chime_join for this one */
   chime_group *group;         /* the group that owns this task, or NULL */
   struct chime__task *prev_in_group, *next_in_group;
+  struct chime__job *job; /* the job whose run this task is running, or NULL */
+  chime_ns deadline;      /* the run's timeout: cancelled if still going then (0: none) */
   char name[32];
 };
+
+/* ---- periodic jobs (periodic.c) ----------------------------------------- */
+
+/* What jobs share: target, destructor, options, name, group.  Immutable
+ * once made and reference-counted; jobs created with equal settings share
+ * one (the loop keeps the last one made), and changing a job's name or
+ * group gives it a copy. */
+struct chime__spec {
+  uint32_t refs;
+  chime_fn target;
+  chime_every_opts opts; /* key and name cleared: the name is below */
+  chime_group *group;    /* the group that owns the jobs, or NULL */
+  char name[32];
+};
+
+enum chime__job_state {
+  CHIME__JOB_ACTIVE = 1, /* ticking */
+  CHIME__JOB_STOPPING,   /* no more ticks; runs still going */
+  CHIME__JOB_DONE,       /* ended: dtor called, record kept for its handle */
+};
+
+enum chime__job_flag {
+  /* CHIME__CANCELLED, CHIME__HANDLE as for tasks */
+  CHIME__J_DUE = 1u << 8,      /* in loop's due queue (timer fields are the links) */
+  CHIME__J_QUEUED = 1u << 9,   /* a tick waits for the run going (CHIME_OVERLAP_QUEUE) */
+  CHIME__J_CATCHUP = 1u << 10, /* the next tick is already due: armed when the run returns */
+  CHIME__J_JOINED = 1u << 11,  /* a task waits in chime_join for it */
+};
+
+/* A periodic job: 128 bytes, all a job holds between runs. */
+struct chime__job {
+  struct chime__obj o;      /* gen, kind, state (chime__job_state), flags, timer (the next tick) */
+  struct chime__spec *spec; /* shared settings */
+  void *arg;
+  chime_ns interval;
+  chime_ns due; /* the grid time of the next tick to handle; the join result once stopping */
+  uint64_t runs;
+  uint32_t errors, timeouts; /* counters saturate at UINT32_MAX */
+  uint32_t skipped_overlap, skipped_missed, skipped_backoff;
+  uint8_t running;   /* runs going (at most 255: max_concurrent) */
+  uint8_t failures;  /* failed runs in a row (CHIME_ERROR_BACKOFF), saturating */
+  uint16_t catch_up; /* catch-up runs in a row (CHIME_MISSED_BURST) */
+  chime_ns last_late, max_late, last_duration, max_duration;
+};
+
+/* A timer of a job fired: queue the job for the runner. */
+void chime__job_fired(chime_loop *loop, struct chime__job *j);
+void chime__job_cancel(chime_loop *loop, struct chime__job *j);
+void chime__job_free(chime_loop *loop, struct chime__job *j);
+int chime__job_set_name(chime_loop *loop, struct chime__job *j, const char *name);
+int chime__job_set_group(chime_loop *loop, struct chime__job *j, chime_group *g);
+static inline int chime__job_result(const struct chime__job *j) { return (int)j->due; }
+/* The runner task, running a job inline, is about to suspend: it becomes
+ * that run's own task, and a new runner takes over the due queue. */
+void chime__runner_promote(chime_loop *loop, struct chime__task *t);
+/* Starts a runner if jobs are due and there is none.  Returns 0 or
+ * -ENOMEM. */
+int chime__runner_ensure(chime_loop *loop);
+/* Cancels every job (the shutdown), or every job of a group. */
+void chime__jobs_cancel(chime_loop *loop, chime_group *only);
+/* Ends every job, run and runner left (after the grace period), adding the
+ * jobs to the report. */
+void chime__jobs_abandon(chime_loop *loop, chime_report *report);
+/* At loop free: drops every reference to specs (jobs' and the cache's). */
+void chime__specs_release(chime_loop *loop);
 
 /* ---- loops (loop.c) ---------------------------------------------------- */
 
@@ -248,6 +331,7 @@ struct chime_loop {
   size_t stack_size;               /* usable bytes per stack */
   struct chime__stack *stack_pool; /* free stacks */
   uint64_t pool_count;
+  uint64_t stacks_mapped; /* stacks mapped, in the pool or in use */
   /* backend */
   const struct chime__backend_ops *ops;
   void *be;     /* backend state */
@@ -257,8 +341,16 @@ struct chime_loop {
   int wake_wfd;                /* write end (the same fd for an eventfd) */
   volatile int pending_signal; /* set by the signal handler */
   chime_group *groups;         /* groups not yet freed */
-  struct chime__task *main;    /* chime_run's main task */
-  int main_signal;             /* signal that cancelled main */
+  /* periodic jobs */
+  struct chime__task *runner;  /* runs due jobs inline; NULL until needed */
+  struct chime__job *due_head; /* jobs whose tick fired, oldest first */
+  struct chime__job *due_tail;
+  struct chime__task *runs;       /* runs that suspended (linked by prev_all/next_all) */
+  struct chime__spec *spec_cache; /* the last spec made */
+  uint64_t seed;                  /* for jitter: random, or fixed on the virtual clock */
+  chime_ns perturb;               /* phase of the loop's coalescing boundaries */
+  struct chime__task *main;       /* chime_run's main task */
+  int main_signal;                /* signal that cancelled main */
   /* ownership */
   unsigned long owner; /* pthread_t of the creating thread */
 };
@@ -284,6 +376,8 @@ int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, str
 void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake);
 void chime__task_cancel(chime_loop *loop, struct chime__task *t);
 void chime__task_free(chime_loop *loop, struct chime__task *t);
+/* Creates the runner: a queued task in no list, not counted. */
+int chime__task_spawn_internal(chime_loop *loop, chime_fn fn, void *arg, struct chime__task **out);
 /* Suspends the running task until it is woken through *slot (which holds
  * the task meanwhile; NULL: no slot), `deadline` passes, or it is
  * cancelled.  Returns 0 (woken through the slot), -ETIMEDOUT or
@@ -300,8 +394,13 @@ void chime__sched_resume(chime_loop *loop);
 void chime__reap(chime_loop *loop);
 void chime__timer_fired(chime_loop *loop, struct chime__timer *e);
 
+/* Appends a name to a report's list (bounded, cut with "..."). */
+void chime__report_name(chime_report *r, const char *name);
+
 /* group.c */
 void chime__group_member_done(chime_loop *loop, struct chime__task *t);
+/* A job of the group ended with `result`. */
+void chime__group_job_done(chime_loop *loop, chime_group *g, int result);
 void chime__group_member_abandoned(struct chime__task *t);
 void chime__group_forget_joiner(chime_group *g);
 bool chime__group_cancelled(const chime_group *g);

@@ -98,6 +98,10 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   loop->wake_wfd = -1;
   chime__timers_init(&loop->timers);
   chime__slabs_init(&loop->slabs, random_seed(loop));
+  /* Jitter and coalescing: random on the real clock, fixed on the virtual
+   * one so that a test gives the same result every run. */
+  loop->seed = loop->virtual_clock ? 0x5eed : ((uint64_t)random_seed(&loop->seed) << 32 | random_seed(loop));
+  loop->perturb = loop->virtual_clock ? 0 : (chime_ns)(loop->seed % (uint64_t)CHIME_MIN(1));
   int rc = ops->init(loop);
   if (rc) {
     chime__free(loop);
@@ -229,6 +233,7 @@ static int run_rounds(chime_loop *loop, chime_ns until) {
     if (rc < 0) return rc;
     if (loop->pending_signal) handle_signal(loop);
     fire_timers(loop);
+    chime__runner_ensure(loop); /* on -ENOMEM the due jobs wait for the next round */
     chime__sched_resume(loop);
   }
   return 0;
@@ -275,7 +280,7 @@ int chime_loop_stop(chime_loop *loop) {
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void report_name(chime_report *r, const char *name) {
+void chime__report_name(chime_report *r, const char *name) {
   size_t len = strlen(r->names), cap = sizeof r->names;
   if (!name[0] || (len >= 3 && strcmp(r->names + len - 3, "...") == 0)) return;
   size_t need = (len ? 2 : 0) + strlen(name);
@@ -288,11 +293,12 @@ static void report_name(chime_report *r, const char *name) {
 
 static void abandon_all(chime_loop *loop, chime_report *report) {
   chime__runq_clear(loop);
+  chime__jobs_abandon(loop, report);
   while (loop->all_head) {
     struct chime__task *t = loop->all_head;
     if (report) {
       report->abandoned++;
-      report_name(report, t->name);
+      chime__report_name(report, t->name);
     }
     t->result = -ECANCELED;
     chime__task_abandon(loop, t);
@@ -308,6 +314,7 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
     report->names[0] = '\0';
   }
   loop->shutting_down = true;
+  chime__jobs_cancel(loop, NULL);
   for (struct chime__task *t = loop->all_head; t; t = t->next_all)
     chime__task_cancel(loop, t);
   chime_ns now = chime__now(loop), until = CHIME_NEVER;
@@ -322,6 +329,7 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
 void chime_loop_free(chime_loop *loop) {
   if (!loop || loop->running || !chime__loop_owned(loop)) return;
   abandon_all(loop, NULL);
+  chime__specs_release(loop);
   chime__groups_free(loop);
   wake_close(loop);
   loop->ops->fini(loop);

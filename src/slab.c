@@ -29,6 +29,7 @@
 
 static const uint32_t class_shift[CHIME__NCLASSES] = {
     [CHIME__CLASS_TASK] = 8, /* 256 bytes */
+    [CHIME__CLASS_JOB] = 7,  /* 128 bytes */
 };
 
 struct chime__slab {
@@ -39,6 +40,7 @@ struct chime__slab {
 };
 
 _Static_assert(sizeof(struct chime__task) <= 256, "a task must fit its slab class");
+_Static_assert(sizeof(struct chime__job) == 128, "a job is 128 bytes");
 
 void chime__slabs_init(struct chime__slabs *s, uint32_t seed) {
   memset(s, 0, sizeof *s);
@@ -131,4 +133,16 @@ struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) 
   struct chime__obj *o = (struct chime__obj *)((char *)slab + ((size_t)slot << class_shift[slab->cls]));
   if (o->gen != gen || o->kind == CHIME__FREE) return NULL;
   return o;
+}
+
+void chime__slabs_each(struct chime__slabs *s, enum chime__class c, void (*fn)(struct chime__obj *o, void *ctx),
+                       void *ctx) {
+  for (uint32_t i = 0; i < s->nslabs; i++) {
+    struct chime__slab *slab = s->dir[i];
+    if (slab->cls != c) continue;
+    for (uint32_t k = 1; k < slab->used; k++) {
+      struct chime__obj *o = (struct chime__obj *)((char *)slab + ((size_t)k << class_shift[c]));
+      if (o->kind != CHIME__FREE) fn(o, ctx);
+    }
+  }
 }

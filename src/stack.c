@@ -23,6 +23,14 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#ifdef CHIME_TESTING
+#include "testing.h"
+long chime__test_stacks_in_use(void) {
+  chime_loop *loop = chime__tls_loop;
+  return loop ? (long)(loop->stacks_mapped - loop->pool_count) : 0;
+}
+#endif
+
 int chime__stack_get(chime_loop *loop, struct chime__stack **out) {
   struct chime__stack *s = loop->stack_pool;
   if (s) {
@@ -37,7 +45,9 @@ int chime__stack_get(chime_loop *loop, struct chime__stack **out) {
     *out = s;
     return 0;
   }
-  return chime__stack_map(loop->stack_size, out);
+  int rc = chime__stack_map(loop->stack_size, out);
+  if (rc == 0) loop->stacks_mapped++;
+  return rc;
 }
 
 void chime__stack_put(chime_loop *loop, struct chime__stack *s) {
@@ -51,6 +61,7 @@ void chime__stack_pool_free(chime_loop *loop) {
     struct chime__stack *s = loop->stack_pool;
     loop->stack_pool = s->next;
     chime__stack_unmap(s);
+    loop->stacks_mapped--;
   }
   loop->pool_count = 0;
 }

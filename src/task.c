@@ -76,6 +76,22 @@ static void all_unlink(chime_loop *loop, struct chime__task *t) {
   loop->ntasks--;
 }
 
+/* Takes a task that will not run again out of whatever list holds it. */
+static void task_unlink(chime_loop *loop, struct chime__task *t) {
+  if (t->o.flags & CHIME__RUN) {
+    if (t->prev_all)
+      t->prev_all->next_all = t->next_all;
+    else
+      loop->runs = t->next_all;
+    if (t->next_all) t->next_all->prev_all = t->prev_all;
+    t->prev_all = t->next_all = NULL;
+  } else if (t->o.flags & CHIME__INTERNAL) {
+    if (loop->runner == t) loop->runner = NULL;
+  } else {
+    all_unlink(loop, t);
+  }
+}
+
 void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake) {
   if (t->o.state != CHIME__WAITING) return;
   t->wake = wake;
@@ -87,7 +103,8 @@ void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake) {
  * waits for a task or group that has been cancelled itself, which is
  * cleanup. */
 static bool waits_on_cancelled(const struct chime__task *t) {
-  if (t->wait == CHIME__WAIT_JOIN) return ((const struct chime__task *)t->wait_on)->o.flags & CHIME__CANCELLED;
+  if (t->wait == CHIME__WAIT_JOIN || t->wait == CHIME__WAIT_JOIN_JOB)
+    return ((const struct chime__obj *)t->wait_on)->flags & CHIME__CANCELLED;
   if (t->wait == CHIME__WAIT_GROUP) return chime__group_cancelled(t->wait_on);
   return false;
 }
@@ -143,8 +160,17 @@ void chime__sched_resume(chime_loop *loop) {
 /* Suspends `self` (already WAITING, or READY and queued) until woken;
  * returns the value it was woken with. */
 static int suspend(chime_loop *loop, struct chime__task *self) {
+  if (CHIME__UNLIKELY(self->job != NULL) && self == loop->runner) chime__runner_promote(loop, self);
   switch_away(loop, self, false);
   return self->wake;
+}
+
+/* A run's timeout has come: the run is cancelled, and counted as timed out. */
+static bool timed_out(chime_loop *loop, struct chime__task *t) {
+  if (!t->deadline || t->deadline > chime__now(loop)) return false;
+  if (!(t->o.flags & CHIME__CANCELLED)) t->o.flags |= CHIME__TIMED_OUT;
+  t->o.flags |= CHIME__CANCELLED;
+  return true;
 }
 
 int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline) {
@@ -152,13 +178,17 @@ int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct c
   int rc;
   self->wait = (uint8_t)kind;
   self->wait_on = on;
+  if (self->deadline) timed_out(loop, self);
+  /* The timer serves the earlier of the wait's deadline and the run's. */
+  chime_ns at =
+      self->deadline && !(self->o.flags & CHIME__SHIELDED) && self->deadline < deadline ? self->deadline : deadline;
   if (cancel_pending(self) && !waits_on_cancelled(self)) {
     rc = -ECANCELED;
   } else if (deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
     rc = -ETIMEDOUT;
   } else {
     if (slot) *slot = self;
-    if (deadline != CHIME_NEVER) chime__timers_add(&loop->timers, &self->o.timer, deadline);
+    if (at != CHIME_NEVER) chime__timers_add(&loop->timers, &self->o.timer, at);
     self->o.state = CHIME__WAITING;
     rc = suspend(loop, self);
     chime__timers_del(&loop->timers, &self->o.timer);
@@ -175,7 +205,7 @@ int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct c
 
 static void task_finish(chime_loop *loop, struct chime__task *t) {
   t->o.state = CHIME__DONE;
-  all_unlink(loop, t);
+  task_unlink(loop, t);
   if (t->joiner) chime__task_wake(loop, t->joiner, 0);
   if (t->group) chime__group_member_done(loop, t);
   if (t->o.flags & CHIME__MAIN) loop->stop = true;
@@ -194,7 +224,8 @@ static void task_entry(void *p) {
 
 /* ---- spawning ----------------------------------------------------------- */
 
-int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, struct chime__task **out) {
+/* A new queued task with these flags, in no list yet. */
+static int task_new(chime_loop *loop, chime_fn fn, void *arg, uint16_t flags, struct chime__task **out) {
   struct chime__task *t = (struct chime__task *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_TASK);
   if (!t) return -ENOMEM;
   int rc = chime__timers_reserve(&loop->timers, 1);
@@ -207,10 +238,25 @@ int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, str
     return rc;
   }
   t->o.kind = CHIME__TASK;
-  t->o.flags = (uint16_t)((handle ? CHIME__HANDLE : 0) | (loop->shutting_down ? CHIME__CANCELLED : 0));
+  t->o.flags = flags;
   t->fn = fn;
   t->arg = arg;
   chime__coro_make(&t->coro, t->stack, task_entry, t);
+  t->o.state = CHIME__READY;
+  runq_push(loop, t);
+  *out = t;
+  return 0;
+}
+
+int chime__task_spawn_internal(chime_loop *loop, chime_fn fn, void *arg, struct chime__task **out) {
+  return task_new(loop, fn, arg, CHIME__INTERNAL, out);
+}
+
+int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, struct chime__task **out) {
+  struct chime__task *t;
+  int rc = task_new(loop, fn, arg,
+                    (uint16_t)((handle ? CHIME__HANDLE : 0) | (loop->shutting_down ? CHIME__CANCELLED : 0)), &t);
+  if (rc) return rc;
   t->prev_all = loop->all_tail;
   if (loop->all_tail)
     loop->all_tail->next_all = t;
@@ -218,8 +264,6 @@ int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, str
     loop->all_head = t;
   loop->all_tail = t;
   loop->ntasks++;
-  t->o.state = CHIME__READY;
-  runq_push(loop, t);
   *out = t;
   return 0;
 }
@@ -246,53 +290,85 @@ int chime_loop_spawn(chime_loop *loop, chime_fn fn, void *arg, chime_task *task)
 
 /* ---- handles ------------------------------------------------------------ */
 
-/* The task a handle names, for a call made on the loop running here. */
-static int lookup(chime_task h, chime_loop **loopp, struct chime__task **out) {
+/* The task or job a handle names, for a call made on the loop running
+ * here. */
+static int lookup(chime_task h, chime_loop **loopp, struct chime__obj **out) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;
   struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
-  if (!o || o->kind != CHIME__TASK) return -EINVAL;
+  if (!o) return -EINVAL;
   *loopp = loop;
-  *out = (struct chime__task *)o;
+  *out = o;
   return 0;
+}
+
+static bool obj_done(const struct chime__obj *o) {
+  return o->kind == CHIME__TASK ? o->state == CHIME__DONE : o->state == CHIME__JOB_DONE;
 }
 
 int chime_cancel(chime_task h) {
   chime_loop *loop;
-  struct chime__task *t;
-  int rc = lookup(h, &loop, &t);
+  struct chime__obj *o;
+  int rc = lookup(h, &loop, &o);
   if (rc) return rc;
-  chime__task_cancel(loop, t);
+  if (o->kind == CHIME__JOB)
+    chime__job_cancel(loop, (struct chime__job *)o);
+  else
+    chime__task_cancel(loop, (struct chime__task *)o);
   return 0;
+}
+
+/* Whether the handle is owned and free to be joined, detached or moved. */
+static bool owned(const struct chime__obj *o) {
+  if (!(o->flags & CHIME__HANDLE)) return false;
+  if (o->kind == CHIME__JOB) return !(o->flags & CHIME__J_JOINED);
+  return !((const struct chime__task *)o)->joiner;
+}
+
+/* The handle's owner lets go of a record: freed if it has ended. */
+static void release(chime_loop *loop, struct chime__obj *o) {
+  o->flags &= (uint16_t)~CHIME__HANDLE;
+  if (o->kind == CHIME__JOB) {
+    if (o->state == CHIME__JOB_DONE) chime__job_free(loop, (struct chime__job *)o);
+  } else if (o->state == CHIME__DONE && ((struct chime__task *)o)->stack == NULL) {
+    chime__task_free(loop, (struct chime__task *)o); /* else chime__reap frees it */
+  }
 }
 
 int chime_detach(chime_task h) {
   chime_loop *loop;
-  struct chime__task *t;
-  int rc = lookup(h, &loop, &t);
+  struct chime__obj *o;
+  int rc = lookup(h, &loop, &o);
   if (rc) return rc;
-  if (!(t->o.flags & CHIME__HANDLE) || t->joiner) return -EINVAL;
-  t->o.flags &= (uint16_t)~CHIME__HANDLE;
-  if (t->o.state == CHIME__DONE && t->stack == NULL) chime__task_free(loop, t);
+  if (!owned(o)) return -EINVAL;
+  release(loop, o);
   return 0;
 }
 
 int chime_join_until(chime_task h, chime_ns deadline, int *result) {
   chime_loop *loop;
-  struct chime__task *self = self_task(&loop), *t;
+  struct chime__task *self = self_task(&loop);
+  struct chime__obj *o;
   if (!self) return -EPERM;
   if (deadline < 0) return -EINVAL;
-  int rc = lookup(h, &loop, &t);
+  int rc = lookup(h, &loop, &o);
   if (rc) return rc;
-  if (t == self) return -EDEADLK;
-  if (!(t->o.flags & CHIME__HANDLE) || t->joiner) return -EINVAL;
-  if (t->o.state != CHIME__DONE) {
-    rc = chime__task_wait(loop, CHIME__WAIT_JOIN, t, &t->joiner, deadline);
+  if (o == &self->o || (self->job && o == &self->job->o)) return -EDEADLK;
+  if (!owned(o)) return -EINVAL;
+  if (!obj_done(o)) {
+    if (o->kind == CHIME__JOB) {
+      o->flags |= CHIME__J_JOINED;
+      rc = chime__task_wait(loop, CHIME__WAIT_JOIN_JOB, o, NULL, deadline);
+      o->flags &= (uint16_t)~CHIME__J_JOINED;
+    } else {
+      struct chime__task *t = (struct chime__task *)o;
+      rc = chime__task_wait(loop, CHIME__WAIT_JOIN, t, &t->joiner, deadline);
+    }
     if (rc) return rc;
   }
-  if (result) *result = t->result;
-  t->o.flags &= (uint16_t)~CHIME__HANDLE;
-  if (t->stack == NULL) chime__task_free(loop, t); /* else chime__reap frees it */
+  if (result)
+    *result = o->kind == CHIME__JOB ? chime__job_result((struct chime__job *)o) : ((struct chime__task *)o)->result;
+  release(loop, o);
   return 0;
 }
 
@@ -300,17 +376,19 @@ int chime_join(chime_task h, int *result) { return chime_join_until(h, CHIME_NEV
 
 int chime_task_done(chime_task h) {
   chime_loop *loop;
-  struct chime__task *t;
-  int rc = lookup(h, &loop, &t);
+  struct chime__obj *o;
+  int rc = lookup(h, &loop, &o);
   if (rc) return rc;
-  return t->o.state == CHIME__DONE;
+  return obj_done(o);
 }
 
 int chime_task_set_name(chime_task h, const char *name) {
   chime_loop *loop;
-  struct chime__task *t;
-  int rc = lookup(h, &loop, &t);
+  struct chime__obj *o;
+  int rc = lookup(h, &loop, &o);
   if (rc) return rc;
+  if (o->kind == CHIME__JOB) return chime__job_set_name(loop, (struct chime__job *)o, name);
+  struct chime__task *t = (struct chime__task *)o;
   memset(t->name, 0, sizeof t->name);
   if (name) strncpy(t->name, name, sizeof t->name - 1);
   return 0;
@@ -320,7 +398,7 @@ chime_task chime_self(void) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   chime_task h = {0};
-  if (self) h.id = chime__obj_handle(&self->o);
+  if (self) h.id = chime__obj_handle(self->job ? &self->job->o : &self->o); /* a run is its job */
   return h;
 }
 
@@ -348,10 +426,12 @@ int chime_yield(void) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   if (!self) return -EPERM;
+  if (self->deadline) timed_out(loop, self);
   if (cancel_pending(self)) return -ECANCELED;
   self->o.state = CHIME__READY;
   runq_push(loop, self);
   suspend(loop, self);
+  if (self->deadline) timed_out(loop, self);
   return cancel_pending(self) ? -ECANCELED : 0;
 }
 
@@ -379,7 +459,15 @@ int chime_sleep(chime_ns d) {
 
 void chime__timer_fired(chime_loop *loop, struct chime__timer *e) {
   struct chime__obj *o = CHIME__CONTAINER(e, struct chime__obj, timer);
-  if (o->kind == CHIME__TASK) chime__task_wake(loop, (struct chime__task *)o, CHIME__WOKEN_BY_TIMER);
+  if (o->kind == CHIME__JOB) {
+    chime__job_fired(loop, (struct chime__job *)o);
+    return;
+  }
+  struct chime__task *t = (struct chime__task *)o;
+  if (!(t->o.flags & CHIME__SHIELDED) && t->deadline && timed_out(loop, t))
+    chime__task_wake(loop, t, -ECANCELED);
+  else
+    chime__task_wake(loop, t, CHIME__WOKEN_BY_TIMER);
 }
 
 /* ---- shutdown ----------------------------------------------------------- */
@@ -387,9 +475,11 @@ void chime__timer_fired(chime_loop *loop, struct chime__timer *e) {
 void chime__task_abandon(chime_loop *loop, struct chime__task *t) {
   chime__timers_del(&loop->timers, &t->o.timer);
   if (t->wait == CHIME__WAIT_JOIN) ((struct chime__task *)t->wait_on)->joiner = NULL;
+  if (t->wait == CHIME__WAIT_JOIN_JOB) ((struct chime__obj *)t->wait_on)->flags &= (uint16_t)~CHIME__J_JOINED;
   if (t->wait == CHIME__WAIT_GROUP) chime__group_forget_joiner(t->wait_on);
   if (t->group) chime__group_member_abandoned(t);
-  all_unlink(loop, t);
+  if (t->job) t->job->running--;
+  task_unlink(loop, t);
   t->o.state = CHIME__DONE;
   chime__coro_release(&t->coro);
   chime__stack_put(loop, t->stack);

@@ -16,5 +16,8 @@ long chime__test_calls(void);
 long chime__test_failures(void);
 /* Allocations made by the library and not yet freed. */
 long chime__test_live_allocs(void);
+/* Stacks of the loop running on this thread that tasks hold now (mapped
+ * and not in the pool). */
+long chime__test_stacks_in_use(void);
 
 #endif

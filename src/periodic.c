@@ -1,0 +1,613 @@
+/* periodic.c - periodic jobs: chime_every, its policies and statistics.
+ *
+ * A job is a 128-byte record (struct chime__job) holding its timer entry,
+ * its next tick and its statistics; everything jobs have in common (target,
+ * destructor, options, name, group) is in a shared, immutable spec.
+ *
+ * Flow of a tick.  The job's timer fires at the tick's planned time (grid
+ * time + jitter, moved to a coalescing boundary if the job has a window);
+ * the loop puts the job on the due queue (its timer fields are the links
+ * while it waits there).  The runner, one task per loop, takes due jobs in
+ * order and handles each tick (tick()): it decides, by the overlap and
+ * missed policies, whether the tick runs or is skipped, finds and arms the
+ * next tick (next_tick()), and calls the target inline, on its own stack:
+ * a run that returns without suspending costs no task, no stack and no
+ * context switch.  If the target suspends, the runner becomes that run's
+ * task (chime__runner_promote) and a new runner takes over the queue; when
+ * the target returns, the run ends there and that task ends with it.
+ *
+ * When a run returns (run_end()): statistics, the error policy, and the
+ * next tick for what waits on a run's end (fixed delay, a queued tick, a
+ * catch-up tick, a back-off).  A job stops (no more ticks) when cancelled,
+ * at a limit, or by CHIME_ERROR_STOP; it ends when its last run has
+ * returned: its destructor runs, its joiner wakes, its group counts it.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* No duration of a job may exceed this (about 73 years), so that a few of
+ * them add to a deadline without overflow. */
+#define MAX_DURATION ((chime_ns)1 << 61)
+
+static uint32_t add_sat(uint32_t a, uint64_t b) { return b >= UINT32_MAX - a ? UINT32_MAX : a + (uint32_t)b; }
+
+/* splitmix64's finaliser: a good mix of the bits of x. */
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* ---- specs ------------------------------------------------------------------ */
+
+static bool spec_equal(const struct chime__spec *s, chime_fn target, const chime_every_opts *o, chime_group *g,
+                       const char *name) {
+  return s->target == target && s->group == g && strcmp(s->name, name) == 0 && memcmp(&s->opts, o, sizeof *o) == 0;
+}
+
+/* A spec with these settings: the loop's last one if equal, else a new
+ * one (which becomes the loop's last).  `o` must be normalised (zeroed,
+ * then copied field by field, key and name NULL) so that memcmp compares
+ * settings only. */
+static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const chime_every_opts *o, chime_group *g,
+                                    const char *name) {
+  struct chime__spec *s = loop->spec_cache;
+  if (s && spec_equal(s, target, o, g, name)) {
+    s->refs++;
+    return s;
+  }
+  s = chime__malloc(sizeof *s);
+  if (!s) return NULL;
+  memset(s, 0, sizeof *s);
+  s->refs = 2; /* the caller's and the cache's */
+  s->target = target;
+  s->opts = *o;
+  s->group = g;
+  strncpy(s->name, name, sizeof s->name - 1);
+  if (loop->spec_cache && --loop->spec_cache->refs == 0) chime__free(loop->spec_cache);
+  loop->spec_cache = s;
+  return s;
+}
+
+static void spec_put(struct chime__spec *s) {
+  if (--s->refs == 0) chime__free(s);
+}
+
+/* ---- planning ----------------------------------------------------------- */
+
+/* The job's handle, fixed for its life: seeds its jitter. */
+static uint64_t job_id(const struct chime__job *j) { return chime__obj_handle(&j->o); }
+
+/* When the tick at grid time t is planned to run: t plus its jitter, a
+ * function of the loop's seed, the job and t (so it is the same whenever it
+ * is computed, and different for every tick). */
+static chime_ns planned(const chime_loop *loop, const struct chime__job *j, chime_ns t) {
+  chime_ns jitter = j->spec->opts.jitter;
+  if (!jitter) return t;
+  return t + (chime_ns)(mix(loop->seed ^ mix(job_id(j) ^ (uint64_t)t)) % ((uint64_t)jitter + 1));
+}
+
+/* The latest common boundary in [t, t + window]: the coarsest of these
+ * steps that has a multiple (shifted by the loop's perturbation) in the
+ * window, so that jobs with windows wake the loop together (sd-event). */
+static chime_ns coalesce(const chime_loop *loop, chime_ns t, chime_ns window) {
+  static const chime_ns steps[] = {CHIME_MIN(1),  CHIME_SEC(10), CHIME_SEC(1), CHIME_MS(250),
+                                   CHIME_MS(100), CHIME_MS(10),  CHIME_MS(1)};
+  if (!window) return t;
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    chime_ns b = steps[i];
+    if (b > window) continue;
+    chime_ns p = loop->perturb % b;
+    chime_ns c = ((t - p + b - 1) / b) * b + p; /* the first boundary >= t */
+    if (c < t) c += b;
+    if (c <= t + window) return c;
+  }
+  return t;
+}
+
+static void arm(chime_loop *loop, struct chime__job *j) {
+  chime_ns at = coalesce(loop, planned(loop, j, j->due), j->spec->opts.window);
+  chime__timers_add(&loop->timers, &j->o.timer, at);
+}
+
+/* ---- the due queue ------------------------------------------------------ */
+/* While a job waits in it, its timer entry is not armed (link 0) and its
+ * other two fields link the queue: aux the next job, when the previous. */
+
+static struct chime__job *due_next(const struct chime__job *j) {
+  return (struct chime__job *)(uintptr_t)j->o.timer.aux;
+}
+static struct chime__job *due_prev(const struct chime__job *j) {
+  return (struct chime__job *)(uintptr_t)j->o.timer.when;
+}
+
+static void due_push(chime_loop *loop, struct chime__job *j) {
+  j->o.flags |= CHIME__J_DUE;
+  j->o.timer.aux = 0;
+  j->o.timer.when = (chime_ns)(uintptr_t)loop->due_tail;
+  if (loop->due_tail)
+    loop->due_tail->o.timer.aux = (uint64_t)(uintptr_t)j;
+  else
+    loop->due_head = j;
+  loop->due_tail = j;
+  if (loop->runner && loop->runner->o.state == CHIME__WAITING) chime__task_wake(loop, loop->runner, 0);
+}
+
+static void due_unlink(chime_loop *loop, struct chime__job *j) {
+  struct chime__job *next = due_next(j), *prev = due_prev(j);
+  if (prev)
+    prev->o.timer.aux = (uint64_t)(uintptr_t)next;
+  else
+    loop->due_head = next;
+  if (next)
+    next->o.timer.when = (chime_ns)(uintptr_t)prev;
+  else
+    loop->due_tail = prev;
+  j->o.flags &= (uint16_t)~CHIME__J_DUE;
+  j->o.timer.aux = 0;
+  j->o.timer.when = 0;
+}
+
+void chime__job_fired(chime_loop *loop, struct chime__job *j) { due_push(loop, j); }
+
+/* Takes the job's next tick out of the timers or the due queue. */
+static void disarm(chime_loop *loop, struct chime__job *j) {
+  if (j->o.flags & CHIME__J_DUE)
+    due_unlink(loop, j);
+  else
+    chime__timers_del(&loop->timers, &j->o.timer);
+}
+
+/* ---- ending --------------------------------------------------------------- */
+
+void chime__job_free(chime_loop *loop, struct chime__job *j) {
+  spec_put(j->spec);
+  chime__timers_unreserve(&loop->timers, 1);
+  chime__obj_free(&loop->slabs, &j->o);
+}
+
+/* Wakes the task waiting in chime_join for j. */
+static void wake_joiner(chime_loop *loop, struct chime__job *j) {
+  struct chime__task *lists[2] = {loop->all_head, loop->runs};
+  for (int i = 0; i < 2; i++)
+    for (struct chime__task *t = lists[i]; t; t = t->next_all)
+      if (t->wait == CHIME__WAIT_JOIN_JOB && t->wait_on == j) {
+        chime__task_wake(loop, t, 0);
+        return;
+      }
+}
+
+/* The last run has returned: the job ends. */
+static void job_finish(chime_loop *loop, struct chime__job *j) {
+  j->o.state = CHIME__JOB_DONE;
+  loop->ntasks--;
+  if (j->spec->opts.dtor) j->spec->opts.dtor(j->arg);
+  if (j->o.flags & CHIME__J_JOINED) wake_joiner(loop, j);
+  if (j->spec->group) chime__group_job_done(loop, j->spec->group, chime__job_result(j));
+  if (!(j->o.flags & CHIME__HANDLE)) chime__job_free(loop, j);
+}
+
+/* Cancels the runs of j that are going (each sees -ECANCELED). */
+static void cancel_runs(chime_loop *loop, struct chime__job *j, uint16_t why) {
+  for (struct chime__task *t = loop->runs; t; t = t->next_all)
+    if (t->job == j) {
+      t->o.flags |= why;
+      chime__task_cancel(loop, t);
+    }
+  struct chime__task *r = loop->runner;
+  if (r && r->job == j) {
+    r->o.flags |= why;
+    chime__task_cancel(loop, r);
+  }
+}
+
+/* No more ticks; the job ends when its last run has returned (callers
+ * then call maybe_finish, last: the job may be freed). */
+static void job_stop(chime_loop *loop, struct chime__job *j, int result) {
+  if (j->o.state != CHIME__JOB_ACTIVE) return;
+  j->o.state = CHIME__JOB_STOPPING;
+  disarm(loop, j);
+  j->o.flags &= (uint16_t) ~(CHIME__J_QUEUED | CHIME__J_CATCHUP);
+  j->due = result;
+}
+
+static void maybe_finish(chime_loop *loop, struct chime__job *j) {
+  if (j->o.state == CHIME__JOB_STOPPING && !j->running) job_finish(loop, j);
+}
+
+void chime__job_cancel(chime_loop *loop, struct chime__job *j) {
+  if (j->o.state == CHIME__JOB_DONE) return;
+  j->o.flags |= CHIME__CANCELLED;
+  if (j->o.state == CHIME__JOB_STOPPING) j->due = -ECANCELED;
+  cancel_runs(loop, j, 0);
+  job_stop(loop, j, -ECANCELED);
+  maybe_finish(loop, j);
+}
+
+/* ---- ticks ------------------------------------------------------------------- */
+
+/* The tick at grid time t is being handled at `now`: find the next one,
+ * counting the grid points passed over (as overlap if they fell due while a
+ * run was going, else as missed), and arm it, unless it must wait for the
+ * run about to start to return. */
+static void next_tick(chime_loop *loop, struct chime__job *j, chime_ns t, chime_ns now, bool overlapped) {
+  const chime_every_opts *o = &j->spec->opts;
+  if (o->schedule == CHIME_FIXED_DELAY) return; /* planned when the run returns */
+  chime_ns iv = j->interval, next = t + iv;
+  if (next > now) {
+    j->catch_up = 0;
+  } else if (!overlapped && o->missed == CHIME_MISSED_BURST && j->catch_up < o->max_catch_up) {
+    j->catch_up++;
+    j->due = next;
+    j->o.flags |= CHIME__J_CATCHUP; /* armed when this run returns: runs back to back */
+    return;
+  } else {
+    uint64_t passed = (uint64_t)((now - t) / iv); /* grid points in (t, now] */
+    if (overlapped)
+      j->skipped_overlap = add_sat(j->skipped_overlap, passed);
+    else
+      j->skipped_missed = add_sat(j->skipped_missed, passed);
+    next = (!overlapped && o->missed == CHIME_MISSED_DELAY) ? now + iv : t + (chime_ns)(passed + 1) * iv;
+    j->catch_up = 0;
+  }
+  j->due = next;
+  if (o->until && planned(loop, j, next) >= o->until) {
+    job_stop(loop, j, 0);
+    return;
+  }
+  arm(loop, j);
+}
+
+static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags);
+
+/* Runs the tick at grid time t now, inline on the calling task (the run
+ * was already counted in j->running). */
+static void run(chime_loop *loop, struct chime__task *self, struct chime__job *j, chime_ns t, chime_ns now) {
+  const chime_every_opts *o = &j->spec->opts;
+  chime_fn target = j->spec->target;
+  chime_ns late = now - planned(loop, j, t);
+  j->runs++;
+  j->last_late = late;
+  if (late > j->max_late) j->max_late = late;
+  if (o->max_runs && j->runs >= o->max_runs) job_stop(loop, j, 0);
+  self->job = j;
+  self->deadline = o->timeout ? now + o->timeout : 0;
+  int result = target(j->arg);
+  chime_ns end = chime__now(loop);
+  uint16_t flags = self->o.flags;
+  self->job = NULL;
+  self->deadline = 0;
+  self->o.flags &= (uint16_t) ~(CHIME__CANCELLED | CHIME__SHIELDED | CHIME__TIMED_OUT | CHIME__REPLACED);
+  run_end(loop, j, result, now, end, flags);
+}
+
+/* Handles the tick of a job the runner took from the due queue. */
+static void tick(chime_loop *loop, struct chime__task *self, struct chime__job *j) {
+  const chime_every_opts *o = &j->spec->opts;
+  chime_ns now = chime__now(loop), t = j->due;
+  bool queued = j->o.flags & CHIME__J_QUEUED;
+  if (o->until && now >= o->until) {
+    job_stop(loop, j, 0);
+    maybe_finish(loop, j);
+    return;
+  }
+  if (queued) { /* the tick that waited for the previous run: its turn */
+    j->o.flags &= (uint16_t)~CHIME__J_QUEUED;
+  } else if (j->running) {
+    bool skip = false;
+    switch (o->overlap) {
+    case CHIME_OVERLAP_QUEUE:
+      j->o.flags |= CHIME__J_QUEUED; /* waits for the run to return; nothing armed meanwhile */
+      return;
+    case CHIME_OVERLAP_ALLOW: skip = j->running >= o->max_concurrent; break;
+    case CHIME_OVERLAP_REPLACE: cancel_runs(loop, j, CHIME__REPLACED); break;
+    default: skip = true; break;
+    }
+    if (skip) {
+      j->skipped_overlap = add_sat(j->skipped_overlap, 1);
+      next_tick(loop, j, t, now, false);
+      return;
+    }
+  }
+  j->running++; /* before next_tick, which may stop the job: it must not end under this run */
+  next_tick(loop, j, t, now, queued);
+  run(loop, self, j, t, now);
+}
+
+/* The back-off after `failures` failed runs in a row. */
+static chime_ns backoff_delay(const chime_every_opts *o, unsigned failures) {
+  chime_ns d = o->backoff_base;
+  for (unsigned i = 1; i < failures && d < o->backoff_max; i++)
+    d *= 2;
+  return d < o->backoff_max ? d : o->backoff_max;
+}
+
+/* What a run's return decides about the next tick. */
+static void after_run(chime_loop *loop, struct chime__job *j, chime_ns end, bool failed) {
+  const chime_every_opts *o = &j->spec->opts;
+  chime_ns not_before = failed && o->on_error == CHIME_ERROR_BACKOFF ? end + backoff_delay(o, j->failures) : 0;
+  if (o->schedule == CHIME_FIXED_DELAY) {
+    j->due = end + j->interval > not_before ? end + j->interval : not_before;
+    if (o->until && planned(loop, j, j->due) >= o->until)
+      job_stop(loop, j, 0);
+    else
+      arm(loop, j);
+    return;
+  }
+  if (not_before && j->due < not_before) { /* back off: skip the ticks before not_before */
+    uint64_t k = (uint64_t)((not_before - j->due + j->interval - 1) / j->interval);
+    disarm(loop, j);
+    j->o.flags &= (uint16_t) ~(CHIME__J_QUEUED | CHIME__J_CATCHUP);
+    j->catch_up = 0;
+    j->skipped_backoff = add_sat(j->skipped_backoff, k);
+    j->due += (chime_ns)k * j->interval;
+    if (o->until && planned(loop, j, j->due) >= o->until)
+      job_stop(loop, j, 0);
+    else
+      arm(loop, j);
+    return;
+  }
+  if (j->o.flags & CHIME__J_QUEUED) {
+    due_push(loop, j); /* the waiting tick runs now */
+  } else if (j->o.flags & CHIME__J_CATCHUP) {
+    j->o.flags &= (uint16_t)~CHIME__J_CATCHUP;
+    arm(loop, j); /* already due: runs in the next round */
+  }
+}
+
+static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags) {
+  const chime_every_opts *o = &j->spec->opts;
+  chime_ns took = end - start;
+  j->running--;
+  j->last_duration = took;
+  if (took > j->max_duration) j->max_duration = took;
+  if (flags & CHIME__TIMED_OUT) j->timeouts = add_sat(j->timeouts, 1);
+  bool failed = result < 0 && !(flags & CHIME__REPLACED) && !(j->o.flags & CHIME__CANCELLED);
+  if (failed) j->errors = add_sat(j->errors, 1);
+  if (j->o.state == CHIME__JOB_ACTIVE) {
+    if (failed && o->on_error == CHIME_ERROR_STOP) {
+      job_stop(loop, j, result);
+    } else {
+      if (failed && j->failures < UINT8_MAX) j->failures++;
+      if (!failed) j->failures = 0;
+      after_run(loop, j, end, failed);
+    }
+  }
+  maybe_finish(loop, j);
+}
+
+/* ---- the runner ------------------------------------------------------------ */
+
+static struct chime__job *due_pop(chime_loop *loop) {
+  struct chime__job *j = loop->due_head;
+  if (j) due_unlink(loop, j);
+  return j;
+}
+
+static int runner_main(void *arg) {
+  chime_loop *loop = arg;
+  struct chime__task *self = loop->cur;
+  for (unsigned n = 1;; n++) {
+    struct chime__job *j = due_pop(loop);
+    if (!j) {
+      chime__task_wait(loop, CHIME__WAIT_RUNNER, NULL, NULL, CHIME_NEVER);
+      continue;
+    }
+    tick(loop, self, j);
+    if (self != loop->runner) return 0; /* promoted: that run has returned; this task ends */
+    if (n % 64 == 0) chime_yield();     /* let the other tasks run */
+  }
+}
+
+int chime__runner_ensure(chime_loop *loop) {
+  if (loop->runner || !loop->due_head) return 0;
+  return chime__task_spawn_internal(loop, runner_main, loop, &loop->runner);
+}
+
+void chime__runner_promote(chime_loop *loop, struct chime__task *t) {
+  loop->runner = NULL;
+  t->o.flags |= CHIME__RUN;
+  t->prev_all = NULL;
+  t->next_all = loop->runs;
+  if (loop->runs) loop->runs->prev_all = t;
+  loop->runs = t;
+}
+
+/* ---- the shutdown --------------------------------------------------------- */
+
+static void cancel_one(struct chime__obj *o, void *ctx) {
+  void **c = ctx;
+  struct chime__job *j = (struct chime__job *)o;
+  if (o->kind == CHIME__JOB && (!c[1] || j->spec->group == c[1])) chime__job_cancel(c[0], j);
+}
+
+void chime__jobs_cancel(chime_loop *loop, chime_group *only) {
+  void *ctx[2] = {loop, only};
+  chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, cancel_one, ctx);
+}
+
+static void abandon_one(struct chime__obj *o, void *ctx) {
+  void **c = ctx;
+  chime_loop *loop = c[0];
+  struct chime__job *j = (struct chime__job *)o;
+  if (o->kind != CHIME__JOB || o->state == CHIME__JOB_DONE) return;
+  if (c[1]) {
+    chime_report *r = c[1];
+    r->abandoned++;
+    chime__report_name(r, j->spec->name);
+  }
+  disarm(loop, j);
+  if (o->state == CHIME__JOB_ACTIVE) j->due = -ECANCELED;
+  o->state = CHIME__JOB_STOPPING;
+  j->running = 0;
+  job_finish(loop, j);
+}
+
+void chime__jobs_abandon(chime_loop *loop, chime_report *report) {
+  while (loop->runs)
+    chime__task_abandon(loop, loop->runs);
+  if (loop->runner) chime__task_abandon(loop, loop->runner);
+  void *ctx[2] = {loop, report};
+  chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, abandon_one, ctx);
+}
+
+static void release_one(struct chime__obj *o, void *ctx) {
+  (void)ctx;
+  if (o->kind == CHIME__JOB) spec_put(((struct chime__job *)o)->spec);
+}
+
+void chime__specs_release(chime_loop *loop) {
+  /* jobs whose handles were never joined still hold their specs */
+  chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, release_one, NULL);
+  if (loop->spec_cache) spec_put(loop->spec_cache);
+  loop->spec_cache = NULL;
+}
+
+/* ---- names and groups: a copy of the spec --------------------------------- */
+
+static int respec(chime_loop *loop, struct chime__job *j, chime_group *g, const char *name) {
+  struct chime__spec *old = j->spec, *s = spec_get(loop, old->target, &old->opts, g, name);
+  if (!s) return -ENOMEM;
+  j->spec = s;
+  spec_put(old);
+  return 0;
+}
+
+int chime__job_set_name(chime_loop *loop, struct chime__job *j, const char *name) {
+  return respec(loop, j, j->spec->group, name ? name : "");
+}
+
+int chime__job_set_group(chime_loop *loop, struct chime__job *j, chime_group *g) {
+  return respec(loop, j, g, j->spec->name);
+}
+
+/* ---- creation --------------------------------------------------------------- */
+
+static bool bad_duration(chime_ns d) { return d < 0 || d > MAX_DURATION; }
+
+/* Checks the options and copies them, normalised, into *n. */
+static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now, chime_every_opts *n) {
+  if (interval <= 0 || interval > MAX_DURATION) return -EINVAL;
+  if ((unsigned)o->schedule > CHIME_FIXED_DELAY || (unsigned)o->start > CHIME_START_AT ||
+      (unsigned)o->missed > CHIME_MISSED_DELAY || (unsigned)o->overlap > CHIME_OVERLAP_REPLACE ||
+      (unsigned)o->on_error > CHIME_ERROR_BACKOFF)
+    return -EINVAL;
+  if (bad_duration(o->jitter) || bad_duration(o->spread) || bad_duration(o->timeout) || bad_duration(o->window) ||
+      bad_duration(o->backoff_base) || bad_duration(o->backoff_max))
+    return -EINVAL;
+  /* each policy's parameter with its policy, and only then */
+  if ((o->missed == CHIME_MISSED_BURST) != (o->max_catch_up > 0) || o->max_catch_up > UINT16_MAX) return -EINVAL;
+  if ((o->overlap == CHIME_OVERLAP_ALLOW) != (o->max_concurrent > 0) || o->max_concurrent > UINT8_MAX) return -EINVAL;
+  if (o->on_error == CHIME_ERROR_BACKOFF ? (o->backoff_base <= 0 || o->backoff_max < o->backoff_base)
+                                         : (o->backoff_base || o->backoff_max))
+    return -EINVAL;
+  if ((o->start == CHIME_START_AT) ? o->start_at < 0 : o->start_at != 0) return -EINVAL;
+  if (o->schedule == CHIME_FIXED_DELAY && (o->missed != CHIME_MISSED_SKIP || o->overlap != CHIME_OVERLAP_SKIP))
+    return -EINVAL;
+  if ((o->spread > 0) != (o->key != NULL)) return -EINVAL;
+  if (o->until && o->until <= now) return -EINVAL;
+  if (o->until < 0 || (o->start == CHIME_START_AT && o->start_at > now + MAX_DURATION)) return -EINVAL;
+  memset(n, 0, sizeof *n);
+  n->schedule = o->schedule;
+  n->start = o->start;
+  n->start_at = o->start_at;
+  n->missed = o->missed;
+  n->max_catch_up = o->max_catch_up;
+  n->overlap = o->overlap;
+  n->max_concurrent = o->max_concurrent;
+  n->jitter = o->jitter;
+  n->spread = o->spread;
+  n->timeout = o->timeout;
+  n->on_error = o->on_error;
+  n->backoff_base = o->backoff_base;
+  n->backoff_max = o->backoff_max;
+  n->max_runs = o->max_runs;
+  n->until = o->until;
+  n->window = o->window;
+  n->dtor = o->dtor;
+  return 0;
+}
+
+/* The stable offset of a key in [0, spread]. */
+static chime_ns spread_of(const char *key, chime_ns spread) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
+  return (chime_ns)(mix(h) % ((uint64_t)spread + 1));
+}
+
+int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts, chime_task *out) {
+  chime_loop *loop = chime__tls_loop;
+  static const chime_every_opts defaults;
+  const chime_every_opts *o = opts ? opts : &defaults;
+  if (!loop) return -EPERM;
+  if (!target) return -EINVAL;
+  chime_ns now = chime__now(loop);
+  chime_every_opts n;
+  int rc = check_opts(o, interval, now, &n);
+  if (rc) return rc;
+  char name[32] = "";
+  if (o->name) strncpy(name, o->name, sizeof name - 1);
+  struct chime__spec *s = spec_get(loop, target, &n, NULL, name);
+  if (!s) return -ENOMEM;
+  struct chime__job *j = (struct chime__job *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_JOB);
+  if (!j) {
+    spec_put(s);
+    return -ENOMEM;
+  }
+  if (chime__timers_reserve(&loop->timers, 1)) {
+    spec_put(s);
+    chime__obj_free(&loop->slabs, &j->o);
+    return -ENOMEM;
+  }
+  j->o.kind = CHIME__JOB;
+  j->o.state = CHIME__JOB_ACTIVE;
+  j->o.flags = out ? CHIME__HANDLE : 0;
+  j->spec = s;
+  j->arg = arg;
+  j->interval = interval;
+  j->due = (n.start == CHIME_START_AT    ? n.start_at
+            : n.start == CHIME_START_NOW ? now
+                                         : now + interval) +
+           (n.spread ? spread_of(o->key, n.spread) : 0);
+  loop->ntasks++;
+  if (out) out->id = chime__obj_handle(&j->o);
+  if (loop->shutting_down) {
+    chime__job_cancel(loop, j);
+  } else if (n.until && planned(loop, j, j->due) >= n.until) {
+    job_stop(loop, j, 0);
+    maybe_finish(loop, j);
+  } else {
+    arm(loop, j);
+  }
+  return 0;
+}
+
+/* ---- statistics ------------------------------------------------------------- */
+
+int chime_every_stats(chime_task h, chime_job_stats *st) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
+  if (!o || o->kind != CHIME__JOB || !st) return -EINVAL;
+  const struct chime__job *j = (const struct chime__job *)o;
+  memset(st, 0, sizeof *st);
+  st->runs = j->runs;
+  st->errors = j->errors;
+  st->timeouts = j->timeouts;
+  st->skipped_overlap = j->skipped_overlap;
+  st->skipped_missed = j->skipped_missed;
+  st->skipped_backoff = j->skipped_backoff;
+  st->last_late = j->last_late;
+  st->max_late = j->max_late;
+  st->last_duration = j->last_duration;
+  st->max_duration = j->max_duration;
+  st->running = j->running;
+  st->done = o->state == CHIME__JOB_DONE;
+  bool fixed_delay_waits = j->spec->opts.schedule == CHIME_FIXED_DELAY && j->running;
+  st->next = o->state == CHIME__JOB_ACTIVE && !fixed_delay_waits ? planned(loop, j, j->due) : CHIME_NEVER;
+  return 0;
+}
