@@ -505,6 +505,12 @@ typedef struct chime_every_opts {
 CHIME_EXPORT int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts,
                              chime_task *job);
 
+/* Inside a run of a periodic job: stores in *tick the grid time of the tick
+ * the run is for (its scheduled time, before jitter and coalescing), so
+ * that a target can tell how late it is, or which period it serves.
+ * Returns 0, or -EPERM outside a run of a job (the output is untouched). */
+CHIME_EXPORT int chime_tick(chime_ns *tick);
+
 /* What a job has done so far.  Reading it never changes the schedule. */
 typedef struct chime_job_stats {
   uint64_t runs;            /* runs started */

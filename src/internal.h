@@ -56,41 +56,69 @@ chime_ns chime__mono(void);
 
 /* ---- timers (timers.c) --------------------------------------------------- */
 
-/* An entry in a loop's timer structure: 24 bytes, embedded in its owner.
- * `link` and `aux` mean different things depending on where the entry is
- * (timers.c explains); link == 0 means the entry is not armed. */
+/* An entry in a loop's timer structure: 16 bytes, embedded in its owner.
+ * `pos` says where the entry is (timers.c explains); pos & 3 == 0 means it
+ * is not armed, and then its owner may use both fields as it likes. */
 struct chime__timer {
-  chime_ns when;  /* the deadline */
-  uintptr_t link; /* where the entry is, and its list or heap position */
-  uint64_t aux;   /* list back-pointer or insertion sequence */
+  chime_ns when; /* the deadline */
+  uintptr_t pos; /* where it is in the structure */
 };
 
-/* A wheel of slots for deadlines in the next few seconds, an exact heap for
+/* A wheel of slots for deadlines in the next few seconds, a sorted run for
  * the current slot, and a heap for the far future.  See timers.c. */
 #define CHIME__WHEEL_BITS 12
 #define CHIME__WHEEL_SLOTS (1u << CHIME__WHEEL_BITS)
 #define CHIME__SLOT_SHIFT 20 /* slot width: 2^20 ns, about 1 ms */
+#define CHIME__CHUNK 124     /* entries per chunk: 512-byte chunks */
 
-struct chime__heap {
-  struct chime__timer **v; /* v[0..n) ordered as a binary min-heap */
-  uint32_t n;
+struct chime__near {
+  chime_ns when;
+  struct chime__timer *e; /* NULL: disarmed (a tombstone) */
+};
+
+struct chime__far {
+  chime_ns when;
+  uint64_t seq; /* arming order among equal deadlines */
+  struct chime__timer *e;
+};
+
+struct chime__chunk;
+struct chime__chunk_block;
+struct chime__slabs;
+
+struct chime__slot {
+  struct chime__chunk *head, *tail; /* arrays of entries, in arming order */
 };
 
 struct chime__timers {
-  uint64_t cursor;                        /* slot number (when >> SLOT_SHIFT) of the next slot to expand */
-  uint64_t seq;                           /* insertion counter: FIFO order among equal deadlines */
-  uint64_t count;                         /* armed entries */
-  uint64_t reserved;                      /* entries that may be armed at once */
-  uint64_t cap;                           /* room in each heap array (>= reserved) */
-  struct chime__heap near;                /* entries with slot < cursor: exact order */
-  struct chime__heap far;                 /* entries with slot >= cursor + WHEEL_SLOTS */
-  uint64_t wheel_count;                   /* entries in the wheel */
+  uint64_t cursor;          /* slot number (when >> SLOT_SHIFT) of the next slot to expand */
+  uint64_t count;           /* armed entries */
+  uint64_t reserved;        /* entries that may be armed at once */
+  uint64_t cap;             /* room in the near run, the far heap and the scratch (>= reserved) */
+  uint64_t seq;             /* arming counter for the far heap */
+  uint64_t wheel_count;     /* live entries in the wheel */
+  uint64_t nchunks;         /* chunks allocated */
+  uint64_t chunks_checked;  /* the largest reservation known to have its chunks */
+  struct chime__near *near; /* the sorted run is near[near_head, near_tail) */
+  uint32_t near_head, near_tail;
+  struct chime__far *far; /* binary min-heap of nfar elements */
+  uint32_t nfar;
+  struct chime__near *scratch;       /* for sorting a slot */
+  struct chime__chunk *pool;         /* chunks given back */
+  struct chime__chunk_block *blocks; /* every block mapped, in order */
+  struct chime__chunk_block *last_block;
+  struct chime__chunk_block *fresh_block; /* the block whose chunks [fresh, end) were never used */
+  uint32_t fresh;
+  const struct chime__slabs *objs;        /* the entries' owners: wheel arrays hold their indices */
   uint64_t summary;                       /* bit i: bits[i] != 0 */
-  uint64_t bits[CHIME__WHEEL_SLOTS / 64]; /* bit s: slot s is not empty */
-  uintptr_t slot[CHIME__WHEEL_SLOTS];     /* list heads: first entry | 1, or 0 */
+  uint64_t bits[CHIME__WHEEL_SLOTS / 64]; /* bit s: slot s has live entries */
+  uint32_t live[CHIME__WHEEL_SLOTS];      /* live entries per slot */
+  struct chime__slot slot[CHIME__WHEEL_SLOTS];
 };
 
-void chime__timers_init(struct chime__timers *t);
+/* `now`: the clock's reading, where the wheel starts.  Every entry armed
+ * must be the timer of an object of `objs`. */
+void chime__timers_init(struct chime__timers *t, chime_ns now, const struct chime__slabs *objs);
 void chime__timers_fini(struct chime__timers *t);
 /* Makes room for `n` more entries that may be armed at once, so that arming
  * never allocates.  Returns 0 or -ENOMEM. */
@@ -111,7 +139,7 @@ chime_ns chime__timers_next(struct chime__timers *t, chime_ns now);
  * armed. */
 struct chime__timer *chime__timers_pop(struct chime__timers *t, chime_ns now);
 
-static inline bool chime__timer_armed(const struct chime__timer *e) { return e->link != 0; }
+static inline bool chime__timer_armed(const struct chime__timer *e) { return (e->pos & 3) != 0; }
 
 /* ---- objects and slabs (slab.c) ----------------------------------------- */
 
@@ -146,6 +174,10 @@ struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c)
 void chime__obj_free(struct chime__slabs *s, struct chime__obj *o);
 /* The handle of a live object. */
 uint64_t chime__obj_handle(const struct chime__obj *o);
+/* An object's index in its loop's slabs (never 0: slot 0 of a slab is its
+ * header), and the object at an index (which must be one). */
+uint32_t chime__obj_index(const struct chime__obj *o);
+struct chime__obj *chime__obj_at(const struct chime__slabs *s, uint32_t index);
 /* The live object a handle names, or NULL. */
 struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id);
 /* Calls fn(o, ctx) for every object of class c that is not free, in slab
@@ -237,10 +269,23 @@ struct chime__task {
   struct chime__task *prev_in_group, *next_in_group;
   struct chime__job *job; /* the job whose run this task is running, or NULL */
   chime_ns deadline;      /* the run's timeout: cancelled if still going then (0: none) */
+  chime_ns tick;          /* the grid time of the tick the run is for */
   char name[32];
 };
 
 /* ---- periodic jobs (periodic.c) ----------------------------------------- */
+
+/* The options of a job that matter after it was created, without padding
+ * (every byte is a field, so that memcmp compares settings). */
+struct chime__settings {
+  chime_ns jitter, timeout, backoff_base, backoff_max, until, window;
+  uint64_t max_runs;
+  void (*dtor)(void *arg);
+  uint32_t max_catch_up;
+  uint16_t max_concurrent;
+  uint8_t schedule, missed, overlap, on_error;
+  uint8_t zero[4]; /* explicit padding, always 0 */
+};
 
 /* What jobs share: target, destructor, options, name, group.  Immutable
  * once made and reference-counted; jobs created with equal settings share
@@ -249,8 +294,9 @@ struct chime__task {
 struct chime__spec {
   uint32_t refs;
   chime_fn target;
-  chime_every_opts opts; /* key and name cleared: the name is below */
-  chime_group *group;    /* the group that owns the jobs, or NULL */
+  struct chime__settings opts;
+  chime_group *group;   /* the group that owns the jobs, or NULL */
+  chime_ns step, phase; /* coalescing boundaries: phase + k * step (step 0: none) */
   char name[32];
 };
 
@@ -268,7 +314,8 @@ enum chime__job_flag {
   CHIME__J_JOINED = 1u << 11,  /* a task waits in chime_join for it */
 };
 
-/* A periodic job: 128 bytes, all a job holds between runs. */
+/* A periodic job: 120 bytes, plus 8 for its entry in a wheel slot: all a
+ * job holds between runs. */
 struct chime__job {
   struct chime__obj o;      /* gen, kind, state (chime__job_state), flags, timer (the next tick) */
   struct chime__spec *spec; /* shared settings */

@@ -96,8 +96,8 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   loop->ops = ops;
   loop->wake_io.fd = -1;
   loop->wake_wfd = -1;
-  chime__timers_init(&loop->timers);
   chime__slabs_init(&loop->slabs, random_seed(loop));
+  chime__timers_init(&loop->timers, chime__now(loop), &loop->slabs);
   /* Jitter and coalescing: random on the real clock, fixed on the virtual
    * one so that a test gives the same result every run. */
   loop->seed = loop->virtual_clock ? 0x5eed : ((uint64_t)random_seed(&loop->seed) << 32 | random_seed(loop));

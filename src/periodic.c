@@ -43,16 +43,33 @@ static uint64_t mix(uint64_t x) {
 
 /* ---- specs ------------------------------------------------------------------ */
 
-static bool spec_equal(const struct chime__spec *s, chime_fn target, const chime_every_opts *o, chime_group *g,
+static void choose_step(const chime_loop *loop, struct chime__spec *s);
+
+/* Whether the spec's name is `name` as it keeps it (cut to 31 bytes). */
+static bool same_name(const struct chime__spec *s, const char *name) {
+  return s->name[0] == name[0] && (!name[0] || strncmp(s->name, name, sizeof s->name - 1) == 0);
+}
+
+static bool spec_equal(const struct chime__spec *s, chime_fn target, const struct chime__settings *o, chime_group *g,
                        const char *name) {
-  return s->target == target && s->group == g && strcmp(s->name, name) == 0 && memcmp(&s->opts, o, sizeof *o) == 0;
+  return s->target == target && s->group == g && same_name(s, name) && memcmp(&s->opts, o, sizeof *o) == 0;
+}
+
+/* Whether settings s are what options o ask for: field by field, which is
+ * cheaper than building settings from o to compare them whole. */
+static bool settings_are(const struct chime__settings *s, const chime_every_opts *o) {
+  return s->jitter == o->jitter && s->timeout == o->timeout && s->window == o->window && s->until == o->until &&
+         s->max_runs == o->max_runs && s->dtor == o->dtor && s->backoff_base == o->backoff_base &&
+         s->backoff_max == o->backoff_max && s->max_catch_up == o->max_catch_up &&
+         s->max_concurrent == o->max_concurrent && s->schedule == (uint8_t)o->schedule &&
+         s->missed == (uint8_t)o->missed && s->overlap == (uint8_t)o->overlap && s->on_error == (uint8_t)o->on_error;
 }
 
 /* A spec with these settings: the loop's last one if equal, else a new
  * one (which becomes the loop's last).  `o` must be normalised (zeroed,
  * then copied field by field, key and name NULL) so that memcmp compares
  * settings only. */
-static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const chime_every_opts *o, chime_group *g,
+static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const struct chime__settings *o, chime_group *g,
                                     const char *name) {
   struct chime__spec *s = loop->spec_cache;
   if (s && spec_equal(s, target, o, g, name)) {
@@ -67,6 +84,7 @@ static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const chi
   s->opts = *o;
   s->group = g;
   strncpy(s->name, name, sizeof s->name - 1);
+  choose_step(loop, s);
   if (loop->spec_cache && --loop->spec_cache->refs == 0) chime__free(loop->spec_cache);
   loop->spec_cache = s;
   return s;
@@ -90,46 +108,49 @@ static chime_ns planned(const chime_loop *loop, const struct chime__job *j, chim
   return t + (chime_ns)(mix(loop->seed ^ mix(job_id(j) ^ (uint64_t)t)) % ((uint64_t)jitter + 1));
 }
 
-/* The latest common boundary in [t, t + window]: the coarsest of these
- * steps that has a multiple (shifted by the loop's perturbation) in the
- * window, so that jobs with windows wake the loop together (sd-event). */
-static chime_ns coalesce(const chime_loop *loop, chime_ns t, chime_ns window) {
+/* Coalescing (sd-event's): a job with a window runs at the first boundary
+ * at or after its planned time, boundaries being the multiples of the
+ * coarsest of these steps that fits in the window, shifted by the loop's
+ * perturbation.  Any window as long as a step holds one of its boundaries,
+ * so the run is never more than `window` late, and jobs with similar
+ * windows wake the loop together.  The step and its phase depend only on
+ * the window and the loop: the spec keeps them. */
+static void choose_step(const chime_loop *loop, struct chime__spec *s) {
   static const chime_ns steps[] = {CHIME_MIN(1),  CHIME_SEC(10), CHIME_SEC(1), CHIME_MS(250),
-                                   CHIME_MS(100), CHIME_MS(10),  CHIME_MS(1)};
-  if (!window) return t;
-  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-    chime_ns b = steps[i];
-    if (b > window) continue;
-    chime_ns p = loop->perturb % b;
-    chime_ns c = ((t - p + b - 1) / b) * b + p; /* the first boundary >= t */
-    if (c < t) c += b;
-    if (c <= t + window) return c;
-  }
-  return t;
+                                   CHIME_MS(100), CHIME_MS(10),  CHIME_MS(1),  CHIME_US(500),
+                                   CHIME_US(250), CHIME_US(100), CHIME_US(10)};
+  s->step = s->phase = 0;
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+    if (steps[i] <= s->opts.window) {
+      s->step = steps[i];
+      s->phase = loop->perturb % steps[i];
+      return;
+    }
 }
 
 static void arm(chime_loop *loop, struct chime__job *j) {
-  chime_ns at = coalesce(loop, planned(loop, j, j->due), j->spec->opts.window);
+  const struct chime__spec *s = j->spec;
+  chime_ns at = planned(loop, j, j->due);
+  if (s->step) at += (s->step - (at - s->phase) % s->step) % s->step; /* the first boundary >= at */
   chime__timers_add(&loop->timers, &j->o.timer, at);
 }
 
 /* ---- the due queue ------------------------------------------------------ */
-/* While a job waits in it, its timer entry is not armed (link 0) and its
- * other two fields link the queue: aux the next job, when the previous. */
+/* While a job waits in it, its timer entry is not armed (pos & 3 == 0) and
+ * its two fields link the queue: pos the next job (an 8-aligned pointer,
+ * so its low bits stay 0), when the previous. */
 
-static struct chime__job *due_next(const struct chime__job *j) {
-  return (struct chime__job *)(uintptr_t)j->o.timer.aux;
-}
+static struct chime__job *due_next(const struct chime__job *j) { return (struct chime__job *)j->o.timer.pos; }
 static struct chime__job *due_prev(const struct chime__job *j) {
   return (struct chime__job *)(uintptr_t)j->o.timer.when;
 }
 
 static void due_push(chime_loop *loop, struct chime__job *j) {
   j->o.flags |= CHIME__J_DUE;
-  j->o.timer.aux = 0;
+  j->o.timer.pos = 0;
   j->o.timer.when = (chime_ns)(uintptr_t)loop->due_tail;
   if (loop->due_tail)
-    loop->due_tail->o.timer.aux = (uint64_t)(uintptr_t)j;
+    loop->due_tail->o.timer.pos = (uintptr_t)j;
   else
     loop->due_head = j;
   loop->due_tail = j;
@@ -139,7 +160,7 @@ static void due_push(chime_loop *loop, struct chime__job *j) {
 static void due_unlink(chime_loop *loop, struct chime__job *j) {
   struct chime__job *next = due_next(j), *prev = due_prev(j);
   if (prev)
-    prev->o.timer.aux = (uint64_t)(uintptr_t)next;
+    prev->o.timer.pos = (uintptr_t)next;
   else
     loop->due_head = next;
   if (next)
@@ -147,7 +168,7 @@ static void due_unlink(chime_loop *loop, struct chime__job *j) {
   else
     loop->due_tail = prev;
   j->o.flags &= (uint16_t)~CHIME__J_DUE;
-  j->o.timer.aux = 0;
+  j->o.timer.pos = 0;
   j->o.timer.when = 0;
 }
 
@@ -222,7 +243,7 @@ void chime__job_cancel(chime_loop *loop, struct chime__job *j) {
   if (j->o.state == CHIME__JOB_DONE) return;
   j->o.flags |= CHIME__CANCELLED;
   if (j->o.state == CHIME__JOB_STOPPING) j->due = -ECANCELED;
-  cancel_runs(loop, j, 0);
+  if (j->running) cancel_runs(loop, j, 0);
   job_stop(loop, j, -ECANCELED);
   maybe_finish(loop, j);
 }
@@ -234,7 +255,7 @@ void chime__job_cancel(chime_loop *loop, struct chime__job *j) {
  * run was going, else as missed), and arm it, unless it must wait for the
  * run about to start to return. */
 static void next_tick(chime_loop *loop, struct chime__job *j, chime_ns t, chime_ns now, bool overlapped) {
-  const chime_every_opts *o = &j->spec->opts;
+  const struct chime__settings *o = &j->spec->opts;
   if (o->schedule == CHIME_FIXED_DELAY) return; /* planned when the run returns */
   chime_ns iv = j->interval, next = t + iv;
   if (next > now) {
@@ -264,9 +285,9 @@ static void next_tick(chime_loop *loop, struct chime__job *j, chime_ns t, chime_
 static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags);
 
 /* Runs the tick at grid time t now, inline on the calling task (the run
- * was already counted in j->running). */
-static void run(chime_loop *loop, struct chime__task *self, struct chime__job *j, chime_ns t, chime_ns now) {
-  const chime_every_opts *o = &j->spec->opts;
+ * was already counted in j->running).  Returns the time it ended. */
+static chime_ns run(chime_loop *loop, struct chime__task *self, struct chime__job *j, chime_ns t, chime_ns now) {
+  const struct chime__settings *o = &j->spec->opts;
   chime_fn target = j->spec->target;
   chime_ns late = now - planned(loop, j, t);
   j->runs++;
@@ -274,6 +295,7 @@ static void run(chime_loop *loop, struct chime__task *self, struct chime__job *j
   if (late > j->max_late) j->max_late = late;
   if (o->max_runs && j->runs >= o->max_runs) job_stop(loop, j, 0);
   self->job = j;
+  self->tick = t;
   self->deadline = o->timeout ? now + o->timeout : 0;
   int result = target(j->arg);
   chime_ns end = chime__now(loop);
@@ -282,17 +304,20 @@ static void run(chime_loop *loop, struct chime__task *self, struct chime__job *j
   self->deadline = 0;
   self->o.flags &= (uint16_t) ~(CHIME__CANCELLED | CHIME__SHIELDED | CHIME__TIMED_OUT | CHIME__REPLACED);
   run_end(loop, j, result, now, end, flags);
+  return end;
 }
 
-/* Handles the tick of a job the runner took from the due queue. */
-static void tick(chime_loop *loop, struct chime__task *self, struct chime__job *j) {
-  const chime_every_opts *o = &j->spec->opts;
-  chime_ns now = chime__now(loop), t = j->due;
+/* Handles the tick of a job the runner took from the due queue.  `now` is
+ * the clock's reading (the previous run's end, in a batch); returns the
+ * reading after the tick: a run's end, or `now`. */
+static chime_ns tick(chime_loop *loop, struct chime__task *self, struct chime__job *j, chime_ns now) {
+  const struct chime__settings *o = &j->spec->opts;
+  chime_ns t = j->due;
   bool queued = j->o.flags & CHIME__J_QUEUED;
   if (o->until && now >= o->until) {
     job_stop(loop, j, 0);
     maybe_finish(loop, j);
-    return;
+    return now;
   }
   if (queued) { /* the tick that waited for the previous run: its turn */
     j->o.flags &= (uint16_t)~CHIME__J_QUEUED;
@@ -301,7 +326,7 @@ static void tick(chime_loop *loop, struct chime__task *self, struct chime__job *
     switch (o->overlap) {
     case CHIME_OVERLAP_QUEUE:
       j->o.flags |= CHIME__J_QUEUED; /* waits for the run to return; nothing armed meanwhile */
-      return;
+      return now;
     case CHIME_OVERLAP_ALLOW: skip = j->running >= o->max_concurrent; break;
     case CHIME_OVERLAP_REPLACE: cancel_runs(loop, j, CHIME__REPLACED); break;
     default: skip = true; break;
@@ -309,16 +334,16 @@ static void tick(chime_loop *loop, struct chime__task *self, struct chime__job *
     if (skip) {
       j->skipped_overlap = add_sat(j->skipped_overlap, 1);
       next_tick(loop, j, t, now, false);
-      return;
+      return now;
     }
   }
   j->running++; /* before next_tick, which may stop the job: it must not end under this run */
   next_tick(loop, j, t, now, queued);
-  run(loop, self, j, t, now);
+  return run(loop, self, j, t, now);
 }
 
 /* The back-off after `failures` failed runs in a row. */
-static chime_ns backoff_delay(const chime_every_opts *o, unsigned failures) {
+static chime_ns backoff_delay(const struct chime__settings *o, unsigned failures) {
   chime_ns d = o->backoff_base;
   for (unsigned i = 1; i < failures && d < o->backoff_max; i++)
     d *= 2;
@@ -327,7 +352,7 @@ static chime_ns backoff_delay(const chime_every_opts *o, unsigned failures) {
 
 /* What a run's return decides about the next tick. */
 static void after_run(chime_loop *loop, struct chime__job *j, chime_ns end, bool failed) {
-  const chime_every_opts *o = &j->spec->opts;
+  const struct chime__settings *o = &j->spec->opts;
   chime_ns not_before = failed && o->on_error == CHIME_ERROR_BACKOFF ? end + backoff_delay(o, j->failures) : 0;
   if (o->schedule == CHIME_FIXED_DELAY) {
     j->due = end + j->interval > not_before ? end + j->interval : not_before;
@@ -359,7 +384,7 @@ static void after_run(chime_loop *loop, struct chime__job *j, chime_ns end, bool
 }
 
 static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags) {
-  const chime_every_opts *o = &j->spec->opts;
+  const struct chime__settings *o = &j->spec->opts;
   chime_ns took = end - start;
   j->running--;
   j->last_duration = took;
@@ -390,15 +415,21 @@ static struct chime__job *due_pop(chime_loop *loop) {
 static int runner_main(void *arg) {
   chime_loop *loop = arg;
   struct chime__task *self = loop->cur;
+  /* One clock reading per run: a run's end is the next one's start. */
+  chime_ns now = chime__now(loop);
   for (unsigned n = 1;; n++) {
     struct chime__job *j = due_pop(loop);
     if (!j) {
       chime__task_wait(loop, CHIME__WAIT_RUNNER, NULL, NULL, CHIME_NEVER);
+      now = chime__now(loop);
       continue;
     }
-    tick(loop, self, j);
+    now = tick(loop, self, j, now);
     if (self != loop->runner) return 0; /* promoted: that run has returned; this task ends */
-    if (n % 64 == 0) chime_yield();     /* let the other tasks run */
+    if (n % 64 == 0) {                  /* let the other tasks run */
+      chime_yield();
+      now = chime__now(loop);
+    }
   }
 }
 
@@ -488,8 +519,11 @@ int chime__job_set_group(chime_loop *loop, struct chime__job *j, chime_group *g)
 
 static bool bad_duration(chime_ns d) { return d < 0 || d > MAX_DURATION; }
 
-/* Checks the options and copies them, normalised, into *n. */
-static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now, chime_every_opts *n) {
+_Static_assert(sizeof(struct chime__settings) == 80, "settings have no implicit padding");
+
+/* Checks the options.  `now` is needed (and read) only when o->until is
+ * set. */
+static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now) {
   if (interval <= 0 || interval > MAX_DURATION) return -EINVAL;
   if ((unsigned)o->schedule > CHIME_FIXED_DELAY || (unsigned)o->start > CHIME_START_AT ||
       (unsigned)o->missed > CHIME_MISSED_DELAY || (unsigned)o->overlap > CHIME_OVERLAP_REPLACE ||
@@ -509,26 +543,27 @@ static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now
     return -EINVAL;
   if ((o->spread > 0) != (o->key != NULL)) return -EINVAL;
   if (o->until && o->until <= now) return -EINVAL;
-  if (o->until < 0 || (o->start == CHIME_START_AT && o->start_at > now + MAX_DURATION)) return -EINVAL;
-  memset(n, 0, sizeof *n);
-  n->schedule = o->schedule;
-  n->start = o->start;
-  n->start_at = o->start_at;
-  n->missed = o->missed;
-  n->max_catch_up = o->max_catch_up;
-  n->overlap = o->overlap;
-  n->max_concurrent = o->max_concurrent;
-  n->jitter = o->jitter;
-  n->spread = o->spread;
-  n->timeout = o->timeout;
-  n->on_error = o->on_error;
-  n->backoff_base = o->backoff_base;
-  n->backoff_max = o->backoff_max;
-  n->max_runs = o->max_runs;
-  n->until = o->until;
-  n->window = o->window;
-  n->dtor = o->dtor;
+  if (o->until < 0 || o->start_at > CHIME_NEVER - 2 * MAX_DURATION) return -EINVAL;
   return 0;
+}
+
+/* The settings of options o (checked). */
+static struct chime__settings settings_of(const chime_every_opts *o) {
+  return (struct chime__settings){.jitter = o->jitter,
+                                  .timeout = o->timeout,
+                                  .backoff_base = o->backoff_base,
+                                  .backoff_max = o->backoff_max,
+                                  .until = o->until,
+                                  .window = o->window,
+                                  .max_runs = o->max_runs,
+                                  .dtor = o->dtor,
+                                  .max_catch_up = o->max_catch_up,
+                                  .max_concurrent = (uint16_t)o->max_concurrent,
+                                  .schedule = (uint8_t)o->schedule,
+                                  .missed = (uint8_t)o->missed,
+                                  .overlap = (uint8_t)o->overlap,
+                                  .on_error = (uint8_t)o->on_error,
+                                  .zero = {0}};
 }
 
 /* The stable offset of a key in [0, spread]. */
@@ -545,14 +580,21 @@ int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every
   const chime_every_opts *o = opts ? opts : &defaults;
   if (!loop) return -EPERM;
   if (!target) return -EINVAL;
-  chime_ns now = chime__now(loop);
-  chime_every_opts n;
-  int rc = check_opts(o, interval, now, &n);
+  /* the clock is read only when the options need it */
+  chime_ns now = o->start != CHIME_START_AT || o->until ? chime__now(loop) : 0;
+  int rc = check_opts(o, interval, now);
   if (rc) return rc;
-  char name[32] = "";
-  if (o->name) strncpy(name, o->name, sizeof name - 1);
-  struct chime__spec *s = spec_get(loop, target, &n, NULL, name);
-  if (!s) return -ENOMEM;
+  const char *name = o->name ? o->name : "";
+  struct chime__spec *s = loop->spec_cache;
+  if (s && s->target == target && !s->group && same_name(s, name) && settings_are(&s->opts, o)) {
+    s->refs++; /* made the same way as the last job: the usual case */
+  } else {
+    struct chime__settings n = settings_of(o);
+    char copy[32] = "";
+    strncpy(copy, name, sizeof copy - 1);
+    s = spec_get(loop, target, &n, NULL, copy);
+    if (!s) return -ENOMEM;
+  }
   struct chime__job *j = (struct chime__job *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_JOB);
   if (!j) {
     spec_put(s);
@@ -569,15 +611,15 @@ int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every
   j->spec = s;
   j->arg = arg;
   j->interval = interval;
-  j->due = (n.start == CHIME_START_AT    ? n.start_at
-            : n.start == CHIME_START_NOW ? now
-                                         : now + interval) +
-           (n.spread ? spread_of(o->key, n.spread) : 0);
+  j->due = (o->start == CHIME_START_AT    ? o->start_at
+            : o->start == CHIME_START_NOW ? now
+                                          : now + interval) +
+           (o->spread ? spread_of(o->key, o->spread) : 0);
   loop->ntasks++;
   if (out) out->id = chime__obj_handle(&j->o);
   if (loop->shutting_down) {
     chime__job_cancel(loop, j);
-  } else if (n.until && planned(loop, j, j->due) >= n.until) {
+  } else if (o->until && planned(loop, j, j->due) >= o->until) {
     job_stop(loop, j, 0);
     maybe_finish(loop, j);
   } else {
@@ -587,6 +629,14 @@ int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every
 }
 
 /* ---- statistics ------------------------------------------------------------- */
+
+int chime_tick(chime_ns *tick) {
+  chime_loop *loop = chime__tls_loop;
+  struct chime__task *self = loop ? loop->cur : NULL;
+  if (!self || !self->job || !tick) return -EPERM;
+  *tick = self->tick;
+  return 0;
+}
 
 int chime_every_stats(chime_task h, chime_job_stats *st) {
   chime_loop *loop = chime__tls_loop;

@@ -27,9 +27,16 @@
 #define SLOT_BITS 16 /* enough for 2 MiB of 32-byte objects */
 #define MAX_SLABS (1u << (32 - SLOT_BITS))
 
-static const uint32_t class_shift[CHIME__NCLASSES] = {
-    [CHIME__CLASS_TASK] = 8, /* 256 bytes */
-    [CHIME__CLASS_JOB] = 7,  /* 128 bytes */
+static const uint32_t class_size[CHIME__NCLASSES] = {
+    [CHIME__CLASS_TASK] = 256,
+    [CHIME__CLASS_JOB] = 120,
+};
+
+/* offset / size as (offset * magic) >> 32, magic = ceil(2^32 / size):
+ * exact for offsets below 2^32 / (magic * size - 2^32), far above a slab. */
+static const uint64_t class_magic[CHIME__NCLASSES] = {
+    [CHIME__CLASS_TASK] = (1ull << 32) / 256,
+    [CHIME__CLASS_JOB] = ((1ull << 32) + 119) / 120,
 };
 
 struct chime__slab {
@@ -40,7 +47,7 @@ struct chime__slab {
 };
 
 _Static_assert(sizeof(struct chime__task) <= 256, "a task must fit its slab class");
-_Static_assert(sizeof(struct chime__job) == 128, "a job is 128 bytes");
+_Static_assert(sizeof(struct chime__job) == 120, "a job is 120 bytes (and 8 in a wheel slot)");
 
 void chime__slabs_init(struct chime__slabs *s, uint32_t seed) {
   memset(s, 0, sizeof *s);
@@ -77,17 +84,24 @@ static struct chime__slab *slab_new(struct chime__slabs *s, enum chime__class c)
   }
   struct chime__slab *slab = map_aligned();
   if (!slab) return NULL;
+#ifdef MADV_HUGEPAGE
+  /* A class that has filled a slab belongs to a large program: its next
+   * slabs may be huge pages, one page fault per 2 MiB instead of 512.
+   * The first slab of a class stays in small pages, so a small program
+   * stays small. */
+  if (s->bump[c]) madvise(slab, SLAB_BYTES, MADV_HUGEPAGE);
+#endif
   slab->number = s->nslabs;
   slab->cls = (uint8_t)c;
   slab->used = 1;
-  slab->slots = (uint32_t)(SLAB_BYTES >> class_shift[c]);
+  slab->slots = (uint32_t)(SLAB_BYTES / class_size[c]);
   s->dir[s->nslabs++] = slab;
   return slab;
 }
 
 struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c) {
   struct chime__obj *o = s->free[c];
-  size_t size = (size_t)1 << class_shift[c];
+  size_t size = class_size[c];
   if (o) {
     if (CHIME__FAULT()) return NULL; /* stands for the allocation it replaces */
     s->free[c] = *(struct chime__obj **)(o + 1);
@@ -104,7 +118,7 @@ struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c)
   } else if (CHIME__FAULT()) {
     return NULL;
   }
-  o = (struct chime__obj *)((char *)slab + ((size_t)slab->used++ << class_shift[c]));
+  o = (struct chime__obj *)((char *)slab + (size_t)slab->used++ * class_size[c]);
   /* fresh from mmap: already zero */
   o->gen = s->seed;
   return o;
@@ -118,11 +132,18 @@ void chime__obj_free(struct chime__slabs *s, struct chime__obj *o) {
   s->free[slab->cls] = o;
 }
 
-uint64_t chime__obj_handle(const struct chime__obj *o) {
+uint32_t chime__obj_index(const struct chime__obj *o) {
   const struct chime__slab *slab = (const struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
-  uint64_t slot = ((uintptr_t)o & (SLAB_BYTES - 1)) >> class_shift[slab->cls];
-  return (uint64_t)o->gen << 32 | (uint64_t)slab->number << SLOT_BITS | slot;
+  uint64_t slot = (((uintptr_t)o & (SLAB_BYTES - 1)) * class_magic[slab->cls]) >> 32;
+  return slab->number << SLOT_BITS | (uint32_t)slot;
 }
+
+struct chime__obj *chime__obj_at(const struct chime__slabs *s, uint32_t index) {
+  const struct chime__slab *slab = s->dir[index >> SLOT_BITS];
+  return (struct chime__obj *)((char *)slab + (size_t)(index & ((1u << SLOT_BITS) - 1)) * class_size[slab->cls]);
+}
+
+uint64_t chime__obj_handle(const struct chime__obj *o) { return (uint64_t)o->gen << 32 | chime__obj_index(o); }
 
 struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) {
   uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32);
@@ -130,7 +151,7 @@ struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) 
   if (number >= s->nslabs || slot == 0) return NULL;
   const struct chime__slab *slab = s->dir[number];
   if (slot >= slab->used) return NULL;
-  struct chime__obj *o = (struct chime__obj *)((char *)slab + ((size_t)slot << class_shift[slab->cls]));
+  struct chime__obj *o = (struct chime__obj *)((char *)slab + (size_t)slot * class_size[slab->cls]);
   if (o->gen != gen || o->kind == CHIME__FREE) return NULL;
   return o;
 }
@@ -141,7 +162,7 @@ void chime__slabs_each(struct chime__slabs *s, enum chime__class c, void (*fn)(s
     struct chime__slab *slab = s->dir[i];
     if (slab->cls != c) continue;
     for (uint32_t k = 1; k < slab->used; k++) {
-      struct chime__obj *o = (struct chime__obj *)((char *)slab + ((size_t)k << class_shift[c]));
+      struct chime__obj *o = (struct chime__obj *)((char *)slab + (size_t)k * class_size[c]);
       if (o->kind != CHIME__FREE) fn(o, ctx);
     }
   }

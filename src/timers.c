@@ -3,36 +3,43 @@
  * Three places hold armed entries, by how far away their deadline is.  With
  * slot(e) = e->when >> CHIME__SLOT_SHIFT (slots of about 1 ms):
  *
- *   near   slot(e) <  cursor             binary heap, exact (when, seq) order
- *   wheel  cursor <= slot(e) < cursor+N  N = 4096 slots (4.3 s): unordered
- *                                        lists, one per slot, and a bitmap
- *   far    slot(e) >= cursor + N         binary heap
+ *   near   slot(e) <  cursor             a run sorted by (when, arming order)
+ *   wheel  cursor <= slot(e) < cursor+N  N = 4096 slots (4.3 s), each an
+ *                                        array of the entries' owners (as
+ *                                        4-byte slab indices) in arming
+ *                                        order, kept in chunks; a bitmap
+ *   far    slot(e) >= cursor + N         a binary heap
  *
- * The cursor only moves forward, and only up to the slot after the current
- * one: catch_up() expands every wheel slot up to then into the near heap,
- * and moves far entries whose slot has come within reach into the wheel.
- * So arming a deadline a few seconds away, and disarming it, are O(1) list
- * operations; an entry reaches the near heap once, shortly before it is due,
- * when the heap holds about a millisecond's worth of entries; and only
- * deadlines further than 4.3 s away pay O(log n) in the far heap, once.
+ * The cursor only moves forward, up to the slot after the current one:
+ * catch_up() expands every wheel slot up to then into the near run (a
+ * stable radix sort of the slot's entries by deadline, appended after what
+ * the run holds: all earlier), and moves far entries whose slot has come
+ * within reach into the wheel.  So arming a deadline seconds away is an
+ * append, disarming it a store; popping is an index increment; a slot is
+ * expanded once, reading its array in order (its entries can be prefetched,
+ * where a linked list would chase pointers); and only deadlines further
+ * than 4.3 s away pay O(log n), once, in the far heap.
  *
- * FIFO among equal deadlines: heap entries carry a sequence number.  Wheel
- * lists are kept newest first; expanding a slot numbers its entries oldest
- * first.  Entries of one slot are all either in its list or armed after it
- * was expanded (with higher numbers), and far entries enter the wheel the
- * moment the cursor brings their slot within reach, before anything else
- * can be armed for that slot; so numbering by these rules is arming order.
+ * FIFO among equal deadlines: wheel arrays are in arming order and the sort
+ * is stable; an entry armed straight into the near run goes after every
+ * entry of equal deadline (armed earlier); far entries carry a sequence
+ * number, and enter the wheel the moment the cursor brings their slot
+ * within reach, before anything else can be armed for it.
  *
- * Encoding of an entry's `link` (its low two bits say where it is):
- *   0                  not armed
- *   next | 1           in a wheel list; `aux` points at the word that points
- *                      to it (the slot head or the previous entry's link)
- *   index << 2 | 2     near heap, at v[index]; `aux` is its sequence number
- *   index << 2 | 3     far heap, likewise
- * Slot heads hold first | 1 (or 0 or 1 when empty), like links.
+ * An entry's `pos` says where it is (its low two bits):
+ *   0                   not armed (the rest is free for its owner's use)
+ *   &element | 1        in a wheel chunk, at that element (4-aligned)
+ *   index << 2 | 2      in the near run, at that index
+ *   index << 2 | 3      in the far heap, at that index
+ * Disarming leaves a tombstone (index 0, which is a slab's header, never an
+ * object) in the wheel array, or NULL in the near run;
+ * a slot whose live count falls to 0 gives its chunks back at once, and
+ * tombstones in the run are dropped as the run is consumed or compacted.
  *
- * Arming never allocates: owners reserve room in both heap arrays for every
- * entry that may be armed at once (chime__timers_reserve).
+ * Arming never allocates: owners reserve room for every entry that may be
+ * armed at once (chime__timers_reserve), in the near run, the far heap, the
+ * sort's scratch space and the chunk pool.  If the pool runs dry because
+ * tombstones hold chunks, the wheel is compacted, which frees enough.
  */
 #include "internal.h"
 
@@ -42,16 +49,57 @@
 #define TAG_WHEEL 1u
 #define TAG_NEAR 2u
 #define TAG_FAR 3u
+#define BLOCK_BYTES ((size_t)128 * 1024) /* mapped, so committed only as chunks are used */
+#define CHUNKS_PER_BLOCK ((BLOCK_BYTES - 16) / sizeof(struct chime__chunk))
+
+struct chime__chunk {
+  struct chime__chunk *next;
+  uint32_t n; /* elements written (live or tombstones) */
+  uint32_t unused;
+  uint32_t e[CHIME__CHUNK]; /* slab indices of the entries' owners; 0: tombstone */
+};
+
+/* A block of chunks, as mapped; blocks are used in the order they were
+ * mapped, the first `fresh` chunks of t->fresh_block not yet. */
+struct chime__chunk_block {
+  struct chime__chunk_block *next;
+  uint64_t unused;
+  struct chime__chunk c[];
+};
 
 static uint64_t slot_of(chime_ns when) { return when < 0 ? 0 : (uint64_t)when >> CHIME__SLOT_SHIFT; }
-static struct chime__timer *untag(uintptr_t link) { return (struct chime__timer *)(link & ~(uintptr_t)3); }
 
-void chime__timers_init(struct chime__timers *t) { memset(t, 0, sizeof *t); }
+static uint32_t index_of(const struct chime__timer *e) {
+  return chime__obj_index(CHIME__CONTAINER(e, const struct chime__obj, timer));
+}
+
+static struct chime__timer *entry_at(const struct chime__timers *t, uint32_t index) {
+  return &chime__obj_at(t->objs, index)->timer;
+}
+
+void chime__timers_init(struct chime__timers *t, chime_ns now, const struct chime__slabs *objs) {
+  memset(t, 0, sizeof *t);
+  t->cursor = slot_of(now);
+  t->objs = objs;
+}
 
 void chime__timers_fini(struct chime__timers *t) {
-  chime__free(t->near.v);
-  chime__free(t->far.v);
+  while (t->blocks) {
+    struct chime__chunk_block *b = t->blocks;
+    t->blocks = b->next;
+    chime__unmap(b, BLOCK_BYTES);
+  }
+  chime__free(t->near);
+  chime__free(t->far);
+  chime__free(t->scratch);
   memset(t, 0, sizeof *t);
+}
+
+/* Chunks enough for `n` armed entries however they are spread: after a
+ * compaction a slot needs ceil(live / CHUNK) chunks, so one per entry per
+ * CHUNK, one per slot in use, and one spare. */
+static uint64_t chunks_for(uint64_t n) {
+  return (n + CHIME__CHUNK - 1) / CHIME__CHUNK + (n < CHIME__WHEEL_SLOTS ? n : CHIME__WHEEL_SLOTS) + 1;
 }
 
 int chime__timers_reserve(struct chime__timers *t, uint64_t n) {
@@ -61,71 +109,137 @@ int chime__timers_reserve(struct chime__timers *t, uint64_t n) {
     while (cap < want)
       cap *= 2;
     if (cap > UINT32_MAX) return -ENOMEM;
-    struct chime__timer **near = chime__realloc(t->near.v, cap * sizeof *near);
+    struct chime__near *near = chime__realloc(t->near, cap * sizeof *near);
     if (!near) return -ENOMEM;
-    t->near.v = near;
-    struct chime__timer **far = chime__realloc(t->far.v, cap * sizeof *far);
-    if (!far) return -ENOMEM; /* near keeps its larger array; cap stays */
-    t->far.v = far;
-    t->cap = cap;
+    t->near = near;
+    struct chime__far *far = chime__realloc(t->far, cap * sizeof *far);
+    if (!far) return -ENOMEM;
+    t->far = far;
+    struct chime__near *scratch = chime__realloc(t->scratch, cap * sizeof *scratch);
+    if (!scratch) return -ENOMEM;
+    t->scratch = scratch;
+    t->cap = cap; /* a failure above leaves the larger arrays, and cap as it was */
   }
+  while (want > t->chunks_checked && t->nchunks < chunks_for(want)) {
+    struct chime__chunk_block *b = chime__map(BLOCK_BYTES);
+    if (!b) return -ENOMEM;
+    b->next = NULL;
+    if (t->last_block)
+      t->last_block->next = b;
+    else
+      t->blocks = t->fresh_block = b;
+    if (!t->fresh_block) t->fresh_block = b;
+    t->last_block = b;
+    t->nchunks += CHUNKS_PER_BLOCK;
+  }
+  if (want > t->chunks_checked) t->chunks_checked = want; /* chunks never go away: no need to check again */
   t->reserved = want;
   return 0;
 }
 
 void chime__timers_unreserve(struct chime__timers *t, uint64_t n) { t->reserved -= n; }
 
-/* ---- heaps ------------------------------------------------------------------ */
+/* ---- the far heap: (when, seq) ------------------------------------------------ */
 
-static bool before(const struct chime__timer *a, const struct chime__timer *b) {
-  return a->when < b->when || (a->when == b->when && a->aux < b->aux);
+static bool far_before(const struct chime__far *a, const struct chime__far *b) {
+  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void heap_set(struct chime__heap *h, uint32_t i, struct chime__timer *e, uintptr_t tag) {
-  h->v[i] = e;
-  e->link = (uintptr_t)i << 2 | tag;
+static void far_set(struct chime__timers *t, uint32_t i, struct chime__far v) {
+  t->far[i] = v;
+  v.e->pos = (uintptr_t)i << 2 | TAG_FAR;
 }
 
-static void sift_up(struct chime__heap *h, uint32_t i, uintptr_t tag) {
-  struct chime__timer *e = h->v[i];
-  while (i > 0) {
-    uint32_t p = (i - 1) / 2;
-    if (!before(e, h->v[p])) break;
-    heap_set(h, i, h->v[p], tag);
-    i = p;
+static void far_sift_up(struct chime__timers *t, uint32_t i) {
+  struct chime__far v = t->far[i];
+  while (i > 0 && far_before(&v, &t->far[(i - 1) / 2])) {
+    far_set(t, i, t->far[(i - 1) / 2]);
+    i = (i - 1) / 2;
   }
-  heap_set(h, i, e, tag);
+  far_set(t, i, v);
 }
 
-static void sift_down(struct chime__heap *h, uint32_t i, uintptr_t tag) {
-  struct chime__timer *e = h->v[i];
+static void far_sift_down(struct chime__timers *t, uint32_t i) {
+  struct chime__far v = t->far[i];
   for (;;) {
     uint32_t c = 2 * i + 1;
-    if (c >= h->n) break;
-    if (c + 1 < h->n && before(h->v[c + 1], h->v[c])) c++;
-    if (!before(h->v[c], e)) break;
-    heap_set(h, i, h->v[c], tag);
+    if (c >= t->nfar) break;
+    if (c + 1 < t->nfar && far_before(&t->far[c + 1], &t->far[c])) c++;
+    if (!far_before(&t->far[c], &v)) break;
+    far_set(t, i, t->far[c]);
     i = c;
   }
-  heap_set(h, i, e, tag);
+  far_set(t, i, v);
 }
 
-static void heap_push(struct chime__heap *h, struct chime__timer *e, uintptr_t tag) {
-  h->v[h->n++] = e;
-  sift_up(h, h->n - 1, tag);
+static void far_push(struct chime__timers *t, struct chime__timer *e) {
+  t->far[t->nfar] = (struct chime__far){e->when, t->seq++, e};
+  far_sift_up(t, t->nfar++);
 }
 
-static void heap_remove(struct chime__heap *h, uint32_t i, uintptr_t tag) {
-  struct chime__timer *last = h->v[--h->n];
-  if (i == h->n) return;
-  heap_set(h, i, last, tag);
-  if (i > 0 && before(last, h->v[(i - 1) / 2]))
-    sift_up(h, i, tag);
+static void far_remove(struct chime__timers *t, uint32_t i) {
+  struct chime__far last = t->far[--t->nfar];
+  if (i == t->nfar) return;
+  far_set(t, i, last);
+  if (i > 0 && far_before(&last, &t->far[(i - 1) / 2]))
+    far_sift_up(t, i);
   else
-    sift_down(h, i, tag);
+    far_sift_down(t, i);
 }
 
-/* ---- wheel ----------------------------------------------------------------- */
+/* ---- the near run ------------------------------------------------------------- */
+
+static void near_set(struct chime__timers *t, uint32_t i, chime_ns when, struct chime__timer *e) {
+  t->near[i] = (struct chime__near){when, e};
+  if (e) e->pos = (uintptr_t)i << 2 | TAG_NEAR;
+}
+
+/* Slides the run to the front of its array, dropping tombstones. */
+static void near_compact(struct chime__timers *t) {
+  uint32_t w = 0;
+  for (uint32_t r = t->near_head; r < t->near_tail; r++)
+    if (t->near[r].e) near_set(t, w++, t->near[r].when, t->near[r].e);
+  t->near_head = 0;
+  t->near_tail = w;
+}
+
+/* Makes room for n more elements at the end of the run.  Compacting as
+ * soon as the consumed head is larger than the run keeps the part of the
+ * array in use (and resident) about twice the run, at O(1) amortized. */
+static void near_room(struct chime__timers *t, uint64_t n) {
+  if (t->near_tail + n > t->cap || t->near_head > t->near_tail - t->near_head + 64) near_compact(t);
+}
+
+/* Drops tombstones at the head of the run. */
+static void near_trim(struct chime__timers *t) {
+  while (t->near_head < t->near_tail && !t->near[t->near_head].e)
+    t->near_head++;
+  if (t->near_head == t->near_tail) t->near_head = t->near_tail = 0;
+}
+
+/* An entry armed straight into the run: after every entry of equal or
+ * earlier deadline. */
+static void near_insert(struct chime__timers *t, struct chime__timer *e) {
+  near_room(t, 1);
+  uint32_t lo = t->near_head, hi = t->near_tail;
+  if (lo == hi || t->near[hi - 1].when <= e->when) {
+    lo = hi; /* at the end, the usual case */
+  } else {   /* binary search for the first later deadline */
+    while (lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2;
+      if (t->near[mid].when <= e->when)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for (uint32_t i = t->near_tail; i > lo; i--)
+      near_set(t, i, t->near[i - 1].when, t->near[i - 1].e);
+  }
+  near_set(t, lo, e->when, e);
+  t->near_tail++;
+}
+
+/* ---- the wheel ----------------------------------------------------------------- */
 
 static void bit_set(struct chime__timers *t, uint32_t i) {
   t->bits[i >> 6] |= 1ull << (i & 63);
@@ -137,28 +251,97 @@ static void bit_clear(struct chime__timers *t, uint32_t i) {
   if (!t->bits[i >> 6]) t->summary &= ~(1ull << (i >> 6));
 }
 
-static void wheel_push(struct chime__timers *t, struct chime__timer *e, uint32_t i) {
-  uintptr_t *head = &t->slot[i];
-  struct chime__timer *first = untag(*head);
-  e->link = (uintptr_t)first | TAG_WHEEL;
-  e->aux = (uintptr_t)head;
-  if (first) first->aux = (uintptr_t)&e->link;
-  *head = (uintptr_t)e | TAG_WHEEL;
-  bit_set(t, i);
+/* Gives a slot's chunks back to the pool and empties it. */
+static void slot_release(struct chime__timers *t, uint32_t i) {
+  struct chime__slot *s = &t->slot[i];
+  if (s->head) {
+    s->tail->next = t->pool;
+    t->pool = s->head;
+  }
+  s->head = s->tail = NULL;
+  t->live[i] = 0;
+  bit_clear(t, i);
+}
+
+/* Rewrites every slot without its tombstones, freeing the chunks they
+ * held.  Rare: only when the pool runs dry. */
+static void wheel_compact(struct chime__timers *t) {
+  for (uint32_t i = 0; i < CHIME__WHEEL_SLOTS; i++) {
+    struct chime__slot *s = &t->slot[i];
+    if (!s->head) continue;
+    struct chime__chunk *w = s->head, *r = s->head;
+    uint32_t wn = 0;
+    for (; r; r = r->next)
+      for (uint32_t k = 0; k < r->n; k++) {
+        uint32_t x = r->e[k];
+        if (!x) continue;
+        if (wn == CHIME__CHUNK) {
+          w = w->next;
+          wn = 0;
+        }
+        w->e[wn] = x;
+        entry_at(t, x)->pos = (uintptr_t)&w->e[wn] | TAG_WHEEL;
+        wn++;
+      }
+    w->n = wn;
+    if (w->next) { /* the chunks after w are free */
+      struct chime__chunk *rest = w->next, *last = rest;
+      while (last->next)
+        last = last->next;
+      last->next = t->pool;
+      t->pool = rest;
+      w->next = NULL;
+    }
+    s->tail = w;
+  }
+}
+
+static struct chime__chunk *chunk_get(struct chime__timers *t) {
+  struct chime__chunk *c = t->pool;
+  if (c) {
+    t->pool = c->next;
+  } else if (t->fresh_block) { /* a chunk never used: its pages are touched now */
+    c = &t->fresh_block->c[t->fresh++];
+    if (t->fresh == CHUNKS_PER_BLOCK) {
+      t->fresh_block = t->fresh_block->next;
+      t->fresh = 0;
+    }
+  } else {
+    wheel_compact(t); /* reserve guarantees this frees enough */
+    c = t->pool;
+    t->pool = c->next;
+  }
+  c->next = NULL;
+  c->n = 0;
+  return c;
+}
+
+static void wheel_append(struct chime__timers *t, struct chime__timer *e, uint32_t i) {
+  struct chime__slot *s = &t->slot[i];
+  struct chime__chunk *c = s->tail;
+  if (!c || c->n == CHIME__CHUNK) {
+    c = chunk_get(t);
+    if (s->tail) /* compaction may have moved the tail: read it again */
+      s->tail->next = c;
+    else
+      s->head = c;
+    s->tail = c;
+  }
+  c->e[c->n] = index_of(e);
+  e->pos = (uintptr_t)&c->e[c->n] | TAG_WHEEL;
+  c->n++;
+  if (t->live[i]++ == 0) bit_set(t, i);
   t->wheel_count++;
 }
 
-static void wheel_unlink(struct chime__timers *t, struct chime__timer *e) {
-  uintptr_t *pp = (uintptr_t *)(uintptr_t)e->aux;
-  struct chime__timer *next = untag(e->link);
-  *pp = e->link;
-  if (next) next->aux = (uintptr_t)pp;
+static void wheel_remove(struct chime__timers *t, struct chime__timer *e) {
+  *(uint32_t *)(e->pos & ~(uintptr_t)3) = 0;
   uint32_t i = (uint32_t)(slot_of(e->when) & MASK);
-  if (!untag(t->slot[i])) bit_clear(t, i);
   t->wheel_count--;
+  if (--t->live[i] == 0) slot_release(t, i);
 }
 
-/* The first slot at or after the cursor whose list is not empty (the wheel
+/* The first slot at or after the cursor that holds a live entry (the wheel
  * must not be empty). */
 static uint64_t next_slot(const struct chime__timers *t) {
   uint32_t c = (uint32_t)(t->cursor & MASK), w = c >> 6, idx;
@@ -176,54 +359,100 @@ static uint64_t next_slot(const struct chime__timers *t) {
 /* Puts an armed entry where its deadline belongs. */
 static void place(struct chime__timers *t, struct chime__timer *e) {
   uint64_t s = slot_of(e->when);
-  if (s < t->cursor) {
-    e->aux = t->seq++;
-    heap_push(&t->near, e, TAG_NEAR);
-  } else if (s - t->cursor < CHIME__WHEEL_SLOTS) {
-    wheel_push(t, e, (uint32_t)(s & MASK));
-  } else {
-    e->aux = t->seq++;
-    heap_push(&t->far, e, TAG_FAR);
-  }
+  if (s < t->cursor)
+    near_insert(t, e);
+  else if (s - t->cursor < CHIME__WHEEL_SLOTS)
+    wheel_append(t, e, (uint32_t)(s & MASK));
+  else
+    far_push(t, e);
 }
 
 /* Moves the cursor forward to `to`, bringing far entries within reach. */
 static void advance(struct chime__timers *t, uint64_t to) {
   t->cursor = to;
-  while (t->far.n && slot_of(t->far.v[0]->when) < to + CHIME__WHEEL_SLOTS) {
-    struct chime__timer *e = t->far.v[0];
-    heap_remove(&t->far, 0, TAG_FAR);
+  while (t->nfar && slot_of(t->far[0].when) < to + CHIME__WHEEL_SLOTS) {
+    struct chime__timer *e = t->far[0].e;
+    far_remove(t, 0);
     place(t, e);
   }
 }
 
-/* Moves slot s's list into the near heap, oldest first. */
-static void expand(struct chime__timers *t, uint64_t s) {
-  uint32_t i = (uint32_t)(s & MASK);
-  uint64_t n = 0;
-  for (struct chime__timer *e = untag(t->slot[i]); e; e = untag(e->link))
-    n++;
-  uint64_t seq = t->seq + n;
-  struct chime__timer *e = untag(t->slot[i]);
-  while (e) {
-    struct chime__timer *next = untag(e->link);
-    e->aux = --seq;
-    heap_push(&t->near, e, TAG_NEAR);
-    e = next;
+/* Stable sort of n elements by deadline, all within one slot starting at
+ * `base`: two passes of a radix sort on the 20 bits below the slot number,
+ * from `in` to `out` through `tmp` (small n: insertion sort). */
+static void sort_slot(struct chime__near *in, struct chime__near *tmp, struct chime__near *out, uint32_t n,
+                      chime_ns base) {
+  if (n <= 32) {
+    for (uint32_t i = 0; i < n; i++) {
+      struct chime__near v = in[i];
+      uint32_t j = i;
+      while (j > 0 && out[j - 1].when > v.when) {
+        out[j] = out[j - 1];
+        j--;
+      }
+      out[j] = v;
+    }
+    return;
   }
-  t->seq += n;
-  t->slot[i] = 0;
-  bit_clear(t, i);
-  t->wheel_count -= n;
+  uint32_t lo[1025] = {0}, hi[1025] = {0};
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t k = in[i].when < base ? 0 : (uint32_t)(in[i].when - base);
+    lo[(k & 1023) + 1]++;
+    hi[(k >> 10 & 1023) + 1]++;
+  }
+  for (int b = 0; b < 1024; b++) {
+    lo[b + 1] += lo[b];
+    hi[b + 1] += hi[b];
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t k = in[i].when < base ? 0 : (uint32_t)(in[i].when - base);
+    tmp[lo[k & 1023]++] = in[i];
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t k = tmp[i].when < base ? 0 : (uint32_t)(tmp[i].when - base);
+    out[hi[k >> 10 & 1023]++] = tmp[i];
+  }
 }
 
-/* Makes the near heap hold every entry whose slot is <= limit. */
+/* Moves slot s's live entries, sorted, to the end of the near run. */
+static void expand(struct chime__timers *t, uint64_t s) {
+  uint32_t i = (uint32_t)(s & MASK), n = t->live[i];
+  if (!n) return;
+  near_room(t, n);
+  /* Gather (when, entry) in arming order; read the deadlines a few entries
+   * ahead of use, so that their cache misses overlap. */
+  struct chime__near *in = t->scratch;
+  uint32_t k = 0;
+  for (struct chime__chunk *c = t->slot[i].head; c; c = c->next) {
+    for (uint32_t j = 0; j < c->n; j++) {
+      if (j + 24 < c->n && c->e[j + 24]) __builtin_prefetch(entry_at(t, c->e[j + 24]));
+      if (!c->e[j]) continue;
+      struct chime__timer *e = entry_at(t, c->e[j]);
+      in[k++] = (struct chime__near){e->when, e};
+    }
+  }
+  /* The near run's free tail serves as the sort's second buffer. */
+  struct chime__near *out = t->near + t->near_tail;
+  if (n <= 32) {
+    sort_slot(in, NULL, out, n, (chime_ns)(s << CHIME__SLOT_SHIFT));
+  } else {
+    sort_slot(in, out, in, n, (chime_ns)(s << CHIME__SLOT_SHIFT)); /* in -> out -> in */
+    memcpy(out, in, n * sizeof *out);
+  }
+  for (uint32_t j = 0; j < n; j++)
+    out[j].e->pos = (uintptr_t)(t->near_tail + j) << 2 | TAG_NEAR;
+  t->near_tail += n;
+  t->wheel_count -= n;
+  slot_release(t, i);
+}
+
+/* Makes the near run hold every entry whose slot is <= limit. */
 static void catch_up(struct chime__timers *t, uint64_t limit) {
   while (t->wheel_count) {
     uint64_t s = next_slot(t);
     if (s > limit) break;
     /* Expand before advancing: advancing may bring a far entry into slot
-     * s + N, which shares s's list. */
+     * s + N, which shares s's array. */
     expand(t, s);
     advance(t, s + 1);
   }
@@ -239,33 +468,36 @@ void chime__timers_add(struct chime__timers *t, struct chime__timer *e, chime_ns
 }
 
 void chime__timers_del(struct chime__timers *t, struct chime__timer *e) {
-  switch (e->link & 3) {
+  switch (e->pos & 3) {
   case 0: return;
-  case TAG_WHEEL: wheel_unlink(t, e); break;
-  case TAG_NEAR: heap_remove(&t->near, (uint32_t)(e->link >> 2), TAG_NEAR); break;
-  default: heap_remove(&t->far, (uint32_t)(e->link >> 2), TAG_FAR); break;
+  case TAG_WHEEL: wheel_remove(t, e); break;
+  case TAG_NEAR:
+    t->near[e->pos >> 2].e = NULL; /* its deadline stays, for the binary search */
+    break;
+  default: far_remove(t, (uint32_t)(e->pos >> 2)); break;
   }
-  e->link = 0;
+  e->pos = 0;
   t->count--;
 }
 
 chime_ns chime__timers_next(struct chime__timers *t, chime_ns now) {
   if (!t->count) return CHIME_NEVER;
   catch_up(t, slot_of(now) + 1);
-  if (t->near.n) return t->near.v[0]->when;
+  near_trim(t);
+  if (t->near_head < t->near_tail) return t->near[t->near_head].when;
   /* The wheel's next slot starts no later than its earliest entry: a lower
    * bound, never later than the true deadline.  Waking then expands it. */
   if (t->wheel_count) return (chime_ns)(next_slot(t) << CHIME__SLOT_SHIFT);
-  return t->far.v[0]->when;
+  return t->far[0].when;
 }
 
 struct chime__timer *chime__timers_pop(struct chime__timers *t, chime_ns now) {
   if (!t->count) return NULL;
   catch_up(t, slot_of(now) + 1);
-  if (!t->near.n || t->near.v[0]->when > now) return NULL;
-  struct chime__timer *e = t->near.v[0];
-  heap_remove(&t->near, 0, TAG_NEAR);
-  e->link = 0;
+  near_trim(t);
+  if (t->near_head == t->near_tail || t->near[t->near_head].when > now) return NULL;
+  struct chime__timer *e = t->near[t->near_head++].e;
+  e->pos = 0;
   t->count--;
   return e;
 }

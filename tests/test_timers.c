@@ -4,14 +4,39 @@
 
 #define NODES 1024
 
+/* Timer entries live in slab objects (the wheel keeps their indices). */
+static struct chime__slabs slabs;
+
+static struct chime__timer *new_entry(void) {
+  struct chime__obj *o = chime__obj_alloc(&slabs, CHIME__CLASS_TASK);
+  assert_non_null(o);
+  o->kind = CHIME__TASK;
+  return &o->timer;
+}
+
 struct node {
-  struct chime__timer e;
+  struct chime__timer *e;
   chime_ns when;  /* the model's copy */
   uint64_t order; /* arming order, for FIFO among equal deadlines */
   bool armed;
 };
 
 static struct node nodes[NODES];
+
+/* A timer structure and NODES entries, all idle. */
+static void setup_timers(struct chime__timers *t, chime_ns now, uint64_t reserve) {
+  chime__slabs_init(&slabs, 1);
+  chime__timers_init(t, now, &slabs);
+  assert_int_equal(chime__timers_reserve(t, reserve), 0);
+  memset(nodes, 0, sizeof nodes);
+  for (int i = 0; i < NODES; i++)
+    nodes[i].e = new_entry();
+}
+
+static void teardown_timers(struct chime__timers *t) {
+  chime__timers_fini(t);
+  chime__slabs_fini(&slabs);
+}
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next_rand(void) {
   rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -51,9 +76,7 @@ static chime_ns pick_when(chime_ns now) {
 static void random_operations_match_the_model(void **state) {
   (void)state;
   struct chime__timers t;
-  chime__timers_init(&t);
-  assert_int_equal(chime__timers_reserve(&t, NODES), 0);
-  memset(nodes, 0, sizeof nodes);
+  setup_timers(&t, 0, NODES);
   chime_ns now = CHIME_HOUR(5);
   uint64_t order = 0;
   long pops = 0;
@@ -61,13 +84,13 @@ static void random_operations_match_the_model(void **state) {
     uint64_t r = next_rand() % 100;
     struct node *n = &nodes[next_rand() % NODES];
     if (r < 45) { /* arm (or re-arm) */
-      if (n->armed) chime__timers_del(&t, &n->e);
+      if (n->armed) chime__timers_del(&t, n->e);
       n->when = pick_when(now);
       n->order = order++;
       n->armed = true;
-      chime__timers_add(&t, &n->e, n->when);
+      chime__timers_add(&t, n->e, n->when);
     } else if (r < 60) { /* disarm */
-      chime__timers_del(&t, &n->e);
+      chime__timers_del(&t, n->e);
       n->armed = false;
     } else if (r < 70) { /* time passes, sometimes a lot */
       now += (chime_ns)(next_rand() % (r < 68 ? CHIME_MS(3) : CHIME_MIN(20)));
@@ -76,7 +99,7 @@ static void random_operations_match_the_model(void **state) {
       while ((e = chime__timers_pop(&t, now))) {
         struct node *want = model_min();
         assert_non_null(want);
-        assert_ptr_equal(e, &want->e);
+        assert_ptr_equal(e, want->e);
         assert_true(want->when <= now);
         want->armed = false;
         pops++;
@@ -97,14 +120,13 @@ static void random_operations_match_the_model(void **state) {
   }
   assert_int_equal(t.count, count_armed());
   assert_true(pops > 10000);
-  chime__timers_fini(&t);
+  teardown_timers(&t);
 }
 
 static void equal_deadlines_come_out_in_arming_order(void **state) {
   (void)state;
   struct chime__timers t;
-  chime__timers_init(&t);
-  assert_int_equal(chime__timers_reserve(&t, NODES), 0);
+  setup_timers(&t, 0, NODES);
   /* Same deadline, armed from three distances: far heap first, then the
    * wheel, then the near heap, with the clock moving in between. */
   chime_ns d = CHIME_HOUR(1);
@@ -113,14 +135,14 @@ static void equal_deadlines_come_out_in_arming_order(void **state) {
     if (i == NODES / 3) now = d - CHIME_SEC(2); /* within the wheel */
     if (i == 2 * NODES / 3) now = d - 100;      /* within this slot */
     chime__timers_next(&t, now);                /* lets the cursor follow */
-    chime__timers_add(&t, &nodes[i].e, d);
+    chime__timers_add(&t, nodes[i].e, d);
   }
   for (int i = 0; i < NODES; i++) {
     struct chime__timer *e = chime__timers_pop(&t, d);
-    assert_ptr_equal(e, &nodes[i].e);
+    assert_ptr_equal(e, nodes[i].e);
   }
   assert_null(chime__timers_pop(&t, CHIME_NEVER - 1));
-  chime__timers_fini(&t);
+  teardown_timers(&t);
 }
 
 /* The virtual clock's pattern: jump to the next deadline, pop what is due;
@@ -128,12 +150,10 @@ static void equal_deadlines_come_out_in_arming_order(void **state) {
 static void jumping_from_deadline_to_deadline_pops_each_on_time(void **state) {
   (void)state;
   enum { N = 20000 };
-  static struct chime__timer e[N];
   struct chime__timers t;
-  chime__timers_init(&t);
-  assert_int_equal(chime__timers_reserve(&t, N), 0);
+  setup_timers(&t, 0, N);
   for (int i = 0; i < N; i++)
-    chime__timers_add(&t, &e[i], (chime_ns)(next_rand() % (uint64_t)CHIME_HOUR(2)));
+    chime__timers_add(&t, new_entry(), (chime_ns)(next_rand() % (uint64_t)CHIME_HOUR(2)));
   chime_ns now = 0;
   int popped = 0;
   while (t.count) {
@@ -147,47 +167,78 @@ static void jumping_from_deadline_to_deadline_pops_each_on_time(void **state) {
     }
   }
   assert_int_equal(popped, N);
-  chime__timers_fini(&t);
+  teardown_timers(&t);
+}
+
+/* Disarmed entries leave tombstones in their slot's array while the slot
+ * has live entries; when they fill the reserved chunks the wheel is
+ * compacted, and nothing is lost or reordered. */
+static void tombstones_never_exhaust_the_reserved_room(void **state) {
+  (void)state;
+  enum { N = 200 };
+  struct chime__timers t;
+  setup_timers(&t, 0, N);
+  uint64_t chunks = t.nchunks;
+  chime_ns d = CHIME_SEC(2);
+  for (int i = 0; i < N; i += 2)
+    chime__timers_add(&t, nodes[i].e, d + i); /* the keepers */
+  for (int round = 0; round < 5000; round++)
+    for (int i = 1; i < N; i += 2) {
+      chime__timers_add(&t, nodes[i].e, d + i);
+      chime__timers_del(&t, nodes[i].e);
+    }
+  assert_int_equal(t.nchunks, chunks); /* no chunk allocated beyond the reservation */
+  for (int i = 1; i < N; i += 2)
+    chime__timers_add(&t, nodes[i].e, d + i);
+  for (int i = 0; i < N; i++)
+    assert_ptr_equal(chime__timers_pop(&t, d + N), nodes[i].e);
+  assert_null(chime__timers_pop(&t, CHIME_NEVER - 1));
+  teardown_timers(&t);
 }
 
 static void far_deadlines_survive_long_jumps(void **state) {
   (void)state;
   struct chime__timers t;
-  chime__timers_init(&t);
-  assert_int_equal(chime__timers_reserve(&t, 3), 0);
-  chime__timers_add(&t, &nodes[0].e, CHIME_HOUR(24 * 365));
-  chime__timers_add(&t, &nodes[1].e, CHIME_HOUR(10));
-  chime__timers_add(&t, &nodes[2].e, 5);
+  setup_timers(&t, 0, 3);
+  chime__timers_add(&t, nodes[0].e, CHIME_HOUR(24 * 365));
+  chime__timers_add(&t, nodes[1].e, CHIME_HOUR(10));
+  chime__timers_add(&t, nodes[2].e, 5);
   assert_int_equal(chime__timers_next(&t, 0), 5);
-  assert_ptr_equal(chime__timers_pop(&t, 5), &nodes[2].e);
+  assert_ptr_equal(chime__timers_pop(&t, 5), nodes[2].e);
   assert_int_equal(chime__timers_next(&t, 5), CHIME_HOUR(10));
   assert_null(chime__timers_pop(&t, CHIME_HOUR(10) - 1));
-  assert_ptr_equal(chime__timers_pop(&t, CHIME_HOUR(11)), &nodes[1].e);
-  assert_ptr_equal(chime__timers_pop(&t, CHIME_HOUR(24 * 366)), &nodes[0].e);
+  assert_ptr_equal(chime__timers_pop(&t, CHIME_HOUR(11)), nodes[1].e);
+  assert_ptr_equal(chime__timers_pop(&t, CHIME_HOUR(24 * 366)), nodes[0].e);
   assert_int_equal(chime__timers_next(&t, 0), CHIME_NEVER);
-  chime__timers_fini(&t);
+  teardown_timers(&t);
 }
 
 static void disarming_an_idle_entry_does_nothing(void **state) {
   (void)state;
   struct chime__timers t;
-  chime__timers_init(&t);
-  assert_int_equal(chime__timers_reserve(&t, 1), 0);
-  struct chime__timer e = {0};
-  chime__timers_del(&t, &e);
-  assert_false(chime__timer_armed(&e));
-  chime__timers_add(&t, &e, 10);
-  assert_true(chime__timer_armed(&e));
-  chime__timers_del(&t, &e);
-  chime__timers_del(&t, &e);
+  setup_timers(&t, 0, 1);
+  struct chime__timer *e = nodes[0].e;
+  chime__timers_del(&t, e);
+  assert_false(chime__timer_armed(e));
+  chime__timers_add(&t, e, CHIME_SEC(1)); /* in the wheel */
+  assert_true(chime__timer_armed(e));
+  chime__timers_del(&t, e);
+  chime__timers_del(&t, e);
+  chime__timers_add(&t, e, 10); /* in the near run */
+  chime__timers_del(&t, e);
+  chime__timers_add(&t, e, CHIME_HOUR(5)); /* in the far heap */
+  chime__timers_del(&t, e);
+  chime__timers_del(&t, e);
   assert_int_equal(t.count, 0);
-  chime__timers_fini(&t);
+  assert_null(chime__timers_pop(&t, CHIME_NEVER - 1));
+  teardown_timers(&t);
 }
 
 static void reserve_failure_changes_nothing(void **state) {
   (void)state;
   struct chime__timers t;
-  chime__timers_init(&t);
+  chime__slabs_init(&slabs, 1);
+  chime__timers_init(&t, 0, &slabs);
   for (long n = 0;; n++) {
     long before = chime__test_failures();
     chime__test_fail_after(n, false);
@@ -201,11 +252,12 @@ static void reserve_failure_changes_nothing(void **state) {
     assert_int_equal(t.reserved, 0);
   }
   assert_int_equal(t.reserved, 100);
-  chime__timers_fini(&t);
+  teardown_timers(&t);
 }
 
 TEST_MAIN(cmocka_unit_test(random_operations_match_the_model),
           cmocka_unit_test(equal_deadlines_come_out_in_arming_order),
           cmocka_unit_test(jumping_from_deadline_to_deadline_pops_each_on_time),
+          cmocka_unit_test(tombstones_never_exhaust_the_reserved_room),
           cmocka_unit_test(far_deadlines_survive_long_jumps), cmocka_unit_test(disarming_an_idle_entry_does_nothing),
           cmocka_unit_test(reserve_failure_changes_nothing))
