@@ -535,6 +535,95 @@ typedef struct chime_job_stats {
 CHIME_EXPORT int chime_every_stats(chime_task job, chime_job_stats *stats);
 
 /* ======================================================================== */
+/* Calendar schedules                                                       */
+/* ======================================================================== */
+
+/* Calendar schedules run on the wall clock: instants are chime_ns counted
+ * from the Unix epoch (1970-01-01T00:00:00Z), leap seconds ignored, as
+ * CLOCK_REALTIME counts them; local times come from IANA time zones read
+ * from the system's zone database (TZif files under $TZDIR or
+ * /usr/share/zoneinfo).
+ *
+ * Expressions: five fields, minute hour day-of-month month day-of-week, or
+ * six with a leading seconds field.  Each field is `*`, a number, a range
+ * `a-b`, a step (`a-b/n`, `a/n`, or `*` followed by `/n`), or a list of
+ * those separated by commas.  Months may be named jan..dec, days of the week sun..sat (0 and 7
+ * are both Sunday); names are case-insensitive.  When both day-of-month
+ * and day-of-week are restricted (neither starts with `*`), a day matches
+ * if either does (the classic cron rule).  Macros: @yearly (@annually),
+ * @monthly, @weekly, @daily (@midnight), @hourly, and @every DURATION (an
+ * interval, in the form chime_parse_duration reads).
+ *
+ * Daylight saving time, the rules:
+ *  - A local time that does not exist (the clock jumps forward over it)
+ *    fires once, at the first instant after the gap.
+ *  - A local time that occurs twice (the clock falls back over it) fires
+ *    once, at its first occurrence ...
+ *  - ... except in a schedule whose hour field is `*`: it runs at every
+ *    real hour, so a fixed minute fires in both occurrences of the hour
+ *    that repeats (and not at all in the hour that is skipped).
+ */
+typedef struct chime_cron chime_cron;
+
+/* A time zone, loaded once and used for any number of computations.
+ * Immutable, so it may be shared between threads. */
+typedef struct chime_tz chime_tz;
+
+/* Where an expression is wrong, and why. */
+typedef struct chime_cron_error {
+  int column;        /* 1-based column of the offending text */
+  char message[160]; /* e.g. "minute field: 61 is out of range 0-59" */
+} chime_cron_error;
+
+/* The wall clock: CLOCK_REALTIME in nanoseconds (the virtual clock's wall
+ * side on a virtual-clock loop running on this thread). */
+CHIME_EXPORT chime_ns chime_wall_now(void);
+
+/* Compiles a cron expression.  On success stores it in *cron (the caller
+ * frees it with chime_cron_free) and returns 0.  On error returns -EINVAL
+ * and, if err is not NULL, fills it (the field, the column, what was
+ * expected); an expression that can never match (such as "0 0 30 2 *") is
+ * an error too.  -ENOMEM.  Thread-safe; needs no loop. */
+CHIME_EXPORT int chime_cron_parse(const char *expr, chime_cron **cron, chime_cron_error *err);
+
+/* Frees a compiled expression; NULL does nothing. */
+CHIME_EXPORT void chime_cron_free(chime_cron *cron);
+
+/* For an @every expression: stores its interval and returns 0; -EINVAL for
+ * any other expression. */
+CHIME_EXPORT int chime_cron_interval(const chime_cron *cron, chime_ns *interval);
+
+/* Loads a time zone by IANA name ("Europe/Berlin", "UTC"); NULL or ""
+ * means the process's local zone ($TZ if set, else /etc/localtime).
+ * Returns 0 and stores it in *tz (free it with chime_tz_free); -ENOENT for
+ * a zone the database does not have (never a silent UTC); -EINVAL for a
+ * malformed name (".." or a path) or a corrupt file; -ENOMEM. */
+CHIME_EXPORT int chime_tz_load(const char *name, chime_tz **tz);
+CHIME_EXPORT void chime_tz_free(chime_tz *tz);
+
+/* The zone's name as given to chime_tz_load ("localtime" for the local
+ * zone). */
+CHIME_EXPORT const char *chime_tz_name(const chime_tz *tz);
+
+/* Formats an instant as local time in the zone: "2026-03-29 03:00:00
+ * CEST".  Writes at most `size` bytes; returns the length of the whole
+ * text (as snprintf), or -EINVAL. */
+CHIME_EXPORT int chime_tz_format(const chime_tz *tz, chime_ns t, char *buf, size_t size);
+
+/* The first instant strictly after `after` at which the expression fires
+ * in zone tz, by the rules above; for @every, after + interval.  Returns 0
+ * and stores it in *next; -EINVAL (NULL arguments); -ERANGE if it would be
+ * beyond the year 2261 (chime_ns's range). */
+CHIME_EXPORT int chime_cron_next(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *next);
+
+/* The next n fire times after `after` (as chime_cron_next, repeatedly) in
+ * times[0..n): what `systemd-analyze calendar --iterations=n` shows.
+ * Returns how many were stored (fewer than n only near the end of
+ * chime_ns's range), or a negative errno. */
+CHIME_EXPORT int chime_cron_next_n(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *times,
+                                   size_t n);
+
+/* ======================================================================== */
 /* Running a program                                                        */
 /* ======================================================================== */
 

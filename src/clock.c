@@ -16,6 +16,19 @@ chime_ns chime__mono(void) {
   return (chime_ns)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static chime_ns realtime(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (chime_ns)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+chime_ns chime_wall_now(void) {
+  chime_loop *loop = chime__tls_loop;
+  return loop && loop->virtual_clock ? loop->wall_base + loop->vnow : realtime();
+}
+
+chime_ns chime__wall_start(void) { return realtime(); }
+
 chime_ns chime_now(void) {
   chime_loop *loop = chime__tls_loop;
   return loop ? chime__now(loop) : chime__mono();

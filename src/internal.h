@@ -53,6 +53,8 @@ void chime__unmap(void *p, size_t size);
 /* ---- clock (clock.c) ---------------------------------------------------- */
 
 chime_ns chime__mono(void);
+/* CLOCK_REALTIME now: where a virtual clock's wall side starts. */
+chime_ns chime__wall_start(void);
 
 /* ---- timers (timers.c) --------------------------------------------------- */
 
@@ -373,7 +375,8 @@ struct chime_loop {
   uint64_t ntasks; /* unfinished tasks */
   /* clock */
   bool virtual_clock;
-  chime_ns vnow; /* virtual time */
+  chime_ns vnow;      /* virtual time */
+  chime_ns wall_base; /* the virtual wall clock is wall_base + vnow */
   /* stacks */
   size_t stack_size;               /* usable bytes per stack */
   struct chime__stack *stack_pool; /* free stacks */

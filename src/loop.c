@@ -92,6 +92,7 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   if (!loop) return -ENOMEM;
   loop->owner = (unsigned long)pthread_self();
   loop->virtual_clock = clock == CHIME_CLOCK_VIRTUAL;
+  loop->wall_base = chime__wall_start();
   loop->stack_size = stack;
   loop->ops = ops;
   loop->wake_io.fd = -1;
