@@ -705,6 +705,50 @@ static void between_runs_jobs_hold_no_stack(void **state) {
   if (stacks_at_peak < 20 || stacks_at_peak > 24) fail_msg("peak %ld stacks in use", stacks_at_peak);
 }
 
+/* ---- the real clock ------------------------------------------------------------- */
+
+struct real_runs {
+  int n;
+  chime_ns tick[10], start[10];
+};
+
+static int real_target(void *p) {
+  struct real_runs *r = p;
+  if (r->n < 10) {
+    chime_tick(&r->tick[r->n]);
+    r->start[r->n] = chime_now();
+  }
+  r->n++;
+  return 0;
+}
+
+static struct real_runs real;
+static int real_main(void *unused) {
+  (void)unused;
+  chime_task j;
+  chime_every_opts o = {.max_runs = 10};
+  chime_ns created = chime_now();
+  assert_int_equal(chime_every(CHIME_MS(20), real_target, &real, &o, &j), 0);
+  assert_int_equal(chime_join(j, NULL), 0);
+  assert_int_equal(real.n, 10);
+  for (int k = 0; k < 10; k++) {
+    /* on the grid from creation, never early, and (generously) on time */
+    assert_true(real.tick[k] - created >= CHIME_MS(20) * (k + 1));
+    assert_true(real.tick[k] - created < CHIME_MS(20) * (k + 1) + CHIME_MS(1));
+    assert_int_equal(real.tick[k] - real.tick[0], CHIME_MS(20) * k);
+    assert_true(real.start[k] >= real.tick[k]);
+    assert_true(real.start[k] - real.tick[k] < CHIME_MS(500));
+  }
+  return 0;
+}
+
+static void on_the_real_clock_runs_keep_to_the_grid(void **state) {
+  (void)state;
+  memset(&real, 0, sizeof real);
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
+  assert_int_equal(chime_run(real_main, NULL, &o, NULL), 0);
+}
+
 /* ---- bad input ------------------------------------------------------------------ */
 
 static int bad_main(void *unused) {
@@ -824,5 +868,6 @@ TEST_MAIN(cmocka_unit_test(the_tutorial_with_chime_every), cmocka_unit_test(fixe
           cmocka_unit_test(jobs_live_in_groups), cmocka_unit_test(the_shutdown_ends_detached_jobs),
           cmocka_unit_test(a_job_stuck_past_the_grace_period_is_reported),
           cmocka_unit_test(reading_stats_never_moves_the_schedule), cmocka_unit_test(between_runs_jobs_hold_no_stack),
+          cmocka_unit_test(on_the_real_clock_runs_keep_to_the_grid),
           cmocka_unit_test(bad_options_are_refused_and_nothing_is_scheduled),
           cmocka_unit_test(allocation_failures_in_chime_every_are_clean))
