@@ -323,6 +323,58 @@ CHIME_EXPORT int chime_task_set_name(chime_task task, const char *name);
 CHIME_EXPORT int chime_task_done(chime_task task);
 
 /* ======================================================================== */
+/* Waiting for file descriptors                                             */
+/* ======================================================================== */
+
+/* Events of chime_wait_fd. */
+#define CHIME_READABLE 1u
+#define CHIME_WRITABLE 2u
+
+struct sockaddr;
+
+/* Task only.  Suspends the calling task until `fd` is ready for one of
+ * `events` (CHIME_READABLE, CHIME_WRITABLE or both), `deadline` passes
+ * (CHIME_NEVER: no deadline), or the task is cancelled (cancel beats
+ * deadline).  Returns the events that are ready (> 0; an error or a
+ * hang-up counts as both), -ETIMEDOUT, -ECANCELED, -EBADF (fd is not open),
+ * -EBUSY (another task already waits on fd in that direction: one reader
+ * and one writer per descriptor at a time), -EINVAL (fd < 0, no or unknown
+ * events, deadline < 0), -ENOMEM, -EPERM (not in a task).  A regular file
+ * is always ready.  Readiness is a hint: the operation may still find
+ * nothing to do (another reader took the data), so use non-blocking I/O.
+ * The descriptor stays the caller's: it may be closed (and its number
+ * reused) at any time, but not while a task waits on it.  Cost: one
+ * epoll_ctl per wait, besides the wait itself. */
+CHIME_EXPORT int chime_wait_fd(int fd, unsigned events, chime_ns deadline);
+
+/* Closes a descriptor the loop has seen, forgetting what the loop kept for
+ * it.  Returns 0, -EBUSY (a task waits on it: nothing done), -EINVAL,
+ * -EPERM (no loop running here), or close(2)'s errno. */
+CHIME_EXPORT int chime_close(int fd);
+
+/* Task only.  Reads up to n bytes from a non-blocking descriptor, waiting
+ * (until `deadline`) while there is nothing to read.  Returns the number of
+ * bytes read (0 at end of file), -EINVAL if fd is not in non-blocking mode
+ * (a read would block the whole loop) or buf is NULL with n > 0, read(2)'s
+ * errno, or chime_wait_fd's.  Reads at most INT32_MAX bytes at a time. */
+CHIME_EXPORT int chime_read(int fd, void *buf, size_t n, chime_ns deadline);
+
+/* Task only.  Writes all n bytes to a non-blocking descriptor, waiting
+ * while it is full.  Returns 0, or the first error (as chime_read); in
+ * every case *written (if not NULL) tells how many bytes were written. */
+CHIME_EXPORT int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t *written);
+
+/* Task only.  Accepts a connection on a non-blocking listening socket,
+ * waiting until one comes.  Returns the new descriptor (non-blocking and
+ * close-on-exec; the caller owns it), or as chime_read. */
+CHIME_EXPORT int chime_accept(int fd, chime_ns deadline);
+
+/* Task only.  Connects a non-blocking socket, waiting until the connection
+ * is made or fails.  Returns 0, the connection's error (-ECONNREFUSED,
+ * ...), or as chime_read. */
+CHIME_EXPORT int chime_connect(int fd, const struct sockaddr *addr, unsigned addrlen, chime_ns deadline);
+
+/* ======================================================================== */
 /* Task groups                                                              */
 /* ======================================================================== */
 

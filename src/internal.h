@@ -197,6 +197,7 @@ struct chime__io {
   int fd;
   uint32_t events; /* POLLIN, POLLOUT: what is being watched (0: not registered) */
   uint32_t index;  /* backend-private (poll: position in its array) */
+  bool oneshot;    /* disarmed by its first event, until armed again */
   chime__io_cb cb; /* called with the ready events */
 };
 
@@ -247,11 +248,12 @@ enum chime__wait {
   CHIME__WAIT_JOIN_JOB, /* wait_on: the job */
   CHIME__WAIT_GROUP,    /* wait_on: the group */
   CHIME__WAIT_RUNNER,   /* the runner, waiting for due jobs */
+  CHIME__WAIT_FD,       /* wait_on: the descriptor's record */
 };
 
-/* The value a timer delivers to the task it wakes (never a valid result of a
- * wait, which are 0 or negative). */
-#define CHIME__WOKEN_BY_TIMER 1
+/* The value a timer delivers to the task it wakes: never what a wait
+ * returns otherwise (0, a few event bits, or a negative errno). */
+#define CHIME__WOKEN_BY_TIMER 0x40000000
 
 struct chime__task {
   struct chime__obj o;        /* gen, kind, state (chime__task_state), flags, timer */
@@ -384,8 +386,10 @@ struct chime_loop {
   uint64_t stacks_mapped; /* stacks mapped, in the pool or in use */
   /* backend */
   const struct chime__backend_ops *ops;
-  void *be;     /* backend state */
-  uint32_t nio; /* registered descriptors */
+  void *be;                     /* backend state */
+  uint32_t nio;                 /* tasks waiting on descriptors */
+  struct chime__fdrec **fdrecs; /* descriptor number -> its record (io.c) */
+  size_t nfdrecs;
   /* wake-ups from signal handlers (and, later, other threads) */
   struct chime__io wake_io;    /* read end; fd -1 until first needed */
   int wake_wfd;                /* write end (the same fd for an eventfd) */
@@ -413,6 +417,16 @@ static inline chime_ns chime__now(const chime_loop *loop) { return loop->virtual
 bool chime__loop_owned(const chime_loop *loop);
 /* Registers, changes (events != 0) or removes (events == 0) a watched fd. */
 int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events);
+/* Arms a one-shot io for `events` (registering it if it never was, or if
+ * the file behind its descriptor changed).  Returns 0 or a negative errno
+ * (-EBADF: the descriptor is closed; -EPERM: a file that cannot be watched,
+ * a regular file). */
+int chime__io_arm(chime_loop *loop, struct chime__io *io, uint32_t events);
+/* io.c: frees the descriptor records at loop free; forgets a task that
+ * waited on a descriptor and will never run again. */
+void chime__fdrecs_free(chime_loop *loop);
+struct chime__fdrec;
+void chime__fd_forget(chime_loop *loop, struct chime__fdrec *r, struct chime__task *t);
 /* Makes sure the loop has a descriptor that signal handlers can wake it
  * with.  Returns 0 or a negative errno. */
 int chime__loop_wakeable(chime_loop *loop);

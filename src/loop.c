@@ -131,6 +131,16 @@ int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events) {
   return rc;
 }
 
+int chime__io_arm(chime_loop *loop, struct chime__io *io, uint32_t events) {
+  bool fresh = !io->events;
+  io->events = events;
+  int rc = fresh ? loop->ops->add(loop, io) : loop->ops->mod(loop, io);
+  if (rc == -ENOENT && !fresh) rc = loop->ops->add(loop, io); /* closed and reopened since */
+  if (rc == -EEXIST && fresh) rc = loop->ops->mod(loop, io);  /* registered by a record since freed */
+  if (rc) io->events = 0;
+  return rc;
+}
+
 static void wake_drain(chime_loop *loop, struct chime__io *io, uint32_t revents) {
   CHIME__UNUSED(loop);
   CHIME__UNUSED(revents);
@@ -330,6 +340,7 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
 void chime_loop_free(chime_loop *loop) {
   if (!loop || loop->running || !chime__loop_owned(loop)) return;
   abandon_all(loop, NULL);
+  chime__fdrecs_free(loop);
   chime__specs_release(loop);
   chime__groups_free(loop);
   wake_close(loop);

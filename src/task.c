@@ -477,6 +477,7 @@ void chime__task_abandon(chime_loop *loop, struct chime__task *t) {
   if (t->wait == CHIME__WAIT_JOIN) ((struct chime__task *)t->wait_on)->joiner = NULL;
   if (t->wait == CHIME__WAIT_JOIN_JOB) ((struct chime__obj *)t->wait_on)->flags &= (uint16_t)~CHIME__J_JOINED;
   if (t->wait == CHIME__WAIT_GROUP) chime__group_forget_joiner(t->wait_on);
+  if (t->wait == CHIME__WAIT_FD) chime__fd_forget(loop, t->wait_on, t);
   if (t->group) chime__group_member_abandoned(t);
   if (t->job) t->job->running--;
   task_unlink(loop, t);

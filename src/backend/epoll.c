@@ -44,8 +44,10 @@ static void epoll_fini(chime_loop *loop) {
   loop->be = NULL;
 }
 
-static uint32_t to_epoll(uint32_t events) {
-  return ((events & POLLIN) ? (uint32_t)EPOLLIN : 0) | ((events & POLLOUT) ? (uint32_t)EPOLLOUT : 0) | EPOLLRDHUP;
+static uint32_t to_epoll(const struct chime__io *io) {
+  uint32_t events = io->events;
+  return ((events & POLLIN) ? (uint32_t)EPOLLIN : 0) | ((events & POLLOUT) ? (uint32_t)EPOLLOUT : 0) | EPOLLRDHUP |
+         (io->oneshot ? (uint32_t)EPOLLONESHOT : 0);
 }
 
 static uint32_t from_epoll(uint32_t ev) {
@@ -59,7 +61,7 @@ static uint32_t from_epoll(uint32_t ev) {
 
 static int ctl(chime_loop *loop, int op, struct chime__io *io) {
   struct epoll_be *b = loop->be;
-  struct epoll_event ev = {.events = to_epoll(io->events), .data.ptr = io};
+  struct epoll_event ev = {.events = to_epoll(io), .data.ptr = io};
   if (CHIME__FAULT()) return -ENOMEM;
   return epoll_ctl(b->epfd, op, io->fd, &ev) == 0 ? 0 : -errno;
 }

@@ -7,6 +7,7 @@
  */
 #include "../internal.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 
@@ -31,8 +32,13 @@ static void poll_fini(chime_loop *loop) {
   loop->be = NULL;
 }
 
+/* epoll refuses a closed descriptor when it is registered: so does this. */
+static int check_open(int fd) { return fcntl(fd, F_GETFD) < 0 ? -errno : 0; }
+
 static int poll_add(chime_loop *loop, struct chime__io *io) {
   struct poll_be *b = loop->be;
+  int rc = check_open(io->fd);
+  if (rc) return rc;
   if (b->n == b->cap) {
     uint32_t cap = b->cap ? b->cap * 2 : 8;
     struct pollfd *fds = chime__realloc(b->fds, cap * sizeof *fds);
@@ -51,6 +57,9 @@ static int poll_add(chime_loop *loop, struct chime__io *io) {
 
 static int poll_mod(chime_loop *loop, struct chime__io *io) {
   struct poll_be *b = loop->be;
+  int rc = check_open(io->fd);
+  if (rc) return rc;
+  b->fds[io->index].fd = io->fd; /* armed again if it was disarmed */
   b->fds[io->index].events = (short)io->events;
   return 0;
 }
@@ -76,6 +85,7 @@ static int poll_wait(chime_loop *loop, chime_ns timeout) {
     struct chime__io *io = b->ios[i];
     uint32_t rev = (uint32_t)(unsigned short)b->fds[i].revents;
     b->fds[i].revents = 0;
+    if (io->oneshot) b->fds[i].fd = -1; /* disarmed (a negative fd is ignored by poll) until mod */
     called++;
     io->cb(loop, io, rev);
   }

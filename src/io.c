@@ -1,0 +1,208 @@
+/* io.c - tasks waiting for file descriptors, and the common operations
+ * built on that wait (read, write all, accept, connect).
+ *
+ * Descriptors belong to the caller: a task may wait on any descriptor, and
+ * the caller may close it and open another with the same number at any
+ * time.  So each wait arms the descriptor afresh, one-shot (epoll's
+ * EPOLLONESHOT, emulated by the poll backend): an epoll_ctl per wait, and
+ * never a wait on a registration that belongs to a file closed since.
+ * Between waits a descriptor keeps its record and its (disarmed)
+ * registration, so that the next wait modifies rather than adds.
+ *
+ * Per descriptor, one task may wait to read and one to write, at once; a
+ * second waiter in the same direction gets -EBUSY.  A wait may come back
+ * ready when the operation would still block (another reader won the data,
+ * an event on a descriptor since closed): the operations here retry, and
+ * callers of chime_wait_fd should use non-blocking I/O too.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct chime__fdrec {
+  struct chime__io io;        /* io.events: the interest last armed (0: never registered) */
+  struct chime__task *reader; /* the task waiting to read, or NULL */
+  struct chime__task *writer; /* the task waiting to write, or NULL */
+};
+
+static struct chime__fdrec *rec_of(struct chime__io *io) { return CHIME__CONTAINER(io, struct chime__fdrec, io); }
+
+static uint32_t interest(const struct chime__fdrec *r) { return (r->reader ? POLLIN : 0) | (r->writer ? POLLOUT : 0); }
+
+/* Wakes the waiters the events concern (errors and hang-ups concern both),
+ * each with the events it waited for; the registration is disarmed now:
+ * re-arm it for a waiter left. */
+static void fd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
+  struct chime__fdrec *r = rec_of(io);
+  if (revents & POLLNVAL) { /* closed while a task waited on it (poll backend) */
+    if (r->reader) chime__task_wake(loop, r->reader, -EBADF);
+    if (r->writer) chime__task_wake(loop, r->writer, -EBADF);
+    r->reader = r->writer = NULL;
+    return;
+  }
+  unsigned ev = ((revents & (POLLIN | POLLERR | POLLHUP)) ? CHIME_READABLE : 0) |
+                ((revents & (POLLOUT | POLLERR | POLLHUP)) ? CHIME_WRITABLE : 0);
+  struct chime__task *rd = r->reader, *wr = r->writer;
+  if (rd && (ev & CHIME_READABLE)) {
+    chime__task_wake(loop, rd, (int)(ev & (rd == wr ? CHIME_READABLE | CHIME_WRITABLE : CHIME_READABLE)));
+    r->reader = NULL;
+    if (wr == rd) r->writer = wr = NULL;
+  }
+  if (wr && (ev & CHIME_WRITABLE)) {
+    chime__task_wake(loop, wr, (int)(ev & (wr == rd ? CHIME_READABLE | CHIME_WRITABLE : CHIME_WRITABLE)));
+    r->writer = NULL;
+    if (rd == wr) r->reader = NULL;
+  }
+  if (r->reader || r->writer) chime__io_arm(loop, io, interest(r));
+}
+
+/* The record of a descriptor, made on first use. */
+static int rec_get(chime_loop *loop, int fd, struct chime__fdrec **out) {
+  if ((size_t)fd >= loop->nfdrecs) {
+    size_t n = loop->nfdrecs ? loop->nfdrecs : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    struct chime__fdrec **v = chime__realloc(loop->fdrecs, n * sizeof *v);
+    if (!v) return -ENOMEM;
+    memset(v + loop->nfdrecs, 0, (n - loop->nfdrecs) * sizeof *v);
+    loop->fdrecs = v;
+    loop->nfdrecs = n;
+  }
+  struct chime__fdrec *r = loop->fdrecs[fd];
+  if (!r) {
+    r = chime__calloc(1, sizeof *r);
+    if (!r) return -ENOMEM;
+    r->io.fd = fd;
+    r->io.cb = fd_ready;
+    r->io.oneshot = true;
+    loop->fdrecs[fd] = r;
+  }
+  *out = r;
+  return 0;
+}
+
+void chime__fd_forget(chime_loop *loop, struct chime__fdrec *r, struct chime__task *t) {
+  if (r->reader == t) r->reader = NULL;
+  if (r->writer == t) r->writer = NULL;
+  loop->nio--;
+}
+
+void chime__fdrecs_free(chime_loop *loop) {
+  for (size_t i = 0; i < loop->nfdrecs; i++)
+    chime__free(loop->fdrecs[i]);
+  chime__free(loop->fdrecs);
+  loop->fdrecs = NULL;
+  loop->nfdrecs = 0;
+}
+
+int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
+  chime_loop *loop = chime__tls_loop;
+  struct chime__task *self = loop ? loop->cur : NULL;
+  if (!self) return -EPERM;
+  if (fd < 0 || !events || (events & ~(unsigned)(CHIME_READABLE | CHIME_WRITABLE)) || deadline < 0) return -EINVAL;
+  struct chime__fdrec *r;
+  int rc = rec_get(loop, fd, &r);
+  if (rc) return rc;
+  if (((events & CHIME_READABLE) && r->reader) || ((events & CHIME_WRITABLE) && r->writer)) return -EBUSY;
+  uint32_t want = interest(r) | ((events & CHIME_READABLE) ? POLLIN : 0) | ((events & CHIME_WRITABLE) ? POLLOUT : 0);
+  rc = chime__io_arm(loop, &r->io, want);
+  if (rc == -EPERM) return (int)events; /* a regular file: always ready, as poll(2) says */
+  if (rc) return rc;
+  if (events & CHIME_READABLE) r->reader = self;
+  if (events & CHIME_WRITABLE) r->writer = self;
+  loop->nio++;
+  rc = chime__task_wait(loop, CHIME__WAIT_FD, r, NULL, deadline);
+  loop->nio--;
+  /* Woken by the descriptor, fd_ready cleared our slots; otherwise we do. */
+  if (r->reader == self) r->reader = NULL;
+  if (r->writer == self) r->writer = NULL;
+  return rc;
+}
+
+int chime_close(int fd) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  if (fd < 0) return -EINVAL;
+  if ((size_t)fd < loop->nfdrecs && loop->fdrecs[fd]) {
+    struct chime__fdrec *r = loop->fdrecs[fd];
+    if (r->reader || r->writer) return -EBUSY; /* a task still waits on it */
+    chime__io_set(loop, &r->io, 0);
+    chime__free(r);
+    loop->fdrecs[fd] = NULL;
+  }
+  return close(fd) == 0 ? 0 : -errno;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+/* Whether a descriptor would block the whole loop: refused with -EINVAL. */
+static int check_nonblocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -errno;
+  return (fl & O_NONBLOCK) ? 0 : -EINVAL;
+}
+
+int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
+  if (!buf && n) return -EINVAL;
+  int rc = check_nonblocking(fd);
+  if (rc) return rc;
+  if (n > INT32_MAX) n = INT32_MAX;
+  for (;;) {
+    ssize_t got = read(fd, buf, n);
+    if (got >= 0) return (int)got;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    rc = chime_wait_fd(fd, CHIME_READABLE, deadline);
+    if (rc < 0) return rc;
+  }
+}
+
+int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t *written) {
+  size_t done = 0;
+  int rc = !buf && n ? -EINVAL : check_nonblocking(fd);
+  while (rc == 0 && done < n) {
+    ssize_t w = write(fd, (const char *)buf + done, n - done);
+    if (w >= 0) {
+      done += (size_t)w;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      rc = chime_wait_fd(fd, CHIME_WRITABLE, deadline);
+      if (rc > 0) rc = 0;
+    } else if (errno != EINTR) {
+      rc = -errno;
+    }
+  }
+  if (written) *written = done;
+  return rc;
+}
+
+int chime_accept(int fd, chime_ns deadline) {
+  int rc = check_nonblocking(fd);
+  if (rc) return rc;
+  for (;;) {
+    if (CHIME__FAULT()) return -EMFILE;
+    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) return c;
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    rc = chime_wait_fd(fd, CHIME_READABLE, deadline);
+    if (rc < 0) return rc;
+  }
+}
+
+int chime_connect(int fd, const struct sockaddr *addr, unsigned addrlen, chime_ns deadline) {
+  if (!addr) return -EINVAL;
+  int rc = check_nonblocking(fd);
+  if (rc) return rc;
+  if (connect(fd, addr, (socklen_t)addrlen) == 0) return 0;
+  if (errno != EINPROGRESS && errno != EINTR) return -errno;
+  rc = chime_wait_fd(fd, CHIME_WRITABLE, deadline);
+  if (rc < 0) return rc;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  return -err;
+}
