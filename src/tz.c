@@ -427,8 +427,8 @@ static int read_file(const char *path, unsigned char **out, size_t *len) {
 }
 
 static int load_path(const char *path, const char *name, chime_tz **out) {
-  unsigned char *buf;
-  size_t len;
+  unsigned char *buf = NULL;
+  size_t len = 0;
   int rc = read_file(path, &buf, &len);
   if (rc) return rc;
   struct source s;
