@@ -4,11 +4,11 @@
  * A zone is built once, at load, into one immutable block: the sorted list
  * of every instant at which its UTC offset or abbreviation changes, from
  * the file's table and then from its footer's POSIX rule, year by year up
- * to CHIME__YEAR_MAX (about two transitions a year: 4 KiB for a zone with
- * daylight saving time).  Every later question (the offset at an instant,
- * the span of constant offset around it) is a binary search in that list,
- * with no allocation, no lock and no global state: no tzset(), no
- * localtime(), whose state is process-wide.
+ * to CHIME__YEAR_MAX (two transitions a year: 6 KiB for Europe/Berlin).
+ * Every later question (the offset at an instant, the span of constant
+ * offset around it) is a binary search in that list, with no allocation,
+ * no lock and no global state: no tzset(), no localtime(), whose state is
+ * process-wide.
  *
  * Invariants of a loaded zone: at[] is strictly ascending; type[i] is the
  * type in force from at[i] until at[i + 1]; `first` is the type before
@@ -326,14 +326,11 @@ struct header {
 };
 
 /* Reads the header at p (44 bytes are there) and returns the size of the
- * data block after it for times of `width` bytes, or 0 if the counts are
- * inconsistent. */
+ * data block after it for times of `width` bytes. */
 static uint64_t read_header(const unsigned char *p, uint32_t width, struct header *h) {
   uint32_t *c = &h->isutcnt;
   for (int i = 0; i < 6; i++)
     c[i] = (uint32_t)be(p + 20 + 4 * i, 4);
-  if (h->typecnt == 0 || h->typecnt > 256 || h->charcnt == 0) return 0;
-  if ((h->isutcnt && h->isutcnt != h->typecnt) || (h->isstdcnt && h->isstdcnt != h->typecnt)) return 0;
   return (uint64_t)h->timecnt * (width + 1) + (uint64_t)h->typecnt * 6 + h->charcnt +
          (uint64_t)h->leapcnt * (width + 4) + h->isstdcnt + h->isutcnt;
 }
@@ -345,7 +342,7 @@ static int parse_tzif(const unsigned char *buf, size_t len, struct source *s, st
   bool v2 = buf[4] >= '2';
   struct header h;
   uint64_t size = read_header(buf, 4, &h);
-  if (size == 0 || 44 + size > len) return -EINVAL;
+  if (44 + size > len) return -EINVAL;
   const unsigned char *p = buf + 44;
   uint32_t width = 4;
   if (v2) {
@@ -354,8 +351,12 @@ static int parse_tzif(const unsigned char *buf, size_t len, struct source *s, st
     width = 8;
     size = read_header(p, 8, &h);
     p += 44;
-    if (size == 0 || (size_t)(p - buf) + size > len) return -EINVAL;
+    if ((size_t)(p - buf) + size > len) return -EINVAL;
   }
+  /* Only the block used is checked: writers of version 2 and later may
+   * leave the version 1 block nearly empty. */
+  if (h.typecnt == 0 || h.typecnt > 256 || h.charcnt == 0) return -EINVAL;
+  if ((h.isutcnt && h.isutcnt != h.typecnt) || (h.isstdcnt && h.isstdcnt != h.typecnt)) return -EINVAL;
   s->width = width;
   s->timecnt = h.timecnt;
   s->times = p;
