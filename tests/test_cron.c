@@ -852,6 +852,14 @@ static void tz_load_reads_every_tzif_version(void **state) {
     assert_string_equal(local(tz, utc("2026-12-01 10:00:00"), buf, sizeof buf), "2026-12-01 11:00:00 CET");
     chime_tz_free(tz);
   }
+  /* Version 2 with an empty version 1 block (all counts 0). */
+  memcpy(copy, berlin, 44);
+  memset(copy + 20, 0, 24);
+  memcpy(copy + 44, berlin + v1, n - v1);
+  tzdir_write(&d, "Zone", copy, 44 + n - v1);
+  chime_tz *tz = zone("Zone");
+  assert_string_equal(local(tz, utc("2030-07-01 10:00:00"), buf, sizeof buf), "2030-07-01 12:00:00 CEST");
+  chime_tz_free(tz);
   tzdir_close(&d, "Zone");
 }
 
