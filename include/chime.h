@@ -599,10 +599,12 @@ CHIME_EXPORT int chime_every_stats(chime_task job, chime_job_stats *stats);
  * Expressions: five fields, minute hour day-of-month month day-of-week, or
  * six with a leading seconds field.  Each field is `*`, a number, a range
  * `a-b`, a step (`a-b/n`, `a/n`, or `*` followed by `/n`), or a list of
- * those separated by commas.  Months may be named jan..dec, days of the week sun..sat (0 and 7
- * are both Sunday); names are case-insensitive.  When both day-of-month
- * and day-of-week are restricted (neither starts with `*`), a day matches
- * if either does (the classic cron rule).  Macros: @yearly (@annually),
+ * those separated by commas.  Months may be named jan..dec, days of the
+ * week sun..sat (0 and 7 are both Sunday); names are case-insensitive.  In
+ * day-of-week, `*` and `a/n` run to 6 (Saturday), and sun ending a range
+ * is 7, so fri-sun works.  When both day-of-month and day-of-week are
+ * restricted (neither starts with `*`), a day matches if either does (the
+ * classic cron rule).  Macros, in any case: @yearly (@annually),
  * @monthly, @weekly, @daily (@midnight), @hourly, and @every DURATION (an
  * interval, in the form chime_parse_duration reads).
  *
@@ -611,9 +613,13 @@ CHIME_EXPORT int chime_every_stats(chime_task job, chime_job_stats *stats);
  *    fires once, at the first instant after the gap.
  *  - A local time that occurs twice (the clock falls back over it) fires
  *    once, at its first occurrence ...
- *  - ... except in a schedule whose hour field is `*`: it runs at every
- *    real hour, so a fixed minute fires in both occurrences of the hour
- *    that repeats (and not at all in the hour that is skipped).
+ *  - ... except in a schedule whose hour field is `*` (or names every
+ *    hour another way, as 0-23 does): it runs at every real hour, so a
+ *    fixed minute fires in both occurrences of the hour that repeats (and
+ *    not at all in the hour that is skipped).
+ * The fire times of an expression in a zone are one fixed set: a run skipped
+ * as a repeat stays skipped whatever `after` is, so chime_cron_next_n never
+ * repeats nor misses one.
  */
 typedef struct chime_cron chime_cron;
 
@@ -647,9 +653,16 @@ CHIME_EXPORT int chime_cron_interval(const chime_cron *cron, chime_ns *interval)
 
 /* Loads a time zone by IANA name ("Europe/Berlin", "UTC"); NULL or ""
  * means the process's local zone ($TZ if set, else /etc/localtime).
+ * $TZ may be a zone name or an absolute path, either after an optional
+ * ':', or a POSIX TZ string ("EST5EDT,M3.2.0,M11.1.0"; a daylight name
+ * without rules gets the US rules); an empty $TZ counts as unset.
+ * Files with leap seconds ("right/...") are read as CLOCK_REALTIME counts,
+ * without them.
  * Returns 0 and stores it in *tz (free it with chime_tz_free); -ENOENT for
  * a zone the database does not have (never a silent UTC); -EINVAL for a
- * malformed name (".." or a path) or a corrupt file; -ENOMEM. */
+ * malformed name (".." or a path, characters other than letters, digits
+ * and "_+-/") or a corrupt file; -ENOMEM; the errno of a failed open or
+ * read (-EMFILE, -EIO, -EACCES, ...). */
 CHIME_EXPORT int chime_tz_load(const char *name, chime_tz **tz);
 CHIME_EXPORT void chime_tz_free(chime_tz *tz);
 
@@ -658,20 +671,23 @@ CHIME_EXPORT void chime_tz_free(chime_tz *tz);
 CHIME_EXPORT const char *chime_tz_name(const chime_tz *tz);
 
 /* Formats an instant as local time in the zone: "2026-03-29 03:00:00
- * CEST".  Writes at most `size` bytes; returns the length of the whole
- * text (as snprintf), or -EINVAL. */
+ * CEST" (the second that holds it: fractions are dropped, towards the
+ * past).  Writes at most `size` bytes; returns the length of the whole
+ * text (as snprintf), or -EINVAL (NULL tz or buf, or size 0). */
 CHIME_EXPORT int chime_tz_format(const chime_tz *tz, chime_ns t, char *buf, size_t size);
 
 /* The first instant strictly after `after` at which the expression fires
- * in zone tz, by the rules above; for @every, after + interval.  Returns 0
- * and stores it in *next; -EINVAL (NULL arguments); -ERANGE if it would be
- * beyond the year 2261 (chime_ns's range). */
+ * in zone tz, by the rules above (always a whole second); for @every,
+ * after + interval.  Returns 0 and stores it in *next; -EINVAL (NULL
+ * arguments); -ERANGE if it would be beyond chime_ns's range (past
+ * 2262-04-11 23:47:16 UTC, so in practice beyond the year 2261).  Costs
+ * microseconds at most, and allocates nothing. */
 CHIME_EXPORT int chime_cron_next(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *next);
 
 /* The next n fire times after `after` (as chime_cron_next, repeatedly) in
  * times[0..n): what `systemd-analyze calendar --iterations=n` shows.
  * Returns how many were stored (fewer than n only near the end of
- * chime_ns's range), or a negative errno. */
+ * chime_ns's range), or -EINVAL (NULL arguments, n above INT_MAX). */
 CHIME_EXPORT int chime_cron_next_n(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *times,
                                    size_t n);
 
