@@ -8,8 +8,8 @@ CC=${CROSS_CC:-aarch64-linux-gnu-gcc}
 QEMU=${QEMU:-qemu-aarch64}
 out=build-aarch64
 mkdir -p $out
-src="src/backend/epoll.c src/backend/poll.c src/clock.c src/coro/coro.c src/error.c src/fault.c src/group.c
-     src/loop.c src/signal.c src/slab.c src/stack.c src/task.c src/timers.c src/coro/ctx_aarch64.S"
+# every library source, and the aarch64 switch
+src="$(ls src/*.c src/backend/*.c) src/coro/coro.c src/coro/ctx_aarch64.S"
 # shellcheck disable=SC2086
 $CC -std=c11 -O2 -g -static -Wall -Wextra -Wpedantic -Wshadow -Werror -Iinclude -Isrc \
   $src tests/cross/selftest.c -o $out/selftest -lpthread -lm
