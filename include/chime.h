@@ -151,6 +151,9 @@ typedef struct chime_loop_opts {
    * guard page below them, are committed lazily by the kernel, and are kept
    * in a pool for reuse.  An overflow is reported on stderr as such. */
   size_t stack_size;
+  /* Threads for chime_to_thread, started as calls come; 0 means the number
+   * of CPUs. */
+  unsigned pool_threads;
 } chime_loop_opts;
 
 /* Creates a loop owned by the calling thread.  `opts` may be NULL for the
@@ -162,9 +165,11 @@ typedef struct chime_loop_opts {
 CHIME_EXPORT int chime_loop_new(const chime_loop_opts *opts, chime_loop **loop);
 
 /* Runs the loop on the calling thread until no task is left or
- * chime_loop_stop() is called.  Returns 0, or -EINVAL (NULL loop), -EPERM
- * (not the loop's thread), -EBUSY (a loop is already running on this thread,
- * this one or another: loops do not nest). */
+ * chime_loop_stop() is called; while every task waits, it waits too (for a
+ * deadline, a descriptor, a signal, or a call from another thread).
+ * Returns 0, or -EINVAL (NULL loop), -EPERM (not the loop's thread), -EBUSY
+ * (a loop is already running on this thread, this one or another: loops do
+ * not nest), or the backend's errno if waiting fails. */
 CHIME_EXPORT int chime_loop_run(chime_loop *loop);
 
 /* Makes chime_loop_run() return once the running task suspends; tasks keep
@@ -373,6 +378,161 @@ CHIME_EXPORT int chime_accept(int fd, chime_ns deadline);
  * is made or fails.  Returns 0, the connection's error (-ECONNREFUSED,
  * ...), or as chime_read. */
 CHIME_EXPORT int chime_connect(int fd, const struct sockaddr *addr, unsigned addrlen, chime_ns deadline);
+
+/* ======================================================================== */
+/* Threads                                                                  */
+/* ======================================================================== */
+
+/* Any thread.  Queues fn(arg) to run on the loop's thread, outside any task
+ * (it may spawn, cancel and post, but must not block), and wakes the loop.
+ * Calls run in the order they were posted, each exactly once, the next time
+ * the loop runs; calls still queued when the loop is freed are dropped
+ * without running.  The loop must outlive the call to chime_loop_post.
+ * Returns 0, -EINVAL (NULL loop or fn), -ENOMEM. */
+CHIME_EXPORT int chime_loop_post(chime_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* Any thread.  Starts fn(arg) as a detached task of the loop, through
+ * chime_loop_post.  If the loop cannot make the task when it gets to it
+ * (no memory), fn does not run.  Returns as chime_loop_post. */
+CHIME_EXPORT int chime_spawn_threadsafe(chime_loop *loop, chime_fn fn, void *arg);
+
+/* Task only.  Runs fn(arg) on a thread of the loop's pool and suspends the
+ * task until it returns, storing its result in *result (which may be
+ * NULL): asyncio's to_thread, for blocking calls.  The pool's threads start
+ * as calls come, up to chime_loop_opts.pool_threads.  A thread cannot be
+ * interrupted: a task cancelled while fn runs goes on waiting for it (arg
+ * must stay valid until fn returns), then returns -ECANCELED with *result
+ * set; a task already cancelled does not start fn.  While calls are out,
+ * the virtual clock runs no faster than real time instead of jumping.  At shutdown, a task still waiting
+ * when the grace period ends is abandoned and its call's result dropped
+ * when it comes; a call that never returns keeps its thread until the
+ * process exits.  Returns 0, -ECANCELED, -EINVAL (NULL fn), -EPERM (not in
+ * a task), -ENOMEM, -EAGAIN (no thread could be started). */
+CHIME_EXPORT int chime_to_thread(chime_fn fn, void *arg, int *result);
+
+/* ======================================================================== */
+/* Signals                                                                  */
+/* ======================================================================== */
+
+/* Task only.  Waits until the process receives one of the n signals in
+ * sigs, `deadline` passes, or the task is cancelled; returns the signal's
+ * number.  The loop catches a signal from the first wait for it until the
+ * loop is freed or chime_signal_release: occurrences that arrive between
+ * waits are kept and returned by the next waits, each occurrence to one
+ * waiting task, the oldest first.  While caught, the signal's previous
+ * disposition is replaced (and restored after).  Returns the signal,
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (NULL or empty list, negative deadline,
+ * a signal that cannot be caught: SIGKILL, SIGSTOP, SIGSEGV and SIGBUS,
+ * which the stack-overflow report needs, and signals 64 and above),
+ * -EBUSY (64 loops already catch signals), -EPERM. */
+CHIME_EXPORT int chime_signal_wait(const int *sigs, int n, chime_ns deadline);
+
+/* Stops the current loop catching `sig`, forgetting occurrences kept.
+ * Returns 0, -EINVAL, -EPERM. */
+CHIME_EXPORT int chime_signal_release(int sig);
+
+/* ======================================================================== */
+/* Child processes                                                          */
+/* ======================================================================== */
+
+/* A child process of the loop.  Opaque. */
+typedef struct chime_proc chime_proc;
+
+/* What a child's standard descriptor is. */
+typedef enum chime_stdio_mode {
+  CHIME_STDIO_INHERIT = 0, /* the parent's (default) */
+  CHIME_STDIO_NULL,        /* /dev/null */
+  CHIME_STDIO_PIPE,        /* a pipe to the parent: chime_proc_fd gives its end, non-blocking */
+  CHIME_STDIO_FILE,        /* a file: `path`, created or truncated (appended to with `append`) */
+  CHIME_STDIO_FD,          /* a descriptor of the parent: `fd` (duplicated) */
+} chime_stdio_mode;
+
+typedef struct chime_stdio {
+  chime_stdio_mode mode;
+  const char *path; /* CHIME_STDIO_FILE */
+  int fd;           /* CHIME_STDIO_FD */
+  bool append;      /* CHIME_STDIO_FILE */
+} chime_stdio;
+
+/* Options of a child.  The zero value gives every default. */
+typedef struct chime_proc_opts {
+  const char *const *envp; /* the environment, NULL-terminated; NULL: the parent's */
+  const char *cwd;         /* its working directory; NULL: the parent's */
+  chime_stdio in, out, err;
+  /* The child leads a new process group (its pid), so that signals reach
+   * its own children too; with keep_group it stays in the parent's. */
+  bool keep_group;
+  /* Run as uid/gid (only root may; supplementary groups are just gid). */
+  bool as_user;
+  unsigned uid, gid;
+} chime_proc_opts;
+
+/* Starts a program: argv[0] is run directly (no shell), looked up in PATH
+ * when it has no '/'; argv is NULL-terminated.  On success stores the
+ * child in *proc (free it with chime_proc_free) and returns 0.  Errors,
+ * all before any child runs: -ENOENT (no such program, in PATH or at that
+ * path), -EACCES (not executable), -EINVAL (NULL or empty argv, NULL proc,
+ * a FILE without a path), -EBADF (a bad FD), -EMFILE, -EAGAIN, -ENOMEM,
+ * open(2)'s errno for a FILE, or the errno of setting up the child (chdir,
+ * setuid, exec) reported back from it; -EPERM (no loop running here). */
+CHIME_EXPORT int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chime_proc **proc);
+
+/* The child's process id, or -EINVAL for NULL. */
+CHIME_EXPORT int chime_proc_pid(const chime_proc *proc);
+
+/* The parent's end of the child's standard descriptor `which` (0, 1, 2)
+ * when it is a pipe (-ENOENT otherwise, -EINVAL for bad arguments).  The
+ * child owns it: chime_proc_free closes it. */
+CHIME_EXPORT int chime_proc_fd(const chime_proc *proc, int which);
+
+/* Task only.  Waits until the child exits (it is reaped at once), deadline
+ * passes, or the task is cancelled; stores its wait status (WIFEXITED...)
+ * in *status.  Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL, a negative
+ * deadline, or a child another task already waits for), -EPERM. */
+CHIME_EXPORT int chime_proc_wait(chime_proc *proc, chime_ns deadline, int *status);
+
+/* Sends sig to the child's process group (to the child alone with
+ * keep_group).  Returns 0, -ESRCH (it has exited), -EINVAL, -EPERM. */
+CHIME_EXPORT int chime_proc_signal(chime_proc *proc, int sig);
+
+/* Task only.  Ends the child: SIGTERM to its group, then SIGKILL if it is
+ * still running after `grace`; waits for it and stores its status.  Not
+ * interrupted by a cancellation (which would leave the child running).
+ * Returns 0, -EINVAL, -EPERM. */
+CHIME_EXPORT int chime_proc_terminate(chime_proc *proc, chime_ns grace, int *status);
+
+/* Frees the child, closing its pipes; a child still running is killed
+ * (SIGKILL to its group) and reaped first: no zombie is left.  Does
+ * nothing for NULL, from another thread than the loop's, or while a task
+ * waits for the child.  Children not freed are freed with their loop. */
+CHIME_EXPORT void chime_proc_free(chime_proc *proc);
+
+/* ======================================================================== */
+/* Embedding                                                                */
+/* ======================================================================== */
+
+/* A loop driven from another event loop (libuv, GLib, libevent, a poll
+ * loop): watch chime_loop_fd for readability, wake after
+ * chime_loop_timeout, and call chime_loop_run_once(loop, 0) on either. */
+
+/* A descriptor that becomes readable when the loop has work (descriptors
+ * ready, calls from other threads, signals).  Timers do not make it
+ * readable: ask chime_loop_timeout.  Returns the descriptor (the loop owns
+ * it), -EINVAL (NULL), -ENOTSUP (the poll backend has none). */
+CHIME_EXPORT int chime_loop_fd(const chime_loop *loop);
+
+/* How long the driving loop may wait before calling chime_loop_run_once:
+ * 0 if the loop has work now, the time until its earliest deadline, or -1
+ * if it has none (wait for chime_loop_fd only).  A virtual clock gives 0
+ * while it has deadlines (it jumps).  -EINVAL for NULL. */
+CHIME_EXPORT chime_ns chime_loop_timeout(chime_loop *loop);
+
+/* Runs one round of the loop on the calling thread: waits up to `timeout`
+ * (0: not at all) for work, then runs what is due (timers, ready
+ * descriptors, posts, runnable tasks) until it would have to wait.
+ * Returns the number of tasks (periodic jobs included) still alive, or as
+ * chime_loop_run. */
+CHIME_EXPORT int chime_loop_run_once(chime_loop *loop, chime_ns timeout);
 
 /* ======================================================================== */
 /* Task groups                                                              */

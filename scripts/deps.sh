@@ -25,6 +25,7 @@ want cmake "$(have_cmd cmake)" "configures the build"
 want make "$(have_cmd make)" "drives the build"
 want gcc "$(have_cmd gcc)" "compiles the library"
 want libc6-dev "$(have_file /usr/include/stdio.h)" "C library headers"
+want libuv1-dev "$(have_file /usr/include/uv.h)" "the example that runs chime inside libuv's loop links it"
 case $target in
   demo) ;;
   test|ci)

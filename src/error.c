@@ -13,7 +13,7 @@ const char *chime_strerror(int err) {
   case EBUSY: return "busy (a loop is already running on this thread, or the object is in use)";
   case ECANCELED: return "cancelled";
   case ETIMEDOUT: return "timed out";
-  case EDEADLK: return "deadlock (a task joining itself, or every task waiting with nothing to wake it)";
+  case EDEADLK: return "deadlock (a task joining itself)";
   case ERANGE: return "value out of range";
   case EMFILE: return "too many open files";
   case ENFILE: return "too many open files in the system";

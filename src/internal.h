@@ -20,6 +20,8 @@
 #include "coro/coro.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -212,6 +214,8 @@ struct chime__backend_ops {
    * returning early because of rounding, and calls the callbacks of ready
    * descriptors.  Returns the number of callbacks, or a negative errno. */
   int (*wait)(chime_loop *loop, chime_ns timeout);
+  /* A descriptor readable while a wait would report something, or NULL. */
+  int (*fd)(const chime_loop *loop);
 };
 
 #ifdef __linux__
@@ -249,6 +253,9 @@ enum chime__wait {
   CHIME__WAIT_GROUP,    /* wait_on: the group */
   CHIME__WAIT_RUNNER,   /* the runner, waiting for due jobs */
   CHIME__WAIT_FD,       /* wait_on: the descriptor's record */
+  CHIME__WAIT_THREAD,   /* wait_on: the pool's work (never woken by a cancel) */
+  CHIME__WAIT_SIGNAL,   /* wait_on: the task's struct chime__sigwait */
+  CHIME__WAIT_PROC,     /* wait_on: the child */
 };
 
 /* The value a timer delivers to the task it wakes: never what a wait
@@ -356,7 +363,34 @@ void chime__jobs_abandon(chime_loop *loop, chime_report *report);
 /* At loop free: drops every reference to specs (jobs' and the cache's). */
 void chime__specs_release(chime_loop *loop);
 
+static inline bool chime__cancel_pending(const struct chime__task *t) {
+  return (t->o.flags & (CHIME__CANCELLED | CHIME__SHIELDED)) == CHIME__CANCELLED;
+}
+
+/* ---- posts and the pool (pool.c) ----------------------------------------- */
+
+/* Something another thread hands to the loop: run on the loop's thread,
+ * outside any task, or dropped if the loop is freed first. */
+struct chime__post {
+  struct chime__post *next;
+  void (*run)(struct chime__post *p);
+  void (*drop)(struct chime__post *p);
+};
+
+/* Any thread: queues a post and wakes the loop. */
+void chime__post_push(chime_loop *loop, struct chime__post *p);
+void chime__posts_run(chime_loop *loop);
+void chime__posts_drop(chime_loop *loop);
+/* At loop free: the pool lets go of the loop. */
+void chime__pool_release(chime_loop *loop);
+struct chime__work;
+/* A task waiting for a call will never run again: the call's result is
+ * thrown away when it comes. */
+void chime__work_forget(struct chime__work *w);
+
 /* ---- loops (loop.c) ---------------------------------------------------- */
+
+#define CHIME__NSIG 64 /* signals 1..63 */
 
 struct chime_loop {
   struct chime__timers timers;
@@ -390,11 +424,29 @@ struct chime_loop {
   uint32_t nio;                 /* tasks waiting on descriptors */
   struct chime__fdrec **fdrecs; /* descriptor number -> its record (io.c) */
   size_t nfdrecs;
-  /* wake-ups from signal handlers (and, later, other threads) */
-  struct chime__io wake_io;    /* read end; fd -1 until first needed */
-  int wake_wfd;                /* write end (the same fd for an eventfd) */
-  volatile int pending_signal; /* set by the signal handler */
-  chime_group *groups;         /* groups not yet freed */
+  /* wake-ups from signal handlers and other threads */
+  struct chime__io wake_io; /* read end */
+  int wake_wfd;             /* write end (the same fd for an eventfd) */
+  chime_group *groups;      /* groups not yet freed */
+  /* signals (signal.c): bit s of a mask is signal s */
+  _Atomic uint64_t sig_caught;               /* signals the loop catches */
+  uint64_t sig_cancel_main;                  /* signals that cancel chime_run's main task */
+  uint64_t sig_procs;                        /* SIGCHLD's bit while children need it (no pidfd) */
+  atomic_bool sig_main_seen;                 /* one of those arrived already */
+  atomic_bool sig_any;                       /* some sig_count is not 0 */
+  atomic_uint sig_count[CHIME__NSIG];        /* occurrences caught and not yet handed out */
+  int sig_slot;                              /* 1 + the loop's place in the handler's list, or 0 */
+  struct chime__sigwait *sig_waiters;        /* tasks waiting, oldest first */
+  struct chime__sigwait *sig_waiters_tail;
+  struct chime_proc *procs;                  /* children not yet freed (process.c) */
+  /* calls from other threads (pool.c) */
+  pthread_mutex_t post_mu;       /* guards the queue */
+  struct chime__post *post_head; /* queued posts, oldest first */
+  struct chime__post *post_tail;
+  atomic_bool posted;            /* the queue is not empty (read without the lock) */
+  struct chime__pool *pool;      /* threads for chime_to_thread, started on demand */
+  unsigned pool_threads;         /* at most this many */
+  uint64_t pool_busy;            /* calls given to the pool and not yet back */
   /* periodic jobs */
   struct chime__task *runner;  /* runs due jobs inline; NULL until needed */
   struct chime__job *due_head; /* jobs whose tick fired, oldest first */
@@ -474,8 +526,28 @@ void chime__groups_free(chime_loop *loop);
 void chime__fault_handlers_install(void);
 int chime__altstack_enter(void **saved);
 void chime__altstack_leave(void *saved);
+/* chime_run: SIGINT and SIGTERM cancel the main task. */
 int chime__signals_catch(chime_loop *loop);
-void chime__signals_release(chime_loop *loop);
+/* Hands caught signals to waiting tasks (and to chime_run, and to the
+ * children, see process.c). */
+void chime__signals_deliver(chime_loop *loop);
+/* At loop free: stops catching every signal. */
+void chime__signals_release_all(chime_loop *loop);
+struct chime__sigwait;
+void chime__signal_forget(chime_loop *loop, struct chime__sigwait *w);
+/* Children without pidfds: the loop catches SIGCHLD.  Returns 0 or a
+ * negative errno. */
+int chime__procs_sigchld(chime_loop *loop);
+
+/* process.c */
+/* SIGCHLD came: reaps the loop's children that exited. */
+void chime__procs_poll(chime_loop *loop);
+void chime__proc_forget_waiter(chime_proc *p);
+/* At loop free: kills and reaps every child left. */
+void chime__procs_free(chime_loop *loop);
+/* io.c: closes a descriptor the library opened; tasks waiting on it see
+ * -EBADF. */
+void chime__fd_close(chime_loop *loop, int fd);
 
 /* stack.c */
 int chime__stack_get(chime_loop *loop, struct chime__stack **out);

@@ -33,15 +33,20 @@ static struct chime__fdrec *rec_of(struct chime__io *io) { return CHIME__CONTAIN
 
 static uint32_t interest(const struct chime__fdrec *r) { return (r->reader ? POLLIN : 0) | (r->writer ? POLLOUT : 0); }
 
+/* Wakes both waiters with -EBADF: their descriptor was closed. */
+static void wake_closed(chime_loop *loop, struct chime__fdrec *r) {
+  if (r->reader) chime__task_wake(loop, r->reader, -EBADF);
+  if (r->writer) chime__task_wake(loop, r->writer, -EBADF); /* does nothing if it is the reader, woken */
+  r->reader = r->writer = NULL;
+}
+
 /* Wakes the waiters the events concern (errors and hang-ups concern both),
  * each with the events it waited for; the registration is disarmed now:
  * re-arm it for a waiter left. */
 static void fd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
   struct chime__fdrec *r = rec_of(io);
   if (revents & POLLNVAL) { /* closed while a task waited on it (poll backend) */
-    if (r->reader) chime__task_wake(loop, r->reader, -EBADF);
-    if (r->writer) chime__task_wake(loop, r->writer, -EBADF);
-    r->reader = r->writer = NULL;
+    wake_closed(loop, r);
     return;
   }
   unsigned ev = ((revents & (POLLIN | POLLERR | POLLHUP)) ? CHIME_READABLE : 0) |
@@ -92,8 +97,10 @@ void chime__fd_forget(chime_loop *loop, struct chime__fdrec *r, struct chime__ta
 }
 
 void chime__fdrecs_free(chime_loop *loop) {
-  for (size_t i = 0; i < loop->nfdrecs; i++)
+  for (size_t i = 0; i < loop->nfdrecs; i++) {
+    if (loop->fdrecs[i]) chime__io_set(loop, &loop->fdrecs[i]->io, 0);
     chime__free(loop->fdrecs[i]);
+  }
   chime__free(loop->fdrecs);
   loop->fdrecs = NULL;
   loop->nfdrecs = 0;
@@ -121,6 +128,17 @@ int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
   if (r->reader == self) r->reader = NULL;
   if (r->writer == self) r->writer = NULL;
   return rc;
+}
+
+/* Closes a descriptor the library opened (a child's pipe): tasks waiting on
+ * it see -EBADF; the record stays, for the number's next file. */
+void chime__fd_close(chime_loop *loop, int fd) {
+  if ((size_t)fd < loop->nfdrecs && loop->fdrecs[fd]) {
+    struct chime__fdrec *r = loop->fdrecs[fd];
+    wake_closed(loop, r);
+    chime__io_set(loop, &r->io, 0);
+  }
+  close(fd);
 }
 
 int chime_close(int fd) {

@@ -5,17 +5,22 @@
  *      clock), or not at all (virtual clock: after a poll that does not
  *      block, time jumps to the earliest deadline); with runnable tasks it
  *      only polls descriptors, without blocking, if any are watched;
- *   2. handles a caught signal (chime_run: cancel the main task);
+ *   2. runs what other threads posted (pool.c), handles a caught signal
+ *      (chime_run: cancel the main task);
  *   3. fires every timer that is due, which queues tasks;
  *   4. resumes the run queue: tasks then hand the CPU to each other
  *      directly (task.c) until the queue is empty or the round's budget of
  *      switches is spent.
- * It stops when no task is left, when asked to (chime_loop_stop, the main
- * task's end), when a shutdown's grace period ends, or when nothing could
- * ever wake a waiting task (-EDEADLK).
+ * It stops when no task (and no post) is left, when asked to (chime_loop_stop, the main
+ * task's end), or when a shutdown's grace period ends.  Every loop has an
+ * eventfd (a pipe without Linux) through which signal handlers and other
+ * threads wake it, so a loop whose tasks all wait on nothing waits for
+ * them, as asyncio and Tokio do.
  *
- * Virtual time stands still while tasks run, so tasks that never wait keep
- * it still; the grace period of a shutdown is counted on the loop's clock.
+ * Virtual time stands still while tasks run, and runs no faster than real
+ * time while a call given to the pool is out (it must not jump ahead of a
+ * thread at work); the grace period of a shutdown is counted on the loop's
+ * clock.
  */
 #include "internal.h"
 
@@ -103,8 +108,16 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
    * one so that a test gives the same result every run. */
   loop->seed = loop->virtual_clock ? 0x5eed : ((uint64_t)random_seed(&loop->seed) << 32 | random_seed(loop));
   loop->perturb = loop->virtual_clock ? 0 : (chime_ns)(loop->seed % (uint64_t)CHIME_MIN(1));
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  loop->pool_threads = o.pool_threads ? o.pool_threads : cpus > 0 ? (unsigned)cpus : 1;
+  pthread_mutex_init(&loop->post_mu, NULL);
   int rc = ops->init(loop);
+  if (rc == 0) {
+    rc = chime__loop_wakeable(loop);
+    if (rc) ops->fini(loop);
+  }
   if (rc) {
+    pthread_mutex_destroy(&loop->post_mu);
     chime__free(loop);
     return rc;
   }
@@ -199,60 +212,80 @@ static void fire_timers(chime_loop *loop) {
     chime__timer_fired(loop, e);
 }
 
-static void handle_signal(chime_loop *loop) {
-  int sig = loop->pending_signal;
-  loop->pending_signal = 0;
-  if (loop->main && loop->main->o.state != CHIME__DONE && !loop->main_signal) {
-    loop->main_signal = sig;
-    chime__task_cancel(loop, loop->main);
+/* Whether the loop has work it need not wait for. */
+static bool work_now(chime_loop *loop) {
+  return loop->runq_head || loop->due_head || atomic_load(&loop->posted) || atomic_load(&loop->sig_any);
+}
+
+/* The virtual clock, nothing to run: time jumps to the next deadline
+ * (`next`), except while calls are out in the pool, when it runs no faster
+ * than real time (it must not jump ahead of a thread at work).  With no
+ * deadline, the loop waits up to `block` real ns (< 0: without bound) for a
+ * descriptor or another thread. */
+static int virtual_wait(chime_loop *loop, chime_ns next, chime_ns block) {
+  int n = loop->ops->wait(loop, 0);
+  if (n != 0 || work_now(loop)) return n;
+  if (next == CHIME_NEVER) return loop->ops->wait(loop, block);
+  if (next <= loop->vnow) return 0;
+  if (loop->pool_busy) {
+    chime_ns gap = next - loop->vnow, t0 = chime__mono();
+    n = loop->ops->wait(loop, block >= 0 && block < gap ? block : gap);
+    chime_ns spent = chime__mono() - t0;
+    loop->vnow += spent < gap ? spent : gap;
+    return n;
   }
+  loop->vnow = next;
+  return 0;
 }
 
 /* Waits for whatever can wake a task: descriptors, deadlines (up to
- * `until`).  Returns 0 or a negative errno. */
-static int wait_for_work(chime_loop *loop, chime_ns now, chime_ns until) {
+ * `until`), signals, other threads; on the virtual clock, see
+ * virtual_wait.  Returns 0 or a negative errno. */
+static int wait_for_work(chime_loop *loop, chime_ns now, chime_ns until, chime_ns block) {
   chime_ns next = chime__timers_next(&loop->timers, now);
   if (next > until) next = until;
-  bool fds = loop->nio > 0 || loop->wake_io.fd >= 0;
-  if (next == CHIME_NEVER && !fds) return -EDEADLK;
   int n = 0;
   if (loop->virtual_clock) {
-    if (fds) n = loop->ops->wait(loop, 0);
-    if (n == 0 && !loop->runq_head && !loop->pending_signal) {
-      if (next == CHIME_NEVER)
-        n = loop->ops->wait(loop, -1); /* only a descriptor can wake anyone */
-      else if (next > loop->vnow)
-        loop->vnow = next;
-    }
+    n = virtual_wait(loop, next, block);
   } else {
     n = loop->ops->wait(loop, next == CHIME_NEVER ? -1 : (next > now ? next - now : 0));
   }
   return n < 0 ? n : 0;
 }
 
+/* One round: waits (unless tasks are runnable), then runs what is due. */
+static int round_once(chime_loop *loop, chime_ns until, chime_ns block) {
+  int rc = 0;
+  if (!loop->runq_head)
+    rc = wait_for_work(loop, chime__now(loop), until, block);
+  else if (loop->nio > 0)
+    rc = loop->ops->wait(loop, 0);
+  if (rc < 0) return rc;
+  chime__posts_run(loop);
+  chime__signals_deliver(loop);
+  fire_timers(loop);
+  chime__runner_ensure(loop); /* on -ENOMEM the due jobs wait for the next round */
+  chime__sched_resume(loop);
+  return 0;
+}
+
 /* Runs rounds until the loop stops, has no tasks, or (when nothing is
- * runnable, or after at least one round) `until` has come. */
-static int run_rounds(chime_loop *loop, chime_ns until) {
-  for (uint64_t rounds = 0; !loop->stop && loop->ntasks > 0; rounds++) {
-    chime_ns now = chime__now(loop);
-    if (now >= until && (!loop->runq_head || rounds > 0)) break;
-    int rc = 0;
-    if (!loop->runq_head)
-      rc = wait_for_work(loop, now, until);
-    else if (loop->nio > 0)
-      rc = loop->ops->wait(loop, 0);
+ * runnable, or after at least one round) `until` has come.  `once`: one
+ * round, which may wait (up to until, or up to `block` on the virtual
+ * clock). */
+static int run_rounds(chime_loop *loop, chime_ns until, bool once, chime_ns block) {
+  for (uint64_t rounds = 0; !loop->stop && (loop->ntasks > 0 || atomic_load(&loop->posted) || (once && rounds == 0));
+       rounds++) {
+    if (once ? rounds > 0 : chime__now(loop) >= until && (!loop->runq_head || rounds > 0)) break;
+    int rc = round_once(loop, until, block);
     if (rc < 0) return rc;
-    if (loop->pending_signal) handle_signal(loop);
-    fire_timers(loop);
-    chime__runner_ensure(loop); /* on -ENOMEM the due jobs wait for the next round */
-    chime__sched_resume(loop);
   }
   return 0;
 }
 
 /* Makes the loop this thread's running loop for the duration of
  * run_rounds. */
-static int run_here(chime_loop *loop, chime_ns until) {
+static int run_here(chime_loop *loop, chime_ns until, bool once, chime_ns block) {
   void *altstack;
   int rc = chime__altstack_enter(&altstack);
   if (rc) return rc;
@@ -264,7 +297,7 @@ static int run_here(chime_loop *loop, chime_ns until) {
   int slack = loop->virtual_clock ? -1 : prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   if (slack > 1) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 #endif
-  rc = run_rounds(loop, until);
+  rc = run_rounds(loop, until, once, block);
 #if defined(__linux__) && defined(PR_SET_TIMERSLACK)
   if (slack > 1) prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
 #endif
@@ -279,7 +312,7 @@ int chime_loop_run(chime_loop *loop) {
   if (!loop) return -EINVAL;
   if (!chime__loop_owned(loop)) return -EPERM;
   if (chime__tls_loop) return -EBUSY;
-  return run_here(loop, CHIME_NEVER);
+  return run_here(loop, CHIME_NEVER, false, -1);
 }
 
 int chime_loop_stop(chime_loop *loop) {
@@ -287,6 +320,32 @@ int chime_loop_stop(chime_loop *loop) {
   if (chime__tls_loop != loop) return -EPERM;
   loop->stop = true;
   return 0;
+}
+
+/* ---- embedding -------------------------------------------------------------- */
+
+int chime_loop_fd(const chime_loop *loop) {
+  if (!loop) return -EINVAL;
+  return loop->ops->fd ? loop->ops->fd(loop) : -ENOTSUP;
+}
+
+chime_ns chime_loop_timeout(chime_loop *loop) {
+  if (!loop) return -EINVAL;
+  if (work_now(loop)) return 0;
+  chime_ns now = chime__now(loop), next = chime__timers_next(&loop->timers, now);
+  if (next == CHIME_NEVER) return -1;
+  return loop->virtual_clock || next <= now ? 0 : next - now;
+}
+
+int chime_loop_run_once(chime_loop *loop, chime_ns timeout) {
+  if (!loop) return -EINVAL;
+  if (!chime__loop_owned(loop)) return -EPERM;
+  if (chime__tls_loop) return -EBUSY;
+  chime_ns until = CHIME_NEVER;
+  if (timeout >= 0 && !loop->virtual_clock && __builtin_add_overflow(chime__now(loop), timeout, &until))
+    until = CHIME_NEVER;
+  int rc = run_here(loop, until, true, timeout < 0 ? -1 : timeout);
+  return rc < 0 ? rc : loop->ntasks > INT32_MAX ? INT32_MAX : (int)loop->ntasks;
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
@@ -330,16 +389,20 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
     chime__task_cancel(loop, t);
   chime_ns now = chime__now(loop), until = CHIME_NEVER;
   if (grace >= 0 && __builtin_add_overflow(now, grace, &until)) until = CHIME_NEVER;
-  int rc = run_here(loop, until);
-  /* Tasks left waiting on each other, or past the grace period: abandoned. */
+  int rc = run_here(loop, until, false, -1);
+  /* Tasks still alive past the grace period: abandoned. */
   abandon_all(loop, report);
   loop->shutting_down = false;
-  return rc == -EDEADLK ? 0 : rc;
+  return rc;
 }
 
 void chime_loop_free(chime_loop *loop) {
   if (!loop || loop->running || !chime__loop_owned(loop)) return;
-  abandon_all(loop, NULL);
+  abandon_all(loop, NULL);    /* tasks waiting on the pool let go of their calls first */
+  chime__pool_release(loop); /* then no thread of the pool posts to the loop */
+  chime__posts_drop(loop);
+  chime__procs_free(loop);
+  chime__signals_release_all(loop);
   chime__fdrecs_free(loop);
   chime__specs_release(loop);
   chime__groups_free(loop);
@@ -348,6 +411,7 @@ void chime_loop_free(chime_loop *loop) {
   chime__stack_pool_free(loop);
   chime__slabs_fini(&loop->slabs);
   chime__timers_fini(&loop->timers);
+  pthread_mutex_destroy(&loop->post_mu);
   chime__free(loop);
 }
 
@@ -369,14 +433,11 @@ int chime_run(chime_fn fn, void *arg, const chime_run_opts *opts, chime_report *
   }
   main_task->o.flags |= CHIME__MAIN;
   loop->main = main_task;
-  /* Until main returns (or nothing can ever wake it: the shutdown then
-   * cancels it with the rest). */
-  rc = run_here(loop, CHIME_NEVER);
+  rc = run_here(loop, CHIME_NEVER, false, -1); /* until main returns */
   chime_report local;
   if (!report) report = &local;
   memset(report, 0, sizeof *report);
-  if (rc == 0 || rc == -EDEADLK) rc = chime_loop_shutdown(loop, o.grace ? o.grace : -1, report);
-  if (o.cancel_on_signal) chime__signals_release(loop);
+  if (rc == 0) rc = chime_loop_shutdown(loop, o.grace ? o.grace : -1, report);
   report->result = main_task->o.state == CHIME__DONE ? main_task->result : -ECANCELED;
   report->signal = loop->main_signal;
   chime_loop_free(loop);

@@ -106,7 +106,7 @@ static bool waits_on_cancelled(const struct chime__task *t) {
   if (t->wait == CHIME__WAIT_JOIN || t->wait == CHIME__WAIT_JOIN_JOB)
     return ((const struct chime__obj *)t->wait_on)->flags & CHIME__CANCELLED;
   if (t->wait == CHIME__WAIT_GROUP) return chime__group_cancelled(t->wait_on);
-  return false;
+  return t->wait == CHIME__WAIT_THREAD; /* a thread's call cannot be interrupted */
 }
 
 void chime__task_cancel(chime_loop *loop, struct chime__task *t) {
@@ -478,6 +478,9 @@ void chime__task_abandon(chime_loop *loop, struct chime__task *t) {
   if (t->wait == CHIME__WAIT_JOIN_JOB) ((struct chime__obj *)t->wait_on)->flags &= (uint16_t)~CHIME__J_JOINED;
   if (t->wait == CHIME__WAIT_GROUP) chime__group_forget_joiner(t->wait_on);
   if (t->wait == CHIME__WAIT_FD) chime__fd_forget(loop, t->wait_on, t);
+  if (t->wait == CHIME__WAIT_THREAD) chime__work_forget(t->wait_on);
+  if (t->wait == CHIME__WAIT_SIGNAL) chime__signal_forget(loop, t->wait_on);
+  if (t->wait == CHIME__WAIT_PROC) chime__proc_forget_waiter(t->wait_on);
   if (t->group) chime__group_member_abandoned(t);
   if (t->job) t->job->running--;
   task_unlink(loop, t);

@@ -16,6 +16,11 @@ long chime__test_calls(void);
 long chime__test_failures(void);
 /* Allocations made by the library and not yet freed. */
 long chime__test_live_allocs(void);
+/* Threads of every loop's pool that have not exited yet. */
+long chime__test_pool_threads(void);
+/* Children are awaited through SIGCHLD, as without pidfds (on) or through
+ * pidfds where the kernel has them (off, the default). */
+void chime__test_no_pidfd(bool on);
 /* Stacks of the loop running on this thread that tasks hold now (mapped
  * and not in the pool). */
 long chime__test_stacks_in_use(void);

@@ -105,6 +105,8 @@ static int epoll_wait_events(chime_loop *loop, chime_ns timeout) {
   return n;
 }
 
+static int epoll_fd(const chime_loop *loop) { return ((const struct epoll_be *)loop->be)->epfd; }
+
 const struct chime__backend_ops chime__epoll_ops = {
     .name = "epoll",
     .init = epoll_init,
@@ -113,5 +115,6 @@ const struct chime__backend_ops chime__epoll_ops = {
     .mod = epoll_mod,
     .del = epoll_del,
     .wait = epoll_wait_events,
+    .fd = epoll_fd,
 };
 #endif

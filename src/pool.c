@@ -1,0 +1,267 @@
+/* pool.c - a pool of threads for blocking calls (chime_to_thread), and
+ * calls posted to a loop from other threads.
+ *
+ * Posts.  Any thread appends to the loop's queue under a mutex and, if the
+ * queue was empty, writes to the loop's eventfd; the loop takes the whole
+ * queue each round and runs it on its own thread, outside any task.  Each
+ * post's owner decides what running and dropping it mean (a post still
+ * queued when the loop is freed is dropped, not run).
+ *
+ * The pool.  Threads start as work arrives, up to the loop's pool_threads
+ * (default: the number of CPUs), and wait on a condition variable for more.
+ * A finished call posts its completion to the loop, which wakes the waiting
+ * task.  The task waits for the call even if it is cancelled meanwhile: a
+ * thread cannot be interrupted, and the call may still use its argument.
+ * When the loop is freed the pool lets go of it: calls not started are
+ * dropped, calls still running finish on their own and their results are
+ * thrown away, and the last thread to leave frees the pool.  A call that
+ * never returns keeps its thread until the process exits.
+ *
+ * Lock order: pool->mu, then loop->post_mu.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* ---- posts -------------------------------------------------------------------- */
+
+void chime__post_push(chime_loop *loop, struct chime__post *p) {
+  p->next = NULL;
+  pthread_mutex_lock(&loop->post_mu);
+  bool first = !loop->post_head;
+  if (loop->post_tail)
+    loop->post_tail->next = p;
+  else
+    loop->post_head = p;
+  loop->post_tail = p;
+  atomic_store_explicit(&loop->posted, true, memory_order_release);
+  pthread_mutex_unlock(&loop->post_mu);
+  if (first) chime__loop_wake(loop);
+}
+
+/* Takes the queue, in order. */
+static struct chime__post *posts_take(chime_loop *loop) {
+  if (!atomic_load_explicit(&loop->posted, memory_order_acquire)) return NULL;
+  pthread_mutex_lock(&loop->post_mu);
+  struct chime__post *p = loop->post_head;
+  loop->post_head = loop->post_tail = NULL;
+  atomic_store_explicit(&loop->posted, false, memory_order_relaxed);
+  pthread_mutex_unlock(&loop->post_mu);
+  return p;
+}
+
+void chime__posts_run(chime_loop *loop) {
+  for (struct chime__post *p = posts_take(loop), *next; p; p = next) {
+    next = p->next;
+    p->run(p);
+  }
+}
+
+void chime__posts_drop(chime_loop *loop) {
+  for (struct chime__post *p = posts_take(loop), *next; p; p = next) {
+    next = p->next;
+    p->drop(p);
+  }
+}
+
+/* A post made by chime_loop_post or chime_spawn_threadsafe. */
+struct user_post {
+  struct chime__post p;
+  void (*fn)(void *arg);
+  chime_fn task;
+  void *arg;
+};
+
+static void user_run(struct chime__post *p) {
+  struct user_post *u = (struct user_post *)p;
+  void (*fn)(void *) = u->fn;
+  chime_fn task = u->task;
+  void *arg = u->arg;
+  chime__free(u);
+  if (fn) {
+    fn(arg);
+  } else {
+    struct chime__task *t;
+    chime__task_spawn(chime__tls_loop, task, arg, false, &t); /* -ENOMEM: the task is not started */
+  }
+}
+
+static void user_drop(struct chime__post *p) { chime__free(p); }
+
+static int user_post(chime_loop *loop, void (*fn)(void *), chime_fn task, void *arg) {
+  struct user_post *u = chime__malloc(sizeof *u);
+  if (!u) return -ENOMEM;
+  u->p.run = user_run;
+  u->p.drop = user_drop;
+  u->fn = fn;
+  u->task = task;
+  u->arg = arg;
+  chime__post_push(loop, &u->p);
+  return 0;
+}
+
+int chime_loop_post(chime_loop *loop, void (*fn)(void *arg), void *arg) {
+  if (!loop || !fn) return -EINVAL;
+  return user_post(loop, fn, NULL, arg);
+}
+
+int chime_spawn_threadsafe(chime_loop *loop, chime_fn fn, void *arg) {
+  if (!loop || !fn) return -EINVAL;
+  return user_post(loop, NULL, fn, arg);
+}
+
+/* ---- the pool ----------------------------------------------------------------------- */
+
+struct chime__work {
+  struct chime__post post;    /* the completion */
+  chime_fn fn;
+  void *arg;
+  int result;
+  struct chime__task *waiter; /* NULL once the waiter is gone (abandoned) */
+  struct chime__work *next;   /* the pool's queue */
+};
+
+struct chime__pool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct chime__work *head, *tail; /* calls not started */
+  unsigned threads, idle, max;
+  bool stop;
+  chime_loop *loop; /* NULL once the loop has let go */
+};
+
+#ifdef CHIME_TESTING
+#include "testing.h"
+static atomic_long live_threads;
+long chime__test_pool_threads(void) { return atomic_load(&live_threads); }
+#define THREAD_COUNT(d) atomic_fetch_add(&live_threads, (d))
+#else
+#define THREAD_COUNT(d) ((void)0)
+#endif
+
+static void pool_destroy(struct chime__pool *pool) {
+  pthread_cond_destroy(&pool->cv);
+  pthread_mutex_destroy(&pool->mu);
+  chime__free(pool);
+}
+
+static void *worker(void *arg) {
+  struct chime__pool *pool = arg;
+  pthread_mutex_lock(&pool->mu);
+  for (;;) {
+    while (!pool->head && !pool->stop) {
+      pool->idle++;
+      pthread_cond_wait(&pool->cv, &pool->mu);
+      pool->idle--;
+    }
+    struct chime__work *w = pool->head;
+    if (!w) break; /* stopped, nothing left */
+    pool->head = w->next;
+    if (!pool->head) pool->tail = NULL;
+    pthread_mutex_unlock(&pool->mu);
+    w->result = w->fn(w->arg);
+    pthread_mutex_lock(&pool->mu);
+    if (pool->loop)
+      chime__post_push(pool->loop, &w->post);
+    else
+      chime__free(w); /* the loop is gone: nobody waits */
+  }
+  bool last = --pool->threads == 0;
+  pthread_mutex_unlock(&pool->mu);
+  if (last) pool_destroy(pool);
+  THREAD_COUNT(-1); /* after the pool is freed: a test that sees 0 sees no allocation left */
+  return NULL;
+}
+
+static int pool_get(chime_loop *loop, struct chime__pool **out) {
+  if (!loop->pool) {
+    struct chime__pool *pool = chime__calloc(1, sizeof *pool);
+    if (!pool) return -ENOMEM;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    pool->max = loop->pool_threads;
+    pool->loop = loop;
+    loop->pool = pool;
+  }
+  *out = loop->pool;
+  return 0;
+}
+
+void chime__pool_release(chime_loop *loop) {
+  struct chime__pool *pool = loop->pool;
+  if (!pool) return;
+  loop->pool = NULL;
+  pthread_mutex_lock(&pool->mu);
+  pool->loop = NULL;
+  pool->stop = true;
+  while (pool->head) { /* not started: never run */
+    struct chime__work *w = pool->head;
+    pool->head = w->next;
+    chime__free(w);
+  }
+  pool->tail = NULL;
+  pthread_cond_broadcast(&pool->cv);
+  bool none = pool->threads == 0;
+  pthread_mutex_unlock(&pool->mu);
+  if (none) pool_destroy(pool);
+}
+
+static void work_done(struct chime__post *p) {
+  struct chime__work *w = (struct chime__work *)p;
+  chime_loop *loop = chime__tls_loop;
+  loop->pool_busy--;
+  if (w->waiter)
+    chime__task_wake(loop, w->waiter, 0);
+  else
+    chime__free(w); /* its waiter was abandoned */
+}
+
+static void work_drop(struct chime__post *p) { chime__free(p); }
+
+void chime__work_forget(struct chime__work *w) { w->waiter = NULL; }
+
+int chime_to_thread(chime_fn fn, void *arg, int *result) {
+  chime_loop *loop = chime__tls_loop;
+  struct chime__task *self = loop ? loop->cur : NULL;
+  if (!self) return -EPERM;
+  if (!fn) return -EINVAL;
+  if (chime__cancel_pending(self)) return -ECANCELED; /* cancelled already: fn is not started */
+  struct chime__pool *pool;
+  int rc = pool_get(loop, &pool);
+  if (rc) return rc;
+  struct chime__work *w = chime__calloc(1, sizeof *w);
+  if (!w) return -ENOMEM;
+  w->post.run = work_done;
+  w->post.drop = work_drop;
+  w->fn = fn;
+  w->arg = arg;
+  w->waiter = self;
+  pthread_mutex_lock(&pool->mu);
+  if (pool->idle == 0 && pool->threads < pool->max) {
+    pthread_t th;
+    int err = CHIME__FAULT() ? EAGAIN : pthread_create(&th, NULL, worker, pool);
+    if (err == 0) {
+      pthread_detach(th);
+      pool->threads++;
+      THREAD_COUNT(1);
+    } else if (pool->threads == 0) { /* no thread to run it at all */
+      pthread_mutex_unlock(&pool->mu);
+      chime__free(w);
+      return -err;
+    }
+  }
+  if (pool->tail)
+    pool->tail->next = w;
+  else
+    pool->head = w;
+  pool->tail = w;
+  pthread_cond_signal(&pool->cv);
+  pthread_mutex_unlock(&pool->mu);
+  loop->pool_busy++;
+  chime__task_wait(loop, CHIME__WAIT_THREAD, w, NULL, CHIME_NEVER);
+  if (result) *result = w->result;
+  chime__free(w);
+  return chime__cancel_pending(self) ? -ECANCELED : 0;
+}

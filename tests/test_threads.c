@@ -1,0 +1,375 @@
+/* test_threads.c - other threads: posts, chime_spawn_threadsafe, and the
+ * worker pool (chime_to_thread).  CI also runs these under ThreadSanitizer. */
+#include "test.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- posts from many threads ------------------------------------------------------ */
+
+#define POSTERS 4
+#define POSTS 5000
+
+struct posting {
+  chime_loop *loop;
+  long next[POSTERS]; /* per thread: the sequence number expected next */
+  long total;
+  long duplicates_or_gaps;
+  int done_fd; /* written when the last post has run */
+  long job_runs;
+};
+
+struct poster {
+  struct posting *p;
+  int id;
+};
+
+static struct posting *the_posting;
+
+static void on_post(void *arg) {
+  struct posting *p = the_posting;
+  uintptr_t v = (uintptr_t)arg;
+  int id = (int)(v >> 20);
+  long seq = (long)(v & 0xfffff);
+  if (p->next[id] != seq) p->duplicates_or_gaps++;
+  p->next[id] = seq + 1;
+  if (++p->total == POSTERS * POSTS) assert_int_equal(write(p->done_fd, "!", 1), 1);
+}
+
+static void *poster_thread(void *arg) {
+  struct poster *me = arg;
+  for (long i = 0; i < POSTS; i++) {
+    int rc;
+    while ((rc = chime_loop_post(me->p->loop, on_post, (void *)((uintptr_t)me->id << 20 | (uintptr_t)i))) == -ENOMEM) {
+    }
+    if (rc) abort();
+  }
+  return NULL;
+}
+
+static int count_run(void *arg) {
+  (*(long *)arg)++;
+  return 0;
+}
+
+static int posting_main(void *arg) {
+  struct posting *p = arg;
+  p->loop = chime_loop_current();
+  int done[2];
+  assert_int_equal(pipe2(done, O_NONBLOCK | O_CLOEXEC), 0);
+  p->done_fd = done[1];
+  chime_task job;
+  assert_int_equal(chime_every(CHIME_MS(1), count_run, &p->job_runs, NULL, &job), 0);
+  pthread_t th[POSTERS];
+  struct poster who[POSTERS];
+  for (int i = 0; i < POSTERS; i++) {
+    who[i] = (struct poster){p, i};
+    assert_int_equal(pthread_create(&th[i], NULL, poster_thread, &who[i]), 0);
+  }
+  char c;
+  assert_int_equal(chime_read(done[0], &c, 1, chime_now() + CHIME_SEC(60)), 1);
+  for (int i = 0; i < POSTERS; i++)
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+  assert_int_equal(chime_sleep(CHIME_MS(20)), 0); /* the job keeps ticking meanwhile */
+  assert_int_equal(chime_cancel(job), 0);
+  assert_int_equal(chime_join(job, NULL), 0);
+  close(done[0]);
+  close(done[1]);
+  return 0;
+}
+
+static void posts_from_four_threads_all_run_once_in_order(void **state) {
+  (void)state;
+  struct posting p;
+  memset(&p, 0, sizeof p);
+  the_posting = &p;
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
+  assert_int_equal(chime_run(posting_main, &p, &o, NULL), 0);
+  assert_int_equal(p.total, POSTERS * POSTS);
+  assert_int_equal(p.duplicates_or_gaps, 0);
+  for (int i = 0; i < POSTERS; i++)
+    assert_int_equal(p.next[i], POSTS);
+  assert_true(p.job_runs >= 1);
+}
+
+/* A loop whose only work is waiting: a post from another thread wakes it. */
+static void *post_later(void *arg) {
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  static long runs;
+  if (chime_spawn_threadsafe(arg, count_run, &runs) != 0) abort();
+  return NULL;
+}
+
+static atomic_int spawned_ran;
+
+static int spawned(void *arg) {
+  assert_int_equal(chime_yield(), 0); /* a real task: it can suspend */
+  atomic_fetch_add(&spawned_ran, *(int *)arg);
+  return 0;
+}
+
+static void *spawner_thread(void *arg) {
+  static int one = 1;
+  for (int i = 0; i < 100; i++)
+    if (chime_spawn_threadsafe(arg, spawned, &one) != 0) abort();
+  return NULL;
+}
+
+static int spawn_main(void *arg) {
+  (void)arg;
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, spawner_thread, chime_loop_current()), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+  return 0;
+}
+
+static void never_runs(void *arg) {
+  (void)arg;
+  abort();
+}
+
+static void tasks_spawned_from_other_threads_run_on_the_loop(void **state) {
+  (void)state;
+  atomic_store(&spawned_ran, 0);
+  chime_loop *loop;
+  chime_loop_opts lo = {.clock = CHIME_CLOCK_VIRTUAL};
+  assert_int_equal(chime_loop_new(&lo, &loop), 0);
+  assert_int_equal(chime_loop_post(loop, never_runs, NULL), 0);
+  chime_loop_free(loop); /* a post still queued is dropped, not run */
+  assert_int_equal(chime__test_live_allocs(), 0);
+
+  assert_int_equal(chime_loop_new(&lo, &loop), 0);
+  assert_int_equal(chime_loop_post(loop, NULL, NULL), -EINVAL);
+  assert_int_equal(chime_spawn_threadsafe(NULL, spawned, NULL), -EINVAL);
+  /* spawn_main becomes a task of the loop, whose threads spawn 200 more */
+  assert_int_equal(chime_spawn_threadsafe(loop, spawn_main, NULL), 0);
+  /* the loop had no task: the post is taken all the same, and spawn_main
+   * runs to its end (the spawns are posts still) */
+  assert_int_equal(chime_loop_run_once(loop, 0), 0);
+  assert_int_equal(chime_loop_run(loop), 0);
+  assert_int_equal(atomic_load(&spawned_ran), 200);
+  chime_loop_free(loop);
+}
+
+static int idle_main(void *arg) {
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, post_later, chime_loop_current()), 0);
+  assert_int_equal(pthread_detach(th), 0);
+  (void)arg;
+  return 0;
+}
+
+static void a_loop_with_nothing_to_do_is_woken_by_a_post(void **state) {
+  (void)state;
+  chime_loop *loop;
+  assert_int_equal(chime_loop_new(NULL, &loop), 0);
+  assert_int_equal(chime_spawn_threadsafe(loop, idle_main, NULL), 0);
+  /* one round runs idle_main; the next waits (without bound) for the post */
+  assert_int_equal(chime_loop_run_once(loop, -1), 0);
+  chime_ns t0 = real_ns();
+  assert_int_equal(chime_loop_run_once(loop, -1), 0);
+  assert_true(real_ns() - t0 < CHIME_SEC(30));
+  chime_loop_free(loop);
+}
+
+static void never_runs(void *arg);
+
+/* ---- the pool --------------------------------------------------------------------- */
+
+static atomic_int in_flight, max_in_flight;
+
+static int square_slowly(void *arg) {
+  int now = atomic_fetch_add(&in_flight, 1) + 1;
+  int seen = atomic_load(&max_in_flight);
+  while (now > seen && !atomic_compare_exchange_weak(&max_in_flight, &seen, now)) {
+  }
+  struct timespec ts = {0, 2 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  atomic_fetch_sub(&in_flight, 1);
+  int x = *(int *)arg;
+  return x * x;
+}
+
+struct call {
+  int x, result, rc;
+  pthread_t thread;
+};
+
+static int caller(void *arg) {
+  struct call *c = arg;
+  c->rc = chime_to_thread(square_slowly, &c->x, &c->result);
+  return 0;
+}
+
+static int pool_main(void *arg) {
+  (void)arg;
+  struct call calls[16];
+  chime_task t[16];
+  chime_ns start = chime_now();
+  for (int i = 0; i < 16; i++) {
+    calls[i] = (struct call){.x = i, .result = -1, .rc = 1};
+    assert_int_equal(chime_spawn(caller, &calls[i], &t[i]), 0);
+  }
+  for (int i = 0; i < 16; i++) {
+    assert_int_equal(chime_join(t[i], NULL), 0);
+    assert_int_equal(calls[i].rc, 0);
+    assert_int_equal(calls[i].result, i * i);
+  }
+  /* no deadline anywhere: the virtual clock had nowhere to go */
+  assert_int_equal(chime_now(), start);
+  assert_int_equal(chime_to_thread(NULL, NULL, NULL), -EINVAL);
+  return 0;
+}
+
+static void blocking_calls_run_on_at_most_pool_threads_threads(void **state) {
+  (void)state;
+  atomic_store(&in_flight, 0);
+  atomic_store(&max_in_flight, 0);
+  chime_run_opts o = virtual_run();
+  o.loop.pool_threads = 3;
+  assert_int_equal(chime_run(pool_main, NULL, &o, NULL), 0);
+  assert_true(atomic_load(&max_in_flight) >= 1);
+  assert_true(atomic_load(&max_in_flight) <= 3);
+  assert_int_equal(chime_to_thread(square_slowly, &(int){2}, NULL), -EPERM); /* not in a task */
+  while (chime__test_pool_threads() > 0) sched_yield(); /* the threads leave with their loop */
+}
+
+/* Blocks on a pipe until the test writes to it. */
+static int read_blocking(void *arg) {
+  char c;
+  return read(*(int *)arg, &c, 1) == 1 ? 7 : -EIO;
+}
+
+struct blocked {
+  int fd;
+  int rc, result;
+  bool reached;
+};
+
+static int blocked_caller(void *arg) {
+  struct blocked *b = arg;
+  b->reached = true;
+  b->rc = chime_to_thread(read_blocking, &b->fd, &b->result);
+  return b->rc;
+}
+
+static int sleeper(void *arg) {
+  (void)arg;
+  return chime_sleep(CHIME_HOUR(1));
+}
+
+static int cancel_main(void *arg) {
+  int *p = arg; /* a blocking pipe */
+  struct blocked b = {p[0], 1, -1, false};
+  chime_task t, s;
+  assert_int_equal(chime_spawn(blocked_caller, &b, &t), 0);
+  assert_int_equal(chime_spawn(sleeper, NULL, &s), 0);
+  assert_int_equal(chime_yield(), 0);
+  assert_true(b.reached);
+  chime_ns before = chime_now();
+  assert_int_equal(chime_cancel(t), 0); /* cannot stop the thread: the task waits on */
+  assert_int_equal(chime_yield(), 0);
+  assert_false(chime_task_done(t));
+  assert_int_equal(write(p[1], "x", 1), 1);
+  int rc;
+  assert_int_equal(chime_join(t, &rc), 0);
+  assert_int_equal(rc, -ECANCELED);
+  assert_int_equal(b.result, 7); /* the call's result is still given */
+  assert_false(chime_task_done(s)); /* time did not jump an hour past the call */
+  assert_true(chime_now() - before < CHIME_SEC(30));
+  assert_int_equal(chime_cancel(s), 0);
+  assert_int_equal(chime_join(s, NULL), 0);
+  /* already cancelled: the call does not start */
+  b.reached = false;
+  assert_int_equal(chime_spawn(blocked_caller, &b, &t), 0);
+  assert_int_equal(chime_cancel(t), 0);
+  assert_int_equal(chime_join(t, &rc), 0);
+  assert_int_equal(rc, -ECANCELED);
+  assert_true(b.reached);
+  return 0;
+}
+
+static void a_cancelled_caller_waits_for_its_call(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  assert_int_equal(run_virtual(cancel_main, p), 0);
+  char c;
+  assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+  assert_int_equal(read(p[0], &c, 1), -1); /* the second call never ran: it took no byte */
+  close(p[0]);
+  close(p[1]);
+  while (chime__test_pool_threads() > 0) sched_yield();
+}
+
+static int abandon_main(void *arg) {
+  struct blocked *b = arg;
+  chime_task t;
+  assert_int_equal(chime_spawn(blocked_caller, b, &t), 0);
+  assert_int_equal(chime_task_set_name(t, "stuck-call"), 0);
+  assert_int_equal(chime_yield(), 0); /* the call starts */
+  assert_true(b->reached);
+  return chime_detach(t);
+}
+
+static void a_call_that_never_returns_is_abandoned_at_shutdown(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  struct blocked b = {p[0], 1, -1, false};
+  chime_report r;
+  chime_run_opts o = virtual_run();
+  o.grace = CHIME_MS(50); /* followed in real time: a call is out */
+  assert_int_equal(chime_run(abandon_main, &b, &o, &r), 0);
+  assert_int_equal(r.abandoned, 1);
+  assert_string_equal(r.names, "stuck-call");
+  assert_int_equal(chime__test_pool_threads(), 1); /* still blocked in read */
+  assert_int_equal(write(p[1], "x", 1), 1);        /* now it returns into nothing */
+  while (chime__test_pool_threads() > 0) sched_yield();
+  assert_int_equal(chime__test_live_allocs(), 0);
+  close(p[0]);
+  close(p[1]);
+}
+
+static int twice(void *arg) { return 2 * *(int *)arg; }
+
+static int pool_fault_main(void *arg) {
+  (void)arg;
+  int x = 21;
+  for (long n = 0;; n++) {
+    long before = chime__test_failures();
+    int result = 0;
+    chime__test_fail_after(n, false);
+    int rc = chime_to_thread(twice, &x, &result);
+    chime__test_fail_after(-1, false);
+    if (chime__test_failures() == before) {
+      assert_int_equal(rc, 0);
+      assert_int_equal(result, 42);
+      break;
+    }
+    assert_true(rc == -ENOMEM || rc == -EAGAIN || (rc == 0 && result == 42));
+  }
+  assert_int_equal(chime_to_thread(twice, &x, NULL), 0); /* the pool goes on working */
+  chime__test_fail_after(0, false);
+  assert_int_equal(chime_loop_post(chime_loop_current(), never_runs, NULL), -ENOMEM);
+  chime__test_fail_after(-1, false);
+  return 0;
+}
+
+static void pool_failures_are_reported_and_the_pool_goes_on(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(pool_fault_main, NULL), 0);
+  while (chime__test_pool_threads() > 0) sched_yield();
+}
+
+TEST_MAIN(cmocka_unit_test(posts_from_four_threads_all_run_once_in_order),
+          cmocka_unit_test(tasks_spawned_from_other_threads_run_on_the_loop),
+          cmocka_unit_test(a_loop_with_nothing_to_do_is_woken_by_a_post),
+          cmocka_unit_test(blocking_calls_run_on_at_most_pool_threads_threads),
+          cmocka_unit_test(a_cancelled_caller_waits_for_its_call),
+          cmocka_unit_test(a_call_that_never_returns_is_abandoned_at_shutdown),
+          cmocka_unit_test(pool_failures_are_reported_and_the_pool_goes_on))
