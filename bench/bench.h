@@ -115,10 +115,11 @@ static inline void j_raw(struct jline *j, const char *fmt, ...) {
   if (w > 0) j->len += (size_t)w;
   if (j->len >= sizeof j->b) j->len = sizeof j->b - 1;
 }
-static inline void j_begin(struct jline *j, const char *workload) {
+static inline void j_begin_impl(struct jline *j, const char *impl, const char *workload) {
   j->len = 0;
-  j_raw(j, "{\"impl\":\"chime\",\"workload\":\"%s\"", workload);
+  j_raw(j, "{\"impl\":\"%s\",\"workload\":\"%s\"", impl, workload);
 }
+static inline void j_begin(struct jline *j, const char *workload) { j_begin_impl(j, "chime", workload); }
 static inline void j_int(struct jline *j, const char *k, int64_t v) { j_raw(j, ",\"%s\":%lld", k, (long long)v); }
 static inline void j_num(struct jline *j, const char *k, double v, int prec) { j_raw(j, ",\"%s\":%.*f", k, prec, v); }
 static inline void j_str(struct jline *j, const char *k, const char *v) {

@@ -12,6 +12,8 @@
  *   suspend   as scale, each target sleeping 10 ms before it returns
  *   switch    a yield round trip between two tasks, N round trips
  *   spawn     spawn + join of an empty task, N times
+ *   pingpong  N 1-byte messages between two tasks over two pipes
+ *             (bench/pingpong_libuv.c: the same in libuv)
  *
  * Lateness is taken at the top of each call of the target, against the
  * ideal grid: chime_tick() gives the tick a run serves, and the jobs'
@@ -27,6 +29,7 @@
 
 #include <chime.h>
 #include <errno.h>
+#include <fcntl.h>
 
 static long n_arg;
 static double duration_s = 10.0;
@@ -35,7 +38,7 @@ static struct hist H;
 static uint64_t fires;
 
 static void usage(void) {
-  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn [N] [--duration=S] "
+  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong [N] [--duration=S] "
                   "[--window=NS]\n");
   exit(2);
 }
@@ -43,6 +46,19 @@ static void usage(void) {
 static void fail(const char *what, int rc) {
   fprintf(stderr, "chime-bench: %s: %s\n", what, chime_strerror(rc));
   exit(1);
+}
+
+/* Prints a pipe ping-pong's result line (bench/pingpong_libuv.c prints the
+ * same for libuv). */
+static void report_pingpong(const char *impl, long messages, int64_t dt) {
+  struct jline j;
+  j_begin_impl(&j, impl, "pingpong");
+  j_int(&j, "n", messages);
+  j_num(&j, "wall_s", (double)dt / 1e9, 3);
+  j_num(&j, "msgs_per_s", (double)messages * 1e9 / (double)dt, 0);
+  j_num(&j, "ns_per_msg", (double)dt / (double)messages, 1);
+  j_str(&j, "note", "1-byte messages between two tasks over two pipes");
+  j_end(&j, stdout);
 }
 
 /* Prints a result line for n operations that took dt ns. */
@@ -278,6 +294,53 @@ static int spawn_main(void *arg) {
   return 0;
 }
 
+/* ---- pingpong ---------------------------------------------------------------- */
+
+struct pp_end {
+  int in, out;
+  long rounds;
+};
+
+/* Reads a byte, writes it back, `rounds` times. */
+static int pp_echo(void *arg) {
+  struct pp_end *e = arg;
+  char c;
+  for (long i = 0; i < e->rounds; i++) {
+    int rc = chime_read(e->in, &c, 1, CHIME_NEVER);
+    if (rc != 1) return rc < 0 ? rc : -EIO;
+    rc = chime_write_all(e->out, &c, 1, CHIME_NEVER, NULL);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int pingpong_main(void *arg) {
+  (void)arg;
+  int a[2], b[2];
+  if (pipe2(a, O_NONBLOCK) || pipe2(b, O_NONBLOCK)) fail("pipe2", -errno);
+  long rounds = n_arg / 2;
+  struct pp_end pong = {a[0], b[1], rounds};
+  chime_task t;
+  int rc = chime_spawn(pp_echo, &pong, &t);
+  if (rc) fail("chime_spawn", rc);
+  int64_t t0 = mono_ns();
+  char c = 'x';
+  for (long i = 0; i < rounds && rc == 0; i++) {
+    rc = chime_write_all(a[1], &c, 1, CHIME_NEVER, NULL);
+    if (rc == 0 && (rc = chime_read(b[0], &c, 1, CHIME_NEVER)) == 1) rc = 0;
+  }
+  int64_t dt = mono_ns() - t0;
+  int prc;
+  chime_join(t, &prc);
+  if (rc || prc) fail("pingpong", rc ? rc : prc);
+  report_pingpong("chime", 2 * rounds, dt);
+  for (int i = 0; i < 2; i++) {
+    chime_close(a[i]);
+    chime_close(b[i]);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int64_t t_entry = mono_ns();
   const char *workload = NULL;
@@ -302,6 +365,7 @@ int main(int argc, char **argv) {
   } workloads[] = {
       {"accuracy", accuracy_main, 1}, {"scale", scale_main, 10000},      {"suspend", suspend_main, 10000},
       {"churn", churn_main, 1000000}, {"switch", switch_main, 10000000}, {"spawn", spawn_main, 1000000},
+      {"pingpong", pingpong_main, 2000000},
   };
   if (!strcmp(workload, "seed")) return run_seed(t_entry);
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {

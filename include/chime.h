@@ -486,7 +486,8 @@ CHIME_EXPORT int chime_proc_pid(const chime_proc *proc);
 CHIME_EXPORT int chime_proc_fd(const chime_proc *proc, int which);
 
 /* Task only.  Waits until the child exits (it is reaped at once), deadline
- * passes, or the task is cancelled; stores its wait status (WIFEXITED...)
+ * passes, or the task is cancelled (while children run, a virtual clock
+ * runs no faster than real time, so their deadlines stay real); stores its wait status (WIFEXITED...)
  * in *status.  Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL, a negative
  * deadline, or a child another task already waits for), -EPERM. */
 CHIME_EXPORT int chime_proc_wait(chime_proc *proc, chime_ns deadline, int *status);
@@ -700,6 +701,10 @@ typedef struct chime_every_opts {
    * the caller's.  Not called if chime_every fails. */
   void (*dtor)(void *arg);
   const char *name; /* for reports (chime_report.names), at most 31 bytes kept; NULL: none */
+  /* chime_cron only: the time zone of the expression, an IANA name
+   * ("Europe/Berlin"); NULL: the process's local zone.  Loaded once per
+   * loop and name.  chime_every refuses it. */
+  const char *tz;
 } chime_every_opts;
 
 /* Starts a periodic job on the current loop: target(arg), every `interval`,
@@ -781,7 +786,7 @@ CHIME_EXPORT int chime_every_stats(chime_task job, chime_job_stats *stats);
  * as a repeat stays skipped whatever `after` is, so chime_cron_next_n never
  * repeats nor misses one.
  */
-typedef struct chime_cron chime_cron;
+typedef struct chime_cron_expr chime_cron_expr;
 
 /* A time zone, loaded once and used for any number of computations.
  * Immutable, so it may be shared between threads. */
@@ -797,19 +802,26 @@ typedef struct chime_cron_error {
  * side on a virtual-clock loop running on this thread). */
 CHIME_EXPORT chime_ns chime_wall_now(void);
 
+/* Sets the wall clock of the virtual-clock loop running on this thread to
+ * `t`, a jump forward or back, as an operator or an NTP step would set the
+ * system's; the monotonic clock does not move.  Calendar jobs recompute
+ * their next runs (see chime_cron).  Returns 0; -EINVAL (t < 0, or a loop
+ * on the real clock); -EPERM (no loop running on this thread). */
+CHIME_EXPORT int chime_wall_set(chime_ns t);
+
 /* Compiles a cron expression.  On success stores it in *cron (the caller
  * frees it with chime_cron_free) and returns 0.  On error returns -EINVAL
  * and, if err is not NULL, fills it (the field, the column, what was
  * expected); an expression that can never match (such as "0 0 30 2 *") is
  * an error too.  -ENOMEM.  Thread-safe; needs no loop. */
-CHIME_EXPORT int chime_cron_parse(const char *expr, chime_cron **cron, chime_cron_error *err);
+CHIME_EXPORT int chime_cron_parse(const char *expr, chime_cron_expr **cron, chime_cron_error *err);
 
 /* Frees a compiled expression; NULL does nothing. */
-CHIME_EXPORT void chime_cron_free(chime_cron *cron);
+CHIME_EXPORT void chime_cron_free(chime_cron_expr *cron);
 
 /* For an @every expression: stores its interval and returns 0; -EINVAL for
  * any other expression. */
-CHIME_EXPORT int chime_cron_interval(const chime_cron *cron, chime_ns *interval);
+CHIME_EXPORT int chime_cron_interval(const chime_cron_expr *cron, chime_ns *interval);
 
 /* Loads a time zone by IANA name ("Europe/Berlin", "UTC"); NULL or ""
  * means the process's local zone ($TZ if set, else /etc/localtime).
@@ -842,14 +854,36 @@ CHIME_EXPORT int chime_tz_format(const chime_tz *tz, chime_ns t, char *buf, size
  * arguments); -ERANGE if it would be beyond chime_ns's range (past
  * 2262-04-11 23:47:16 UTC, so in practice beyond the year 2261).  Costs
  * microseconds at most, and allocates nothing. */
-CHIME_EXPORT int chime_cron_next(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *next);
+CHIME_EXPORT int chime_cron_next(const chime_cron_expr *cron, const chime_tz *tz, chime_ns after, chime_ns *next);
 
 /* The next n fire times after `after` (as chime_cron_next, repeatedly) in
  * times[0..n): what `systemd-analyze calendar --iterations=n` shows.
  * Returns how many were stored (fewer than n only near the end of
  * chime_ns's range), or -EINVAL (NULL arguments, n above INT_MAX). */
-CHIME_EXPORT int chime_cron_next_n(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *times,
+CHIME_EXPORT int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *tz, chime_ns after, chime_ns *times,
                                    size_t n);
+
+/* Starts a calendar job on the current loop: target(arg) at each instant
+ * the cron expression `expr` gives in zone opts->tz (the rules above), and
+ * in every other way a periodic job as chime_every makes: overlap, missed,
+ * jitter, spread, window, timeout, on_error, max_runs, until, dtor, name,
+ * statistics, chime_tick (the scheduled instant, on chime_now()'s clock),
+ * cancel-and-wait, groups.  `schedule`, `start` and `start_at` do not
+ * apply and must be zero.  An "@every D" expression makes an interval job,
+ * chime_every(D, ...).
+ *
+ * Calendar ticks follow the wall clock: when it is set forward or back (an
+ * NTP step, an operator), the job computes its next tick afresh from the
+ * new time instead of firing a burst or sleeping for an hour; ticks the
+ * jump skipped over are missed ticks, handled by opts.missed (skip: the
+ * latest runs once, late; burst: up to max_catch_up of them run).  On a
+ * virtual-clock loop the wall clock is the virtual one (chime_wall_set).
+ * Returns 0; -EINVAL for an expression chime_cron_parse refuses (it tells
+ * why), a NULL expr or target, or options as chime_every refuses them;
+ * -ENOENT for a zone the system does not have; -EPERM (no loop running on
+ * this thread); -ENOMEM. */
+CHIME_EXPORT int chime_cron(const char *expr, chime_fn target, void *arg, const chime_every_opts *opts,
+                            chime_task *job);
 
 /* ======================================================================== */
 /* Running a program                                                        */

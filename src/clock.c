@@ -34,6 +34,14 @@ chime_ns chime_now(void) {
   return loop ? chime__now(loop) : chime__mono();
 }
 
+int chime_wall_set(chime_ns t) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  if (!loop->virtual_clock || t < 0) return -EINVAL;
+  loop->wall_base = t - loop->vnow;
+  return 0;
+}
+
 int chime_clock_advance(chime_ns d) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;

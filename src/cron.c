@@ -24,7 +24,7 @@
 
 enum { F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, NFIELDS };
 
-struct chime_cron {
+struct chime_cron_expr {
   uint64_t bits[NFIELDS]; /* bit v: value v matches (day-of-week: 0-6, Sunday 0) */
   chime_ns every;         /* @every: the interval (> 0); 0 for a calendar expression */
   bool dom_star;          /* the day-of-month text starts with '*' */
@@ -180,7 +180,7 @@ static int parse_field(struct parser *ps, const struct field *f, const char *s, 
 
 /* Whether some month of the expression has some day of it (Feb 29 counts:
  * leap years have it). */
-static bool some_day_exists(const chime_cron *c) {
+static bool some_day_exists(const chime_cron_expr *c) {
   static const unsigned char longest[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   for (int m = 1; m <= 12; m++)
     if ((c->bits[F_MON] >> m & 1) && (c->bits[F_DOM] & (((uint64_t)2 << longest[m]) - 2))) return true;
@@ -188,7 +188,7 @@ static bool some_day_exists(const chime_cron *c) {
 }
 
 /* Five or six blank-separated fields. */
-static int parse_fields(struct parser *ps, const char *s, chime_cron *c) {
+static int parse_fields(struct parser *ps, const char *s, chime_cron_expr *c) {
   const char *start[NFIELDS], *stop[NFIELDS], *extra = NULL, *last_end = s;
   int n = 0;
   for (const char *p = s; *p;) {
@@ -238,7 +238,7 @@ static bool same_word(const char *s, size_t n, const char *word) {
 }
 
 /* A macro at s ('@'). */
-static int parse_macro(struct parser *ps, const char *s, chime_cron *c) {
+static int parse_macro(struct parser *ps, const char *s, chime_cron_expr *c) {
   const char *q = s + 1;
   char buf[100];
   while (*q && !is_blank(*q))
@@ -265,26 +265,26 @@ static int parse_macro(struct parser *ps, const char *s, chime_cron *c) {
   return fail(ps, s, "unknown macro '%s'", quote(buf, s, n + 1));
 }
 
-int chime_cron_parse(const char *expr, chime_cron **cron, chime_cron_error *err) {
+int chime_cron_parse(const char *expr, chime_cron_expr **cron, chime_cron_error *err) {
   if (!expr || !cron) return -EINVAL;
   struct parser ps = {expr, err};
-  chime_cron c;
+  chime_cron_expr c;
   memset(&c, 0, sizeof c);
   const char *s = expr;
   while (is_blank(*s))
     s++;
   int rc = *s == '@' ? parse_macro(&ps, s, &c) : parse_fields(&ps, expr, &c);
   if (rc) return rc;
-  chime_cron *out = chime__malloc(sizeof *out);
+  chime_cron_expr *out = chime__malloc(sizeof *out);
   if (!out) return -ENOMEM;
   *out = c;
   *cron = out;
   return 0;
 }
 
-void chime_cron_free(chime_cron *cron) { chime__free(cron); }
+void chime_cron_free(chime_cron_expr *cron) { chime__free(cron); }
 
-int chime_cron_interval(const chime_cron *cron, chime_ns *interval) {
+int chime_cron_interval(const chime_cron_expr *cron, chime_ns *interval) {
   if (!cron || !interval || cron->every == 0) return -EINVAL;
   *interval = cron->every;
   return 0;
@@ -318,7 +318,7 @@ static void next_day(struct when *w) {
   }
 }
 
-static bool day_matches(const chime_cron *c, const struct when *w) {
+static bool day_matches(const chime_cron_expr *c, const struct when *w) {
   bool dom = c->bits[F_DOM] >> w->d & 1, dow = c->bits[F_DOW] >> chime__weekday(w->days) & 1;
   return c->dom_star || c->dow_star ? dom && dow : dom || dow;
 }
@@ -326,7 +326,7 @@ static bool day_matches(const chime_cron *c, const struct when *w) {
 /* The first local time in [from, end) that the fields match, or NONE.
  * Each step either matches a field or moves past a whole month, day, hour
  * or minute that cannot; the search stops at `end` or CHIME__YEAR_MAX. */
-static int64_t match_from(const chime_cron *c, int64_t from, int64_t end) {
+static int64_t match_from(const chime_cron_expr *c, int64_t from, int64_t end) {
   if (from >= end) return NONE;
   struct when w;
   w.days = chime__floor_div(from, 86400);
@@ -386,7 +386,7 @@ static int64_t match_from(const chime_cron *c, int64_t from, int64_t end) {
  * (before the span's start + its previous offset) do not fire again, and
  * (b) local times skipped when the clock sprang forward fire at the
  * span's start, once.  Each span is searched once: a few spans a year. */
-static int next_second(const chime_cron *c, const chime_tz *tz, int64_t t, int64_t *out) {
+static int next_second(const chime_cron_expr *c, const chime_tz *tz, int64_t t, int64_t *out) {
   for (;;) {
     if (t > CHIME__SEC_MAX) return -ERANGE;
     struct chime__span sp;
@@ -409,7 +409,7 @@ static int next_second(const chime_cron *c, const chime_tz *tz, int64_t t, int64
   }
 }
 
-int chime_cron_next(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *next) {
+int chime_cron_next(const chime_cron_expr *cron, const chime_tz *tz, chime_ns after, chime_ns *next) {
   if (!cron || !tz || !next) return -EINVAL;
   if (cron->every) {
     if (after > INT64_MAX - cron->every) return -ERANGE;
@@ -423,7 +423,7 @@ int chime_cron_next(const chime_cron *cron, const chime_tz *tz, chime_ns after, 
   return 0;
 }
 
-int chime_cron_next_n(const chime_cron *cron, const chime_tz *tz, chime_ns after, chime_ns *times, size_t n) {
+int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *tz, chime_ns after, chime_ns *times, size_t n) {
   if (!cron || !tz || !times || n > INT_MAX) return -EINVAL;
   size_t i = 0;
   for (; i < n; i++) {

@@ -446,7 +446,8 @@ struct chime_loop {
   atomic_bool posted;            /* the queue is not empty (read without the lock) */
   struct chime__pool *pool;      /* threads for chime_to_thread, started on demand */
   unsigned pool_threads;         /* at most this many */
-  uint64_t pool_busy;            /* calls given to the pool and not yet back */
+  uint64_t outside_busy;         /* pool calls not yet back, and children running: work
+                                    the virtual clock must not outrun */
   /* periodic jobs */
   struct chime__task *runner;  /* runs due jobs inline; NULL until needed */
   struct chime__job *due_head; /* jobs whose tick fired, oldest first */

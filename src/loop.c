@@ -18,8 +18,8 @@
  * them, as asyncio and Tokio do.
  *
  * Virtual time stands still while tasks run, and runs no faster than real
- * time while a call given to the pool is out (it must not jump ahead of a
- * thread at work); the grace period of a shutdown is counted on the loop's
+ * time while a call given to the pool is out or a child process runs (it
+ * must not jump ahead of work done outside the loop); the grace period of a shutdown is counted on the loop's
  * clock.
  */
 #include "internal.h"
@@ -218,8 +218,9 @@ static bool work_now(chime_loop *loop) {
 }
 
 /* The virtual clock, nothing to run: time jumps to the next deadline
- * (`next`), except while calls are out in the pool, when it runs no faster
- * than real time (it must not jump ahead of a thread at work).  With no
+ * (`next`), except while calls are out in the pool or children run, when
+ * it runs no faster than real time (it must not jump ahead of work done
+ * outside the loop).  With no
  * deadline, the loop waits up to `block` real ns (< 0: without bound) for a
  * descriptor or another thread. */
 static int virtual_wait(chime_loop *loop, chime_ns next, chime_ns block) {
@@ -227,7 +228,7 @@ static int virtual_wait(chime_loop *loop, chime_ns next, chime_ns block) {
   if (n != 0 || work_now(loop)) return n;
   if (next == CHIME_NEVER) return loop->ops->wait(loop, block);
   if (next <= loop->vnow) return 0;
-  if (loop->pool_busy) {
+  if (loop->outside_busy) {
     chime_ns gap = next - loop->vnow, t0 = chime__mono();
     n = loop->ops->wait(loop, block >= 0 && block < gap ? block : gap);
     chime_ns spent = chime__mono() - t0;

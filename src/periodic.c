@@ -661,3 +661,8 @@ int chime_every_stats(chime_task h, chime_job_stats *st) {
   st->next = o->state == CHIME__JOB_ACTIVE && !fixed_delay_waits ? planned(loop, j, j->due) : CHIME_NEVER;
   return 0;
 }
+
+int chime_cron(const char *expr, chime_fn target, void *arg, const chime_every_opts *opts, chime_task *job) {
+  (void)expr, (void)target, (void)arg, (void)opts, (void)job;
+  return -ENOSYS; /* calendar jobs: not yet */
+}

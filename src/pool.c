@@ -211,7 +211,7 @@ void chime__pool_release(chime_loop *loop) {
 static void work_done(struct chime__post *p) {
   struct chime__work *w = (struct chime__work *)p;
   chime_loop *loop = chime__tls_loop;
-  loop->pool_busy--;
+  loop->outside_busy--;
   if (w->waiter)
     chime__task_wake(loop, w->waiter, 0);
   else
@@ -259,7 +259,7 @@ int chime_to_thread(chime_fn fn, void *arg, int *result) {
   pool->tail = w;
   pthread_cond_signal(&pool->cv);
   pthread_mutex_unlock(&pool->mu);
-  loop->pool_busy++;
+  loop->outside_busy++;
   chime__task_wait(loop, CHIME__WAIT_THREAD, w, NULL, CHIME_NEVER);
   if (result) *result = w->result;
   chime__free(w);

@@ -57,6 +57,7 @@ struct chime_proc {
 static void exited(chime_loop *loop, chime_proc *p, int status) {
   p->exited = true;
   p->status = status;
+  loop->outside_busy--;
   if (p->io.fd >= 0) {
     chime__io_set(loop, &p->io, 0);
     close(p->io.fd);
@@ -86,14 +87,13 @@ void chime__procs_poll(chime_loop *loop) {
 
 /* Kills and reaps a child still running; blocks only as long as the kernel
  * takes to end a killed process. */
-static void kill_and_reap(chime_proc *p) {
+static void kill_and_reap(chime_loop *loop, chime_proc *p) {
   if (p->exited) return;
   kill(p->own_group ? -p->pid : p->pid, SIGKILL);
   int status;
   while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
   }
-  p->exited = true;
-  p->status = status;
+  exited(loop, p, status);
 }
 
 /* ---- spawning ------------------------------------------------------------------ */
@@ -242,6 +242,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   p->pid = pid;
   p->own_group = !o->keep_group;
   p->io.cb = pidfd_ready;
+  loop->outside_busy++; /* until reaped */
 #ifdef SYS_pidfd_open
   p->io.fd = NO_PIDFD() || CHIME__FAULT() ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
 #endif
@@ -250,7 +251,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     p->io.fd = -1;
   }
   if (p->io.fd < 0 && (rc = chime__procs_sigchld(loop)) != 0) { /* no pidfd: SIGCHLD tells */
-    kill_and_reap(p);
+    kill_and_reap(loop, p);
     for (int i = 0; i < 3; i++)
       if (p->fds[i] >= 0) close(p->fds[i]);
     chime__free(p);
@@ -327,11 +328,7 @@ int chime_proc_terminate(chime_proc *p, chime_ns grace, int *status) {
 void chime__proc_forget_waiter(chime_proc *p) { p->waiter = NULL; }
 
 static void proc_free(chime_loop *loop, chime_proc *p) {
-  kill_and_reap(p);
-  if (p->io.fd >= 0) {
-    chime__io_set(loop, &p->io, 0);
-    close(p->io.fd);
-  }
+  kill_and_reap(loop, p); /* closes the pidfd */
   for (int i = 0; i < 3; i++)
     if (p->fds[i] >= 0) chime__fd_close(loop, p->fds[i]);
   if (p->prev)

@@ -36,8 +36,8 @@ static chime_tz *zone(const char *name) {
   return tz;
 }
 
-static chime_cron *cron(const char *expr) {
-  chime_cron *c = NULL;
+static chime_cron_expr *cron(const char *expr) {
+  chime_cron_expr *c = NULL;
   chime_cron_error e;
   memset(&e, 0, sizeof e);
   int rc = chime_cron_parse(expr, &c, &e);
@@ -54,7 +54,7 @@ static const char *local(const chime_tz *tz, chime_ns t, char *buf, size_t size)
 /* The next n fire times of expr in zone after `after` (UTC) are want[0..n),
  * written as local times. */
 static void fires(const char *expr, const char *name, const char *after, const char *const *want, size_t n) {
-  chime_cron *c = cron(expr);
+  chime_cron_expr *c = cron(expr);
   chime_tz *tz = zone(name);
   chime_ns got[32];
   assert_true(n <= 32);
@@ -78,7 +78,7 @@ static void fires(const char *expr, const char *name, const char *after, const c
 
 /* The first fire time after `after` is the UTC instant `want`. */
 static void next_is(const char *expr, const char *name, const char *after, const char *want) {
-  chime_cron *c = cron(expr);
+  chime_cron_expr *c = cron(expr);
   chime_tz *tz = zone(name);
   chime_ns got = 0;
   int rc = chime_cron_next(c, tz, utc(after), &got);
@@ -92,7 +92,7 @@ static void next_is(const char *expr, const char *name, const char *after, const
 
 /* Two expressions fire at the same times for a while. */
 static void same_times(const char *a, const char *b) {
-  chime_cron *ca = cron(a), *cb = cron(b);
+  chime_cron_expr *ca = cron(a), *cb = cron(b);
   chime_tz *tz = zone("Europe/Berlin");
   chime_ns ta[40], tb[40];
   assert_int_equal(chime_cron_next_n(ca, tz, utc("2026-01-01 00:00:00"), ta, 40), 40);
@@ -107,7 +107,7 @@ static void same_times(const char *a, const char *b) {
 /* The expression is refused at `column` with `message`, and *cron is left
  * alone. */
 static void refuses(const char *expr, int column, const char *message) {
-  chime_cron *untouched = (chime_cron *)&untouched, *c = untouched;
+  chime_cron_expr *untouched = (chime_cron_expr *)&untouched, *c = untouched;
   chime_cron_error e;
   memset(&e, 0, sizeof e);
   int rc = chime_cron_parse(expr, &c, &e);
@@ -204,7 +204,7 @@ static void macros_are_their_expressions(void **state) {
 
 static void every_macro_is_an_interval(void **state) {
   (void)state;
-  chime_cron *c = cron("@every 1h 30m");
+  chime_cron_expr *c = cron("@every 1h 30m");
   chime_tz *tz = zone("UTC");
   chime_ns d = 0, next = 0, times[3];
   assert_int_equal(chime_cron_interval(c, &d), 0);
@@ -317,7 +317,7 @@ static void parse_refuses_expressions_that_never_match(void **state) {
 
 static void parse_checks_its_arguments(void **state) {
   (void)state;
-  chime_cron *c = NULL;
+  chime_cron_expr *c = NULL;
   assert_int_equal(chime_cron_parse(NULL, &c, NULL), -EINVAL);
   assert_int_equal(chime_cron_parse("* * * * *", NULL, NULL), -EINVAL);
   assert_int_equal(chime_cron_parse("61 * * * *", &c, NULL), -EINVAL); /* no error wanted */
@@ -359,7 +359,7 @@ static void next_rolls_over_the_year(void **state) {
 
 static void next_is_strictly_after_on_a_whole_second(void **state) {
   (void)state;
-  chime_cron *c = cron("30 * * * *");
+  chime_cron_expr *c = cron("30 * * * *");
   chime_tz *tz = zone("UTC");
   chime_ns t = utc("2026-05-01 10:30:00"), next = 0;
   assert_int_equal(chime_cron_next(c, tz, t, &next), 0);
@@ -385,7 +385,7 @@ static void next_is_strictly_after_on_a_whole_second(void **state) {
 
 static void next_stops_at_the_end_of_chime_ns(void **state) {
   (void)state;
-  chime_cron *c = cron("0 0 1 1 *");
+  chime_cron_expr *c = cron("0 0 1 1 *");
   chime_tz *tz = zone("Europe/Berlin");
   chime_ns next = 5, times[4];
   assert_int_equal(chime_cron_next(c, tz, utc("2262-01-01 00:00:00"), &next), -ERANGE);
@@ -405,7 +405,7 @@ static void next_stops_at_the_end_of_chime_ns(void **state) {
 
 static void next_checks_its_arguments(void **state) {
   (void)state;
-  chime_cron *c = cron("* * * * *");
+  chime_cron_expr *c = cron("* * * * *");
   chime_tz *tz = zone("UTC");
   chime_ns next = 5, times[2] = {5, 5};
   assert_int_equal(chime_cron_next(NULL, tz, 0, &next), -EINVAL);
@@ -627,7 +627,7 @@ static void matches_brute_force(const char *name) {
       if (i == 0 || l > seen) seen = l;
       prev = l;
     }
-    chime_cron *c = cron(refs[r].expr);
+    chime_cron_expr *c = cron(refs[r].expr);
     int k = chime_cron_next_n(c, tz, start - 1, got, n + 1);
     chime_cron_free(c);
     assert_int_equal(k, (int)n + 1);
@@ -982,7 +982,7 @@ static void posix_rules_read_every_day_form(void **state) {
 #include <pthread.h>
 
 struct shared {
-  const chime_cron *c;
+  const chime_cron_expr *c;
   const chime_tz *tz;
   chime_ns times[200];
   int n;
@@ -996,7 +996,7 @@ static void *compute(void *arg) {
 
 static void zones_and_expressions_are_shared_between_threads(void **state) {
   (void)state;
-  chime_cron *c = cron("30 2 * * *");
+  chime_cron_expr *c = cron("30 2 * * *");
   chime_tz *tz = zone("Europe/Berlin");
   struct shared s[4];
   pthread_t th[4];
@@ -1016,7 +1016,7 @@ static void zones_and_expressions_are_shared_between_threads(void **state) {
 
 static void next_never_allocates(void **state) {
   (void)state;
-  chime_cron *c = cron("0 0 29 2 *");
+  chime_cron_expr *c = cron("0 0 29 2 *");
   chime_tz *tz = zone("Europe/Berlin");
   chime_ns times[10];
   long calls = chime__test_calls();
@@ -1069,14 +1069,14 @@ static unsigned walk(int (*op)(void **out), bool sticky, const int *allowed, int
 }
 
 static int parse_op(void **out) {
-  chime_cron *c;
+  chime_cron_expr *c;
   int rc = chime_cron_parse("*/5 9-17 * * mon-fri", &c, NULL);
   if (rc == 0)
     chime_cron_free(c);
   else
     return rc;
-  rc = chime_cron_parse("@every 5m", (chime_cron **)out, NULL);
-  if (rc == 0) chime_cron_free(*(chime_cron **)out);
+  rc = chime_cron_parse("@every 5m", (chime_cron_expr **)out, NULL);
+  if (rc == 0) chime_cron_free(*(chime_cron_expr **)out);
   return rc;
 }
 

@@ -282,6 +282,29 @@ static void a_cancelled_wait_and_a_freed_child_leave_no_zombie(void **state) {
   assert_no_children();
 }
 
+static int virtual_main(void *arg) {
+  (void)arg;
+  const char *argv[] = {"sleep", "0.2", NULL};
+  chime_proc *p;
+  assert_int_equal(chime_proc_spawn(argv, NULL, &p), 0);
+  chime_ns t0 = chime_now();
+  int status;
+  /* the deadline is an hour away: a clock that jumped would time out */
+  assert_int_equal(chime_proc_wait(p, t0 + CHIME_HOUR(1), &status), 0);
+  assert_int_equal(status, 0);
+  chime_ns spent = chime_now() - t0;
+  assert_true(spent >= CHIME_MS(200)); /* it followed real time */
+  assert_true(spent < LONG_WAIT);
+  chime_proc_free(p);
+  return 0;
+}
+
+static void a_virtual_clock_keeps_real_time_while_a_child_runs(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(virtual_main, NULL), 0);
+  assert_no_children();
+}
+
 /* ---- a storm --------------------------------------------------------------------- */
 
 static int storm_one(void *arg) {
@@ -438,6 +461,7 @@ TEST_MAIN(cmocka_unit_test(a_child_reads_and_writes_pipes_and_gets_its_environme
           cmocka_unit_test(bad_programs_and_options_get_clear_errors),
           cmocka_unit_test(terminate_kills_a_child_that_ignores_sigterm_and_its_group),
           cmocka_unit_test(a_cancelled_wait_and_a_freed_child_leave_no_zombie),
+          cmocka_unit_test(a_virtual_clock_keeps_real_time_while_a_child_runs),
           cmocka_unit_test(a_storm_of_spawns_timeouts_and_cancels_leaves_no_zombie),
           cmocka_unit_test(without_pidfds_sigchld_tells_of_exits),
           cmocka_unit_test(a_child_writing_without_end_is_read_in_bounded_chunks),

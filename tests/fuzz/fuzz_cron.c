@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static chime_tz *zones[2];
 
-static void check(const chime_cron *c, const chime_tz *tz, chime_ns after) {
+static void check(const chime_cron_expr *c, const chime_tz *tz, chime_ns after) {
   chime_ns times[5];
   int n = chime_cron_next_n(c, tz, after, times, 5);
   if (n < 0) abort();
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(s, data, size);
   s[size] = '\0';
   size_t len = strlen(s);
-  chime_cron *c = NULL;
+  chime_cron_expr *c = NULL;
   chime_cron_error err;
   memset(&err, 0, sizeof err);
   int rc = chime_cron_parse(s, &c, &err);
