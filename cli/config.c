@@ -1,0 +1,398 @@
+/* config.c - the config file and the keys of a job.
+ *
+ * The file is INI, read by inih from memory through a reader that counts
+ * lines (inih's handler does not get them) and notes where each section
+ * header stands, so that every error names its file, line and key, and a
+ * section without keys is still seen.  Parsing is two steps: inih's pass
+ * stores each section's keys with their lines; then each job is built from
+ * the built-in defaults, the [defaults] section and its own keys, with the
+ * very setter (job_set) that the command line uses.  A file with any error
+ * gives no config at all.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "argv.h"
+
+/* ---- errors ---------------------------------------------------------------- */
+
+void errors_add(struct errors *e, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  e->count++;
+  if (n < 0) return;
+  size_t len = strlen(line);
+  if (e->len + len + 2 > e->cap) {
+    size_t cap = (e->cap ? e->cap * 2 : 512) + len + 2;
+    char *t = realloc(e->text, cap);
+    if (!t) return; /* the count still says there was an error */
+    e->text = t, e->cap = cap;
+  }
+  memcpy(e->text + e->len, line, len);
+  e->len += len;
+  e->text[e->len++] = '\n';
+  e->text[e->len] = '\0';
+}
+
+void errors_free(struct errors *e) {
+  free(e->text);
+  memset(e, 0, sizeof *e);
+}
+
+/* ---- one job's keys ------------------------------------------------------------ */
+
+void job_init(struct job_conf *job) {
+  memset(job, 0, sizeof *job);
+  job->kill_grace = CHIME_SEC(5);
+  job->max_concurrent = 2;
+  job->backoff = CHIME_SEC(10);
+  job->backoff_max = CHIME_MIN(10);
+}
+
+void daemon_init(struct daemon_conf *d) {
+  memset(d, 0, sizeof *d);
+  d->shutdown_grace = CHIME_SEC(8);
+}
+
+void job_free(struct job_conf *job) {
+  if (!job) return;
+  free(job->name);
+  free(job->schedule);
+  chime_cron_free(job->cron);
+  chime_tz_free(job->tz);
+  free(job->tz_name);
+  free(job->command);
+  free(job->argv);
+  free(job->env);
+  free(job->dir);
+  free(job->user);
+  free(job->fingerprint);
+  memset(job, 0, sizeof *job);
+}
+
+static int say(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *err, size_t size, const char *fmt, ...) {
+  if (err && size) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+  }
+  return -EINVAL;
+}
+
+static int set_string(char **field, const char *value) {
+  char *copy = strdup(value);
+  if (!copy) return -ENOMEM;
+  free(*field);
+  *field = copy;
+  return 0;
+}
+
+static int parse_bool(const char *v, bool *out) {
+  static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcmp(v, yes[i]) == 0) return *out = true, 0;
+    if (strcmp(v, no[i]) == 0) return *out = false, 0;
+  }
+  return -EINVAL;
+}
+
+static int parse_uint(const char *v, unsigned long long max, unsigned long long *out) {
+  if (*v < '0' || *v > '9') return -EINVAL;
+  errno = 0;
+  char *end;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (*end || errno || n > max) return -EINVAL;
+  *out = n;
+  return 0;
+}
+
+static int parse_enum(const char *v, const char *const *names, int count, int *out) {
+  for (int i = 0; i < count; i++)
+    if (names[i] && strcmp(v, names[i]) == 0) return *out = i, 0;
+  return -EINVAL;
+}
+
+static const char *const overlap_names[] = {"skip", "queue", "allow", "replace"};
+/* In the order of chime_on_error. */
+static const char *const on_error_names[] = {"continue", "stop", "backoff"};
+
+static int set_duration(chime_ns *field, const char *v, chime_ns min, char *err, size_t size) {
+  chime_ns d;
+  int rc = chime_parse_duration(v, &d);
+  if (rc == -ERANGE) return say(err, size, "\"%s\" is too long a duration", v);
+  if (rc) return say(err, size, "\"%s\" is not a duration (such as 30s, 1h30m, 2min)", v);
+  if (d < min) return say(err, size, "must be more than 0");
+  if (d > CHIME_HOUR(24 * 365 * 10)) return say(err, size, "\"%s\" is more than ten years", v);
+  *field = d;
+  return 0;
+}
+
+static bool env_name_ok(const char *w, size_t n) {
+  if (n == 0 || (w[0] >= '0' && w[0] <= '9')) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!(w[i] == '_' || (w[i] >= 'a' && w[i] <= 'z') || (w[i] >= 'A' && w[i] <= 'Z') || (w[i] >= '0' && w[i] <= '9')))
+      return false;
+  return true;
+}
+
+/* Adds KEY=VALUE words to job->env (one allocation, as argv_split makes). */
+static int add_env(struct job_conf *job, const char *v, char *err, size_t size) {
+  char **words;
+  int n;
+  char why[160];
+  int rc = argv_split(v, &words, &n, why, sizeof why);
+  if (rc == -ENOMEM) return rc;
+  if (rc) return say(err, size, "%s", why);
+  for (int i = 0; i < n; i++) {
+    const char *eq = strchr(words[i], '=');
+    if (!eq || !env_name_ok(words[i], (size_t)(eq - words[i]))) {
+      say(err, size, "\"%s\" is not NAME=VALUE", words[i]);
+      free(words);
+      return -EINVAL;
+    }
+  }
+  size_t old = 0, bytes = 0;
+  while (job->env && job->env[old]) bytes += strlen(job->env[old++]) + 1;
+  for (int i = 0; i < n; i++) bytes += strlen(words[i]) + 1;
+  size_t table = (old + (size_t)n + 1) * sizeof(char *);
+  char **env = malloc(table + bytes);
+  if (!env) {
+    free(words);
+    return -ENOMEM;
+  }
+  char *p = (char *)env + table;
+  for (size_t i = 0; i < old + (size_t)n; i++) {
+    const char *w = i < old ? job->env[i] : words[i - old];
+    env[i] = strcpy(p, w);
+    p += strlen(w) + 1;
+  }
+  env[old + (size_t)n] = NULL;
+  free(words);
+  free(job->env);
+  job->env = env;
+  return 0;
+}
+
+static int set_schedule(struct job_conf *job, const char *v, char *err, size_t size) {
+  chime_cron_expr *cron = NULL;
+  chime_cron_error ce;
+  memset(&ce, 0, sizeof ce);
+  int rc = chime_cron_parse(v, &cron, &ce);
+  if (rc == -ENOMEM) return rc;
+  if (rc) return say(err, size, "column %d: %s", ce.column, ce.message);
+  chime_ns interval = 0;
+  if (chime_cron_interval(cron, &interval) == 0) { /* "@every D": an interval job */
+    chime_cron_free(cron);
+    cron = NULL;
+  }
+  if (set_string(&job->schedule, v)) {
+    chime_cron_free(cron);
+    return -ENOMEM;
+  }
+  chime_cron_free(job->cron);
+  job->cron = cron;
+  job->every = interval;
+  return 0;
+}
+
+static int set_user(struct job_conf *job, const char *v, char *err, size_t size) {
+  size_t n = strlen(v);
+  bool ok = n > 0 && n <= 32 && v[0] != '-';
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') ||
+         strchr("_.-", v[i]);
+  if (!ok) return say(err, size, "\"%s\" is not a user name or number", v);
+  return set_string(&job->user, v);
+}
+
+int job_set(struct job_conf *job, const char *key, const char *v, char *err, size_t size) {
+  int e;
+  bool b;
+  unsigned long long u;
+  if (!v) return say(err, size, "needs a value");
+  if (strcmp(key, "schedule") == 0) return set_schedule(job, v, err, size);
+  if (strcmp(key, "every") == 0) {
+    if (set_duration(&job->every, v, 1, err, size)) return -EINVAL;
+    free(job->schedule), job->schedule = NULL;
+    chime_cron_free(job->cron), job->cron = NULL;
+    return 0;
+  }
+  if (strcmp(key, "command") == 0) {
+    if (!*v) return say(err, size, "is empty");
+    if (strlen(v) > ARGV_MAX_TEXT) return say(err, size, "is longer than %d bytes", ARGV_MAX_TEXT);
+    return set_string(&job->command, v);
+  }
+  if (strcmp(key, "env") == 0) return add_env(job, v, err, size);
+  if (strcmp(key, "dir") == 0) {
+    if (v[0] != '/') return say(err, size, "\"%s\" is not an absolute path", v);
+    return set_string(&job->dir, v);
+  }
+  if (strcmp(key, "user") == 0) return set_user(job, v, err, size);
+  if (strcmp(key, "tz") == 0) {
+    chime_tz *tz;
+    int rc = chime_tz_load(v, &tz);
+    if (rc == -ENOENT) return say(err, size, "\"%s\" is not a time zone this system has", v);
+    if (rc) return say(err, size, "\"%s\": %s", v, chime_strerror(rc));
+    chime_tz_free(tz);
+    return set_string(&job->tz_name, v);
+  }
+  static const struct {
+    const char *key;
+    size_t off;
+    chime_ns min;
+  } durations[] = {
+      {"timeout", offsetof(struct job_conf, timeout), 0},  {"kill_grace", offsetof(struct job_conf, kill_grace), 0},
+      {"jitter", offsetof(struct job_conf, jitter), 0},    {"spread", offsetof(struct job_conf, spread), 0},
+      {"window", offsetof(struct job_conf, window), 0},    {"backoff", offsetof(struct job_conf, backoff), 1},
+      {"backoff_max", offsetof(struct job_conf, backoff_max), 1},
+  };
+  for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
+    if (strcmp(key, durations[i].key) == 0)
+      return set_duration((chime_ns *)((char *)job + durations[i].off), v, durations[i].min, err, size);
+  static const struct {
+    const char *key;
+    size_t off;
+  } bools[] = {{"shell", offsetof(struct job_conf, shell)},
+               {"catch_up", offsetof(struct job_conf, catch_up)},
+               {"start_now", offsetof(struct job_conf, start_now)}};
+  for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
+    if (strcmp(key, bools[i].key) == 0) {
+      if (parse_bool(v, &b)) return say(err, size, "\"%s\" is not true or false", v);
+      *(bool *)((char *)job + bools[i].off) = b;
+      return 0;
+    }
+  if (strcmp(key, "overlap") == 0) {
+    if (parse_enum(v, overlap_names, 4, &e)) return say(err, size, "\"%s\" is not skip, queue, allow or replace", v);
+    job->overlap = (chime_overlap)e;
+    return 0;
+  }
+  if (strcmp(key, "on_error") == 0) {
+    if (parse_enum(v, on_error_names, 3, &e)) return say(err, size, "\"%s\" is not continue, backoff or stop", v);
+    job->on_error = (chime_on_error)e;
+    return 0;
+  }
+  if (strcmp(key, "max_concurrent") == 0) {
+    if (parse_uint(v, 255, &u) || u == 0) return say(err, size, "\"%s\" is not a number from 1 to 255", v);
+    job->max_concurrent = (unsigned)u;
+    return 0;
+  }
+  if (strcmp(key, "max_runs") == 0) {
+    if (parse_uint(v, ULLONG_MAX, &u)) return say(err, size, "\"%s\" is not a whole number", v);
+    job->max_runs = u;
+    return 0;
+  }
+  say(err, size, "unknown key");
+  return -ENOENT;
+}
+
+int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err, size_t size) {
+  if (!v) return say(err, size, "needs a value");
+  if (strcmp(key, "db") == 0) {
+    if (!*v) return say(err, size, "is empty");
+    return set_string(&d->db, v);
+  }
+  if (strcmp(key, "log_format") == 0) {
+    if (log_format_parse(v, &d->format)) return say(err, size, "\"%s\" is not logfmt or json", v);
+    d->format_set = true;
+    return 0;
+  }
+  if (strcmp(key, "shutdown_grace") == 0) {
+    if (set_duration(&d->shutdown_grace, v, 0, err, size)) return -EINVAL;
+    d->grace_set = true;
+    return 0;
+  }
+  say(err, size, "unknown key");
+  return -ENOENT;
+}
+
+bool job_name_ok(const char *n) {
+  size_t len = strlen(n);
+  if (len == 0 || len > JOB_NAME_MAX) return false;
+  for (size_t i = 0; i < len; i++)
+    if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= '0' && n[i] <= '9') ||
+          strchr("_.-@", n[i])))
+      return false;
+  return true;
+}
+
+/* Appends one setting to the fingerprint. */
+static void fp(FILE *f, const char *key, const char *value) { fprintf(f, "%s=%s\x1f", key, value ? value : "-"); }
+static void fpn(FILE *f, const char *key, long long value) { fprintf(f, "%s=%lld\x1f", key, value); }
+
+static int make_fingerprint(struct job_conf *j) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return -ENOMEM;
+  fp(f, "schedule", j->cron ? j->schedule : NULL);
+  fp(f, "tz", j->tz_name);
+  fpn(f, "every", j->every);
+  for (char **w = j->argv; *w; w++) fp(f, "arg", *w);
+  for (char **w = j->env; w && *w; w++) fp(f, "env", *w);
+  fp(f, "dir", j->dir);
+  fp(f, "user", j->user);
+  fpn(f, "timeout", j->timeout), fpn(f, "kill_grace", j->kill_grace), fpn(f, "jitter", j->jitter);
+  fpn(f, "spread", j->spread), fpn(f, "window", j->window), fpn(f, "overlap", j->overlap);
+  fpn(f, "max_concurrent", j->max_concurrent), fpn(f, "on_error", j->on_error), fpn(f, "backoff", j->backoff);
+  fpn(f, "backoff_max", j->backoff_max), fpn(f, "catch_up", j->catch_up), fpn(f, "start_now", j->start_now);
+  fpn(f, "max_runs", (long long)j->max_runs);
+  if (fclose(f) != 0 || !text) {
+    free(text);
+    return -ENOMEM;
+  }
+  free(j->fingerprint);
+  j->fingerprint = text;
+  return 0;
+}
+
+int job_finish(struct job_conf *job, char *err, size_t size) {
+  if (!job->schedule && !job->every) return say(err, size, "no schedule: give schedule or every");
+  if (!job->command) return say(err, size, "no command");
+  if (job->on_error == CHIME_ERROR_BACKOFF && job->backoff_max < job->backoff)
+    return say(err, size, "backoff_max is shorter than backoff");
+  char **argv = job->argv;
+  int argc, rc;
+  if (argv && !job->shell) {
+    /* words given as such (the command line's PROGRAM ARGS...) */
+  } else if (job->shell) {
+    static const char *const sh[] = {"/bin/sh", "-c"};
+    size_t table = 4 * sizeof(char *);
+    argv = malloc(table + strlen(job->command) + 1);
+    if (!argv) return -ENOMEM;
+    argv[0] = (char *)sh[0], argv[1] = (char *)sh[1];
+    argv[2] = strcpy((char *)argv + table, job->command), argv[3] = NULL;
+  } else {
+    char why[160];
+    rc = argv_split(job->command, &argv, &argc, why, sizeof why);
+    if (rc == -ENOMEM) return rc;
+    if (rc) return say(err, size, "command: %s", why);
+  }
+  if (argv != job->argv) free(job->argv);
+  job->argv = argv;
+  if (job->cron && !job->tz) {
+    rc = chime_tz_load(job->tz_name, &job->tz);
+    if (rc) return say(err, size, "tz: \"%s\": %s", job->tz_name ? job->tz_name : "local", chime_strerror(rc));
+  }
+  return make_fingerprint(job);
+}
+
+int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, int n) {
+  if (job->cron) return chime_cron_next_n(job->cron, job->tz, after, times, (size_t)n);
+  for (int i = 0; i < n; i++) times[i] = after + (job->start_now ? i : i + 1) * job->every;
+  return n;
+}

@@ -1,0 +1,105 @@
+/* config.h - jobs and their settings: the config file (INI, read with
+ * inih), its [defaults], and the same keys set from the command line. */
+#ifndef CHIME_CLI_CONFIG_H
+#define CHIME_CLI_CONFIG_H
+
+#include <chime.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+/* The longest config file read, and the longest line in it. */
+#define CONFIG_MAX_BYTES (1 << 20)
+#define CONFIG_MAX_LINE 4096
+/* The longest job name. */
+#define JOB_NAME_MAX 64
+
+/* One job, as configured.  Every key of the file is a field here. */
+struct job_conf {
+  char *name;
+  int line;                 /* the line of its [job NAME] header; 0 on the command line */
+  char *schedule;           /* a cron expression, or NULL */
+  chime_cron_expr *cron;    /* schedule, compiled (NULL for an interval) */
+  chime_tz *tz;             /* its zone (loaded when schedule is set) */
+  char *tz_name;            /* `tz`, or NULL for the local zone */
+  chime_ns every;           /* the interval (from `every` or "@every D"); 0 for a calendar job */
+  char *command;            /* the command as written */
+  char **argv;              /* the command split into words (or sh -c COMMAND) */
+  bool shell;               /* run the command with /bin/sh -c */
+  char **env;               /* KEY=VALUE words added to the environment, NULL-terminated */
+  char *dir;                /* working directory, or NULL */
+  char *user;               /* user to run as (name or uid), or NULL */
+  chime_ns timeout;         /* 0: none */
+  chime_ns kill_grace;      /* SIGTERM to SIGKILL, at a timeout */
+  chime_ns jitter, spread, window;
+  chime_overlap overlap;
+  unsigned max_concurrent;  /* with overlap = allow */
+  chime_on_error on_error;
+  chime_ns backoff, backoff_max;
+  bool catch_up;            /* run once after downtime that missed a run */
+  bool start_now;           /* an interval job's first run at once */
+  unsigned long long max_runs; /* 0: no limit */
+  char *fingerprint;        /* every effective setting, to tell a changed job on reload */
+};
+
+/* Daemon settings: the [chime] section, or the command line. */
+struct daemon_conf {
+  char *db;                 /* history database path; NULL: the default; "none": no history */
+  log_format format;
+  bool format_set;
+  chime_ns shutdown_grace;  /* SIGTERM to SIGKILL at shutdown */
+  bool grace_set;
+};
+
+struct config {
+  char *path;
+  struct daemon_conf daemon;
+  struct job_conf **jobs;
+  size_t njobs;
+};
+
+/* Errors, one a line: "FILE:LINE: [SECTION] KEY: why". */
+struct errors {
+  char *text;
+  size_t len, cap;
+  int count;
+};
+void errors_add(struct errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void errors_free(struct errors *e);
+
+/* Whether a job name is 1 to JOB_NAME_MAX letters, digits and _ . - @. */
+bool job_name_ok(const char *name);
+
+/* Built-in defaults of a job and of the daemon. */
+void job_init(struct job_conf *job);
+void daemon_init(struct daemon_conf *d);
+void job_free(struct job_conf *job);
+
+/* Sets one key of a job from its text, checking it alone.  Returns 0, or
+ * -EINVAL with the reason in err (without file, line or key), -ENOENT for
+ * an unknown key, -ENOMEM.  The job is unchanged on error. */
+int job_set(struct job_conf *job, const char *key, const char *value, char *err, size_t errsize);
+/* Sets one key of the daemon, as job_set. */
+int daemon_set(struct daemon_conf *d, const char *key, const char *value, char *err, size_t errsize);
+/* Checks the keys together (one schedule, a command, ...) and computes what
+ * follows from them (argv: the command split into words, or sh -c COMMAND
+ * with shell; words already in argv, from the command line, are kept; the
+ * fingerprint).
+ * Returns 0 or -EINVAL with the reason in err. */
+int job_finish(struct job_conf *job, char *err, size_t errsize);
+
+/* Reads a config file: refused if it is not a regular file, is writable by
+ * every user, or is larger than CONFIG_MAX_BYTES.  Returns 0 and a config
+ * in *out (free it with config_free), or a negative errno with every error
+ * found added to errs: a config with any error is refused whole. */
+int config_load(const char *path, struct config **out, struct errors *errs);
+/* The same, from text in memory; `name` stands for the file in errors. */
+int config_parse(const char *name, const char *text, size_t len, struct config **out, struct errors *errs);
+void config_free(struct config *cfg);
+
+/* The job's next n run times (wall clock) after `after`, into times: the
+ * count stored, or a negative errno. */
+int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, int n);
+
+#endif

@@ -1,0 +1,300 @@
+/* history.c - runs recorded in SQLite.
+ *
+ * One table, `runs`: a row is inserted when a run starts (outcome
+ * "running") and completed when it ends, so that a crash leaves the run in
+ * flight on record.  The database is in WAL mode (readers never block the
+ * daemon) with a short busy timeout: the daemon writes from its loop
+ * thread, so a database locked by someone else costs each write at most
+ * that long, and the write is then reported and dropped rather than
+ * stalling every job.  The schema's version is PRAGMA user_version; each
+ * migration takes it one step forward in a transaction of its own.
+ * Times are nanoseconds since the Unix epoch; durations nanoseconds.
+ */
+#include "history.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct history {
+  sqlite3 *db;
+};
+
+/* migrations[v] takes the schema from version v to v + 1. */
+static const char *const migrations[HISTORY_SCHEMA] = {
+    "CREATE TABLE runs ("
+    " id INTEGER PRIMARY KEY,"
+    " job TEXT NOT NULL,"
+    " scheduled INTEGER NOT NULL,"
+    " started INTEGER NOT NULL,"
+    " ended INTEGER,"
+    " outcome TEXT NOT NULL,"
+    " exit_code INTEGER,"
+    " signal INTEGER,"
+    " late INTEGER NOT NULL,"
+    " pid INTEGER,"
+    " stdout_tail BLOB,"
+    " stderr_tail BLOB);",
+    "ALTER TABLE runs ADD COLUMN error TEXT;"
+    "ALTER TABLE runs ADD COLUMN chime_pid INTEGER;"
+    "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);",
+};
+
+int history_default_path(char *buf, size_t size) {
+  const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+  int n;
+  if (state && state[0] == '/') n = snprintf(buf, size, "%s/chime/history.db", state);
+  else if (home && home[0] == '/') n = snprintf(buf, size, "%s/.local/state/chime/history.db", home);
+  else return -ENOENT;
+  return n > 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
+}
+
+/* mkdir -p of the directories above path, private to the user. */
+static int make_parents(const char *path) {
+  char dir[4096];
+  if (strlen(path) >= sizeof dir) return -ENAMETOOLONG;
+  strcpy(dir, path);
+  for (char *p = dir + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -errno;
+    *p = '/';
+  }
+  return 0;
+}
+
+const char *history_error(struct history *h) { return h && h->db ? sqlite3_errmsg(h->db) : "no database"; }
+
+static int fail(struct history *h, int rc) {
+  (void)h;
+  return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY : rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+static int exec(struct history *h, const char *sql) {
+  int rc = sqlite3_exec(h->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : fail(h, rc);
+}
+
+static int user_version(struct history *h, int *v) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db, "PRAGMA user_version", -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : fail(h, rc);
+}
+
+static int migrate(struct history *h, char *err, size_t size, const char *path) {
+  int v;
+  int rc = user_version(h, &v);
+  if (rc) return rc;
+  if (v > HISTORY_SCHEMA) {
+    snprintf(err, size, "history database %s: schema version %d is newer than this chime's (%d)", path, v,
+             HISTORY_SCHEMA);
+    return -EPROTO;
+  }
+  for (; v < HISTORY_SCHEMA; v++) {
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", v + 1);
+    if ((rc = exec(h, "BEGIN IMMEDIATE")) != 0) return rc;
+    if ((rc = exec(h, migrations[v])) != 0 || (rc = exec(h, bump)) != 0 || (rc = exec(h, "COMMIT")) != 0) {
+      sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int history_open(const char *path, bool create, bool make_dirs, struct history **out, char *err, size_t size) {
+  struct history *h = calloc(1, sizeof *h);
+  if (!h) return snprintf(err, size, "history database %s: out of memory", path), -ENOMEM;
+  int rc = 0;
+  if (make_dirs && (rc = make_parents(path)) != 0) {
+    snprintf(err, size, "history database %s: cannot create its directory: %s", path, strerror(-rc));
+    free(h);
+    return rc;
+  }
+  int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+  int src = sqlite3_open_v2(path, &h->db, flags, NULL);
+  if (src == SQLITE_OK) sqlite3_busy_timeout(h->db, 500);
+  if (src != SQLITE_OK) rc = fail(h, src);
+  else if ((rc = exec(h, "PRAGMA journal_mode = WAL")) == 0 && (rc = exec(h, "PRAGMA synchronous = NORMAL")) == 0)
+    rc = migrate(h, err, size, path);
+  if (rc == -EPROTO) {
+    history_close(h);
+    return rc;
+  }
+  if (rc) {
+    snprintf(err, size, "history database %s: %s", path,
+             h->db ? sqlite3_errmsg(h->db) : "cannot open");
+    history_close(h);
+    return rc;
+  }
+  *out = h;
+  return 0;
+}
+
+void history_close(struct history *h) {
+  if (!h) return;
+  sqlite3_close_v2(h->db);
+  free(h);
+}
+
+int history_mark_interrupted(struct history *h) {
+  sqlite3_stmt *sel, *upd;
+  int rc = sqlite3_prepare_v2(h->db, "SELECT DISTINCT chime_pid FROM runs WHERE outcome = 'running'", -1, &sel, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  rc = sqlite3_prepare_v2(h->db,
+                          "UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running' AND chime_pid IS ?1",
+                          -1, &upd, NULL);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(sel);
+    return fail(h, rc);
+  }
+  int count = 0;
+  while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    bool null = sqlite3_column_type(sel, 0) == SQLITE_NULL;
+    pid_t pid = (pid_t)sqlite3_column_int64(sel, 0);
+    if (!null && pid != getpid() && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) continue; /* still alive */
+    null ? sqlite3_bind_null(upd, 1) : sqlite3_bind_int64(upd, 1, pid);
+    if (sqlite3_step(upd) == SQLITE_DONE) count += sqlite3_changes(h->db);
+    sqlite3_reset(upd);
+  }
+  sqlite3_finalize(sel);
+  sqlite3_finalize(upd);
+  return rc == SQLITE_DONE ? count : fail(h, rc);
+}
+
+int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
+                      int pid) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid)"
+                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, scheduled);
+  sqlite3_bind_int64(st, 3, started);
+  sqlite3_bind_int64(st, 4, late);
+  if (pid > 0) sqlite3_bind_int(st, 5, pid);
+  sqlite3_bind_int(st, 6, (int)getpid());
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(h->db) : fail(h, rc);
+}
+
+int history_end(struct history *h, int64_t id, const struct run_result *r) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              "UPDATE runs SET ended = ?2, outcome = ?3, exit_code = ?4, signal = ?5, error = ?6,"
+                              " stdout_tail = ?7, stderr_tail = ?8 WHERE id = ?1",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, r->ended);
+  sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
+  if (r->exit_code >= 0) sqlite3_bind_int(st, 4, r->exit_code);
+  if (r->signal > 0) sqlite3_bind_int(st, 5, r->signal);
+  if (r->error) sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 7, r->out ? r->out : "", (int)r->out_len, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 8, r->err ? r->err : "", (int)r->err_len, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
+int history_last_scheduled(struct history *h, const char *job, chime_ns *out) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db, "SELECT max(scheduled) FROM runs WHERE job = ?1", -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  int result = rc != SQLITE_ROW ? fail(h, rc) : sqlite3_column_type(st, 0) == SQLITE_NULL ? -ENOENT : 0;
+  if (result == 0) *out = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return result;
+}
+
+/* A column that may be NULL, as JSON. */
+static void json_int(FILE *out, const char *key, sqlite3_stmt *st, int col) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) fprintf(out, ",\"%s\":null", key);
+  else fprintf(out, ",\"%s\":%lld", key, (long long)sqlite3_column_int64(st, col));
+}
+
+static void json_text(FILE *out, const char *key, sqlite3_stmt *st, int col) {
+  fprintf(out, ",\"%s\":", key);
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) fputs("null", out);
+  else json_fputs(out, (const char *)sqlite3_column_blob(st, col), (size_t)sqlite3_column_bytes(st, col));
+}
+
+static void json_time(FILE *out, const char *key, sqlite3_stmt *st, int col) {
+  char t[64];
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+    fprintf(out, ",\"%s\":null", key);
+    return;
+  }
+  format_wall(sqlite3_column_int64(st, col), t, sizeof t);
+  fprintf(out, ",\"%s\":\"%s\"", key, t);
+}
+
+static void print_json(FILE *out, sqlite3_stmt *st, bool first) {
+  fprintf(out, "%s{\"id\":%lld", first ? "" : ",\n", (long long)sqlite3_column_int64(st, 0));
+  json_text(out, "job", st, 1);
+  json_time(out, "scheduled", st, 2), json_time(out, "started", st, 3), json_time(out, "ended", st, 4);
+  json_text(out, "outcome", st, 5);
+  json_int(out, "exit_code", st, 6), json_int(out, "signal", st, 7);
+  fprintf(out, ",\"late\":%.3f", (double)sqlite3_column_int64(st, 8) / 1e9);
+  if (sqlite3_column_type(st, 4) == SQLITE_NULL) fputs(",\"duration\":null", out);
+  else fprintf(out, ",\"duration\":%.3f", (double)(sqlite3_column_int64(st, 4) - sqlite3_column_int64(st, 3)) / 1e9);
+  json_int(out, "pid", st, 9);
+  json_text(out, "error", st, 10), json_text(out, "stdout", st, 11), json_text(out, "stderr", st, 12);
+  fputs("}", out);
+}
+
+static void print_row(FILE *out, sqlite3_stmt *st) {
+  char sched[64], dur[32] = "-", code[16] = "-";
+  format_wall(sqlite3_column_int64(st, 2), sched, sizeof sched);
+  if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+    chime_ns d = sqlite3_column_int64(st, 4) - sqlite3_column_int64(st, 3);
+    snprintf(dur, sizeof dur, "%.3fs", (double)d / 1e9);
+  }
+  if (sqlite3_column_type(st, 6) != SQLITE_NULL) snprintf(code, sizeof code, "%d", sqlite3_column_int(st, 6));
+  else if (sqlite3_column_type(st, 7) != SQLITE_NULL) snprintf(code, sizeof code, "SIG%d", sqlite3_column_int(st, 7));
+  fprintf(out, "%-6lld %-16s %-24s %-11s %-10s %-6s %.3fs", (long long)sqlite3_column_int64(st, 0),
+          (const char *)sqlite3_column_text(st, 1), sched, (const char *)sqlite3_column_text(st, 5), dur, code,
+          (double)sqlite3_column_int64(st, 8) / 1e9);
+  if (sqlite3_column_type(st, 10) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 10));
+  fputc('\n', out);
+}
+
+int history_print(struct history *h, const char *job, int limit, bool json, FILE *out) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, error,"
+                              " stdout_tail, stderr_tail FROM runs WHERE ?1 IS NULL OR job = ?1"
+                              " ORDER BY id DESC LIMIT ?2",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  if (job) sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, limit);
+  if (json) fputs("[", out);
+  else fprintf(out, "%-6s %-16s %-24s %-11s %-10s %-6s %s\n", "ID", "JOB", "SCHEDULED", "OUTCOME", "DURATION", "EXIT",
+               "LATE");
+  bool first = true;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (json) print_json(out, st, first);
+    else print_row(out, st);
+    first = false;
+  }
+  if (json) fputs(first ? "]\n" : "\n]\n", out);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+}

@@ -1,0 +1,56 @@
+/* history.h - the record of runs, in a SQLite database. */
+#ifndef CHIME_CLI_HISTORY_H
+#define CHIME_CLI_HISTORY_H
+
+#include <chime.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* The schema version this program writes (PRAGMA user_version). */
+#define HISTORY_SCHEMA 2
+
+struct history;
+
+/* What a finished run left. */
+struct run_result {
+  const char *outcome; /* ok, failed, signal, timeout, stopped, replaced, error */
+  int exit_code;       /* -1: none */
+  int signal;          /* 0: none */
+  chime_ns ended;      /* wall clock */
+  const char *error;   /* why it could not start, or NULL */
+  const char *out, *err;
+  size_t out_len, err_len;
+};
+
+/* The default path: $XDG_STATE_HOME/chime/history.db, or
+ * $HOME/.local/state/chime/history.db.  0, or -ENOENT with neither set. */
+int history_default_path(char *buf, size_t size);
+
+/* Opens (`create`: creating if needed, and the directories above it for
+ * the default path) the database at path, in WAL mode, migrating its
+ * schema forward.  Returns 0 and *out, or a negative errno with a message
+ * naming the path in err. */
+int history_open(const char *path, bool create, bool make_dirs, struct history **out, char *err, size_t errsize);
+void history_close(struct history *h);
+/* The last error's message (SQLite's). */
+const char *history_error(struct history *h);
+
+/* Runs still marked running whose chime is gone (or is this process, so a
+ * restarted pid 1 counts) become "interrupted".  Returns how many, or a
+ * negative errno. */
+int history_mark_interrupted(struct history *h);
+/* Records a run as it starts; returns its row id (> 0) or a negative errno. */
+int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
+                      int pid);
+/* Completes the record of a run.  0 or a negative errno. */
+int history_end(struct history *h, int64_t id, const struct run_result *res);
+/* The scheduled time of the job's latest recorded run: 0, -ENOENT (none),
+ * or a negative errno. */
+int history_last_scheduled(struct history *h, const char *job, chime_ns *out);
+/* Prints the latest `limit` runs (of `job`, or all when NULL), newest first,
+ * as a table or as a JSON array.  0 or a negative errno. */
+int history_print(struct history *h, const char *job, int limit, bool json, FILE *out);
+
+#endif

@@ -1,0 +1,313 @@
+/* main.c - the chime command: parses the command line and runs one of
+ * every, cron, run, check and history.
+ *
+ * Exit status: 0 success; 1 an error (an invalid config, a job stopped by
+ * its errors, a database that cannot be read); 2 a bad command line.
+ */
+#include <chime.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "history.h"
+#include "log.h"
+#include "runner.h"
+
+static const char usage[] =
+    "usage: chime every INTERVAL [OPTIONS] -- PROGRAM [ARGS...]\n"
+    "       chime cron 'EXPRESSION' [OPTIONS] -- PROGRAM [ARGS...]\n"
+    "       chime run FILE [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
+    "       chime check FILE\n"
+    "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime --help | --version\n"
+    "\n"
+    "Job options of every and cron (the config file's keys):\n"
+    "  --name NAME  --timeout D  --kill-grace D  --jitter D  --spread D  --window D\n"
+    "  --overlap skip|queue|allow|replace  --max-concurrent N  --on-error continue|backoff|stop\n"
+    "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
+    "  --tz ZONE  --shell  --catch-up  --start-now\n"
+    "and the daemon's: --db PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
+    "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
+
+static int bad_usage(const char *fmt, const char *what) {
+  fprintf(stderr, "chime: ");
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, "\n(chime --help tells how to use it)\n");
+  return 2;
+}
+
+/* An option's name as a key: "--kill-grace" is kill_grace. */
+static void option_key(const char *opt, char *key, size_t size) {
+  size_t n = strcspn(opt + 2, "=");
+  if (n >= size) n = size - 1;
+  for (size_t i = 0; i < n; i++) key[i] = opt[2 + i] == '-' ? '_' : opt[2 + i];
+  key[n] = '\0';
+}
+
+static bool is_flag(const char *key) {
+  return strcmp(key, "shell") == 0 || strcmp(key, "catch_up") == 0 || strcmp(key, "start_now") == 0 ||
+         strcmp(key, "json") == 0 || strcmp(key, "no_history") == 0;
+}
+
+/* The next option of argv[*i]: its key and value.  1 if there is one, 0 at
+ * the end or at "--" (*i is then past it), 2 (usage) after an error. */
+static int next_option(int argc, char **argv, int *i, char *key, size_t size, const char **value) {
+  if (*i >= argc) return 0;
+  const char *a = argv[*i];
+  if (strcmp(a, "--") == 0) return ++*i, 0;
+  if (strncmp(a, "--", 2) != 0 || !a[2]) return bad_usage("unexpected argument \"%s\"", a);
+  option_key(a, key, size);
+  const char *eq = strchr(a, '=');
+  (*i)++;
+  if (eq) *value = eq + 1;
+  else if (is_flag(key)) *value = "true";
+  else if (*i < argc) *value = argv[(*i)++];
+  else return bad_usage("%s needs a value", a);
+  return 1;
+}
+
+/* The history database's path: 0, or 2 after an error. */
+static int db_path(const struct daemon_conf *d, char *buf, size_t size, const char **path, bool *make_dirs) {
+  *make_dirs = false;
+  if (d->db && strcmp(d->db, "none") == 0) return *path = NULL, 0;
+  if (d->db) return *path = d->db, 0;
+  if (history_default_path(buf, size) != 0) {
+    fprintf(stderr, "chime: neither XDG_STATE_HOME nor HOME is set: give --db PATH (or --db none)\n");
+    return 2;
+  }
+  *make_dirs = true;
+  *path = buf;
+  return 0;
+}
+
+static int daemon_option(struct daemon_conf *d, const char *key, const char *value) {
+  char why[256];
+  if (strcmp(key, "no_history") == 0) key = "db", value = "none";
+  int rc = daemon_set(d, key, value, why, sizeof why);
+  if (rc == -ENOENT) return -ENOENT;
+  if (rc) {
+    fprintf(stderr, "chime: --%s: %s\n", key, why);
+    return 2;
+  }
+  return 0;
+}
+
+static int start(struct config *cfg, const char *config_path, struct daemon_conf *cli) {
+  struct daemon_conf *d = &cfg->daemon;
+  if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
+  if (cli->format_set) d->format = cli->format;
+  if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
+  char buf[4096];
+  const char *path;
+  bool make_dirs;
+  int rc = db_path(d, buf, sizeof buf, &path, &make_dirs);
+  if (rc) return rc;
+  log_setup(d->format, 2);
+  return runner_main(cfg, config_path, path, make_dirs, d->shutdown_grace);
+}
+
+/* chime every|cron SCHEDULE [options] -- PROGRAM ARGS... */
+static int cmd_job(int argc, char **argv, bool cron) {
+  if (argc < 3) return bad_usage("%s needs a schedule and a command", argv[1]);
+  struct config *cfg = calloc(1, sizeof *cfg);
+  struct job_conf *job = calloc(1, sizeof *job);
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  int rc = cfg && job ? 0 : 1;
+  char why[512], key[64];
+  if (rc == 0) {
+    daemon_init(&cfg->daemon);
+    cfg->jobs = calloc(1, sizeof *cfg->jobs);
+    job_init(job);
+    rc = cfg->jobs ? 0 : 1;
+  }
+  if (rc == 0 && job_set(job, cron ? "schedule" : "every", argv[2], why, sizeof why) != 0) {
+    fprintf(stderr, "chime: %s \"%s\": %s\n", argv[1], argv[2], why);
+    rc = 2;
+  }
+  const char *name = NULL, *value;
+  int i = 3, more;
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    if (strcmp(key, "name") == 0) {
+      name = value;
+      continue;
+    }
+    rc = daemon_option(&cli, key, value);
+    if (rc != -ENOENT) continue;
+    rc = job_set(job, key, value, why, sizeof why);
+    if (rc == -ENOENT) rc = bad_usage("unknown option --%s", key);
+    else if (rc) fprintf(stderr, "chime: --%s: %s\n", key, why), rc = 2;
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i >= argc) rc = bad_usage("%s: no command: give it after --", argv[1]);
+  if (rc == 0) { /* the command's words, as given, in one allocation; and as text */
+    size_t bytes = 0, n = (size_t)(argc - i);
+    for (int k = i; k < argc; k++) bytes += strlen(argv[k]) + 1;
+    job->argv = malloc((n + 1) * sizeof(char *) + bytes);
+    job->command = malloc(bytes);
+    if (!job->argv || !job->command) rc = 1;
+    char *p = job->argv ? (char *)(job->argv + n + 1) : NULL;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+      job->argv[k] = strcpy(p, argv[i + (int)k]);
+      p += strlen(p) + 1;
+      if (k == 0) strcpy(job->command, argv[i]);
+      else strcat(strcat(job->command, " "), argv[i + (int)k]);
+    }
+    if (rc == 0) job->argv[n] = NULL;
+    if (!name) name = strrchr(job->argv[0], '/') ? strrchr(job->argv[0], '/') + 1 : job->argv[0];
+  }
+  if (rc == 0 && !job_name_ok(name))
+    rc = bad_usage("\"%s\" is not a job name (--name: 1 to 64 letters, digits and _ . - @)", name);
+  if (rc == 0 && !(job->name = strdup(name))) rc = 1;
+  if (rc == 0 && (rc = job_finish(job, why, sizeof why)) != 0) {
+    fprintf(stderr, "chime: %s\n", why);
+    rc = 2;
+  }
+  if (rc == 0) {
+    cfg->jobs[cfg->njobs++] = job;
+    job = NULL;
+    rc = start(cfg, NULL, &cli);
+  }
+  if (job) job_free(job), free(job);
+  config_free(cfg);
+  free(cli.db);
+  return rc;
+}
+
+static int load(const char *path, struct config **cfg) {
+  struct errors errs = {0};
+  int rc = config_load(path, cfg, &errs);
+  if (rc) fprintf(stderr, "%schime: %s: %d error(s): nothing was run\n", errs.text ? errs.text : "", path,
+                  errs.count);
+  errors_free(&errs);
+  return rc ? 1 : 0;
+}
+
+static int cmd_run(int argc, char **argv) {
+  if (argc < 3 || strncmp(argv[2], "--", 2) == 0) return bad_usage("%s needs a config file", "run");
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  char key[64];
+  const char *value;
+  int i = 3, more, rc = 0;
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1)
+    if ((rc = daemon_option(&cli, key, value)) == -ENOENT) rc = bad_usage("unknown option --%s", key);
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  struct config *cfg = NULL;
+  if (rc == 0 && (rc = load(argv[2], &cfg)) == 0) rc = start(cfg, argv[2], &cli);
+  config_free(cfg);
+  free(cli.db);
+  return rc;
+}
+
+/* Warns about a program that cannot be found from here. */
+static void check_program(const struct job_conf *job) {
+  const char *prog = job->argv[0];
+  if (strchr(prog, '/')) {
+    if (access(prog, X_OK) != 0) printf("  warning: %s: %s\n", prog, strerror(errno));
+    return;
+  }
+  const char *path = getenv("PATH");
+  char full[4096];
+  for (const char *p = path ? path : "/usr/local/bin:/usr/bin:/bin"; p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL) {
+    int dir = (int)strcspn(p, ":");
+    snprintf(full, sizeof full, "%.*s/%s", dir, dir ? p : ".", prog);
+    if (access(full, X_OK) == 0) return;
+  }
+  printf("  warning: %s: not found in PATH\n", prog);
+}
+
+static int cmd_check(int argc, char **argv) {
+  if (argc != 3) return bad_usage("%s needs exactly one config file", "check");
+  struct config *cfg;
+  int rc = load(argv[2], &cfg);
+  if (rc) return rc;
+  chime_tz *local = NULL;
+  chime_tz_load(NULL, &local);
+  chime_ns now = chime_wall_now();
+  for (size_t i = 0; i < cfg->njobs; i++) {
+    const struct job_conf *j = cfg->jobs[i];
+    char text[128];
+    if (j->cron) printf("[job %s]  schedule \"%s\" in %s\n", j->name, j->schedule, chime_tz_name(j->tz));
+    else chime_format_duration(j->every, text, sizeof text), printf("[job %s]  every %s\n", j->name, text);
+    printf("  command: %s%s\n", j->shell ? "/bin/sh -c " : "", j->command);
+    if (!j->shell) check_program(j);
+    chime_ns times[5];
+    int n = job_next_runs(j, now, times, 5);
+    printf("  next runs%s:\n", j->cron ? "" : " (if started now)");
+    for (int k = 0; k < n; k++) {
+      char utc[64];
+      format_wall(times[k], utc, sizeof utc);
+      if (j->cron || local) chime_tz_format(j->cron ? j->tz : local, times[k], text, sizeof text);
+      printf("    %s  (%s)\n", j->cron || local ? text : utc, utc);
+    }
+  }
+  printf("%s: %zu job(s), no errors\n", argv[2], cfg->njobs);
+  chime_tz_free(local);
+  config_free(cfg);
+  return 0;
+}
+
+static int cmd_history(int argc, char **argv) {
+  const char *job = NULL, *value;
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  long limit = 20;
+  bool json = false;
+  char key[64];
+  int i = 2, more, rc = 0;
+  if (i < argc && strncmp(argv[i], "--", 2) != 0) job = argv[i++];
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    char *end;
+    if (strcmp(key, "json") == 0) json = true;
+    else if (strcmp(key, "limit") == 0) {
+      limit = strtol(value, &end, 10);
+      if (*end || !*value || limit < 1 || limit > 1000000) rc = bad_usage("--limit \"%s\": give 1 to 1000000", value);
+    } else if (strcmp(key, "db") == 0) rc = daemon_option(&cli, key, value);
+    else rc = bad_usage("unknown option --%s", key);
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  char buf[4096], err[1024];
+  const char *path = NULL;
+  bool make_dirs;
+  if (rc == 0) rc = db_path(&cli, buf, sizeof buf, &path, &make_dirs);
+  if (rc == 0 && !path) rc = bad_usage("%s: there is no history without a database", "history");
+  struct history *h = NULL;
+  if (rc == 0 && access(path, F_OK) != 0) {
+    fprintf(stderr, "chime: no history yet: %s does not exist\n", path);
+    rc = json ? (printf("[]\n"), 0) : 0;
+  } else if (rc == 0 && history_open(path, false, false, &h, err, sizeof err) != 0) {
+    fprintf(stderr, "chime: %s\n", err);
+    rc = 1;
+  } else if (rc == 0 && history_print(h, job, (int)limit, json, stdout) != 0) {
+    fprintf(stderr, "chime: history database %s: %s\n", path, history_error(h));
+    rc = 1;
+  }
+  history_close(h);
+  free(cli.db);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return bad_usage("%s", "which command?");
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0) {
+    printf("chime %s\n", chime_version());
+    return 0;
+  }
+  if (strcmp(cmd, "every") == 0) return cmd_job(argc, argv, false);
+  if (strcmp(cmd, "cron") == 0) return cmd_job(argc, argv, true);
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc, argv);
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
+  if (strcmp(cmd, "history") == 0) return cmd_history(argc, argv);
+  return bad_usage("unknown command \"%s\"", cmd);
+}

@@ -1,0 +1,294 @@
+/* run.c - one run of a job: a child in its own process group, its output
+ * captured, its end recorded.
+ *
+ * A run is a task of the periodic job.  It records the run, starts the
+ * child with stdout and stderr on pipes read by two capture tasks, and
+ * waits for it.  A cancellation (the job's timeout, an overlapping run
+ * replacing it, or the shutdown) ends the child: SIGTERM to its group, then
+ * SIGKILL after the grace period, with cancellation held back meanwhile so
+ * that the record is always completed.  Processes the child left behind in
+ * its group are ended the same way: no orphan outlives its run.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "log.h"
+#include "runner.h"
+
+extern char **environ;
+
+/* Why a run ended early, by what cancelled it. */
+static const char *cancel_reason(const struct job *j, chime_ns started) {
+  if (j->r->stopping) return "stopped";
+  if (j->conf->timeout && chime_now() - started >= j->conf->timeout) return "timeout";
+  return "replaced";
+}
+
+/* The environment of the child: the daemon's, with the job's env (and,
+ * for a user, HOME, USER and LOGNAME) over it.  One allocation. */
+static char **make_env(const struct job_conf *c, const struct passwd *pw, char *extra, size_t extra_size) {
+  const char *add[64 + 3];
+  size_t nadd = 0;
+  if (pw) {
+    int n = snprintf(extra, extra_size, "HOME=%s", pw->pw_dir) + 1;
+    add[nadd++] = extra;
+    if ((size_t)n < extra_size) snprintf(extra + n, extra_size - (size_t)n, "USER=%s", pw->pw_name);
+    add[nadd++] = extra + n;
+    int m = n + (int)strlen(extra + n) + 1;
+    if ((size_t)m < extra_size) snprintf(extra + m, extra_size - (size_t)m, "LOGNAME=%s", pw->pw_name);
+    add[nadd++] = extra + m;
+  }
+  size_t njob = 0, total = 0;
+  while (c->env && c->env[njob]) njob++;
+  while (environ[total]) total++;
+  char **env = malloc((total + nadd + njob + 1) * sizeof *env);
+  if (!env) return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < total + nadd + njob; i++) {
+    const char *v = i < total ? environ[i] : i < total + nadd ? add[i - total] : c->env[i - total - nadd];
+    size_t klen = strcspn(v, "=");
+    bool later = false; /* a later entry of the same name wins */
+    for (size_t k = i + 1; k < total + nadd + njob && !later; k++) {
+      const char *w = k < total ? environ[k] : k < total + nadd ? add[k - total] : c->env[k - total - nadd];
+      later = strncmp(v, w, klen) == 0 && w[klen] == '=';
+    }
+    if (!later) env[n++] = (char *)v;
+  }
+  env[n] = NULL;
+  return env;
+}
+
+/* Fills *pw (with buf) for the job's user.  0, or -EINVAL with why. */
+static int find_user(const char *user, struct passwd *pw, char *buf, size_t size, char *why, size_t why_size) {
+  struct passwd *found = NULL;
+  char *end;
+  unsigned long uid = strtoul(user, &end, 10);
+  int rc = *end || !*user ? getpwnam_r(user, pw, buf, size, &found) : getpwuid_r((uid_t)uid, pw, buf, size, &found);
+  if (!found) {
+    snprintf(why, why_size, "user %s: %s", user, rc ? strerror(rc) : "no such user");
+    return -EINVAL;
+  }
+  if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+    snprintf(why, why_size, "user %s: chime must run as root to run a job as another user", user);
+    return -EPERM;
+  }
+  return 0;
+}
+
+static void log_start(const struct job *j, int pid, chime_ns sched, chime_ns late, bool catch_up) {
+  struct logline l;
+  log_begin(&l, "info", "start");
+  log_str(&l, "job", j->conf->name);
+  log_int(&l, "pid", pid);
+  log_time(&l, "scheduled", sched);
+  log_dur(&l, "late", late);
+  if (catch_up) log_str(&l, "catch_up", "true");
+  log_end(&l);
+}
+
+static void log_end_of_run(const struct job *j, int pid, const struct run_result *res, chime_ns duration,
+                           chime_ns late) {
+  struct logline l;
+  log_begin(&l, strcmp(res->outcome, "ok") == 0 ? "info" : "warn", "end");
+  log_str(&l, "job", j->conf->name);
+  if (pid) log_int(&l, "pid", pid);
+  log_str(&l, "outcome", res->outcome);
+  if (res->exit_code >= 0) log_int(&l, "exit", res->exit_code);
+  if (res->signal > 0) log_str(&l, "signal", sigabbrev_np(res->signal) ? sigabbrev_np(res->signal) : "?");
+  log_dur(&l, "duration", duration);
+  log_dur(&l, "late", late);
+  if (res->error) log_str(&l, "error", res->error);
+  log_end(&l);
+}
+
+/* Everything a run holds: on the heap, not on the task's stack. */
+struct run_state {
+  struct capture out, err;
+  char tail_out[CAPTURE_TAIL], tail_err[CAPTURE_TAIL];
+  char pwbuf[4096];
+  char extra[1024];
+  char why[512];
+};
+
+/* Waits for the capture tasks; a pipe held open by a process outside the
+ * group is given up on after a second. */
+static void join_captures(chime_task *t, int n) {
+  chime_ns deadline = chime_now() + CHIME_SEC(1);
+  for (int i = 0; i < n; i++) {
+    if (chime_join_until(t[i], deadline, NULL) == -ETIMEDOUT) {
+      chime_cancel(t[i]);
+      chime_join(t[i], NULL);
+    }
+  }
+}
+
+/* After the child has gone: processes it left in its group get SIGTERM,
+ * then SIGKILL once they close its pipes or the grace period ends; as PID
+ * 1 of a container chime has adopted them, so it reaps them too.  Capture
+ * tasks joined meanwhile are removed from the array; returns how many are
+ * left. */
+static int end_leftovers(const struct job *j, int pid, bool exited, chime_task *captures, int n) {
+  if (kill(-pid, 0) != 0) return n;
+  if (exited) log_msg("warn", NULL, "job %s: processes left in the group of pid %d: ending them", j->conf->name, pid);
+  kill(-pid, SIGTERM);
+  chime_ns deadline = chime_now() + j->conf->kill_grace;
+  int left = 0;
+  for (int i = 0; i < n; i++)
+    if (chime_join_until(captures[i], deadline, NULL) != 0) captures[left++] = captures[i];
+  kill(-pid, SIGKILL);
+  for (int i = 0; i < 100; i++) {
+    pid_t got = waitpid(-pid, NULL, WNOHANG);
+    if (got < 0) break;
+    if (got == 0) chime_sleep(CHIME_MS(10));
+  }
+  return left;
+}
+
+static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up) {
+  struct runner *r = j->r;
+  const struct job_conf *c = j->conf;
+  struct run_state *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  struct run me = {.job = j, .next = r->runs};
+  if (r->runs) r->runs->prev = &me;
+  r->runs = &me;
+  j->running++;
+  chime_ns started = chime_now();
+  struct run_result res = {.outcome = "error", .exit_code = -1};
+  struct passwd pw, *ppw = NULL;
+  int rc = 0;
+  struct stat st;
+  if (c->user && (rc = find_user(c->user, &pw, s->pwbuf, sizeof s->pwbuf, s->why, sizeof s->why)) == 0) ppw = &pw;
+  if (!rc && c->dir && stat(c->dir, &st) != 0)
+    rc = -errno, snprintf(s->why, sizeof s->why, "dir %s: %s", c->dir, strerror(errno));
+  char **env = rc ? NULL : make_env(c, ppw, s->extra, sizeof s->extra);
+  if (!rc && !env) rc = -ENOMEM, snprintf(s->why, sizeof s->why, "out of memory");
+  chime_proc *proc = NULL;
+  if (!rc) {
+    chime_proc_opts po = {.envp = (const char *const *)env, .cwd = c->dir, .in = {.mode = CHIME_STDIO_NULL},
+                          .out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_PIPE}};
+    if (ppw) po.as_user = true, po.uid = ppw->pw_uid, po.gid = ppw->pw_gid;
+    rc = chime_proc_spawn((const char *const *)c->argv, &po, &proc);
+    if (rc == -ENOENT || rc == -EACCES)
+      snprintf(s->why, sizeof s->why, "cannot run %s: %s", c->argv[0],
+               rc == -ENOENT ? "no such program (or directory)" : "permission denied");
+    else if (rc)
+      snprintf(s->why, sizeof s->why, "cannot run %s: %s", c->argv[0], chime_strerror(rc));
+  }
+  if (proc) me.pid = chime_proc_pid(proc);
+  struct history *h = runner_history(r); /* the spawn did not suspend: this is still the start */
+  int64_t id = h ? history_start(h, c->name, sched, chime_wall_now(), late, me.pid) : 0;
+  if (id < 0)
+    log_msg("error", NULL, "history database %s: cannot record the start of a run of %s: %s", r->db_path, c->name,
+            history_error(h));
+  chime_ns duration = 0;
+  if (rc) {
+    res.error = s->why;
+    log_msg("error", NULL, "job %s: %s", c->name, s->why);
+  } else {
+    log_start(j, me.pid, sched, late, catch_up);
+    chime_task cap[2];
+    int ncap = 0;
+    struct capture *caps[2] = {&s->out, &s->err};
+    for (int i = 0; i < 2; i++) {
+      caps[i]->job = c->name, caps[i]->stream = i ? "stderr" : "stdout", caps[i]->pid = me.pid;
+      caps[i]->fd = chime_proc_fd(proc, i + 1);
+      if (chime_spawn(capture_task, caps[i], &cap[ncap]) == 0) ncap++;
+    }
+    int status = 0;
+    int w = chime_proc_wait(proc, CHIME_NEVER, &status);
+    if (w < 0) { /* cancelled: the job's timeout, a replacing run, or the shutdown */
+      res.outcome = cancel_reason(j, started);
+      chime_shield(true);
+      chime_proc_terminate(proc, r->stopping ? r->shutdown_grace : c->kill_grace, &status);
+    }
+    join_captures(cap, end_leftovers(j, me.pid, w == 0, cap, ncap));
+    chime_proc_free(proc);
+    if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);
+    if (w == 0) res.outcome = res.exit_code == 0 ? "ok" : res.signal ? "signal" : "failed";
+    res.out_len = capture_tail(&s->out, s->tail_out);
+    res.err_len = capture_tail(&s->err, s->tail_err);
+    res.out = s->tail_out, res.err = s->tail_err;
+    duration = chime_now() - started;
+  }
+  res.ended = chime_wall_now();
+  log_end_of_run(j, me.pid, &res, duration, late);
+  if (h && id > 0 && history_end(h, id, &res) != 0)
+    log_msg("error", NULL, "history database %s: cannot record the end of a run of %s: %s", r->db_path, c->name,
+            history_error(h));
+  free(env);
+  free(s);
+  if (me.prev) me.prev->next = me.next;
+  else r->runs = me.next;
+  if (me.next) me.next->prev = me.prev;
+  j->running--;
+  if (j->retired && j->running == 0 && j->started) chime_cancel(j->handle); /* its last run: the job ends */
+  int result = strcmp(res.outcome, "ok") == 0 ? 0 : chime_cancelled() ? -ECANCELED : -EIO;
+  chime_shield(false);
+  return result;
+}
+
+chime_ns job_next_tick(const struct job *j, chime_ns after) {
+  chime_ns t;
+  if (j->conf->cron) return chime_cron_next(j->conf->cron, j->conf->tz, after, &t) == 0 ? t : 0;
+  return after + j->conf->every;
+}
+
+void job_log_skips(struct job *j) {
+  static const char *const reasons[3] = {"overlap", "missed", "backoff"};
+  chime_job_stats st;
+  if (!j->started || chime_every_stats(j->handle, &st) != 0) return;
+  const uint64_t now[3] = {st.skipped_overlap, st.skipped_missed, st.skipped_backoff};
+  for (int k = 0; k < 3; k++) {
+    for (; j->seen[k] < now[k]; j->seen[k]++) {
+      struct logline l;
+      log_begin(&l, "warn", "skip");
+      log_str(&l, "job", j->conf->name);
+      log_str(&l, "reason", reasons[k]);
+      if (j->last_tick && (j->last_tick = job_next_tick(j, j->last_tick)) != 0) log_time(&l, "scheduled", j->last_tick);
+      log_end(&l);
+    }
+  }
+}
+
+int run_tick(void *arg) {
+  struct job *j = arg;
+  chime_ns tick = 0, late = 0;
+  chime_tick(&tick);
+  chime_ns sched = chime_wall_now() - (chime_now() - tick);
+  chime_job_stats st;
+  if (chime_every_stats(j->handle, &st) == 0) late = st.last_late;
+  if (j->retired || j->r->stopping) return 0;
+  if (!j->last_tick) j->last_tick = sched;
+  /* Skipped ticks logged now lie between the last one and this one. */
+  job_log_skips(j);
+  j->last_tick = sched;
+  int rc = run_once(j, sched, late, false);
+  job_log_skips(j);
+  return rc;
+}
+
+int run_catch_up(void *arg) {
+  struct job *j = arg;
+  struct history *h = runner_history(j->r);
+  chime_ns last;
+  if (!h || history_last_scheduled(h, j->conf->name, &last) != 0) return 0;
+  chime_ns missed = job_next_tick(j, last);
+  if (!missed || missed > chime_wall_now()) return 0;
+  struct logline l;
+  log_begin(&l, "info", "catch_up");
+  log_str(&l, "job", j->conf->name);
+  log_time(&l, "missed", missed);
+  log_time(&l, "last", last);
+  log_end(&l);
+  return run_once(j, missed, chime_wall_now() - missed, true);
+}
