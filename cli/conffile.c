@@ -47,8 +47,11 @@ struct parse {
   bool nomem;
 };
 
-static const char *kind_title(const struct section *s) {
-  return s->kind == SEC_DEFAULTS ? "[defaults]" : s->kind == SEC_DAEMON ? "[chime]" : "[job]";
+/* "[defaults]", "[chime]" or "[job NAME]", for errors. */
+static const char *kind_title(const struct section *s, char *buf, size_t size) {
+  if (s->kind == SEC_JOB) snprintf(buf, size, "[job %s]", s->name ? s->name : "?");
+  else snprintf(buf, size, "%s", s->kind == SEC_DEFAULTS ? "[defaults]" : "[chime]");
+  return buf;
 }
 
 /* A header line ("[job backup]"): opens a section.  inih reports a header
@@ -137,8 +140,9 @@ static int handler(void *user, const char *section, const char *key, const char 
   if (s->kind == SEC_BAD) return 1; /* its header was refused already */
   for (size_t i = 0; i < s->n; i++) {
     if (strcmp(s->e[i].key, key) != 0 || strcmp(key, "env") == 0) continue;
+    char title[JOB_NAME_MAX + 8];
     errors_add(ps->errs, "%s:%d: %s %s: given twice in the section (first at line %d)", ps->file, ps->line,
-               kind_title(s), key, s->e[i].line);
+               kind_title(s, title, sizeof title), key, s->e[i].line);
     return 1;
   }
   if (s->n == s->cap) {
@@ -170,16 +174,17 @@ static int line_of(const struct section *job, const struct section *defaults, co
 /* Applies a section's keys to a job; reports errors when `report`. */
 static int apply(struct parse *ps, struct job_conf *job, const struct section *s, bool report) {
   bool every = false, schedule = false;
+  char title[JOB_NAME_MAX + 8];
+  kind_title(s, title, sizeof title);
   for (size_t i = 0; i < s->n; i++) {
     char why[256];
     const struct entry *e = &s->e[i];
     int rc = job_set(job, e->key, e->value, why, sizeof why);
     if (rc == -ENOMEM) return rc;
-    if (rc && report) errors_add(ps->errs, "%s:%d: %s %s: %s", ps->file, e->line, kind_title(s), e->key, why);
+    if (rc && report) errors_add(ps->errs, "%s:%d: %s %s: %s", ps->file, e->line, title, e->key, why);
     every |= strcmp(e->key, "every") == 0, schedule |= strcmp(e->key, "schedule") == 0;
     if (every && schedule && report && (strcmp(e->key, "every") == 0 || strcmp(e->key, "schedule") == 0)) {
-      errors_add(ps->errs, "%s:%d: %s %s: schedule and every both given: give one", ps->file, e->line, kind_title(s),
-                 e->key);
+      errors_add(ps->errs, "%s:%d: %s %s: schedule and every both given: give one", ps->file, e->line, title, e->key);
       every = schedule = false;
     }
   }

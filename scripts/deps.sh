@@ -26,6 +26,8 @@ want make "$(have_cmd make)" "drives the build"
 want gcc "$(have_cmd gcc)" "compiles the library"
 want libc6-dev "$(have_file /usr/include/stdio.h)" "C library headers"
 want libuv1-dev "$(have_file /usr/include/uv.h)" "the example that runs chime inside libuv's loop links it"
+want libsqlite3-dev "$(have_file /usr/include/sqlite3.h)" "the chime command keeps its history in SQLite"
+want libinih-dev "$(have_file /usr/include/ini.h)" "the chime command reads its config file with inih"
 case $target in
   demo) ;;
   test|ci)

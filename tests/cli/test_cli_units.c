@@ -1,0 +1,242 @@
+/* test_cli_units.c - the chime command's parts alone: the argv splitter,
+ * the config reader's errors and defaults, the log's escaping, and the
+ * bounded output tail. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "argv.h"
+#include "capture.h"
+#include "config.h"
+#include "log.h"
+
+static void split_ok(const char *text, int n, const char *const *want) {
+  char **argv;
+  int argc;
+  char err[160] = "";
+  int rc = argv_split(text, &argv, &argc, err, sizeof err);
+  if (rc) print_error("%s: %s\n", text, err);
+  assert_int_equal(rc, 0);
+  assert_int_equal(argc, n);
+  for (int i = 0; i < n; i++) assert_string_equal(argv[i], want[i]);
+  assert_null(argv[n]);
+  free(argv);
+}
+
+static void split_bad(const char *text, const char *why) {
+  char **argv = NULL;
+  int argc = -1;
+  char err[160] = "";
+  assert_int_equal(argv_split(text, &argv, &argc, err, sizeof err), -EINVAL);
+  assert_null(argv);
+  assert_int_equal(argc, -1);
+  if (!strstr(err, why)) print_error("%s: got \"%s\", wanted \"%s\"\n", text, err, why);
+  assert_non_null(strstr(err, why));
+}
+
+static void argv_splits_as_a_shell_does(void **state) {
+  (void)state;
+  split_ok("backup --fast", 2, (const char *const[]){"backup", "--fast"});
+  split_ok("  a\t b\n", 2, (const char *const[]){"a", "b"});
+  split_ok("echo 'a b' \"c d\" e\\ f", 4, (const char *const[]){"echo", "a b", "c d", "e f"});
+  split_ok("x'y'\"z\"", 1, (const char *const[]){"xyz"});
+  split_ok("'$HOME' \"\\$x \\\" \\\\ \\n\"", 2, (const char *const[]){"$HOME", "$x \" \\ \\n"});
+  split_ok("'' \"\"", 2, (const char *const[]){"", ""});
+  split_ok("a#b", 1, (const char *const[]){"a#b"});
+  split_ok("'|' \\;", 2, (const char *const[]){"|", ";"});
+}
+
+static void argv_refuses_what_needs_a_shell(void **state) {
+  (void)state;
+  split_bad("", "column 1: empty command");
+  split_bad("   ", "empty command");
+  split_bad("echo 'open", "column 6: unterminated");
+  split_bad("echo \"open", "column 6: unterminated");
+  split_bad("echo a\\", "column 7: a backslash");
+  split_bad("echo hi > /tmp/x", "column 9: '>' needs a shell");
+  split_bad("a | b", "'|' needs a shell");
+  split_bad("a && b", "'&' needs a shell");
+  split_bad("echo $HOME", "column 6: '$' needs a shell");
+  split_bad("echo \"$HOME\"", "'$' is an expansion");
+  split_bad("echo `id`", "'`' needs a shell");
+  split_bad("echo # note", "'#' would start a comment");
+  split_bad("(x)", "'(' needs a shell");
+}
+
+static int parse_n(const char *text, size_t len, struct config **cfg, struct errors *errs) {
+  memset(errs, 0, sizeof *errs);
+  return config_parse("t.conf", text, len, cfg, errs);
+}
+
+static int parse(const char *text, struct config **cfg, struct errors *errs) {
+  return parse_n(text, strlen(text), cfg, errs);
+}
+
+static void config_bad_n(const char *text, size_t len, const char *want) {
+  struct config *cfg = NULL;
+  struct errors errs;
+  assert_int_equal(parse_n(text, len, &cfg, &errs), -EINVAL);
+  assert_null(cfg);
+  assert_non_null(errs.text);
+  if (!strstr(errs.text, want)) print_error("got:\n%swanted: %s\n", errs.text, want);
+  assert_non_null(strstr(errs.text, want));
+  errors_free(&errs);
+}
+
+static void config_bad(const char *text, const char *want) { config_bad_n(text, strlen(text), want); }
+
+static void config_errors_name_file_line_and_key(void **state) {
+  (void)state;
+  config_bad("[job a]\nevery = 1s\ncommand = true\ntimeout = soon\n", "t.conf:4: [job a] timeout: \"soon\" is not a duration");
+  config_bad("[job a]\nevery = 1s\n", "t.conf:1: [job a]: no command");
+  config_bad("[job a]\ncommand = true\n", "t.conf:1: [job a]: no schedule");
+  config_bad("[job a]\nevery = 1s\nschedule = @daily\ncommand = true\n", "t.conf:3: [job a] schedule: schedule and every");
+  config_bad("[job a]\nschedule = 0 0 30 2 *\ncommand = true\n", "t.conf:2: [job a] schedule: column");
+  config_bad("[job a]\nevery = 1s\ncommand = a | b\n", "t.conf:3: [job a] command: column 3: '|' needs a shell");
+  config_bad("[job a]\nevery = 1s\ncommand = true\ncommand = false\n", "t.conf:4: [job a] command: given twice");
+  config_bad("[job a]\nevery = 1s\ncommand = true\n[job a]\n", "t.conf:4: [job a]: given twice (first at line 1)");
+  config_bad("[job a b]\nevery = 1s\ncommand = true\n", "t.conf:1: [job a b]: a job name is");
+  config_bad("[jobs]\n", "t.conf:1: [jobs]: unknown section");
+  config_bad("every = 1s\n[job a]\nevery = 1s\ncommand = true\n", "t.conf:1: every: a key outside any section");
+  config_bad("[job a]\nevery = 1s\ncommand = true\nno equals sign\n", "t.conf:4: not a [section]");
+  config_bad("[job a]\nevery = 0s\ncommand = true\n", "t.conf:2: [job a] every: must be more than 0");
+  config_bad("[job a]\nevery = 1s\ncommand = true\noverlap = sometimes\n", "overlap: \"sometimes\" is not skip");
+  config_bad("[job a]\nevery = 1s\ncommand = true\nenv = 1X=2\n", "env: \"1X=2\" is not NAME=VALUE");
+  config_bad("[job a]\nevery = 1s\ncommand = true\ndir = relative\n", "dir: \"relative\" is not an absolute path");
+  config_bad("[job a]\nschedule = @daily\ntz = Mars/Olympus\ncommand = true\n", "t.conf:3: [job a] tz:");
+  config_bad("[job a]\nevery = 1s\ncommand = true\non_error = backoff\nbackoff = 1m\nbackoff_max = 1s\n",
+             "backoff_max is shorter than backoff");
+  config_bad("[chime]\nlog_format = xml\n[job a]\nevery = 1s\ncommand = true\n", "t.conf:2: [chime] log_format");
+  config_bad("[defaults]\n", "t.conf: no [job NAME] section");
+  static const char nul[] = "[job a]\nevery = 1s\ncommand = tr\0ue\n";
+  config_bad_n(nul, sizeof nul - 1, "t.conf:3: the line holds a NUL byte");
+  char *long_line = malloc(CONFIG_MAX_LINE + 64);
+  snprintf(long_line, CONFIG_MAX_LINE + 64, "[job a]\nevery = 1s\ncommand = %0*d\n", CONFIG_MAX_LINE, 7);
+  config_bad(long_line, "t.conf:3: the line is longer than");
+  free(long_line);
+}
+
+static void config_defaults_and_jobs(void **state) {
+  (void)state;
+  struct config *cfg;
+  struct errors errs;
+  const char *text = "; comment\n# comment\n[defaults]\ntimeout = 20m\nenv = A=1 B=2\n"
+                     "[job backup]\nschedule = 30 2 * * *   ; nightly\ncommand = /bin/backup --fast \"a b\"\n"
+                     "jitter = 5m\non_error = backoff\ncatch_up = yes\nenv = B=3\n"
+                     "[job tick]\nschedule = @every 1h30m\ncommand = echo $HOME > /tmp/x\nshell = true\ntimeout = 0\n"
+                     "[chime]\nshutdown_grace = 3s\nlog_format = json\n";
+  int rc = parse(text, &cfg, &errs);
+  if (rc) print_error("%s", errs.text);
+  assert_int_equal(rc, 0);
+  assert_int_equal(cfg->njobs, 2);
+  const struct job_conf *b = cfg->jobs[0], *t = cfg->jobs[1];
+  assert_string_equal(b->name, "backup");
+  assert_int_equal(b->line, 6);
+  assert_non_null(b->cron);
+  assert_int_equal(b->timeout, CHIME_MIN(20));
+  assert_int_equal(b->jitter, CHIME_MIN(5));
+  assert_int_equal(b->on_error, CHIME_ERROR_BACKOFF);
+  assert_true(b->catch_up);
+  assert_string_equal(b->argv[2], "a b");
+  assert_string_equal(b->env[0], "A=1");
+  assert_string_equal(b->env[2], "B=3"); /* the job's own comes after the defaults', and wins */
+  assert_null(t->cron);
+  assert_int_equal(t->every, CHIME_SEC(5400));
+  assert_int_equal(t->timeout, 0);
+  assert_string_equal(t->argv[0], "/bin/sh");
+  assert_string_equal(t->argv[2], "echo $HOME > /tmp/x");
+  assert_int_equal(cfg->daemon.shutdown_grace, CHIME_SEC(3));
+  assert_int_equal(cfg->daemon.format, LOG_JSON);
+  assert_string_not_equal(b->fingerprint, t->fingerprint);
+  chime_ns times[5];
+  assert_int_equal(job_next_runs(t, 0, times, 5), 5);
+  assert_int_equal(times[4], 5 * CHIME_SEC(5400));
+  config_free(cfg);
+}
+
+static void log_lines_escape_and_stay_bounded(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  struct logline *l = malloc(sizeof *l);
+  char buf[LOG_LINE_MAX + 64];
+  log_setup(LOG_LOGFMT, fds[1]);
+  log_begin(l, "info", "x");
+  log_str(l, "a", "plain");
+  log_str(l, "b", "two words \"q\"");
+  log_mem(l, "c", "\x01\xff\n", 3);
+  log_str(l, "d", "");
+  log_end(l);
+  ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, " level=info event=x a=plain b=\"two words \\\"q\\\"\" c=\"\\u0001\\ufffd\\n\" d=\"\"\n"));
+  log_setup(LOG_JSON, fds[1]);
+  log_begin(l, "info", "x");
+  log_int(l, "n", -5);
+  log_dur(l, "d", CHIME_MS(1503));
+  log_end(l);
+  n = read(fds[0], buf, sizeof buf - 1);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, ",\"level\":\"info\",\"event\":\"x\",\"n\":-5,\"d\":1.503}\n"));
+  char *big = malloc(LOG_LINE_MAX * 2);
+  memset(big, '"', LOG_LINE_MAX * 2);
+  log_begin(l, "info", "x");
+  log_mem(l, "big", big, LOG_LINE_MAX * 2);
+  log_str(l, "after", "y");
+  log_end(l);
+  n = read(fds[0], buf, sizeof buf - 1);
+  buf[n] = '\0';
+  assert_true(n <= LOG_LINE_MAX);
+  assert_non_null(strstr(buf, "\",\"cut\":true}\n")); /* still one valid JSON line */
+  free(big);
+  free(l);
+  log_setup(LOG_LOGFMT, 2);
+  close(fds[0]), close(fds[1]);
+}
+
+static void capture_keeps_the_last_64k(void **state) {
+  (void)state;
+  struct capture *c = calloc(1, sizeof *c);
+  int null = open("/dev/null", O_WRONLY);
+  log_setup(LOG_LOGFMT, null);
+  c->job = "j", c->stream = "stdout";
+  char chunk[1000];
+  for (int i = 0; i < 200; i++) { /* 200,000 bytes, lines of 999 */
+    memset(chunk, 'a' + i % 26, sizeof chunk);
+    chunk[sizeof chunk - 1] = '\n';
+    capture_feed(c, chunk, sizeof chunk);
+  }
+  char *tail = malloc(CAPTURE_TAIL);
+  assert_int_equal(capture_tail(c, tail), CAPTURE_TAIL);
+  assert_int_equal(tail[CAPTURE_TAIL - 1], '\n');
+  assert_int_equal(tail[CAPTURE_TAIL - 2], 'a' + 199 % 26);
+  assert_int_equal(c->bytes, 200000);
+  free(tail);
+  free(c);
+  log_setup(LOG_LOGFMT, 2);
+  close(null);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(argv_splits_as_a_shell_does),
+      cmocka_unit_test(argv_refuses_what_needs_a_shell),
+      cmocka_unit_test(config_errors_name_file_line_and_key),
+      cmocka_unit_test(config_defaults_and_jobs),
+      cmocka_unit_test(log_lines_escape_and_stay_bounded),
+      cmocka_unit_test(capture_keeps_the_last_64k),
+  };
+  if (argc > 1) cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
