@@ -68,7 +68,7 @@ static void hung_job_is_killed_at_its_timeout(void **state) {
   paths(dir, db, conf);
   struct proc p;
   assert_int_equal(run(&p,
-                       (const char *const[]){"every", "1s", "--max-runs", "1", "--timeout", "200ms", "--kill-grace",
+                       (const char *const[]){"every", "1s", "--max-runs", "1", "--timeout", "500ms", "--kill-grace",
                                              "300ms", "--name", "hung", "--db", db, "--", "sh", "-c",
                                              "trap '' TERM; sleep 60", NULL},
                        VIRTUAL),
@@ -87,12 +87,12 @@ static void sigterm_leaves_complete_records_and_no_process(void **state) {
   paths(dir, db, conf);
   write_file(conf,
              "[job slow]\nevery = 50ms\nstart_now = true\ncommand = sleep 60\n"
-             "[job stubborn]\nevery = 50ms\nstart_now = true\ncommand = sh -c 'trap \"\" TERM; sleep 60'\n",
+             "[job stubborn]\nevery = 50ms\nstart_now = true\ncommand = sh -c 'trap \"\" TERM; echo ready; sleep 60'\n",
              0644);
   struct proc p;
   start(&p, (const char *const[]){"run", conf, "--db", db, "--shutdown-grace", "300ms", NULL}, NULL);
   assert_true(wait_log(&p, "event=start job=slow", 20));
-  assert_true(wait_log(&p, "event=start job=stubborn", 20));
+  assert_true(wait_log(&p, "job=stubborn stream=stdout", 20)); /* its trap is set */
   double t0 = mono();
   kill(p.pid, SIGTERM);
   assert_int_equal(finish(&p, 30), 0);
@@ -114,11 +114,11 @@ static void second_signal_kills_at_once(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
-  write_file(conf, "[job stubborn]\nevery = 50ms\nstart_now = true\ncommand = sh -c 'trap \"\" TERM; sleep 60'\n",
+  write_file(conf, "[job stubborn]\nevery = 50ms\nstart_now = true\ncommand = sh -c 'trap \"\" TERM; echo ready; sleep 60'\n",
              0644);
   struct proc p;
   start(&p, (const char *const[]){"run", conf, "--db", db, "--shutdown-grace", "60s", NULL}, NULL);
-  assert_true(wait_log(&p, "event=start job=stubborn", 20));
+  assert_true(wait_log(&p, "job=stubborn stream=stdout", 20)); /* its trap is set */
   kill(p.pid, SIGTERM);
   assert_true(wait_log(&p, "event=stopping", 20));
   double t0 = mono();
