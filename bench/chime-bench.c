@@ -304,11 +304,11 @@ struct pp_end {
 /* Reads a byte, writes it back, `rounds` times. */
 static int pp_echo(void *arg) {
   struct pp_end *e = arg;
-  char c;
+  char buf[64]; /* as pingpong_libuv's */
   for (long i = 0; i < e->rounds; i++) {
-    int rc = chime_read(e->in, &c, 1, CHIME_NEVER);
+    int rc = chime_read(e->in, buf, sizeof buf, CHIME_NEVER);
     if (rc != 1) return rc < 0 ? rc : -EIO;
-    rc = chime_write_all(e->out, &c, 1, CHIME_NEVER, NULL);
+    rc = chime_write_all(e->out, buf, 1, CHIME_NEVER, NULL);
     if (rc) return rc;
   }
   return 0;
@@ -324,10 +324,10 @@ static int pingpong_main(void *arg) {
   int rc = chime_spawn(pp_echo, &pong, &t);
   if (rc) fail("chime_spawn", rc);
   int64_t t0 = mono_ns();
-  char c = 'x';
+  char buf[64] = "x";
   for (long i = 0; i < rounds && rc == 0; i++) {
-    rc = chime_write_all(a[1], &c, 1, CHIME_NEVER, NULL);
-    if (rc == 0 && (rc = chime_read(b[0], &c, 1, CHIME_NEVER)) == 1) rc = 0;
+    rc = chime_write_all(a[1], buf, 1, CHIME_NEVER, NULL);
+    if (rc == 0 && (rc = chime_read(b[0], buf, sizeof buf, CHIME_NEVER)) == 1) rc = 0;
   }
   int64_t dt = mono_ns() - t0;
   int prc;

@@ -465,16 +465,25 @@ typedef struct chime_proc_opts {
   /* Run as uid/gid (only root may; supplementary groups are just gid). */
   bool as_user;
   unsigned uid, gid;
+  /* Signals the parent ignores stay ignored in the child (as exec keeps
+   * them); with reset_signals every signal has its default action (as
+   * systemd starts services).  Either way the child's signal mask is
+   * empty and no handler of the parent's runs in it. */
+  bool reset_signals;
 } chime_proc_opts;
 
-/* Starts a program: argv[0] is run directly (no shell), looked up in PATH
- * when it has no '/'; argv is NULL-terminated.  On success stores the
+/* Starts a program: argv[0] is run directly (no shell), looked up in the
+ * parent's PATH (as execvp does, whatever envp says) when it has no '/';
+ * argv is NULL-terminated.  On success stores the
  * child in *proc (free it with chime_proc_free) and returns 0.  Errors,
  * all before any child runs: -ENOENT (no such program, in PATH or at that
  * path), -EACCES (not executable), -EINVAL (NULL or empty argv, NULL proc,
  * a FILE without a path), -EBADF (a bad FD), -EMFILE, -EAGAIN, -ENOMEM,
  * open(2)'s errno for a FILE, or the errno of setting up the child (chdir,
- * setuid, exec) reported back from it; -EPERM (no loop running here). */
+ * setuid, exec) reported back from it (so a missing cwd is -ENOENT too:
+ * check it first to tell the two apart); -EPERM (no loop running here).
+ * A child reaped by other code (SIGCHLD ignored, a waitpid(-1) elsewhere)
+ * counts as exited, with status -1. */
 CHIME_EXPORT int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chime_proc **proc);
 
 /* The child's process id, or -EINVAL for NULL. */

@@ -216,6 +216,8 @@ struct chime__backend_ops {
   int (*wait)(chime_loop *loop, chime_ns timeout);
   /* A descriptor readable while a wait would report something, or NULL. */
   int (*fd)(const chime_loop *loop);
+  /* mod fails (-ENOENT) when the descriptor's file is not the one added. */
+  bool same_file;
 };
 
 #ifdef __linux__
@@ -471,9 +473,10 @@ bool chime__loop_owned(const chime_loop *loop);
 /* Registers, changes (events != 0) or removes (events == 0) a watched fd. */
 int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events);
 /* Arms a one-shot io for `events` (registering it if it never was, or if
- * the file behind its descriptor changed).  Returns 0 or a negative errno
- * (-EBADF: the descriptor is closed; -EPERM: a file that cannot be watched,
- * a regular file). */
+ * the file behind its descriptor changed).  Returns 0 if the descriptor is
+ * known to be the same file as at the last arming, 1 if it may be another,
+ * or a negative errno (-EBADF: the descriptor is closed; -EPERM: a file that
+ * cannot be watched, a regular file). */
 int chime__io_arm(chime_loop *loop, struct chime__io *io, uint32_t events);
 /* io.c: frees the descriptor records at loop free; forgets a task that
  * waited on a descriptor and will never run again. */
@@ -501,6 +504,9 @@ int chime__task_spawn_internal(chime_loop *loop, chime_fn fn, void *arg, struct 
  * -ECANCELED; a cancelled task still waits for a cancelled task or group
  * (kind JOIN or GROUP, `on` the task or group). */
 int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline);
+/* Whether the run task t runs has passed its timeout; if so, it is
+ * cancelled now and counted as timed out. */
+bool chime__task_timed_out(chime_loop *loop, struct chime__task *t);
 /* Ends a task that will never run again: frees its stack, disarms its
  * timer, unlinks it from its waits and group. */
 void chime__task_abandon(chime_loop *loop, struct chime__task *t);

@@ -21,13 +21,21 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct chime__fdrec {
   struct chime__io io;        /* io.events: the interest last armed (0: never registered) */
   struct chime__task *reader; /* the task waiting to read, or NULL */
   struct chime__task *writer; /* the task waiting to write, or NULL */
+  bool read_waits;            /* the last chime_read found nothing at first: the next waits first */
+  uint8_t mode;               /* the file's mode, known while its registration lasts (enum mode) */
 };
+
+enum mode { MODE_UNKNOWN, MODE_NONBLOCKING, MODE_BLOCKING };
+
+/* chime_wait_fd's result bit for a regular file (always ready): internal. */
+#define REGULAR 0x100
 
 static struct chime__fdrec *rec_of(struct chime__io *io) { return CHIME__CONTAINER(io, struct chime__fdrec, io); }
 
@@ -62,7 +70,7 @@ static void fd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
     r->writer = NULL;
     if (rd == wr) r->reader = NULL;
   }
-  if (r->reader || r->writer) chime__io_arm(loop, io, interest(r));
+  if ((r->reader || r->writer) && chime__io_arm(loop, io, interest(r)) > 0) r->mode = MODE_UNKNOWN;
 }
 
 /* The record of a descriptor, made on first use. */
@@ -106,7 +114,8 @@ void chime__fdrecs_free(chime_loop *loop) {
   loop->nfdrecs = 0;
 }
 
-int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
+/* chime_wait_fd, plus REGULAR in the result for a regular file. */
+static int fd_wait(int fd, unsigned events, chime_ns deadline, struct chime__fdrec **rec) {
   chime_loop *loop = chime__tls_loop;
   struct chime__task *self = loop ? loop->cur : NULL;
   if (!self) return -EPERM;
@@ -114,11 +123,13 @@ int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
   struct chime__fdrec *r;
   int rc = rec_get(loop, fd, &r);
   if (rc) return rc;
+  *rec = r;
   if (((events & CHIME_READABLE) && r->reader) || ((events & CHIME_WRITABLE) && r->writer)) return -EBUSY;
   uint32_t want = interest(r) | ((events & CHIME_READABLE) ? POLLIN : 0) | ((events & CHIME_WRITABLE) ? POLLOUT : 0);
   rc = chime__io_arm(loop, &r->io, want);
-  if (rc == -EPERM) return (int)events; /* a regular file: always ready, as poll(2) says */
-  if (rc) return rc;
+  if (rc == -EPERM) return (int)events | REGULAR; /* a regular file: always ready, as poll(2) says */
+  if (rc < 0) return rc;
+  if (rc) r->mode = MODE_UNKNOWN; /* perhaps another file than the last time */
   if (events & CHIME_READABLE) r->reader = self;
   if (events & CHIME_WRITABLE) r->writer = self;
   loop->nio++;
@@ -128,6 +139,12 @@ int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
   if (r->reader == self) r->reader = NULL;
   if (r->writer == self) r->writer = NULL;
   return rc;
+}
+
+int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
+  struct chime__fdrec *r;
+  int rc = fd_wait(fd, events, deadline, &r);
+  return rc > 0 ? rc & ~REGULAR : rc;
 }
 
 /* Closes a descriptor the library opened (a child's pipe): tasks waiting on
@@ -164,31 +181,74 @@ static int check_nonblocking(int fd) {
   return (fl & O_NONBLOCK) ? 0 : -EINVAL;
 }
 
+/* One read or write that cannot block the loop: with RWF_NOWAIT (pipes,
+ * sockets and files, on Linux), whatever the descriptor's mode; where the
+ * kernel does not take the flag for this descriptor (a terminal, an older
+ * kernel), a plain read or write, if the descriptor is non-blocking.
+ * `plain`: a regular file said to be ready: read or write it as it is. */
+static ssize_t transfer(int fd, void *buf, size_t n, bool out, bool plain) {
+#ifdef RWF_NOWAIT
+  if (!plain) {
+    struct iovec v = {buf, n};
+    ssize_t r = out ? pwritev2(fd, &v, 1, -1, RWF_NOWAIT) : preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+    if (r >= 0 || (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)) return r;
+  }
+#endif
+  int rc = plain ? 0 : check_nonblocking(fd);
+  if (rc) {
+    errno = -rc;
+    return -1;
+  }
+  return out ? write(fd, buf, n) : read(fd, buf, n);
+}
+
+static struct chime__fdrec *rec_find(int fd) {
+  chime_loop *loop = chime__tls_loop;
+  return loop && fd >= 0 && (size_t)fd < loop->nfdrecs ? loop->fdrecs[fd] : NULL;
+}
+
+/* After a wait on r said `ready`: whether a plain read or write cannot
+ * block, the file being a regular one, or one known to be non-blocking
+ * (checked once while it stays the same file). */
+static bool plain_after_wait(int fd, struct chime__fdrec *r, int ready) {
+  if (ready & REGULAR) return true;
+  if (ready <= 0 || !chime__tls_loop->ops->same_file) return false;
+  if (r->mode == MODE_UNKNOWN) r->mode = check_nonblocking(fd) == 0 ? MODE_NONBLOCKING : MODE_BLOCKING;
+  return r->mode == MODE_NONBLOCKING;
+}
+
 int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
   if (!buf && n) return -EINVAL;
-  int rc = check_nonblocking(fd);
-  if (rc) return rc;
   if (n > INT32_MAX) n = INT32_MAX;
+  struct chime__fdrec *r = rec_find(fd);
+  /* A descriptor that had nothing at the last read, and then less than a
+   * buffer's worth (a ping-pong, a quiet socket), is waited for first: a
+   * read bound to fail is saved. */
+  int rc = r && r->read_waits ? fd_wait(fd, CHIME_READABLE, deadline, &r) : 0;
   for (;;) {
-    ssize_t got = read(fd, buf, n);
-    if (got >= 0) return (int)got;
+    if (rc < 0) return rc;
+    ssize_t got = transfer(fd, buf, n, false, r && plain_after_wait(fd, r, rc));
+    if (got >= 0) {
+      if (r) r->read_waits = rc > 0 && (size_t)got < n;
+      return (int)got;
+    }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-    rc = chime_wait_fd(fd, CHIME_READABLE, deadline);
-    if (rc < 0) return rc;
+    rc = fd_wait(fd, CHIME_READABLE, deadline, &r);
   }
 }
 
 int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t *written) {
   size_t done = 0;
-  int rc = !buf && n ? -EINVAL : check_nonblocking(fd);
+  int rc = !buf && n ? -EINVAL : 0, ready = 0;
+  struct chime__fdrec *r = NULL;
   while (rc == 0 && done < n) {
-    ssize_t w = write(fd, (const char *)buf + done, n - done);
+    ssize_t w = transfer(fd, (char *)(uintptr_t)buf + done, n - done, true, r && plain_after_wait(fd, r, ready));
     if (w >= 0) {
       done += (size_t)w;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      rc = chime_wait_fd(fd, CHIME_WRITABLE, deadline);
-      if (rc > 0) rc = 0;
+      ready = fd_wait(fd, CHIME_WRITABLE, deadline, &r);
+      if (ready < 0) rc = ready;
     } else if (errno != EINTR) {
       rc = -errno;
     }

@@ -145,13 +145,19 @@ int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events) {
 }
 
 int chime__io_arm(chime_loop *loop, struct chime__io *io, uint32_t events) {
-  bool fresh = !io->events;
+  bool fresh = !io->events, was = !fresh;
   io->events = events;
   int rc = fresh ? loop->ops->add(loop, io) : loop->ops->mod(loop, io);
-  if (rc == -ENOENT && !fresh) rc = loop->ops->add(loop, io); /* closed and reopened since */
-  if (rc == -EEXIST && fresh) rc = loop->ops->mod(loop, io);  /* registered by a record since freed */
-  if (rc) io->events = 0;
-  return rc;
+  if (rc == -ENOENT && !fresh) { /* closed and reopened since */
+    rc = loop->ops->add(loop, io);
+    fresh = true;
+  }
+  if (rc == -EEXIST && fresh) rc = loop->ops->mod(loop, io); /* registered by a record since freed */
+  if (rc) {
+    if (was) loop->ops->del(loop, io); /* whatever is left of the old registration */
+    io->events = 0;
+  }
+  return rc ? rc : fresh || !loop->ops->same_file;
 }
 
 static void wake_drain(chime_loop *loop, struct chime__io *io, uint32_t revents) {
@@ -266,7 +272,7 @@ static int round_once(chime_loop *loop, chime_ns until, chime_ns block) {
   chime__signals_deliver(loop);
   fire_timers(loop);
   chime__runner_ensure(loop); /* on -ENOMEM the due jobs wait for the next round */
-  chime__sched_resume(loop);
+  if (!loop->stop) chime__sched_resume(loop); /* a post may have stopped the loop */
   return 0;
 }
 
@@ -277,7 +283,8 @@ static int round_once(chime_loop *loop, chime_ns until, chime_ns block) {
 static int run_rounds(chime_loop *loop, chime_ns until, bool once, chime_ns block) {
   for (uint64_t rounds = 0; !loop->stop && (loop->ntasks > 0 || atomic_load(&loop->posted) || (once && rounds == 0));
        rounds++) {
-    if (once ? rounds > 0 : chime__now(loop) >= until && (!loop->runq_head || rounds > 0)) break;
+    if (once ? rounds > 0 : until != CHIME_NEVER && chime__now(loop) >= until && (!loop->runq_head || rounds > 0))
+      break;
     int rc = round_once(loop, until, block);
     if (rc < 0) return rc;
   }
@@ -335,7 +342,9 @@ chime_ns chime_loop_timeout(chime_loop *loop) {
   if (work_now(loop)) return 0;
   chime_ns now = chime__now(loop), next = chime__timers_next(&loop->timers, now);
   if (next == CHIME_NEVER) return -1;
-  return loop->virtual_clock || next <= now ? 0 : next - now;
+  if (next <= now) return 0;
+  /* the virtual clock jumps, unless work outside the loop holds it to real time */
+  return loop->virtual_clock && !loop->outside_busy ? 0 : next - now;
 }
 
 int chime_loop_run_once(chime_loop *loop, chime_ns timeout) {
@@ -404,6 +413,10 @@ void chime_loop_free(chime_loop *loop) {
   chime__posts_drop(loop);
   chime__procs_free(loop);
   chime__signals_release_all(loop);
+  /* a thread still inside chime_loop_post wakes the loop under post_mu:
+   * once we hold it, none is */
+  pthread_mutex_lock(&loop->post_mu);
+  pthread_mutex_unlock(&loop->post_mu);
   chime__fdrecs_free(loop);
   chime__specs_release(loop);
   chime__groups_free(loop);

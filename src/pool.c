@@ -37,8 +37,8 @@ void chime__post_push(chime_loop *loop, struct chime__post *p) {
     loop->post_head = p;
   loop->post_tail = p;
   atomic_store_explicit(&loop->posted, true, memory_order_release);
+  if (first) chime__loop_wake(loop); /* under the lock: the loop cannot be freed meanwhile */
   pthread_mutex_unlock(&loop->post_mu);
-  if (first) chime__loop_wake(loop);
 }
 
 /* Takes the queue, in order. */
@@ -119,6 +119,7 @@ struct chime__work {
   chime_fn fn;
   void *arg;
   int result;
+  bool done;                  /* the completion has come back to the loop */
   struct chime__task *waiter; /* NULL once the waiter is gone (abandoned) */
   struct chime__work *next;   /* the pool's queue */
 };
@@ -127,6 +128,7 @@ struct chime__pool {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct chime__work *head, *tail; /* calls not started */
+  unsigned queued;                 /* calls in that queue */
   unsigned threads, idle, max;
   bool stop;
   chime_loop *loop; /* NULL once the loop has let go */
@@ -160,6 +162,7 @@ static void *worker(void *arg) {
     if (!w) break; /* stopped, nothing left */
     pool->head = w->next;
     if (!pool->head) pool->tail = NULL;
+    pool->queued--;
     pthread_mutex_unlock(&pool->mu);
     w->result = w->fn(w->arg);
     pthread_mutex_lock(&pool->mu);
@@ -202,6 +205,7 @@ void chime__pool_release(chime_loop *loop) {
     chime__free(w);
   }
   pool->tail = NULL;
+  pool->queued = 0;
   pthread_cond_broadcast(&pool->cv);
   bool none = pool->threads == 0;
   pthread_mutex_unlock(&pool->mu);
@@ -212,6 +216,7 @@ static void work_done(struct chime__post *p) {
   struct chime__work *w = (struct chime__work *)p;
   chime_loop *loop = chime__tls_loop;
   loop->outside_busy--;
+  w->done = true;
   if (w->waiter)
     chime__task_wake(loop, w->waiter, 0);
   else
@@ -220,7 +225,12 @@ static void work_done(struct chime__post *p) {
 
 static void work_drop(struct chime__post *p) { chime__free(p); }
 
-void chime__work_forget(struct chime__work *w) { w->waiter = NULL; }
+void chime__work_forget(struct chime__work *w) {
+  if (w->done)
+    chime__free(w); /* back already: the task would have freed it */
+  else
+    w->waiter = NULL; /* freed when it comes back */
+}
 
 int chime_to_thread(chime_fn fn, void *arg, int *result) {
   chime_loop *loop = chime__tls_loop;
@@ -239,7 +249,9 @@ int chime_to_thread(chime_fn fn, void *arg, int *result) {
   w->arg = arg;
   w->waiter = self;
   pthread_mutex_lock(&pool->mu);
-  if (pool->idle == 0 && pool->threads < pool->max) {
+  /* A thread for every call queued, up to max: an idle thread may already
+   * have been signalled for a call before this one. */
+  if (pool->idle <= pool->queued && pool->threads < pool->max) {
     pthread_t th;
     int err = CHIME__FAULT() ? EAGAIN : pthread_create(&th, NULL, worker, pool);
     if (err == 0) {
@@ -257,11 +269,14 @@ int chime_to_thread(chime_fn fn, void *arg, int *result) {
   else
     pool->head = w;
   pool->tail = w;
+  pool->queued++;
   pthread_cond_signal(&pool->cv);
   pthread_mutex_unlock(&pool->mu);
   loop->outside_busy++;
-  chime__task_wait(loop, CHIME__WAIT_THREAD, w, NULL, CHIME_NEVER);
+  while (!w->done) /* nothing but the completion ends this wait */
+    chime__task_wait(loop, CHIME__WAIT_THREAD, w, NULL, CHIME_NEVER);
   if (result) *result = w->result;
   chime__free(w);
+  if (self->deadline) chime__task_timed_out(loop, self); /* a run that outlived its timeout meanwhile */
   return chime__cancel_pending(self) ? -ECANCELED : 0;
 }

@@ -66,10 +66,13 @@ static void exited(chime_loop *loop, chime_proc *p, int status) {
   if (p->waiter) chime__task_wake(loop, p->waiter, 0);
 }
 
-/* Reaps p if it has exited. */
+/* Reaps p if it has exited.  A child someone else reaped (SIGCHLD
+ * ignored, a waitpid(-1) elsewhere) is gone all the same: status -1. */
 static void try_reap(chime_loop *loop, chime_proc *p) {
-  int status;
-  if (!p->exited && waitpid(p->pid, &status, WNOHANG) == p->pid) exited(loop, p, status);
+  int status = -1;
+  if (p->exited) return;
+  pid_t r = waitpid(p->pid, &status, WNOHANG);
+  if (r == p->pid || (r < 0 && errno == ECHILD)) exited(loop, p, r == p->pid ? status : -1);
 }
 
 static void pidfd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
@@ -88,12 +91,14 @@ void chime__procs_poll(chime_loop *loop) {
 /* Kills and reaps a child still running; blocks only as long as the kernel
  * takes to end a killed process. */
 static void kill_and_reap(chime_loop *loop, chime_proc *p) {
+  try_reap(loop, p); /* never a signal to a pid that may have been reused */
   if (p->exited) return;
   kill(p->own_group ? -p->pid : p->pid, SIGKILL);
-  int status;
-  while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+  int status = -1;
+  pid_t r;
+  while ((r = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  exited(loop, p, status);
+  exited(loop, p, r == p->pid ? status : -1);
 }
 
 /* ---- spawning ------------------------------------------------------------------ */
@@ -160,15 +165,26 @@ static int child_end(const chime_stdio *s, int which, int *child, int *parent) {
   return -EINVAL;
 }
 
+/* A descriptor moved above the standard ones (the parent may have had 0, 1
+ * or 2 closed, so that a pipe took one of them). */
+static int above_std(int fd) { return fd >= 0 && fd < 3 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd; }
+
 /* Between fork and exec: async-signal-safe calls only. */
-static void child(const char *prog, char *const argv[], char *const envp[], const chime_proc_opts *o, const int ends[3],
+static void child(const char *prog, char *const argv[], char *const envp[], const chime_proc_opts *o, const int in[3],
                   int err_fd) {
-  int err = 0;
-  struct sigaction dfl;
+  int err = 0, ends[3];
+  err_fd = above_std(err_fd);
+  for (int i = 0; i < 3; i++)
+    if ((ends[i] = above_std(in[i])) < 0 && in[i] >= 0) err = errno;
+  /* Handlers do not survive exec anyway; ours must not run before it.
+   * Ignored signals stay ignored (as exec keeps them), unless asked. */
+  struct sigaction dfl, old;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < CHIME__NSIG; sig++) sigaction(sig, &dfl, NULL); /* no handler of ours goes along */
-  if (!o->keep_group && setpgid(0, 0) != 0) err = errno;
+  for (int sig = 1; sig < CHIME__NSIG; sig++)
+    if (sigaction(sig, NULL, &old) == 0 && old.sa_handler != SIG_DFL && (old.sa_handler != SIG_IGN || o->reset_signals))
+      sigaction(sig, &dfl, NULL);
+  if (!err && !o->keep_group && setpgid(0, 0) != 0) err = errno;
   for (int i = 0; i < 3 && !err; i++)
     if (ends[i] >= 0 && dup2(ends[i], i) < 0) err = errno; /* dup2 clears close-on-exec */
   if (!err && o->cwd && chdir(o->cwd) != 0) err = errno;

@@ -26,6 +26,7 @@
 #define MAX_LOOPS 64 /* loops catching signals at once */
 
 static _Atomic(chime_loop *) catching[MAX_LOOPS]; /* read by the handler */
+static atomic_int in_handler[MAX_LOOPS];          /* handlers using catching[i] now */
 static pthread_mutex_t install_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned installed[CHIME__NSIG];       /* loops catching each signal */
 static struct sigaction previous[CHIME__NSIG]; /* dispositions to restore */
@@ -33,27 +34,36 @@ static struct sigaction previous[CHIME__NSIG]; /* dispositions to restore */
 static void on_signal(int sig) {
   int saved = errno;
   for (int i = 0; i < MAX_LOOPS; i++) {
-    chime_loop *loop = atomic_load_explicit(&catching[i], memory_order_acquire);
-    if (!loop || !(atomic_load(&loop->sig_caught) & (1ull << sig))) continue;
-    if ((loop->sig_cancel_main & (1ull << sig)) && atomic_exchange(&loop->sig_main_seen, true)) {
-      struct sigaction dfl; /* a second interruption: at once */
+    atomic_fetch_add(&in_handler[i], 1); /* the loop is not freed while this is up */
+    chime_loop *loop = atomic_load(&catching[i]);
+    bool again = false;
+    if (loop && (atomic_load(&loop->sig_caught) & (1ull << sig))) {
+      again = (loop->sig_cancel_main & (1ull << sig)) && atomic_exchange(&loop->sig_main_seen, true);
+      if (!again) {
+        atomic_fetch_add(&loop->sig_count[sig], 1);
+        atomic_store(&loop->sig_any, true);
+        chime__loop_wake(loop);
+      }
+    }
+    atomic_fetch_sub(&in_handler[i], 1);
+    if (again) { /* a second interruption: at once */
+      struct sigaction dfl;
       memset(&dfl, 0, sizeof dfl);
       dfl.sa_handler = SIG_DFL;
       sigaction(sig, &dfl, NULL);
       raise(sig);
       break;
     }
-    atomic_fetch_add(&loop->sig_count[sig], 1);
-    atomic_store(&loop->sig_any, true);
-    chime__loop_wake(loop);
   }
   errno = saved;
 }
 
 /* Whether a task may catch this signal: not those that cannot be caught,
- * nor those the library's stack-overflow report needs. */
+ * nor those the library's stack-overflow report needs, nor the real-time
+ * signals the C library keeps for itself (below SIGRTMIN). */
 static bool catchable(int sig) {
-  return sig > 0 && sig < CHIME__NSIG && sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS;
+  return sig > 0 && sig < CHIME__NSIG && sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS &&
+         (sig < 32 || (sig >= SIGRTMIN && sig <= SIGRTMAX));
 }
 
 /* Makes the loop catch `sig`. */
@@ -69,15 +79,21 @@ static int catch_signal(chime_loop *loop, int sig) {
       }
     if (!loop->sig_slot) rc = -EBUSY;
   }
-  if (rc == 0 && installed[sig]++ == 0) {
+  if (rc == 0 && installed[sig] == 0) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    sigaction(sig, &sa, &previous[sig]);
+    if (sigaction(sig, &sa, &previous[sig]) != 0) rc = -errno;
   }
-  if (rc == 0) atomic_fetch_or(&loop->sig_caught, 1ull << sig);
+  if (rc == 0) {
+    installed[sig]++;
+    atomic_fetch_or(&loop->sig_caught, 1ull << sig);
+  } else if (loop->sig_slot && !atomic_load(&loop->sig_caught)) { /* the slot was taken for nothing */
+    atomic_store(&catching[loop->sig_slot - 1], NULL);
+    loop->sig_slot = 0;
+  }
   pthread_mutex_unlock(&install_mu);
   return rc;
 }
@@ -91,7 +107,12 @@ void chime__signals_release_all(chime_loop *loop) {
   pthread_mutex_lock(&install_mu);
   for (int sig = 1; sig < CHIME__NSIG; sig++)
     if (atomic_load(&loop->sig_caught) & (1ull << sig)) release_signal_locked(loop, sig);
-  if (loop->sig_slot) atomic_store(&catching[loop->sig_slot - 1], NULL);
+  if (loop->sig_slot) {
+    int i = loop->sig_slot - 1;
+    atomic_store(&catching[i], NULL);
+    while (atomic_load(&in_handler[i])) { /* a handler on another thread still holds the loop */
+    }
+  }
   loop->sig_slot = 0;
   pthread_mutex_unlock(&install_mu);
 }
@@ -177,9 +198,18 @@ void chime__signals_deliver(chime_loop *loop) {
   }
 }
 
-/* A signal kept from before, if the waiter wants one. */
+/* Whether a task already waits for the signal (it comes first). */
+static bool awaited(chime_loop *loop, int sig) {
+  for (struct chime__sigwait *w = loop->sig_waiters; w; w = w->next)
+    if (wants(w, sig)) return true;
+  return false;
+}
+
+/* A signal kept from before, if the waiter wants one and no older waiter
+ * does. */
 static int take_pending(chime_loop *loop, const int *sigs, int n) {
   for (int i = 0; i < n; i++) {
+    if (awaited(loop, sigs[i])) continue;
     unsigned c = atomic_load(&loop->sig_count[sigs[i]]);
     while (c && !atomic_compare_exchange_weak(&loop->sig_count[sigs[i]], &c, c - 1)) {
     }
@@ -199,6 +229,7 @@ int chime_signal_wait(const int *sigs, int n, chime_ns deadline) {
     int rc = catch_signal(loop, sigs[i]);
     if (rc) return rc;
   }
+  if (chime__cancel_pending(self)) return -ECANCELED;
   int got = take_pending(loop, sigs, n);
   if (got) return got;
   struct chime__sigwait w = {self, sigs, n, 0, loop->sig_waiters_tail, NULL};

@@ -166,7 +166,7 @@ static int suspend(chime_loop *loop, struct chime__task *self) {
 }
 
 /* A run's timeout has come: the run is cancelled, and counted as timed out. */
-static bool timed_out(chime_loop *loop, struct chime__task *t) {
+bool chime__task_timed_out(chime_loop *loop, struct chime__task *t) {
   if (!t->deadline || t->deadline > chime__now(loop)) return false;
   if (!(t->o.flags & CHIME__CANCELLED)) t->o.flags |= CHIME__TIMED_OUT;
   t->o.flags |= CHIME__CANCELLED;
@@ -178,10 +178,13 @@ int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct c
   int rc;
   self->wait = (uint8_t)kind;
   self->wait_on = on;
-  if (self->deadline) timed_out(loop, self);
-  /* The timer serves the earlier of the wait's deadline and the run's. */
-  chime_ns at =
-      self->deadline && !(self->o.flags & CHIME__SHIELDED) && self->deadline < deadline ? self->deadline : deadline;
+  if (self->deadline) chime__task_timed_out(loop, self);
+  /* The timer serves the earlier of the wait's deadline and the run's (a
+   * thread's call cannot be cut short: its run's timeout waits for it). */
+  chime_ns at = self->deadline && !(self->o.flags & CHIME__SHIELDED) && kind != CHIME__WAIT_THREAD &&
+                        self->deadline < deadline
+                    ? self->deadline
+                    : deadline;
   if (cancel_pending(self) && !waits_on_cancelled(self)) {
     rc = -ECANCELED;
   } else if (deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
@@ -426,12 +429,12 @@ int chime_yield(void) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   if (!self) return -EPERM;
-  if (self->deadline) timed_out(loop, self);
+  if (self->deadline) chime__task_timed_out(loop, self);
   if (cancel_pending(self)) return -ECANCELED;
   self->o.state = CHIME__READY;
   runq_push(loop, self);
   suspend(loop, self);
-  if (self->deadline) timed_out(loop, self);
+  if (self->deadline) chime__task_timed_out(loop, self);
   return cancel_pending(self) ? -ECANCELED : 0;
 }
 
@@ -464,7 +467,7 @@ void chime__timer_fired(chime_loop *loop, struct chime__timer *e) {
     return;
   }
   struct chime__task *t = (struct chime__task *)o;
-  if (!(t->o.flags & CHIME__SHIELDED) && t->deadline && timed_out(loop, t))
+  if (!(t->o.flags & CHIME__SHIELDED) && t->deadline && chime__task_timed_out(loop, t))
     chime__task_wake(loop, t, -ECANCELED);
   else
     chime__task_wake(loop, t, CHIME__WOKEN_BY_TIMER);

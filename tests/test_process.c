@@ -433,6 +433,117 @@ static void descriptor_and_fork_failures_are_reported(void **state) {
   assert_int_equal(open_fds(), fds);
 }
 
+/* ---- the parent's state: reapers, closed descriptors, groups, signals --------------- */
+
+static int ignored_main(void *arg) {
+  (void)arg;
+  const char *argv[] = {"true", NULL};
+  chime_proc *p;
+  assert_int_equal(chime_proc_spawn(argv, NULL, &p), 0);
+  int status = 0;
+  /* the kernel reaped it (SIGCHLD ignored): gone, status unknown */
+  assert_int_equal(chime_proc_wait(p, soon(), &status), 0);
+  assert_int_equal(status, -1);
+  assert_int_equal(chime_proc_signal(p, SIGTERM), -ESRCH);
+  chime_proc_free(p);
+  return 0;
+}
+
+/* Runs fn on the real clock while the process ignores sig. */
+static void run_ignoring(int sig, chime_fn fn) {
+  struct sigaction ign, old;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigaction(sig, &ign, &old);
+  int rc = run_real(fn, NULL);
+  sigaction(sig, &old, NULL);
+  assert_int_equal(rc, 0);
+  assert_no_children();
+}
+
+static void a_child_reaped_by_the_kernel_still_counts_as_exited(void **state) {
+  (void)state;
+  run_ignoring(SIGCHLD, ignored_main);
+}
+
+/* In a process of its own, without descriptors 0 and 1 (no assertion: it
+ * answers with its exit code). */
+static int low_fds_main(void *arg) {
+  (void)arg;
+  const char *argv[] = {"echo", "through", NULL};
+  chime_proc_opts o = {.out = {.mode = CHIME_STDIO_PIPE}};
+  chime_proc *p;
+  close(0);
+  close(1);
+  if (chime_proc_spawn(argv, &o, &p) != 0) return 1; /* its pipe took 0 (ours) and 1 (the child's) */
+  if (chime_proc_fd(p, 1) != 0) return 2;
+  char out[32] = {0};
+  int n = chime_read(0, out, sizeof out - 1, soon());
+  if (n != 8 || strcmp(out, "through\n") != 0) return 3;
+  int status = -1;
+  if (chime_proc_wait(p, soon(), &status) != 0 || status != 0) return 4;
+  chime_proc_free(p);
+  return 0;
+}
+
+static void a_parent_without_standard_descriptors_still_wires_the_child(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) _exit(run_real(low_fds_main, NULL));
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_no_children();
+}
+
+/* The child's process group, and whether it ignores SIGUSR1, as it says. */
+static void child_report(chime_proc_opts *o, long *pgid, bool *ignores_usr1, pid_t *pid) {
+  const char *argv[] = {"sh", "-c",
+                        "cut -d' ' -f5 /proc/$$/stat; "
+                        "grep SigIgn /proc/self/status | cut -f2 >&2",
+                        NULL};
+  int p[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  o->out.mode = CHIME_STDIO_PIPE;
+  o->err = (chime_stdio){.mode = CHIME_STDIO_FD, .fd = p[1]};
+  chime_proc *c;
+  assert_int_equal(chime_proc_spawn(argv, o, &c), 0);
+  close(p[1]);
+  *pid = chime_proc_pid(c);
+  char out[64], err[64];
+  read_all(chime_proc_fd(c, 1), out, sizeof out);
+  read_all(p[0], err, sizeof err);
+  close(p[0]);
+  assert_int_equal(chime_proc_wait(c, soon(), NULL), 0);
+  chime_proc_free(c);
+  *pgid = atol(out);
+  unsigned long long mask = strtoull(err, NULL, 16);
+  *ignores_usr1 = (mask >> (SIGUSR1 - 1)) & 1;
+}
+
+static int group_main(void *arg) {
+  (void)arg;
+  long pgid;
+  bool ign;
+  pid_t pid;
+  chime_proc_opts o = {0};
+  child_report(&o, &pgid, &ign, &pid);
+  assert_int_equal(pgid, pid); /* a group of its own */
+  assert_true(ign);            /* SIGUSR1 stays ignored, as exec keeps it */
+  o = (chime_proc_opts){.keep_group = true, .reset_signals = true};
+  child_report(&o, &pgid, &ign, &pid);
+  assert_int_equal(pgid, getpgrp()); /* the parent's group */
+  assert_false(ign);                 /* every signal back to its default */
+  return 0;
+}
+
+static void groups_descriptors_and_ignored_signals_are_as_asked(void **state) {
+  (void)state;
+  run_ignoring(SIGUSR1, group_main);
+}
+
 /* ---- ids ---------------------------------------------------------------------------------- */
 
 static int user_main(void *arg) {
@@ -466,4 +577,7 @@ TEST_MAIN(cmocka_unit_test(a_child_reads_and_writes_pipes_and_gets_its_environme
           cmocka_unit_test(without_pidfds_sigchld_tells_of_exits),
           cmocka_unit_test(a_child_writing_without_end_is_read_in_bounded_chunks),
           cmocka_unit_test(descriptor_and_fork_failures_are_reported),
+          cmocka_unit_test(a_child_reaped_by_the_kernel_still_counts_as_exited),
+          cmocka_unit_test(a_parent_without_standard_descriptors_still_wires_the_child),
+          cmocka_unit_test(groups_descriptors_and_ignored_signals_are_as_asked),
           cmocka_unit_test(a_child_runs_as_another_user))

@@ -33,10 +33,16 @@ static int one_main(void *arg) {
   raise(SIGUSR1);                     /* one occurrence: to the oldest waiter */
   assert_int_equal(chime_sleep(CHIME_SEC(1)), 0);
   assert_string_equal(tr.text, "a:10");
-  raise(SIGUSR1);
+  raise(SIGUSR1); /* caught before b had it: a newcomer still queues behind b */
+  struct waiter c = {usr1, 1, CHIME_NEVER, 0, &tr, "c"};
+  chime_task tc;
+  assert_int_equal(chime_spawn(waiter_task, &c, &tc), 0);
   assert_int_equal(chime_join(tb, NULL), 0);
-  assert_int_equal(chime_join(ta, NULL), 0);
   assert_string_equal(tr.text, "a:10 b:10");
+  raise(SIGUSR1);
+  assert_int_equal(chime_join(tc, NULL), 0);
+  assert_int_equal(chime_join(ta, NULL), 0);
+  assert_string_equal(tr.text, "a:10 b:10 c:10");
   return 0;
 }
 
@@ -139,6 +145,9 @@ static int bad_main(void *arg) {
   assert_int_equal(chime_signal_wait(zero, 1, CHIME_NEVER), -EINVAL);
   assert_int_equal(chime_signal_wait(big, 1, CHIME_NEVER), -EINVAL);
   assert_int_equal(chime_signal_release(SIGKILL), -EINVAL);
+  const int reserved[] = {32}, rt[] = {SIGRTMIN};
+  assert_int_equal(chime_signal_wait(reserved, 1, CHIME_NEVER), -EINVAL); /* the C library's own */
+  assert_int_equal(chime_signal_wait(rt, 1, chime_now()), -ETIMEDOUT);      /* a real-time signal is fine */
   return 0;
 }
 

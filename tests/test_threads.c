@@ -366,7 +366,156 @@ static void pool_failures_are_reported_and_the_pool_goes_on(void **state) {
   while (chime__test_pool_threads() > 0) sched_yield();
 }
 
-TEST_MAIN(cmocka_unit_test(posts_from_four_threads_all_run_once_in_order),
+/* ---- calls and the rest of the loop --------------------------------------------------- */
+
+static int sleep_300ms(void *arg) {
+  (void)arg;
+  struct timespec ts = {0, 300 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  return 5;
+}
+
+struct timed_run {
+  int rc, result;
+  long runs;
+};
+
+static int call_in_run(void *arg) {
+  struct timed_run *t = arg;
+  t->runs++;
+  t->result = -1;
+  t->rc = chime_to_thread(sleep_300ms, NULL, &t->result);
+  return t->rc;
+}
+
+static int timeout_main(void *arg) {
+  struct timed_run *t = arg;
+  chime_every_opts o = {.start = CHIME_START_NOW, .timeout = CHIME_MS(50), .max_runs = 1};
+  chime_task job;
+  assert_int_equal(chime_every(CHIME_SEC(1), call_in_run, t, &o, &job), 0);
+  chime_job_stats st;
+  do {
+    assert_int_equal(chime_every_stats(job, &st), 0);
+  } while (!st.done && chime_sleep(CHIME_MS(10)) == 0);
+  assert_int_equal(st.timeouts, 1); /* counted as the timeout it was */
+  assert_int_equal(chime_join(job, NULL), 0);
+  return 0;
+}
+
+static void a_run_timeout_waits_for_the_call_it_cannot_cut_short(void **state) {
+  (void)state;
+  struct timed_run t = {1, 0, 0};
+  assert_int_equal(run_virtual(timeout_main, &t), 0);
+  assert_int_equal(t.runs, 1);
+  assert_int_equal(t.result, 5); /* the call came back with its result */
+  assert_int_equal(t.rc, -ECANCELED); /* told, once the call was back */
+  while (chime__test_pool_threads() > 0) sched_yield();
+}
+
+/* Two calls that need each other: one blocks until the other writes. */
+static int pipe_reader(void *arg) { return read_blocking(arg); }
+
+static int pipe_writer(void *arg) { return write(*(int *)arg, "x", 1) == 1 ? 0 : -EIO; }
+
+struct pair {
+  int p[2];
+  int rc[2], result[2];
+};
+
+static int call_reader(void *arg) {
+  struct pair *pr = arg;
+  pr->rc[0] = chime_to_thread(pipe_reader, &pr->p[0], &pr->result[0]);
+  return 0;
+}
+
+static int pair_main(void *arg) {
+  struct pair *pr = arg;
+  chime_task t;
+  assert_int_equal(chime_spawn(call_reader, pr, &t), 0);
+  pr->rc[1] = chime_to_thread(pipe_writer, &pr->p[1], &pr->result[1]); /* queued right behind the reader */
+  assert_int_equal(chime_join(t, NULL), 0);
+  return 0;
+}
+
+static void calls_that_need_each_other_get_threads_of_their_own(void **state) {
+  (void)state;
+  struct pair pr;
+  memset(&pr, 0, sizeof pr);
+  assert_int_equal(pipe(pr.p), 0);
+  chime_run_opts o = virtual_run();
+  o.loop.pool_threads = 2;
+  assert_int_equal(chime_run(pair_main, &pr, &o, NULL), 0);
+  assert_int_equal(pr.rc[0], 0);
+  assert_int_equal(pr.rc[1], 0);
+  assert_int_equal(pr.result[0], 7);
+  assert_int_equal(pr.result[1], 0);
+  close(pr.p[0]);
+  close(pr.p[1]);
+  while (chime__test_pool_threads() > 0) sched_yield();
+}
+
+static void stop_loop(void *arg) { assert_int_equal(chime_loop_stop(arg), 0); }
+
+static int post_stop_then_return(void *arg) {
+  if (chime_loop_post(arg, stop_loop, arg) != 0) abort(); /* queued before the call's completion */
+  return 3;
+}
+
+static int woken_caller(void *arg) {
+  int r;
+  chime_to_thread(post_stop_then_return, arg, &r);
+  abort(); /* the loop stops before this task runs again */
+}
+
+static void a_caller_woken_but_never_resumed_leaves_nothing_behind(void **state) {
+  (void)state;
+  chime_loop *loop;
+  chime_loop_opts lo = {.clock = CHIME_CLOCK_VIRTUAL};
+  assert_int_equal(chime_loop_new(&lo, &loop), 0);
+  assert_int_equal(chime_spawn_threadsafe(loop, woken_caller, loop), 0);
+  assert_int_equal(chime_loop_run(loop), 0);
+  chime_loop_free(loop); /* the caller is abandoned with its call back: freed */
+  while (chime__test_pool_threads() > 0) sched_yield();
+}
+
+static int embedded_call(void *arg) {
+  (void)arg;
+  int r;
+  return chime_to_thread(sleep_300ms, NULL, &r);
+}
+
+static int start_embedded(void *arg) {
+  chime_task a, b;
+  assert_int_equal(chime_spawn(embedded_call, NULL, &a), 0);
+  assert_int_equal(chime_detach(a), 0);
+  assert_int_equal(chime_spawn(sleeper, NULL, &b), 0); /* a deadline an hour away */
+  *(chime_task *)arg = b;
+  return 0;
+}
+
+static void an_embedded_virtual_loop_with_a_call_out_says_how_long_to_wait(void **state) {
+  (void)state;
+  chime_loop *loop;
+  chime_loop_opts lo = {.clock = CHIME_CLOCK_VIRTUAL};
+  assert_int_equal(chime_loop_new(&lo, &loop), 0);
+  chime_task s;
+  assert_int_equal(chime_spawn_threadsafe(loop, start_embedded, &s), 0);
+  assert_int_equal(chime_loop_run_once(loop, 0), 2);
+  assert_int_equal(chime_loop_run_once(loop, 0), 2); /* the tasks start: the call goes out */
+  chime_ns t = chime_loop_timeout(loop);
+  assert_true(t > 0); /* no jump while the call is out: the host may sleep */
+  long rounds = 0;
+  while (chime_loop_run_once(loop, t < 0 ? -1 : t) == 2 && ++rounds < 1000) t = chime_loop_timeout(loop);
+  assert_true(rounds < 1000); /* it waited, it did not spin */
+  chime_loop_free(loop);
+  while (chime__test_pool_threads() > 0) sched_yield();
+}
+
+TEST_MAIN(cmocka_unit_test(a_run_timeout_waits_for_the_call_it_cannot_cut_short),
+          cmocka_unit_test(calls_that_need_each_other_get_threads_of_their_own),
+          cmocka_unit_test(a_caller_woken_but_never_resumed_leaves_nothing_behind),
+          cmocka_unit_test(an_embedded_virtual_loop_with_a_call_out_says_how_long_to_wait),
+          cmocka_unit_test(posts_from_four_threads_all_run_once_in_order),
           cmocka_unit_test(tasks_spawned_from_other_threads_run_on_the_loop),
           cmocka_unit_test(a_loop_with_nothing_to_do_is_woken_by_a_post),
           cmocka_unit_test(blocking_calls_run_on_at_most_pool_threads_threads),

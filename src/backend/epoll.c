@@ -116,5 +116,6 @@ const struct chime__backend_ops chime__epoll_ops = {
     .del = epoll_del,
     .wait = epoll_wait_events,
     .fd = epoll_fd,
+    .same_file = true,
 };
 #endif
