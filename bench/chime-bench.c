@@ -14,6 +14,8 @@
  *   spawn     spawn + join of an empty task, N times
  *   pingpong  N 1-byte messages between two tasks over two pipes
  *             (bench/pingpong_libuv.c: the same in libuv)
+ *   cron-parse   N parses of cron expressions
+ *   cron-next    N next fire times per expression, in Europe/Berlin
  *
  * Lateness is taken at the top of each call of the target, against the
  * ideal grid: chime_tick() gives the tick a run serves, and the jobs'
@@ -38,7 +40,7 @@ static struct hist H;
 static uint64_t fires;
 
 static void usage(void) {
-  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong [N] [--duration=S] "
+  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong|cron-parse|cron-next [N] [--duration=S] "
                   "[--window=NS]\n");
   exit(2);
 }
@@ -294,6 +296,53 @@ static int spawn_main(void *arg) {
   return 0;
 }
 
+/* ---- calendar ------------------------------------------------------------------ */
+
+static const char *const cron_exprs[] = {"30 2 * * *", "*/15 9-17 * * mon-fri", "0 0 1 1 *", "0 0 29 2 *",
+                                         "0 30 4 1,15 * 5", "@hourly"};
+#define NCRON (sizeof cron_exprs / sizeof cron_exprs[0])
+
+/* chime_cron_parse of each expression in turn, N times in all. */
+static int cron_parse_main(void) {
+  int64_t t0 = mono_ns();
+  for (long i = 0; i < n_arg; i++) {
+    chime_cron_expr *c;
+    int rc = chime_cron_parse(cron_exprs[i % NCRON], &c, NULL);
+    if (rc) fail("chime_cron_parse", rc);
+    chime_cron_free(c);
+  }
+  report_per_op("cron-parse", n_arg, mono_ns() - t0, "parse + free of a cron expression (six kinds, in turn)");
+  return 0;
+}
+
+/* chime_cron_next, each expression walking its fire times in Europe/Berlin
+ * from 2026-01-01: N calls per expression, one line per expression. */
+static int cron_next_main(void) {
+  chime_tz *tz;
+  int rc = chime_tz_load("Europe/Berlin", &tz);
+  if (rc) fail("chime_tz_load", rc);
+  for (size_t e = 0; e < NCRON; e++) {
+    chime_cron_expr *c;
+    if ((rc = chime_cron_parse(cron_exprs[e], &c, NULL)) != 0) fail("chime_cron_parse", rc);
+    long n = n_arg;
+    chime_ns t = CHIME_SEC(1767225600); /* 2026-01-01T00:00:00Z */
+    int64_t t0 = mono_ns();
+    for (long i = 0; i < n; i++) {
+      if ((rc = chime_cron_next(c, tz, t, &t)) != 0) { /* the end of time: start again */
+        t = CHIME_SEC(1767225600);
+        n++;
+        if (n > 4 * n_arg) fail("chime_cron_next", rc);
+      }
+    }
+    char note[96];
+    snprintf(note, sizeof note, "chime_cron_next of \"%s\", Europe/Berlin, each from the last", cron_exprs[e]);
+    report_per_op("cron-next", n, mono_ns() - t0, note);
+    chime_cron_free(c);
+  }
+  chime_tz_free(tz);
+  return 0;
+}
+
 /* ---- pingpong ---------------------------------------------------------------- */
 
 struct pp_end {
@@ -368,6 +417,10 @@ int main(int argc, char **argv) {
       {"pingpong", pingpong_main, 2000000},
   };
   if (!strcmp(workload, "seed")) return run_seed(t_entry);
+  if (!strcmp(workload, "cron-parse") || !strcmp(workload, "cron-next")) { /* no loop needed */
+    if (n_arg <= 0) n_arg = workload[5] == 'p' ? 1000000 : 100000;
+    return workload[5] == 'p' ? cron_parse_main() : cron_next_main();
+  }
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
     if (strcmp(workload, workloads[i].name) != 0) continue;
     if (n_arg <= 0) n_arg = workloads[i].default_n;

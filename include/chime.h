@@ -883,14 +883,22 @@ CHIME_EXPORT int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *
  *
  * Calendar ticks follow the wall clock: when it is set forward or back (an
  * NTP step, an operator), the job computes its next tick afresh from the
- * new time instead of firing a burst or sleeping for an hour; ticks the
- * jump skipped over are missed ticks, handled by opts.missed (skip: the
- * latest runs once, late; burst: up to max_catch_up of them run).  On a
+ * new time instead of firing a burst or sleeping for an hour; ticks a jump
+ * forward passed over are missed ticks, handled by opts.missed (skip: the
+ * first of them runs at once, late, the others are counted as missed;
+ * burst: up to max_catch_up more run back to back).  Where Linux's timerfd
+ * is not there to tell of a jump, a jump forward is noticed at the next
+ * tick.  A tick that comes early because the wall clock was slewed waits
+ * for the rest.  On a
  * virtual-clock loop the wall clock is the virtual one (chime_wall_set).
  * Returns 0; -EINVAL for an expression chime_cron_parse refuses (it tells
- * why), a NULL expr or target, or options as chime_every refuses them;
- * -ENOENT for a zone the system does not have; -EPERM (no loop running on
- * this thread); -ENOMEM. */
+ * why), a NULL expr or target, options as chime_every refuses them, or
+ * options that do not apply (schedule, start, start_at; missed =
+ * CHIME_MISSED_DELAY; a spread, which needs a per-job offset: use jitter);
+ * -ENOENT for a zone the system does not have (chime_tz_load's errors);
+ * -ERANGE if the expression fires no more before chime_ns ends; -EPERM (no
+ * loop running on this thread); -ENOMEM; -EMFILE (the timerfd that watches
+ * the wall clock). */
 CHIME_EXPORT int chime_cron(const char *expr, chime_fn target, void *arg, const chime_every_opts *opts,
                             chime_task *job);
 

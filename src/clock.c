@@ -29,6 +29,10 @@ chime_ns chime_wall_now(void) {
 
 chime_ns chime__wall_start(void) { return realtime(); }
 
+chime_ns chime__wall_offset(const chime_loop *loop) {
+  return loop->virtual_clock ? loop->wall_base : realtime() - chime__mono();
+}
+
 chime_ns chime_now(void) {
   chime_loop *loop = chime__tls_loop;
   return loop ? chime__now(loop) : chime__mono();
@@ -39,6 +43,7 @@ int chime_wall_set(chime_ns t) {
   if (!loop) return -EPERM;
   if (!loop->virtual_clock || t < 0) return -EINVAL;
   loop->wall_base = t - loop->vnow;
+  if (loop->calendar) chime__jobs_wall_moved(loop);
   return 0;
 }
 

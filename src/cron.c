@@ -434,3 +434,16 @@ int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *tz, chime_ns 
   }
   return (int)i;
 }
+
+/* ---- for calendar jobs (calendar.c) ------------------------------------------ */
+
+bool chime__cron_equal(const chime_cron_expr *a, const chime_cron_expr *b) {
+  return memcmp(a->bits, b->bits, sizeof a->bits) == 0 && a->every == b->every && a->dom_star == b->dom_star &&
+         a->dow_star == b->dow_star && a->all_hours == b->all_hours;
+}
+
+chime_cron_expr *chime__cron_dup(const chime_cron_expr *c) {
+  chime_cron_expr *d = chime__malloc(sizeof *d);
+  if (d) *d = *c;
+  return d;
+}

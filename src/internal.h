@@ -310,6 +310,8 @@ struct chime__spec {
   struct chime__settings opts;
   chime_group *group;   /* the group that owns the jobs, or NULL */
   chime_ns step, phase; /* coalescing boundaries: phase + k * step (step 0: none) */
+  chime_cron_expr *cron; /* calendar jobs: their expression (the spec's own copy), else NULL */
+  const chime_tz *tz;    /* calendar jobs: their zone (the loop's, calendar.c) */
   char name[32];
 };
 
@@ -333,8 +335,8 @@ struct chime__job {
   struct chime__obj o;      /* gen, kind, state (chime__job_state), flags, timer (the next tick) */
   struct chime__spec *spec; /* shared settings */
   void *arg;
-  chime_ns interval;
-  chime_ns due; /* the grid time of the next tick to handle; the join result once stopping */
+  chime_ns interval; /* calendar jobs: the wall-clock instant of the tick at `due` */
+  chime_ns due;      /* the grid time of the next tick to handle; the join result once stopping */
   uint64_t runs;
   uint32_t errors, timeouts; /* counters saturate at UINT32_MAX */
   uint32_t skipped_overlap, skipped_missed, skipped_backoff;
@@ -357,6 +359,12 @@ void chime__runner_promote(chime_loop *loop, struct chime__task *t);
 /* Starts a runner if jobs are due and there is none.  Returns 0 or
  * -ENOMEM. */
 int chime__runner_ensure(chime_loop *loop);
+/* Creates a job (chime_every, chime_cron): `cron` (copied) and `tz` for a
+ * calendar job, else NULL and the interval. */
+int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void *arg, const chime_every_opts *o,
+                      chime_task *out, const chime_cron_expr *cron, const chime_tz *tz);
+/* The wall clock was set: calendar jobs plan their next ticks afresh. */
+void chime__jobs_wall_moved(chime_loop *loop);
 /* Cancels every job (the shutdown), or every job of a group. */
 void chime__jobs_cancel(chime_loop *loop, chime_group *only);
 /* Ends every job, run and runner left (after the grace period), adding the
@@ -368,6 +376,21 @@ void chime__specs_release(chime_loop *loop);
 static inline bool chime__cancel_pending(const struct chime__task *t) {
   return (t->o.flags & (CHIME__CANCELLED | CHIME__SHIELDED)) == CHIME__CANCELLED;
 }
+
+/* ---- calendar jobs (calendar.c, cron.c) ---------------------------------- */
+
+/* The first instant the expression fires after wall instant `wall`, or
+ * CHIME_NEVER. */
+chime_ns chime__cron_after(const chime_cron_expr *cron, const chime_tz *tz, chime_ns wall);
+/* From tick w on, steps over the ticks at or before `limit`, counting them
+ * in *count (up to a cap); returns the first tick after limit. */
+chime_ns chime__cron_skip(const struct chime__spec *s, chime_ns w, chime_ns limit, uint64_t *count);
+bool chime__cron_equal(const chime_cron_expr *a, const chime_cron_expr *b);
+chime_cron_expr *chime__cron_dup(const chime_cron_expr *c);
+/* At loop free: the jump watcher and the zones. */
+void chime__calendar_free(chime_loop *loop);
+/* The wall clock minus the monotonic one, now (clock.c). */
+chime_ns chime__wall_offset(const chime_loop *loop);
 
 /* ---- posts and the pool (pool.c) ----------------------------------------- */
 
@@ -441,6 +464,10 @@ struct chime_loop {
   struct chime__sigwait *sig_waiters;        /* tasks waiting, oldest first */
   struct chime__sigwait *sig_waiters_tail;
   struct chime_proc *procs;                  /* children not yet freed (process.c) */
+  /* calendar jobs (calendar.c) */
+  bool calendar;             /* the loop has had calendar jobs: it watches the wall clock */
+  struct chime__io jump_io;  /* a timerfd cancelled by wall-clock jumps (fd -1: none) */
+  struct chime__tzc *tzs;    /* zones loaded, by name */
   /* calls from other threads (pool.c) */
   pthread_mutex_t post_mu;       /* guards the queue */
   struct chime__post *post_head; /* queued posts, oldest first */

@@ -102,6 +102,7 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   loop->ops = ops;
   loop->wake_io.fd = -1;
   loop->wake_wfd = -1;
+  loop->jump_io.fd = -1;
   chime__slabs_init(&loop->slabs, random_seed(loop));
   chime__timers_init(&loop->timers, chime__now(loop), &loop->slabs);
   /* Jitter and coalescing: random on the real clock, fixed on the virtual
@@ -419,6 +420,7 @@ void chime_loop_free(chime_loop *loop) {
   pthread_mutex_unlock(&loop->post_mu);
   chime__fdrecs_free(loop);
   chime__specs_release(loop);
+  chime__calendar_free(loop);
   chime__groups_free(loop);
   wake_close(loop);
   loop->ops->fini(loop);

@@ -44,15 +44,22 @@ static uint64_t mix(uint64_t x) {
 /* ---- specs ------------------------------------------------------------------ */
 
 static void choose_step(const chime_loop *loop, struct chime__spec *s);
+static void spec_put(struct chime__spec *s);
 
 /* Whether the spec's name is `name` as it keeps it (cut to 31 bytes). */
 static bool same_name(const struct chime__spec *s, const char *name) {
   return s->name[0] == name[0] && (!name[0] || strncmp(s->name, name, sizeof s->name - 1) == 0);
 }
 
+/* Whether the spec has this calendar (none, for interval jobs). */
+static bool same_calendar(const struct chime__spec *s, const chime_cron_expr *cron, const chime_tz *tz) {
+  return cron ? s->cron && s->tz == tz && chime__cron_equal(s->cron, cron) : !s->cron;
+}
+
 static bool spec_equal(const struct chime__spec *s, chime_fn target, const struct chime__settings *o, chime_group *g,
-                       const char *name) {
-  return s->target == target && s->group == g && same_name(s, name) && memcmp(&s->opts, o, sizeof *o) == 0;
+                       const char *name, const chime_cron_expr *cron, const chime_tz *tz) {
+  return s->target == target && s->group == g && same_name(s, name) && memcmp(&s->opts, o, sizeof *o) == 0 &&
+         same_calendar(s, cron, tz);
 }
 
 /* Whether settings s are what options o ask for: field by field, which is
@@ -70,28 +77,35 @@ static bool settings_are(const struct chime__settings *s, const chime_every_opts
  * then copied field by field, key and name NULL) so that memcmp compares
  * settings only. */
 static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const struct chime__settings *o, chime_group *g,
-                                    const char *name) {
+                                    const char *name, const chime_cron_expr *cron, const chime_tz *tz) {
   struct chime__spec *s = loop->spec_cache;
-  if (s && spec_equal(s, target, o, g, name)) {
+  if (s && spec_equal(s, target, o, g, name, cron, tz)) {
     s->refs++;
     return s;
   }
   s = chime__malloc(sizeof *s);
   if (!s) return NULL;
   memset(s, 0, sizeof *s);
+  if (cron && !(s->cron = chime__cron_dup(cron))) {
+    chime__free(s);
+    return NULL;
+  }
+  s->tz = tz;
   s->refs = 2; /* the caller's and the cache's */
   s->target = target;
   s->opts = *o;
   s->group = g;
   strncpy(s->name, name, sizeof s->name - 1);
   choose_step(loop, s);
-  if (loop->spec_cache && --loop->spec_cache->refs == 0) chime__free(loop->spec_cache);
+  if (loop->spec_cache) spec_put(loop->spec_cache);
   loop->spec_cache = s;
   return s;
 }
 
 static void spec_put(struct chime__spec *s) {
-  if (--s->refs == 0) chime__free(s);
+  if (--s->refs) return;
+  chime_cron_free(s->cron);
+  chime__free(s);
 }
 
 /* ---- planning ----------------------------------------------------------- */
@@ -132,7 +146,7 @@ static void arm(chime_loop *loop, struct chime__job *j) {
   const struct chime__spec *s = j->spec;
   chime_ns at = planned(loop, j, j->due);
   if (s->step) at += (s->step - (at - s->phase) % s->step) % s->step; /* the first boundary >= at */
-  chime__timers_add(&loop->timers, &j->o.timer, at);
+  chime__timers_add(&loop->timers, &j->o.timer, at > 0 ? at : 0);     /* (a calendar tick a jump left behind) */
 }
 
 /* ---- the due queue ------------------------------------------------------ */
@@ -250,6 +264,50 @@ void chime__job_cancel(chime_loop *loop, struct chime__job *j) {
 
 /* ---- ticks ------------------------------------------------------------------- */
 
+/* Makes wall instant w (CHIME_NEVER: none) a calendar job's next tick, at
+ * the wall clock's offset `off`; false if there is none. */
+static bool cron_set(struct chime__job *j, chime_ns w, chime_ns off) {
+  if (w == CHIME_NEVER) return false;
+  j->interval = w;
+  j->due = w - off;
+  return true;
+}
+
+/* Arms the next tick (at j->due), or stops the job if it has none or if
+ * `until` comes first. */
+static void arm_or_stop(chime_loop *loop, struct chime__job *j, bool has_next) {
+  const struct chime__settings *o = &j->spec->opts;
+  if (!has_next || (o->until && planned(loop, j, j->due) >= o->until))
+    job_stop(loop, j, 0);
+  else
+    arm(loop, j);
+}
+
+/* next_tick for a calendar job: the same, over the expression's instants
+ * instead of a grid. */
+static void cron_next_tick(chime_loop *loop, struct chime__job *j, chime_ns now, bool overlapped) {
+  const struct chime__spec *s = j->spec;
+  chime_ns off = chime__wall_offset(loop), wnow = now + off;
+  chime_ns w = chime__cron_after(s->cron, s->tz, j->interval);
+  if (w > wnow) {
+    j->catch_up = 0;
+  } else if (!overlapped && s->opts.missed == CHIME_MISSED_BURST && j->catch_up < s->opts.max_catch_up) {
+    j->catch_up++;
+    cron_set(j, w, off);
+    j->o.flags |= CHIME__J_CATCHUP;
+    return;
+  } else {
+    uint64_t passed;
+    w = chime__cron_skip(s, w, wnow, &passed);
+    if (overlapped)
+      j->skipped_overlap = add_sat(j->skipped_overlap, passed);
+    else
+      j->skipped_missed = add_sat(j->skipped_missed, passed);
+    j->catch_up = 0;
+  }
+  arm_or_stop(loop, j, cron_set(j, w, off));
+}
+
 /* The tick at grid time t is being handled at `now`: find the next one,
  * counting the grid points passed over (as overlap if they fell due while a
  * run was going, else as missed), and arm it, unless it must wait for the
@@ -257,6 +315,10 @@ void chime__job_cancel(chime_loop *loop, struct chime__job *j) {
 static void next_tick(chime_loop *loop, struct chime__job *j, chime_ns t, chime_ns now, bool overlapped) {
   const struct chime__settings *o = &j->spec->opts;
   if (o->schedule == CHIME_FIXED_DELAY) return; /* planned when the run returns */
+  if (j->spec->cron) {
+    cron_next_tick(loop, j, now, overlapped);
+    return;
+  }
   chime_ns iv = j->interval, next = t + iv;
   if (next > now) {
     j->catch_up = 0;
@@ -275,11 +337,7 @@ static void next_tick(chime_loop *loop, struct chime__job *j, chime_ns t, chime_
     j->catch_up = 0;
   }
   j->due = next;
-  if (o->until && planned(loop, j, next) >= o->until) {
-    job_stop(loop, j, 0);
-    return;
-  }
-  arm(loop, j);
+  arm_or_stop(loop, j, true);
 }
 
 static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags);
@@ -319,6 +377,14 @@ static chime_ns tick(chime_loop *loop, struct chime__task *self, struct chime__j
     maybe_finish(loop, j);
     return now;
   }
+  if (j->spec->cron && !queued && !(j->o.flags & CHIME__J_CATCHUP)) {
+    chime_ns at = j->interval - chime__wall_offset(loop);
+    if (at > now) { /* early: the wall clock was slewed since (or set back) */
+      j->due = at;
+      arm(loop, j);
+      return now;
+    }
+  }
   if (queued) { /* the tick that waited for the previous run: its turn */
     j->o.flags &= (uint16_t)~CHIME__J_QUEUED;
   } else if (j->running) {
@@ -356,23 +422,24 @@ static void after_run(chime_loop *loop, struct chime__job *j, chime_ns end, bool
   chime_ns not_before = failed && o->on_error == CHIME_ERROR_BACKOFF ? end + backoff_delay(o, j->failures) : 0;
   if (o->schedule == CHIME_FIXED_DELAY) {
     j->due = end + j->interval > not_before ? end + j->interval : not_before;
-    if (o->until && planned(loop, j, j->due) >= o->until)
-      job_stop(loop, j, 0);
-    else
-      arm(loop, j);
+    arm_or_stop(loop, j, true);
     return;
   }
   if (not_before && j->due < not_before) { /* back off: skip the ticks before not_before */
-    uint64_t k = (uint64_t)((not_before - j->due + j->interval - 1) / j->interval);
+    uint64_t k;
+    bool has_next = true;
     disarm(loop, j);
     j->o.flags &= (uint16_t) ~(CHIME__J_QUEUED | CHIME__J_CATCHUP);
     j->catch_up = 0;
+    if (j->spec->cron) {
+      chime_ns off = chime__wall_offset(loop);
+      has_next = cron_set(j, chime__cron_skip(j->spec, j->interval, not_before + off - 1, &k), off);
+    } else {
+      k = (uint64_t)((not_before - j->due + j->interval - 1) / j->interval);
+      j->due += (chime_ns)k * j->interval;
+    }
     j->skipped_backoff = add_sat(j->skipped_backoff, k);
-    j->due += (chime_ns)k * j->interval;
-    if (o->until && planned(loop, j, j->due) >= o->until)
-      job_stop(loop, j, 0);
-    else
-      arm(loop, j);
+    arm_or_stop(loop, j, has_next);
     return;
   }
   if (j->o.flags & CHIME__J_QUEUED) {
@@ -500,7 +567,7 @@ void chime__specs_release(chime_loop *loop) {
 /* ---- names and groups: a copy of the spec --------------------------------- */
 
 static int respec(chime_loop *loop, struct chime__job *j, chime_group *g, const char *name) {
-  struct chime__spec *old = j->spec, *s = spec_get(loop, old->target, &old->opts, g, name);
+  struct chime__spec *old = j->spec, *s = spec_get(loop, old->target, &old->opts, g, name, old->cron, old->tz);
   if (!s) return -ENOMEM;
   j->spec = s;
   spec_put(old);
@@ -521,10 +588,10 @@ static bool bad_duration(chime_ns d) { return d < 0 || d > MAX_DURATION; }
 
 _Static_assert(sizeof(struct chime__settings) == 80, "settings have no implicit padding");
 
-/* Checks the options.  `now` is needed (and read) only when o->until is
- * set. */
-static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now) {
-  if (interval <= 0 || interval > MAX_DURATION) return -EINVAL;
+/* Checks the options (and the interval of an interval job, `calendar`
+ * false).  `now` is needed (and read) only when o->until is set. */
+static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now, bool calendar) {
+  if (!calendar && (interval <= 0 || interval > MAX_DURATION)) return -EINVAL;
   if ((unsigned)o->schedule > CHIME_FIXED_DELAY || (unsigned)o->start > CHIME_START_AT ||
       (unsigned)o->missed > CHIME_MISSED_DELAY || (unsigned)o->overlap > CHIME_OVERLAP_REPLACE ||
       (unsigned)o->on_error > CHIME_ERROR_BACKOFF)
@@ -576,23 +643,34 @@ static chime_ns spread_of(const char *key, chime_ns spread) {
 
 int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts, chime_task *out) {
   chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  if (!target || (opts && opts->tz)) return -EINVAL; /* a zone is for calendar jobs */
+  return chime__job_create(loop, interval, target, arg, opts, out, NULL, NULL);
+}
+
+int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts,
+                      chime_task *out, const chime_cron_expr *cron, const chime_tz *tz) {
   static const chime_every_opts defaults;
   const chime_every_opts *o = opts ? opts : &defaults;
-  if (!loop) return -EPERM;
-  if (!target) return -EINVAL;
   /* the clock is read only when the options need it */
-  chime_ns now = o->start != CHIME_START_AT || o->until ? chime__now(loop) : 0;
-  int rc = check_opts(o, interval, now);
+  chime_ns now = o->start != CHIME_START_AT || o->until || cron ? chime__now(loop) : 0;
+  int rc = check_opts(o, interval, now, cron != NULL);
   if (rc) return rc;
+  chime_ns off = 0, first = 0;
+  if (cron) { /* the first tick: no need to go further if there is none */
+    off = chime__wall_offset(loop);
+    if ((first = chime__cron_after(cron, tz, now + off)) == CHIME_NEVER) return -ERANGE;
+  }
   const char *name = o->name ? o->name : "";
   struct chime__spec *s = loop->spec_cache;
-  if (s && s->target == target && !s->group && same_name(s, name) && settings_are(&s->opts, o)) {
+  if (s && s->target == target && !s->group && same_name(s, name) && settings_are(&s->opts, o) &&
+      same_calendar(s, cron, tz)) {
     s->refs++; /* made the same way as the last job: the usual case */
   } else {
     struct chime__settings n = settings_of(o);
     char copy[32] = "";
     strncpy(copy, name, sizeof copy - 1);
-    s = spec_get(loop, target, &n, NULL, copy);
+    s = spec_get(loop, target, &n, NULL, copy, cron, tz);
     if (!s) return -ENOMEM;
   }
   struct chime__job *j = (struct chime__job *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_JOB);
@@ -611,10 +689,13 @@ int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every
   j->spec = s;
   j->arg = arg;
   j->interval = interval;
-  j->due = (o->start == CHIME_START_AT    ? o->start_at
-            : o->start == CHIME_START_NOW ? now
-                                          : now + interval) +
-           (o->spread ? spread_of(o->key, o->spread) : 0);
+  if (cron)
+    cron_set(j, first, off);
+  else
+    j->due = (o->start == CHIME_START_AT    ? o->start_at
+              : o->start == CHIME_START_NOW ? now
+                                            : now + interval) +
+             (o->spread ? spread_of(o->key, o->spread) : 0);
   loop->ntasks++;
   if (out) out->id = chime__obj_handle(&j->o);
   if (loop->shutting_down) {
@@ -627,6 +708,24 @@ int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every
   }
   return 0;
 }
+
+/* ---- wall-clock jumps ---------------------------------------------------------- */
+
+/* A calendar job waiting for its next tick takes the earlier of that tick
+ * and the first after the wall clock's new reading. */
+static void wall_moved(struct chime__obj *o, void *ctx) {
+  chime_loop *loop = ctx;
+  struct chime__job *j = (struct chime__job *)o;
+  if (o->kind != CHIME__JOB || o->state != CHIME__JOB_ACTIVE || !j->spec->cron || !chime__timer_armed(&o->timer))
+    return;
+  chime_ns off = chime__wall_offset(loop), w = chime__cron_after(j->spec->cron, j->spec->tz, chime__now(loop) + off);
+  chime__timers_del(&loop->timers, &o->timer);
+  cron_set(j, w < j->interval ? w : j->interval, off);
+  arm_or_stop(loop, j, true);
+  maybe_finish(loop, j);
+}
+
+void chime__jobs_wall_moved(chime_loop *loop) { chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, wall_moved, loop); }
 
 /* ---- statistics ------------------------------------------------------------- */
 
@@ -660,9 +759,4 @@ int chime_every_stats(chime_task h, chime_job_stats *st) {
   bool fixed_delay_waits = j->spec->opts.schedule == CHIME_FIXED_DELAY && j->running;
   st->next = o->state == CHIME__JOB_ACTIVE && !fixed_delay_waits ? planned(loop, j, j->due) : CHIME_NEVER;
   return 0;
-}
-
-int chime_cron(const char *expr, chime_fn target, void *arg, const chime_every_opts *opts, chime_task *job) {
-  (void)expr, (void)target, (void)arg, (void)opts, (void)job;
-  return -ENOSYS; /* calendar jobs: not yet */
 }
