@@ -318,7 +318,37 @@ static void allocation_failures_are_reported_and_change_nothing(void **state) {
   assert_int_equal(run_virtual(fault_main, NULL), 0);
 }
 
-TEST_MAIN(cmocka_unit_test(a_daily_job_runs_at_its_time_every_day),
+/* On the real clock: whole seconds of the wall clock, and a timerfd
+ * watching for jumps (walked through its failure too). */
+static int whole_second(void *arg) {
+  chime_ns w = chime_wall_now();
+  if (w % CHIME_SEC(1) > CHIME_MS(200)) (*(int *)arg)++; /* more than 200 ms past the second: late */
+  return 0;
+}
+
+static int real_main(void *arg) {
+  int *late = arg;
+  chime_task job;
+  chime_every_opts o = {.tz = "UTC", .max_runs = 2};
+  chime__test_fail_after(0, false); /* the first fallible call fails */
+  int rc = chime_cron("* * * * * *", whole_second, late, &o, &job);
+  chime__test_fail_after(-1, false);
+  assert_true(rc == -ENOMEM || rc == -EMFILE || rc == -EIO);
+  assert_int_equal(chime_cron("* * * * * *", whole_second, late, &o, &job), 0);
+  assert_int_equal(chime_join(job, NULL), 0);
+  return 0;
+}
+
+static void on_the_real_clock_runs_start_on_the_wall_clock_second(void **state) {
+  (void)state;
+  int late = 0;
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
+  assert_int_equal(chime_run(real_main, &late, &o, NULL), 0);
+  assert_int_equal(late, 0);
+}
+
+TEST_MAIN(cmocka_unit_test(on_the_real_clock_runs_start_on_the_wall_clock_second),
+          cmocka_unit_test(a_daily_job_runs_at_its_time_every_day),
           cmocka_unit_test(a_time_the_clock_skips_runs_once_at_the_first_instant_after),
           cmocka_unit_test(a_time_the_clock_repeats_runs_once_at_its_first_occurrence),
           cmocka_unit_test(fixed_minutes_of_every_hour_run_at_every_real_hour),
