@@ -512,6 +512,7 @@ void chime__runner_promote(chime_loop *loop, struct chime__task *t) {
   t->next_all = loop->runs;
   if (loop->runs) loop->runs->prev_all = t;
   loop->runs = t;
+  chime__runner_ensure(loop); /* the jobs still due go on at once (-ENOMEM: next round) */
 }
 
 /* ---- the shutdown --------------------------------------------------------- */

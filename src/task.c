@@ -173,7 +173,10 @@ bool chime__task_timed_out(chime_loop *loop, struct chime__task *t) {
   return true;
 }
 
-int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline) {
+/* chime__task_wait; `future`: the caller knows the deadline has not come
+ * (one clock reading saved). */
+static int wait_impl(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline,
+                     bool future) {
   struct chime__task *self = loop->cur;
   int rc;
   self->wait = (uint8_t)kind;
@@ -187,7 +190,7 @@ int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct c
                     : deadline;
   if (cancel_pending(self) && !waits_on_cancelled(self)) {
     rc = -ECANCELED;
-  } else if (deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
+  } else if (!future && deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
     rc = -ETIMEDOUT;
   } else {
     if (slot) *slot = self;
@@ -204,6 +207,10 @@ int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct c
   self->wait = CHIME__WAIT_NONE;
   self->wait_on = NULL;
   return rc;
+}
+
+int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline) {
+  return wait_impl(loop, kind, on, slot, deadline, false);
 }
 
 static void task_finish(chime_loop *loop, struct chime__task *t) {
@@ -444,7 +451,7 @@ int chime_sleep_until(chime_ns when) {
   if (!self) return -EPERM;
   if (when < 0) return -EINVAL;
   if (when <= chime__now(loop)) return chime_yield();
-  int rc = chime__task_wait(loop, CHIME__WAIT_SLEEP, NULL, NULL, when);
+  int rc = wait_impl(loop, CHIME__WAIT_SLEEP, NULL, NULL, when, true);
   return rc == -ETIMEDOUT ? 0 : rc;
 }
 
@@ -452,10 +459,11 @@ int chime_sleep(chime_ns d) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   if (!self) return -EPERM;
-  if (d < 0) return -EINVAL;
-  chime_ns now = chime__now(loop), when;
-  if (__builtin_add_overflow(now, d, &when) || when == CHIME_NEVER) return -EINVAL;
-  return chime_sleep_until(when);
+  if (d <= 0) return d ? -EINVAL : chime_yield();
+  chime_ns when;
+  if (__builtin_add_overflow(chime__now(loop), d, &when) || when == CHIME_NEVER) return -EINVAL;
+  int rc = wait_impl(loop, CHIME__WAIT_SLEEP, NULL, NULL, when, true); /* one clock reading */
+  return rc == -ETIMEDOUT ? 0 : rc;
 }
 
 /* ---- timers ----------------------------------------------------------- */

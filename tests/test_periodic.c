@@ -847,7 +847,41 @@ static void allocation_failures_in_chime_every_are_clean(void **state) {
   assert_int_equal(run_virtual(fault_main, NULL), 0);
 }
 
-TEST_MAIN(cmocka_unit_test(the_tutorial_with_chime_every), cmocka_unit_test(fixed_rate_stays_on_the_grid),
+/* ---- many targets that suspend, on the real clock ------------------------------ */
+
+static chime_ns worst_late;
+
+static int sleepy_target(void *arg) {
+  (void)arg;
+  chime_ns tick;
+  assert_int_equal(chime_tick(&tick), 0);
+  if (chime_now() - tick > worst_late) worst_late = chime_now() - tick;
+  return chime_sleep(CHIME_MS(50));
+}
+
+static int sleepy_main(void *arg) {
+  (void)arg;
+  chime_every_opts o = {.start = CHIME_START_AT, .start_at = chime_now() + CHIME_MS(20), .max_runs = 1};
+  chime_task jobs[200];
+  for (int i = 0; i < 200; i++)
+    assert_int_equal(chime_every(CHIME_SEC(1), sleepy_target, NULL, &o, &jobs[i]), 0);
+  for (int i = 0; i < 200; i++)
+    assert_int_equal(chime_join(jobs[i], NULL), 0);
+  return 0;
+}
+
+static void jobs_due_together_all_start_while_the_first_ones_suspend(void **state) {
+  (void)state;
+  worst_late = 0;
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
+  assert_int_equal(chime_run(sleepy_main, NULL, &o, NULL), 0);
+  /* each target suspends at once: all 200 start within a few ms of the
+   * tick, not one per wake-up of the loop (a generous bound) */
+  assert_true(worst_late < CHIME_MS(500));
+}
+
+TEST_MAIN(cmocka_unit_test(jobs_due_together_all_start_while_the_first_ones_suspend),
+          cmocka_unit_test(the_tutorial_with_chime_every), cmocka_unit_test(fixed_rate_stays_on_the_grid),
           cmocka_unit_test(fixed_delay_follows_each_return), cmocka_unit_test(start_now_and_start_at),
           cmocka_unit_test(overlap_skip_drops_ticks_while_a_run_goes),
           cmocka_unit_test(overlap_queue_runs_one_waiting_tick_at_the_return),
