@@ -462,9 +462,13 @@ typedef struct chime_proc_opts {
   /* The child leads a new process group (its pid), so that signals reach
    * its own children too; with keep_group it stays in the parent's. */
   bool keep_group;
-  /* Run as uid/gid (only root may; supplementary groups are just gid). */
+  /* Run as uid/gid (only root may), with the supplementary groups
+   * groups[0..ngroups) (a user's, from getgrouplist(3)), or just gid when
+   * ngroups is 0. */
   bool as_user;
   unsigned uid, gid;
+  const unsigned *groups;
+  unsigned ngroups;
   /* Signals the parent ignores stay ignored in the child (as exec keeps
    * them); with reset_signals every signal has its default action (as
    * systemd starts services).  Either way the child's signal mask is
@@ -478,7 +482,7 @@ typedef struct chime_proc_opts {
  * child in *proc (free it with chime_proc_free) and returns 0.  Errors,
  * all before any child runs: -ENOENT (no such program, in PATH or at that
  * path), -EACCES (not executable), -EINVAL (NULL or empty argv, NULL proc,
- * a FILE without a path), -EBADF (a bad FD), -EMFILE, -EAGAIN, -ENOMEM,
+ * a FILE without a path, groups without as_user or more than NGROUPS_MAX), -EBADF (a bad FD), -EMFILE, -EAGAIN, -ENOMEM,
  * open(2)'s errno for a FILE, or the errno of setting up the child (chdir,
  * setuid, exec) reported back from it (so a missing cwd is -ENOENT too:
  * check it first to tell the two apart); -EPERM (no loop running here).

@@ -427,6 +427,8 @@ struct chime_loop {
   struct chime__task *dead; /* a finished task whose stack is still in use */
   struct chime__coro sched; /* the scheduler's context (the thread's stack) */
   int budget;               /* task switches left before the scheduler runs */
+  int coop;                 /* I/O operations done without waiting since the scheduler ran */
+  unsigned busy_rounds;     /* rounds that found tasks runnable (every 16th polls descriptors) */
   bool stop;                /* chime_loop_stop, or the main task ended */
   bool running;             /* inside chime_loop_run */
   bool shutting_down;       /* new tasks start cancelled */
@@ -538,6 +540,11 @@ bool chime__task_timed_out(chime_loop *loop, struct chime__task *t);
  * timer, unlinks it from its waits and group. */
 void chime__task_abandon(chime_loop *loop, struct chime__task *t);
 void chime__runq_clear(chime_loop *loop);
+/* The cooperative budget (Tokio's): called before an I/O operation that
+ * may complete without waiting; every so many, the running task yields to
+ * the scheduler, so that a task reading a fast producer cannot starve
+ * timers, signals and other tasks.  Returns 0, or -ECANCELED. */
+int chime__coop(chime_loop *loop);
 /* Switches from the scheduler to the first task of the run queue and
  * returns when control comes back to the scheduler. */
 void chime__sched_resume(chime_loop *loop);

@@ -202,6 +202,12 @@ static ssize_t transfer(int fd, void *buf, size_t n, bool out, bool plain) {
   return out ? write(fd, buf, n) : read(fd, buf, n);
 }
 
+/* The cooperative budget, for the task running here (-EPERM: none). */
+static int coop_here(void) {
+  chime_loop *loop = chime__tls_loop;
+  return loop && loop->cur ? chime__coop(loop) : -EPERM;
+}
+
 static struct chime__fdrec *rec_find(int fd) {
   chime_loop *loop = chime__tls_loop;
   return loop && fd >= 0 && (size_t)fd < loop->nfdrecs ? loop->fdrecs[fd] : NULL;
@@ -220,11 +226,13 @@ static bool plain_after_wait(int fd, struct chime__fdrec *r, int ready) {
 int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
   if (!buf && n) return -EINVAL;
   if (n > INT32_MAX) n = INT32_MAX;
+  int rc = coop_here();
+  if (rc) return rc;
   struct chime__fdrec *r = rec_find(fd);
   /* A descriptor that had nothing at the last read, and then less than a
    * buffer's worth (a ping-pong, a quiet socket), is waited for first: a
    * read bound to fail is saved. */
-  int rc = r && r->read_waits ? fd_wait(fd, CHIME_READABLE, deadline, &r) : 0;
+  rc = r && r->read_waits ? fd_wait(fd, CHIME_READABLE, deadline, &r) : 0;
   for (;;) {
     if (rc < 0) return rc;
     ssize_t got = transfer(fd, buf, n, false, r && plain_after_wait(fd, r, rc));
@@ -242,7 +250,7 @@ int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t
   size_t done = 0;
   int rc = !buf && n ? -EINVAL : 0, ready = 0;
   struct chime__fdrec *r = NULL;
-  while (rc == 0 && done < n) {
+  while (rc == 0 && done < n && (rc = coop_here()) == 0) {
     ssize_t w = transfer(fd, (char *)(uintptr_t)buf + done, n - done, true, r && plain_after_wait(fd, r, ready));
     if (w >= 0) {
       done += (size_t)w;
@@ -261,6 +269,7 @@ int chime_accept(int fd, chime_ns deadline) {
   int rc = check_nonblocking(fd);
   if (rc) return rc;
   for (;;) {
+    if ((rc = coop_here()) != 0) return rc;
     if (CHIME__FAULT()) return -EMFILE;
     int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c >= 0) return c;

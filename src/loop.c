@@ -266,8 +266,8 @@ static int round_once(chime_loop *loop, chime_ns until, chime_ns block) {
   int rc = 0;
   if (!loop->runq_head)
     rc = wait_for_work(loop, chime__now(loop), until, block);
-  else if (loop->nio > 0)
-    rc = loop->ops->wait(loop, 0);
+  else if (loop->nio > 0 || ++loop->busy_rounds % 16 == 0)
+    rc = loop->ops->wait(loop, 0); /* busy as it is, the loop still sees descriptors (children's pidfds too) */
   if (rc < 0) return rc;
   chime__posts_run(loop);
   chime__signals_deliver(loop);

@@ -25,11 +25,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <grp.h>
+#include <limits.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+_Static_assert(sizeof(gid_t) == sizeof(unsigned), "chime_proc_opts.groups is handed to setgroups as it is");
 
 #ifdef CHIME_TESTING
 #include "testing.h"
@@ -190,7 +193,9 @@ static void child(const char *prog, char *const argv[], char *const envp[], cons
   if (!err && o->cwd && chdir(o->cwd) != 0) err = errno;
   if (!err && o->as_user) {
     gid_t g = (gid_t)o->gid;
-    if (setgroups(1, &g) != 0 || setgid(g) != 0 || setuid((uid_t)o->uid) != 0) err = errno;
+    const gid_t *list = o->ngroups ? (const gid_t *)o->groups : &g;
+    if (setgroups(o->ngroups ? o->ngroups : 1, list) != 0 || setgid(g) != 0 || setuid((uid_t)o->uid) != 0)
+      err = errno;
   }
   if (!err) {
     sigset_t none;
@@ -210,6 +215,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   const chime_proc_opts *o = opts ? opts : &defaults;
   if (!loop) return -EPERM;
   if (!argv || !argv[0] || !argv[0][0] || !out) return -EINVAL;
+  if (o->ngroups && (!o->as_user || !o->groups || o->ngroups > NGROUPS_MAX)) return -EINVAL;
   char prog[4096];
   int rc = resolve(argv[0], prog, sizeof prog);
   if (rc) return rc;

@@ -28,6 +28,7 @@
 
 /* Context switches a round of tasks may make before the scheduler runs. */
 #define CHIME__BUDGET 64
+#define CHIME__COOP 32 /* operations that did not wait, per yield (chime__coop) */
 
 static void runq_push(chime_loop *loop, struct chime__task *t) {
   t->next = NULL;
@@ -151,6 +152,7 @@ void chime__sched_resume(chime_loop *loop) {
   struct chime__task *t = runq_pop(loop);
   if (!t) return;
   loop->budget = CHIME__BUDGET;
+  loop->coop = 0;
   t->o.state = CHIME__RUNNING;
   loop->cur = t;
   chime__coro_switch(&loop->sched, &t->coro, false);
@@ -430,6 +432,13 @@ int chime_shield(bool on) {
   else
     self->o.flags &= (uint16_t)~CHIME__SHIELDED;
   return was;
+}
+
+int chime__coop(chime_loop *loop) {
+  if (++loop->coop < CHIME__COOP) return 0;
+  loop->coop = 0;
+  loop->budget = 0; /* to the scheduler, not only to the next task */
+  return chime_yield();
 }
 
 int chime_yield(void) {

@@ -2,6 +2,8 @@
 #include "test.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -385,7 +387,55 @@ static void a_task_abandoned_while_waiting_leaves_nothing_behind(void **state) {
   close(p[1]);
 }
 
-TEST_MAIN(cmocka_unit_test(two_tasks_play_ping_pong_over_pipes), cmocka_unit_test(a_wait_ends_at_its_deadline),
+/* ---- a fast producer does not starve the loop ------------------------------------------- */
+
+static atomic_bool flooding;
+
+static void *flood(void *arg) {
+  static const char chunk[4096];
+  while (atomic_load(&flooding))
+    if (write(*(int *)arg, chunk, sizeof chunk) < 0 && errno != EAGAIN) break;
+  return NULL;
+}
+
+static int greedy_reader(void *arg) {
+  char buf[1]; /* a byte at a time: far slower than the writer, so data is always there */
+  int n;
+  long total = 0;
+  while ((n = chime_read(*(int *)arg, buf, sizeof buf, CHIME_NEVER)) > 0) total += n;
+  return n < 0 ? n : (int)(total > 0);
+}
+
+static int flood_main(void *arg) {
+  int *p = arg;
+  chime_task t;
+  assert_int_equal(chime_spawn(greedy_reader, &p[0], &t), 0);
+  assert_int_equal(chime_sleep(CHIME_MS(50)), 0); /* the timer fires although the reader never waits */
+  assert_int_equal(chime_cancel(t), 0);
+  int rc;
+  assert_int_equal(chime_join(t, &rc), 0);
+  assert_int_equal(rc, -ECANCELED);
+  return 0;
+}
+
+static void a_reader_that_never_waits_still_lets_the_loop_run(void **state) {
+  (void)state;
+  int p[2];
+  nonblocking_pipe(p);
+  atomic_store(&flooding, true);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, flood, &p[1]), 0);
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
+  int rc = chime_run(flood_main, p, &o, NULL);
+  atomic_store(&flooding, false);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(rc, 0);
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST_MAIN(cmocka_unit_test(a_reader_that_never_waits_still_lets_the_loop_run),
+          cmocka_unit_test(two_tasks_play_ping_pong_over_pipes), cmocka_unit_test(a_wait_ends_at_its_deadline),
           cmocka_unit_test(cancel_reaches_a_task_waiting_on_a_descriptor),
           cmocka_unit_test(one_reader_and_one_writer_per_descriptor),
           cmocka_unit_test(a_reused_descriptor_number_is_a_new_file),

@@ -547,17 +547,31 @@ static void groups_descriptors_and_ignored_signals_are_as_asked(void **state) {
 
 /* ---- ids ---------------------------------------------------------------------------------- */
 
-static int user_main(void *arg) {
-  (void)arg;
-  const char *argv[] = {"id", "-u", NULL};
-  chime_proc_opts o = {.out = {.mode = CHIME_STDIO_PIPE}, .as_user = true, .uid = 65534, .gid = 65534};
+/* What `sh -c CMD` prints, run with options o. */
+static void output_of(const char *cmd, chime_proc_opts *o, char *out, size_t size) {
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  o->out.mode = CHIME_STDIO_PIPE;
   chime_proc *p;
-  assert_int_equal(chime_proc_spawn(argv, &o, &p), 0);
-  char out[32];
-  read_all(chime_proc_fd(p, 1), out, sizeof out);
-  assert_string_equal(out, "65534\n");
+  assert_int_equal(chime_proc_spawn(argv, o, &p), 0);
+  read_all(chime_proc_fd(p, 1), out, size);
   assert_int_equal(chime_proc_wait(p, soon(), NULL), 0);
   chime_proc_free(p);
+}
+
+static int user_main(void *arg) {
+  (void)arg;
+  char out[64];
+  chime_proc_opts o = {.as_user = true, .uid = 65534, .gid = 65534};
+  output_of("id -u; id -G", &o, out, sizeof out);
+  assert_string_equal(out, "65534\n65534\n"); /* no group of the parent's goes along */
+  static const unsigned groups[] = {65534, 100};
+  o = (chime_proc_opts){.as_user = true, .uid = 65534, .gid = 65534, .groups = groups, .ngroups = 2};
+  output_of("id -G", &o, out, sizeof out);
+  assert_string_equal(out, "65534 100\n");
+  o = (chime_proc_opts){.groups = groups, .ngroups = 2}; /* groups without a user */
+  const char *argv[] = {"true", NULL};
+  chime_proc *p;
+  assert_int_equal(chime_proc_spawn(argv, &o, &p), -EINVAL);
   return 0;
 }
 
