@@ -357,15 +357,23 @@ CHIME_EXPORT int chime_wait_fd(int fd, unsigned events, chime_ns deadline);
  * -EPERM (no loop running here), or close(2)'s errno. */
 CHIME_EXPORT int chime_close(int fd);
 
-/* Task only.  Reads up to n bytes from a non-blocking descriptor, waiting
- * (until `deadline`) while there is nothing to read.  Returns the number of
- * bytes read (0 at end of file), -EINVAL if fd is not in non-blocking mode
- * (a read would block the whole loop) or buf is NULL with n > 0, read(2)'s
- * errno, or chime_wait_fd's.  Reads at most INT32_MAX bytes at a time. */
+/* Task only.  Reads up to n bytes, waiting (until `deadline`) while there is
+ * nothing to read, never blocking the loop: pipes, sockets and files are
+ * read with RWF_NOWAIT (Linux) whatever their mode; other descriptors
+ * (terminals, or any on a kernel without it) must be in non-blocking mode.
+ * A descriptor that had nothing at the last read is waited for first.
+ * Returns the number of bytes read (0 at end of file), -EINVAL for a
+ * descriptor that must be non-blocking and is not, or buf NULL with n > 0,
+ * read(2)'s errno, or chime_wait_fd's.  Reads at most INT32_MAX bytes at a time.
+ * A suspension point even when data is there: every 32 reads, writes and
+ * accepts that did not have to wait, the task yields to the loop (a
+ * cooperative budget, as Tokio's), so a task reading a fast producer does
+ * not starve timers, signals and other tasks; it may then see -ECANCELED
+ * (nothing was read). */
 CHIME_EXPORT int chime_read(int fd, void *buf, size_t n, chime_ns deadline);
 
-/* Task only.  Writes all n bytes to a non-blocking descriptor, waiting
- * while it is full.  Returns 0, or the first error (as chime_read); in
+/* Task only.  Writes all n bytes, waiting while the descriptor is full, as
+ * chime_read reads (RWF_NOWAIT, or a non-blocking descriptor).  Returns 0, or the first error (as chime_read); in
  * every case *written (if not NULL) tells how many bytes were written. */
 CHIME_EXPORT int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t *written);
 

@@ -92,10 +92,20 @@ static int jump_arm(int fd) {
   return timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL) == 0 ? 0 : -errno;
 }
 
+#ifdef CHIME_TESTING
+#include "testing.h"
+static long jumps_seen;
+long chime__test_wall_jumps(void) { return jumps_seen; }
+#define JUMP_SEEN() jumps_seen++
+#else
+#define JUMP_SEEN() ((void)0)
+#endif
+
 static void jumped(chime_loop *loop, struct chime__io *io, uint32_t revents) {
   (void)revents;
   uint64_t expirations;
   if (read(io->fd, &expirations, sizeof expirations) < 0 && errno == ECANCELED) {
+    JUMP_SEEN();
     jump_arm(io->fd);
     chime__jobs_wall_moved(loop);
   }

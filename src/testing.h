@@ -21,6 +21,8 @@ long chime__test_pool_threads(void);
 /* Children are awaited through SIGCHLD, as without pidfds (on) or through
  * pidfds where the kernel has them (off, the default). */
 void chime__test_no_pidfd(bool on);
+/* Wall-clock jumps the loops' timerfds have told of. */
+long chime__test_wall_jumps(void);
 /* Stacks of the loop running on this thread that tasks hold now (mapped
  * and not in the pool). */
 long chime__test_stacks_in_use(void);
