@@ -118,32 +118,58 @@ struct run_state {
   char why[512];
 };
 
+/* The cleanup of a run once its child has gone.  A cancellation (the
+ * job's timeout, a replacing run, the shutdown) may come at any point of
+ * it: the first one seen names the outcome, and later waits are shielded,
+ * so that the capture tasks are always joined before their memory goes. */
+struct cleanup {
+  const struct job *job;
+  chime_ns started;
+  const char *reason; /* why the run was cancelled; NULL: it was not */
+};
+
+static void note_cancel(struct cleanup *x) {
+  if (!x->reason) x->reason = cancel_reason(x->job, x->started);
+  chime_shield(true);
+}
+
+/* chime_join_until through cancellations, which are noted. */
+static int join_noting(struct cleanup *x, chime_task t, chime_ns deadline) {
+  int rc;
+  while ((rc = chime_join_until(t, deadline, NULL)) == -ECANCELED) note_cancel(x);
+  return rc;
+}
+
 /* Waits for the capture tasks; a pipe held open by a process outside the
- * group is given up on after a second. */
-static void join_captures(chime_task *t, int n) {
+ * group is given up on after a second: a task not joined by then is
+ * cancelled and joined. */
+static void join_captures(struct cleanup *x, chime_task *t, int n) {
   chime_ns deadline = chime_now() + CHIME_SEC(1);
   for (int i = 0; i < n; i++) {
-    if (chime_join_until(t[i], deadline, NULL) == -ETIMEDOUT) {
+    if (join_noting(x, t[i], deadline) != 0) {
       chime_cancel(t[i]);
-      chime_join(t[i], NULL);
+      while (chime_join(t[i], NULL) == -ECANCELED) note_cancel(x);
     }
   }
 }
 
 /* After the child has gone: processes it left in its group get SIGTERM,
- * then SIGKILL once they close its pipes or the grace period ends; as PID
- * 1 of a container chime has adopted them, so it reaps them too.  Capture
- * tasks joined meanwhile are removed from the array; returns how many are
- * left. */
-static int end_leftovers(const struct job *j, int pid, bool exited, chime_task *captures, int n) {
+ * then SIGKILL once they close its pipes or the grace period ends; they are
+ * reaped as they end (chime adopts them, as a subreaper or as PID 1).
+ * Capture tasks joined meanwhile are removed from the array; returns how
+ * many are left. */
+static int end_leftovers(struct cleanup *x, int pid, bool exited, chime_task *captures, int n) {
   if (kill(-pid, 0) != 0) return n;
-  if (exited) log_msg("warn", NULL, "job %s: processes left in the group of pid %d: ending them", j->conf->name, pid);
+  if (exited)
+    log_msg("warn", "leftover", "job %s: processes left in the group of pid %d: ending them", x->job->conf->name,
+            pid);
   kill(-pid, SIGTERM);
-  chime_ns deadline = chime_now() + j->conf->kill_grace;
+  chime_ns deadline = chime_now() + x->job->conf->kill_grace;
   int left = 0;
   for (int i = 0; i < n; i++)
-    if (chime_join_until(captures[i], deadline, NULL) != 0) captures[left++] = captures[i];
+    if (join_noting(x, captures[i], deadline) != 0) captures[left++] = captures[i];
   kill(-pid, SIGKILL);
+  if (chime_cancelled()) note_cancel(x);
   for (int i = 0; i < 100; i++) {
     pid_t got = waitpid(-pid, NULL, WNOHANG);
     if (got < 0) break;
@@ -204,17 +230,17 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
       if (chime_spawn(capture_task, caps[i], &cap[ncap]) == 0) ncap++;
     }
     int status = 0;
+    struct cleanup x = {.job = j, .started = started};
     int w = chime_proc_wait(proc, CHIME_NEVER, &status);
     if (w < 0) { /* cancelled: the job's timeout, a replacing run, or the shutdown */
-      res.outcome = cancel_reason(j, started);
-      chime_shield(true);
+      note_cancel(&x);
       chime_proc_terminate(proc, r->stopping ? r->shutdown_grace : c->kill_grace, &status);
     }
-    join_captures(cap, end_leftovers(j, me.pid, w == 0, cap, ncap));
+    join_captures(&x, cap, end_leftovers(&x, me.pid, w == 0, cap, ncap));
     chime_proc_free(proc);
     if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);
-    if (w == 0) res.outcome = res.exit_code == 0 ? "ok" : res.signal ? "signal" : "failed";
+    res.outcome = x.reason ? x.reason : res.exit_code == 0 ? "ok" : res.signal ? "signal" : "failed";
     res.out_len = capture_tail(&s->out, s->tail_out);
     res.err_len = capture_tail(&s->err, s->tail_err);
     res.out = s->tail_out, res.err = s->tail_err;

@@ -390,6 +390,44 @@ static void cron_job_runs_on_the_calendar(void **state) {
   proc_free(&p);
 }
 
+/* The child exits at once and leaves a process in its group that ignores
+ * SIGTERM and holds its pipes: the run's timeout comes while chime waits
+ * for it.  The record says timeout, and nothing is used after it is freed. */
+static void timeout_while_waiting_for_leftovers(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p,
+                       (const char *const[]){"every", "1h", "--start-now", "--max-runs", "1", "--timeout", "1s",
+                                             "--kill-grace", "10s", "--name", "left", "--db", db, "--", "sh", "-c",
+                                             "(trap '' TERM; sleep 3; echo late) & exit 0", NULL},
+                       VIRTUAL),
+                   0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'timeout' AND exit_code = 0"), 1);
+  assert_null(strstr(p.log, "outcome=ok"));
+  proc_free(&p);
+}
+
+/* The same, with SIGTERM to chime while it waits for the leftovers. */
+static void sigterm_while_waiting_for_leftovers(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  start(&p,
+        (const char *const[]){"every", "1h", "--start-now", "--kill-grace", "10s", "--name", "left", "--db", db, "--",
+                              "sh", "-c", "(trap '' TERM; echo ready; sleep 4; echo late) & exit 0", NULL},
+        NULL);
+  assert_true(wait_log(&p, "line=ready", 20));
+  assert_true(wait_log(&p, "processes left in the group", 20));
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'stopped'"), 1);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 1);
+  proc_free(&p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_runs_on_time),
@@ -410,6 +448,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(old_schema_is_migrated),
       cmocka_unit_test(bad_command_lines_exit_2),
       cmocka_unit_test(cron_job_runs_on_the_calendar),
+      cmocka_unit_test(timeout_while_waiting_for_leftovers),
+      cmocka_unit_test(sigterm_while_waiting_for_leftovers),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests(tests, NULL, NULL);
