@@ -7,6 +7,7 @@
 #include "capture.h"
 
 #include <chime.h>
+#include <errno.h>
 #include <string.h>
 
 #include "log.h"
@@ -64,15 +65,18 @@ size_t capture_tail(const struct capture *c, char *out) {
   return c->tail_len;
 }
 
+/* Each chunk read costs up to a thousand log lines: the task yields after
+ * every one, so that a child that writes as fast as it can (yes) delays
+ * other jobs, timeouts and signals by one chunk's work at most. */
 int capture_task(void *arg) {
   struct capture *c = arg;
   char buf[4096];
   for (;;) {
     int n = chime_read(c->fd, buf, sizeof buf, CHIME_NEVER);
-    if (n <= 0) {
+    if (n > 0) capture_feed(c, buf, (size_t)n);
+    if (n <= 0 || chime_sleep(1) != 0) {
       capture_flush(c);
-      return n;
+      return n < 0 ? n : n == 0 ? 0 : -ECANCELED;
     }
-    capture_feed(c, buf, (size_t)n);
   }
 }

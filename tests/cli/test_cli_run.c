@@ -390,18 +390,30 @@ static void cron_job_runs_on_the_calendar(void **state) {
   proc_free(&p);
 }
 
-/* The child exits at once and leaves a process in its group that ignores
- * SIGTERM and holds its pipes: the run's timeout comes while chime waits
- * for it.  The record says timeout, and nothing is used after it is freed. */
+/* A shell command that leaves a process in its group which ignores SIGTERM
+ * and holds the pipes, and exits as soon as that process has set its trap
+ * (a file says so), then says `ready` and `late` after `secs`. */
+static void leftover_command(char *cmd, size_t size, const char *dir, int secs) {
+  snprintf(cmd, size,
+           "(trap '' TERM; : > %s/trapped; echo ready; sleep %d; echo late) & "
+           "while [ ! -e %s/trapped ]; do sleep 0.01; done; exit 0",
+           dir, secs, dir);
+}
+
+/* The child exits and leaves a process in its group that ignores SIGTERM
+ * and holds its pipes: the run's timeout comes while chime waits for it.
+ * The record says timeout, and nothing is used after it is freed. */
 static void timeout_while_waiting_for_leftovers(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   struct proc p;
+  char cmd[512];
+  leftover_command(cmd, sizeof cmd, dir, 3);
   assert_int_equal(run(&p,
                        (const char *const[]){"every", "1h", "--start-now", "--max-runs", "1", "--timeout", "1s",
                                              "--kill-grace", "10s", "--name", "left", "--db", db, "--", "sh", "-c",
-                                             "(trap '' TERM; sleep 3; echo late) & exit 0", NULL},
+                                             cmd, NULL},
                        VIRTUAL),
                    0);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'timeout' AND exit_code = 0"), 1);
@@ -415,9 +427,11 @@ static void sigterm_while_waiting_for_leftovers(void **state) {
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   struct proc p;
+  char cmd[512];
+  leftover_command(cmd, sizeof cmd, dir, 4);
   start(&p,
         (const char *const[]){"every", "1h", "--start-now", "--kill-grace", "10s", "--name", "left", "--db", db, "--",
-                              "sh", "-c", "(trap '' TERM; echo ready; sleep 4; echo late) & exit 0", NULL},
+                              "sh", "-c", cmd, NULL},
         NULL);
   assert_true(wait_log(&p, "line=ready", 20));
   assert_true(wait_log(&p, "processes left in the group", 20));
