@@ -348,7 +348,9 @@ static void on_the_real_clock_runs_start_on_the_wall_clock_second(void **state) 
 }
 
 /* The system's clock set (to what it reads: a jump of a few microseconds,
- * which the kernel reports all the same) reaches the loop's timerfd. */
+ * which the kernel reports all the same) reaches the loop's timerfd.  The
+ * same test on the other backend, or NTP, may set it too meanwhile: at
+ * least one jump is seen. */
 static int set_main(void *arg) {
   (void)arg;
   chime_task job;
@@ -363,7 +365,7 @@ static int set_main(void *arg) {
     return 1;
   }
   for (int i = 0; i < 3000 && chime__test_wall_jumps() == before; i++) assert_int_equal(chime_sleep(CHIME_MS(10)), 0);
-  assert_int_equal(chime__test_wall_jumps(), before + 1);
+  assert_true(chime__test_wall_jumps() > before);
   chime_job_stats st;
   assert_int_equal(chime_every_stats(job, &st), 0);
   assert_true(st.next > chime_now()); /* still next January, planned afresh */
