@@ -2,12 +2,16 @@
  *
  * inih reads the text through our reader, one line at a time; the reader
  * counts lines (inih's handler does not get them), refuses lines that are
- * too long or hold a NUL byte (inih would cut them silently), and notes each
+ * too long or hold a NUL byte (inih would cut them silently), notes each
  * [section] header where it stands, so that a section without keys is seen
- * too.  The handler stores each key with its line in its section.  Then
- * each job is built: built-in defaults, then [defaults], then its own
- * keys, all through job_set, the setter the command line uses.  Every error
- * is collected with its file, line, section and key; any error refuses the
+ * too, and names every line that is neither a header, a key = value nor a
+ * comment (inih tells only of the first).  Comments are whole lines: inih's
+ * inline comments are off, so `;` and `#` inside a value are the value's
+ * (a command such as printf 'a ;b' is kept whole).  The handler stores
+ * each key with its line in its section.  Then each job is built: built-in
+ * defaults, then [defaults], then its own keys, all through job_set, the
+ * setter the command line uses, and checked by job_finish.  Every error is
+ * collected with its file, line, section and key; any error refuses the
  * whole file.
  */
 #include <errno.h>
@@ -44,6 +48,7 @@ struct parse {
   size_t ns, cap;
   struct section *cur; /* the section keys go to; NULL before the first header */
   struct errors *errs;
+  int first_bad;       /* the first line the reader found malformed; 0: none */
   bool nomem;
 };
 
@@ -108,6 +113,20 @@ static void header(struct parse *ps, const char *line) {
   }
 }
 
+/* Names a line inih will refuse, as inih tells them apart: a header needs
+ * its ']', any other line that is not blank or a comment needs '=' or ':'. */
+static void check_line(struct parse *ps, const char *line) {
+  if (ps->line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3;
+  line += strspn(line, " \t\r\n");
+  const char *why = NULL;
+  if (!*line || *line == ';' || *line == '#') return;
+  if (*line == '[' && !strchr(line, ']')) why = "a [section] header without its ']'";
+  else if (*line != '[' && !line[strcspn(line, "=:")]) why = "not a [section], a key = value line or a comment";
+  if (!why) return;
+  errors_add(ps->errs, "%s:%d: %s", ps->file, ps->line, why);
+  if (!ps->first_bad) ps->first_bad = ps->line;
+}
+
 /* inih's reader: the next line of the text, as fgets would give it. */
 static char *reader(char *str, int num, void *stream) {
   struct parse *ps = stream;
@@ -126,6 +145,7 @@ static char *reader(char *str, int num, void *stream) {
   str[n + 1] = '\0';
   ps->p += len + (nl ? 1 : 0);
   header(ps, str);
+  check_line(ps, str);
   return str;
 }
 
@@ -138,6 +158,10 @@ static int handler(void *user, const char *section, const char *key, const char 
     return 1;
   }
   if (s->kind == SEC_BAD) return 1; /* its header was refused already */
+  if (!*key) {
+    errors_add(ps->errs, "%s:%d: a value without a key", ps->file, ps->line);
+    return 1;
+  }
   for (size_t i = 0; i < s->n; i++) {
     if (strcmp(s->e[i].key, key) != 0 || strcmp(key, "env") == 0) continue;
     char title[JOB_NAME_MAX + 8];
@@ -171,8 +195,25 @@ static int line_of(const struct section *job, const struct section *defaults, co
   return job->line;
 }
 
-/* Applies a section's keys to a job; reports errors when `report`. */
-static int apply(struct parse *ps, struct job_conf *job, const struct section *s, bool report) {
+/* The keys of a job that were refused: job_finish's complaints about them
+ * would only repeat the error (a bad `every` is also "no schedule"). */
+struct refused {
+  const char *keys[64];
+  size_t n;
+};
+
+static bool was_refused(const struct refused *f, const char *key) {
+  bool schedule = strcmp(key, "schedule") == 0 || strcmp(key, "every") == 0;
+  for (size_t i = 0; i < f->n; i++)
+    if (strcmp(f->keys[i], key) == 0 ||
+        (schedule && (strcmp(f->keys[i], "schedule") == 0 || strcmp(f->keys[i], "every") == 0)))
+      return true;
+  return false;
+}
+
+/* Applies a section's keys to a job, noting those refused in f; reports
+ * errors when `report`. */
+static int apply(struct parse *ps, struct job_conf *job, const struct section *s, bool report, struct refused *f) {
   bool every = false, schedule = false;
   char title[JOB_NAME_MAX + 8];
   kind_title(s, title, sizeof title);
@@ -181,6 +222,7 @@ static int apply(struct parse *ps, struct job_conf *job, const struct section *s
     const struct entry *e = &s->e[i];
     int rc = job_set(job, e->key, e->value, why, sizeof why);
     if (rc == -ENOMEM) return rc;
+    if (rc && f->n < sizeof f->keys / sizeof f->keys[0]) f->keys[f->n++] = e->key;
     if (rc && report) errors_add(ps->errs, "%s:%d: %s %s: %s", ps->file, e->line, title, e->key, why);
     every |= strcmp(e->key, "every") == 0, schedule |= strcmp(e->key, "schedule") == 0;
     if (every && schedule && report && (strcmp(e->key, "every") == 0 || strcmp(e->key, "schedule") == 0)) {
@@ -191,6 +233,22 @@ static int apply(struct parse *ps, struct job_conf *job, const struct section *s
   return 0;
 }
 
+/* job_finish's reports, for one job of the file. */
+struct finishing {
+  struct parse *ps;
+  const struct section *job, *defaults;
+  const struct refused *refused;
+};
+
+static void finish_error(void *arg, const char *key, const char *why) {
+  const struct finishing *x = arg;
+  if (was_refused(x->refused, key)) return;
+  int line = line_of(x->job, x->defaults, key);
+  bool given = line != x->job->line; /* the key is in the file: name it */
+  errors_add(x->ps->errs, "%s:%d: [job %s]%s%s: %s", x->ps->file, line, x->job->name, given ? " " : "",
+             given ? key : "", why);
+}
+
 static int build(struct parse *ps, struct config *cfg) {
   const struct section *defaults = NULL;
   struct job_conf scratch;
@@ -198,8 +256,9 @@ static int build(struct parse *ps, struct config *cfg) {
   for (size_t i = 0; i < ps->ns; i++)
     if (ps->s[i].kind == SEC_DEFAULTS && !defaults) defaults = &ps->s[i];
   if (defaults) { /* checked once here, applied silently to each job below */
+    struct refused refused = {.n = 0};
     job_init(&scratch);
-    rc = apply(ps, &scratch, defaults, true);
+    rc = apply(ps, &scratch, defaults, true, &refused);
     job_free(&scratch);
     if (rc) return rc;
   }
@@ -225,17 +284,11 @@ static int build(struct parse *ps, struct config *cfg) {
     job->line = s->line;
     job->name = strdup(s->name);
     if (!job->name) return -ENOMEM;
-    int before = ps->errs->count;
-    if ((defaults && (rc = apply(ps, job, defaults, false))) || (rc = apply(ps, job, s, true))) return rc;
-    if (ps->errs->count > before) continue; /* job_finish would only repeat them */
-    char why[256];
-    rc = job_finish(job, why, sizeof why);
-    if (rc == -ENOMEM) return rc;
-    if (rc) {
-      const char *key = strncmp(why, "command:", 8) == 0 ? "command" : strncmp(why, "tz:", 3) == 0 ? "tz" : NULL;
-      errors_add(ps->errs, "%s:%d: [job %s]%s%s", ps->file, key ? line_of(s, defaults, key) : s->line, job->name,
-                 key ? " " : ": ", why);
-    }
+    struct refused refused = {.n = 0};
+    if ((defaults && (rc = apply(ps, job, defaults, false, &refused))) || (rc = apply(ps, job, s, true, &refused)))
+      return rc;
+    struct finishing x = {ps, s, defaults, &refused};
+    if ((rc = job_finish(job, finish_error, &x)) == -ENOMEM) return rc;
   }
   if (jobs == 0) errors_add(ps->errs, "%s: no [job NAME] section: nothing to run", ps->file);
   return 0;
@@ -259,7 +312,7 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
   ini_max_line = CONFIG_MAX_LINE;
   ini_allow_multiline = false;
   ini_allow_bom = true;
-  ini_allow_inline_comments = true;
+  ini_allow_inline_comments = false; /* `;` in a value is the value's: comments are whole lines */
   ini_stop_on_first_error = false;
   ini_allow_no_value = false;
   struct parse ps = {.file = name, .p = text, .end = text + len, .errs = errs};
@@ -270,7 +323,7 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
     daemon_init(&cfg->daemon);
     cfg->path = strdup(name);
     int line = ini_parse_stream(reader, &ps, handler, &ps);
-    if (line > 0)
+    if (line > 0 && line != ps.first_bad) /* one the reader did not see coming */
       errors_add(errs, "%s:%d: not a [section], a key = value line or a comment", name, line);
     rc = !cfg->path || line == -2 || ps.nomem ? -ENOMEM : build(&ps, cfg);
   }

@@ -1,26 +1,21 @@
-/* config.c - the config file and the keys of a job.
+/* config.c - the keys of a job and of the daemon.
  *
- * The file is INI, read by inih from memory through a reader that counts
- * lines (inih's handler does not get them) and notes where each section
- * header stands, so that every error names its file, line and key, and a
- * section without keys is still seen.  Parsing is two steps: inih's pass
- * stores each section's keys with their lines; then each job is built from
- * the built-in defaults, the [defaults] section and its own keys, with the
- * very setter (job_set) that the command line uses.  A file with any error
- * gives no config at all.
+ * Each key is set from its text and checked alone by job_set or
+ * daemon_set, the setters both the config file (conffile.c) and the
+ * command line use; job_finish then checks the keys together and computes
+ * what follows from them.  Errors say why without file, line or key: the
+ * caller knows those.  An unknown key is matched against the known ones,
+ * so that a typing error gets its correction.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "argv.h"
 
@@ -150,7 +145,32 @@ static bool env_name_ok(const char *w, size_t n) {
   return true;
 }
 
-/* Adds KEY=VALUE words to job->env (one allocation, as argv_split makes). */
+/* Appends n NAME=VALUE words to job->env, checking each (one allocation,
+ * as argv_split makes). */
+static int env_append(struct job_conf *job, char *const *words, size_t n, char *err, size_t size) {
+  for (size_t i = 0; i < n; i++) {
+    const char *eq = strchr(words[i], '=');
+    if (!eq || !env_name_ok(words[i], (size_t)(eq - words[i]))) return say(err, size, "\"%s\" is not NAME=VALUE", words[i]);
+  }
+  size_t old = 0, bytes = 0;
+  while (job->env && job->env[old]) bytes += strlen(job->env[old++]) + 1;
+  for (size_t i = 0; i < n; i++) bytes += strlen(words[i]) + 1;
+  size_t table = (old + n + 1) * sizeof(char *);
+  char **env = malloc(table + bytes);
+  if (!env) return -ENOMEM;
+  char *p = (char *)env + table;
+  for (size_t i = 0; i < old + n; i++) {
+    const char *w = i < old ? job->env[i] : words[i - old];
+    env[i] = strcpy(p, w);
+    p += strlen(w) + 1;
+  }
+  env[old + n] = NULL;
+  free(job->env);
+  job->env = env;
+  return 0;
+}
+
+/* The env key: NAME=VALUE words, split as a command is. */
 static int add_env(struct job_conf *job, const char *v, char *err, size_t size) {
   char **words;
   int n;
@@ -158,34 +178,14 @@ static int add_env(struct job_conf *job, const char *v, char *err, size_t size) 
   int rc = argv_split(v, &words, &n, why, sizeof why);
   if (rc == -ENOMEM) return rc;
   if (rc) return say(err, size, "%s", why);
-  for (int i = 0; i < n; i++) {
-    const char *eq = strchr(words[i], '=');
-    if (!eq || !env_name_ok(words[i], (size_t)(eq - words[i]))) {
-      say(err, size, "\"%s\" is not NAME=VALUE", words[i]);
-      free(words);
-      return -EINVAL;
-    }
-  }
-  size_t old = 0, bytes = 0;
-  while (job->env && job->env[old]) bytes += strlen(job->env[old++]) + 1;
-  for (int i = 0; i < n; i++) bytes += strlen(words[i]) + 1;
-  size_t table = (old + (size_t)n + 1) * sizeof(char *);
-  char **env = malloc(table + bytes);
-  if (!env) {
-    free(words);
-    return -ENOMEM;
-  }
-  char *p = (char *)env + table;
-  for (size_t i = 0; i < old + (size_t)n; i++) {
-    const char *w = i < old ? job->env[i] : words[i - old];
-    env[i] = strcpy(p, w);
-    p += strlen(w) + 1;
-  }
-  env[old + (size_t)n] = NULL;
+  rc = env_append(job, words, (size_t)n, err, size);
   free(words);
-  free(job->env);
-  job->env = env;
-  return 0;
+  return rc;
+}
+
+int job_add_env(struct job_conf *job, const char *word, char *err, size_t size) {
+  char *words[1] = {(char *)word};
+  return env_append(job, words, 1, err, size);
 }
 
 static int set_schedule(struct job_conf *job, const char *v, char *err, size_t size) {
@@ -218,6 +218,71 @@ static int set_user(struct job_conf *job, const char *v, char *err, size_t size)
          strchr("_.-", v[i]);
   if (!ok) return say(err, size, "\"%s\" is not a user name or number", v);
   return set_string(&job->user, v);
+}
+
+/* ---- unknown keys ------------------------------------------------------------ */
+
+static const char *const job_keys[] = {
+    "schedule", "every",          "tz",       "command", "shell",       "env",      "dir",
+    "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
+    "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
+};
+static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace"};
+#define COUNT(a) (sizeof(a) / sizeof(a)[0])
+
+static bool in(const char *key, const char *const *keys, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(key, keys[i]) == 0) return true;
+  return false;
+}
+
+static char fold(char c) { return c == '-' ? '_' : c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+
+/* The edit distance of a and b (insertions, deletions, substitutions),
+ * with - read as _ and case ignored; keys are short, so it is cheap. */
+static size_t distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 64 || lb > 64) return SIZE_MAX;
+  size_t row[65];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = diag + (fold(a[i - 1]) != fold(b[j - 1]));
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up, row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+const char *key_nearest(const char *key) {
+  const char *best = NULL;
+  size_t best_d = SIZE_MAX;
+  for (size_t i = 0; i < COUNT(job_keys) + COUNT(daemon_keys); i++) {
+    const char *k = i < COUNT(job_keys) ? job_keys[i] : daemon_keys[i - COUNT(job_keys)];
+    size_t d = distance(key, k);
+    if (d < best_d) best = k, best_d = d;
+  }
+  size_t len = strlen(key);
+  return best_d <= 2 && best_d * 2 < len ? best : NULL;
+}
+
+/* Why a key is unknown: it belongs to the other kind of section, or it
+ * looks like a typing error for a known key, or neither. */
+static int unknown_key(const char *key, bool daemon, char *err, size_t size) {
+  const char *near = key_nearest(key);
+  if (!daemon && in(key, daemon_keys, COUNT(daemon_keys)))
+    say(err, size, "a key of [chime], not of a job");
+  else if (daemon && in(key, job_keys, COUNT(job_keys)))
+    say(err, size, "a job's key: put it in [job NAME] or [defaults]");
+  else if (near && in(near, daemon ? daemon_keys : job_keys, daemon ? COUNT(daemon_keys) : COUNT(job_keys)))
+    say(err, size, "unknown key (did you mean %s?)", near);
+  else
+    say(err, size, "unknown key");
+  return -ENOENT;
 }
 
 int job_set(struct job_conf *job, const char *key, const char *v, char *err, size_t size) {
@@ -296,8 +361,7 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->max_runs = u;
     return 0;
   }
-  say(err, size, "unknown key");
-  return -ENOENT;
+  return unknown_key(key, false, err, size);
 }
 
 int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err, size_t size) {
@@ -316,8 +380,7 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
     d->grace_set = true;
     return 0;
   }
-  say(err, size, "unknown key");
-  return -ENOENT;
+  return unknown_key(key, true, err, size);
 }
 
 bool job_name_ok(const char *n) {
@@ -360,12 +423,11 @@ static int make_fingerprint(struct job_conf *j) {
   return 0;
 }
 
-int job_finish(struct job_conf *job, char *err, size_t size) {
-  if (!job->schedule && !job->every) return say(err, size, "no schedule: give schedule or every");
-  if (!job->command) return say(err, size, "no command");
-  if (job->on_error == CHIME_ERROR_BACKOFF && job->backoff_max < job->backoff)
-    return say(err, size, "backoff_max is shorter than backoff");
+/* argv for the job: sh -c COMMAND, the words of the command line, or
+ * the command split into words.  0, -EINVAL (reported), -ENOMEM. */
+static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
   char **argv = job->argv;
+  char why[200];
   int argc, rc;
   if (argv && !job->shell) {
     /* words given as such (the command line's PROGRAM ARGS...) */
@@ -377,17 +439,40 @@ int job_finish(struct job_conf *job, char *err, size_t size) {
     argv[0] = (char *)sh[0], argv[1] = (char *)sh[1];
     argv[2] = strcpy((char *)argv + table, job->command), argv[3] = NULL;
   } else {
-    char why[160];
     rc = argv_split(job->command, &argv, &argc, why, sizeof why);
     if (rc == -ENOMEM) return rc;
-    if (rc) return say(err, size, "command: %s", why);
+    if (rc) return report(ctx, "command", why), -EINVAL;
   }
   if (argv != job->argv) free(job->argv);
   job->argv = argv;
-  if (job->cron && !job->tz) {
-    rc = chime_tz_load(job->tz_name, &job->tz);
-    if (rc) return say(err, size, "tz: \"%s\": %s", job->tz_name ? job->tz_name : "local", chime_strerror(rc));
+  if (!argv[0][0]) return report(ctx, "command", "the program's name is empty"), -EINVAL;
+  return 0;
+}
+
+int job_finish(struct job_conf *job, finish_report report, void *ctx) {
+  bool calendar = job->cron != NULL;
+  int errors = 0, rc;
+  char why[200];
+  if (!job->schedule && !job->every) errors++, report(ctx, "schedule", "no schedule: give schedule or every");
+  if (!job->command) errors++, report(ctx, "command", "no command");
+  else if ((rc = make_argv(job, report, ctx)) == -ENOMEM) return rc;
+  else errors += rc != 0;
+  if (job->on_error == CHIME_ERROR_BACKOFF && job->backoff_max < job->backoff)
+    errors++, report(ctx, "backoff_max", "shorter than backoff");
+  /* What chime_cron refuses, and what chime_every would ignore, refused here
+   * with its key rather than when the job starts. */
+  if (calendar && job->spread)
+    errors++, report(ctx, "spread", "a calendar schedule has no spread (it moves an interval's grid): use jitter");
+  if (calendar && job->start_now)
+    errors++, report(ctx, "start_now", "only an interval (every) starts now: a calendar schedule runs at its times");
+  if (!calendar && job->tz_name)
+    errors++, report(ctx, "tz", "only a calendar schedule has a time zone (every and @every count time, not the clock)");
+  if (calendar && !job->tz && (rc = chime_tz_load(job->tz_name, &job->tz)) != 0) {
+    if (rc == -ENOMEM) return rc;
+    snprintf(why, sizeof why, "\"%s\": %s", job->tz_name ? job->tz_name : "local", chime_strerror(rc));
+    errors++, report(ctx, "tz", why);
   }
+  if (errors) return -EINVAL;
   return make_fingerprint(job);
 }
 

@@ -78,16 +78,29 @@ void job_free(struct job_conf *job);
 
 /* Sets one key of a job from its text, checking it alone.  Returns 0, or
  * -EINVAL with the reason in err (without file, line or key), -ENOENT for
- * an unknown key, -ENOMEM.  The job is unchanged on error. */
+ * an unknown key (err says which key was meant, if one is near), -ENOMEM.
+ * The job is unchanged on error.  `env` takes NAME=VALUE words, split as
+ * a command is. */
 int job_set(struct job_conf *job, const char *key, const char *value, char *err, size_t errsize);
+/* Adds one NAME=VALUE to the job's environment, taken as it is (the
+ * command line's --env, which the shell has already split).  As job_set. */
+int job_add_env(struct job_conf *job, const char *word, char *err, size_t errsize);
 /* Sets one key of the daemon, as job_set. */
 int daemon_set(struct daemon_conf *d, const char *key, const char *value, char *err, size_t errsize);
-/* Checks the keys together (one schedule, a command, ...) and computes what
- * follows from them (argv: the command split into words, or sh -c COMMAND
- * with shell; words already in argv, from the command line, are kept; the
- * fingerprint).
- * Returns 0 or -EINVAL with the reason in err. */
-int job_finish(struct job_conf *job, char *err, size_t errsize);
+/* The key (of a job or of [chime]) nearest to an unknown one, with - read
+ * as _ and case ignored ("backof-max" is near backoff_max), or NULL if
+ * none is near. */
+const char *key_nearest(const char *key);
+
+/* How job_finish reports a problem: the key it is about and why. */
+typedef void (*finish_report)(void *ctx, const char *key, const char *why);
+/* Checks the keys together (a schedule, a command, keys that do not apply
+ * to the kind of schedule, ...) and computes what follows from them (argv:
+ * the command split into words, or sh -c COMMAND with shell; words already
+ * in argv, from the command line, are kept; the zone; the fingerprint).
+ * Reports every problem found, not only the first.  Returns 0, -EINVAL
+ * after reporting, or -ENOMEM. */
+int job_finish(struct job_conf *job, finish_report report, void *ctx);
 
 /* Reads a config file: refused if it is not a regular file, is writable by
  * every user, or is larger than CONFIG_MAX_BYTES.  Returns 0 and a config

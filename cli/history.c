@@ -9,6 +9,16 @@
  * stalling every job.  The schema's version is PRAGMA user_version; each
  * migration takes it one step forward in a transaction of its own.
  * Times are nanoseconds since the Unix epoch; durations nanoseconds.
+ *
+ * `chime history` only reads: it opens the database read-only, never
+ * creates nor migrates it, and reads an older schema as it is (columns it
+ * lacks are NULL), so that it works on a file or directory it cannot
+ * write.  A database without its -wal file is read as immutable: no
+ * daemon has it open (a daemon's connection keeps the -wal), and SQLite
+ * then creates no -wal or -shm beside it (files a root `chime history`
+ * would leave to a user's daemon, which could not write them).  With a
+ * -wal, it is read in WAL mode, and as immutable if the -shm cannot be
+ * opened or made.
  */
 #include "history.h"
 
@@ -24,6 +34,7 @@
 
 struct history {
   sqlite3 *db;
+  int version; /* the schema's (user_version) */
 };
 
 /* migrations[v] takes the schema from version v to v + 1. */
@@ -112,7 +123,7 @@ static int migrate(struct history *h, char *err, size_t size, const char *path) 
   return 0;
 }
 
-int history_open(const char *path, bool create, bool make_dirs, struct history **out, char *err, size_t size) {
+int history_open(const char *path, bool make_dirs, struct history **out, char *err, size_t size) {
   struct history *h = calloc(1, sizeof *h);
   if (!h) return snprintf(err, size, "history database %s: out of memory", path), -ENOMEM;
   int rc = 0;
@@ -121,7 +132,7 @@ int history_open(const char *path, bool create, bool make_dirs, struct history *
     free(h);
     return rc;
   }
-  int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   int src = sqlite3_open_v2(path, &h->db, flags, NULL);
   if (src == SQLITE_OK) sqlite3_busy_timeout(h->db, 500);
   if (src != SQLITE_OK) rc = fail(h, src);
@@ -136,6 +147,46 @@ int history_open(const char *path, bool create, bool make_dirs, struct history *
              h->db ? sqlite3_errmsg(h->db) : "cannot open");
     history_close(h);
     return rc;
+  }
+  *out = h;
+  return 0;
+}
+
+/* Opens path read-only (as a URI, immutable or not) and reads its schema
+ * version: 0, or SQLite's error code with h->db left for its message. */
+static int open_read(struct history *h, const char *path, bool immutable) {
+  char uri[4096 * 3 + 64];
+  size_t n = (size_t)snprintf(uri, sizeof uri, "file:");
+  for (const char *c = path; *c && n + 4 < sizeof uri; c++) /* the path's own ? # % are not the URI's */
+    n += strchr("?#%", *c) ? (size_t)snprintf(uri + n, 4, "%%%02X", (unsigned char)*c) : (uri[n] = *c, 1);
+  snprintf(uri + n, sizeof uri - n, "?mode=ro%s", immutable ? "&immutable=1" : "");
+  int rc = sqlite3_open_v2(uri, &h->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc == SQLITE_OK) sqlite3_busy_timeout(h->db, 2000);
+  if (rc == SQLITE_OK && user_version(h, &h->version) != 0) rc = sqlite3_errcode(h->db);
+  return rc;
+}
+
+int history_open_read(const char *path, struct history **out, char *err, size_t size) {
+  struct history *h = calloc(1, sizeof *h);
+  if (!h) return snprintf(err, size, "history database %s: out of memory", path), -ENOMEM;
+  char wal[4096];
+  bool live = (size_t)snprintf(wal, sizeof wal, "%s-wal", path) < sizeof wal && access(wal, F_OK) == 0;
+  int rc = open_read(h, path, !live);
+  if (live && (rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY)) { /* no -shm, and none can be made */
+    sqlite3_close_v2(h->db);
+    h->db = NULL;
+    rc = open_read(h, path, true);
+  }
+  if (rc == SQLITE_OK && h->version > HISTORY_SCHEMA) {
+    snprintf(err, size, "history database %s: schema version %d is newer than this chime's (%d)", path, h->version,
+             HISTORY_SCHEMA);
+    history_close(h);
+    return -EPROTO;
+  }
+  if (rc != SQLITE_OK) {
+    snprintf(err, size, "history database %s: %s", path, h->db ? sqlite3_errmsg(h->db) : "cannot open");
+    history_close(h);
+    return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
   }
   *out = h;
   return 0;
@@ -276,12 +327,14 @@ static void print_row(FILE *out, sqlite3_stmt *st) {
 }
 
 int history_print(struct history *h, const char *job, int limit, bool json, FILE *out) {
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(h->db,
-                              "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, error,"
-                              " stdout_tail, stderr_tail FROM runs WHERE ?1 IS NULL OR job = ?1"
-                              " ORDER BY id DESC LIMIT ?2",
-                              -1, &st, NULL);
+  /* Version 1 had no error column; version 0 (a new, empty file) no table. */
+  static const char sql[] = "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, %s,"
+                            " stdout_tail, stderr_tail FROM runs WHERE ?1 IS NULL OR job = ?1"
+                            " ORDER BY id DESC LIMIT ?2";
+  char query[sizeof sql + 16];
+  snprintf(query, sizeof query, sql, h->version == 1 ? "NULL" : "error");
+  sqlite3_stmt *st = NULL;
+  int rc = h->version == 0 ? SQLITE_OK : sqlite3_prepare_v2(h->db, query, -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   if (job) sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, limit);
@@ -289,12 +342,12 @@ int history_print(struct history *h, const char *job, int limit, bool json, FILE
   else fprintf(out, "%-6s %-16s %-24s %-11s %-10s %-6s %s\n", "ID", "JOB", "SCHEDULED", "OUTCOME", "DURATION", "EXIT",
                "LATE");
   bool first = true;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (json) print_json(out, st, first);
     else print_row(out, st);
     first = false;
   }
   if (json) fputs(first ? "]\n" : "\n]\n", out);
   sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+  return !st || rc == SQLITE_DONE ? 0 : fail(h, rc);
 }

@@ -28,11 +28,16 @@ struct run_result {
  * $HOME/.local/state/chime/history.db.  0, or -ENOENT with neither set. */
 int history_default_path(char *buf, size_t size);
 
-/* Opens (`create`: creating if needed, and the directories above it for
- * the default path) the database at path, in WAL mode, migrating its
- * schema forward.  Returns 0 and *out, or a negative errno with a message
- * naming the path in err. */
-int history_open(const char *path, bool create, bool make_dirs, struct history **out, char *err, size_t errsize);
+/* Opens (creating it if needed, and the directories above it for the
+ * default path) the database at path, in WAL mode, migrating its schema
+ * forward: the daemon's.  Returns 0 and *out, or a negative errno with a
+ * message naming the path in err. */
+int history_open(const char *path, bool make_dirs, struct history **out, char *err, size_t errsize);
+/* Opens the database at path to read it only (history_print): never
+ * creates, migrates nor writes it, so a read-only file or directory will
+ * do; an older schema is read as it is.  As history_open; -EPROTO for a
+ * schema newer than this program's. */
+int history_open_read(const char *path, struct history **out, char *err, size_t errsize);
 void history_close(struct history *h);
 /* The last error's message (SQLite's). */
 const char *history_error(struct history *h);

@@ -6,18 +6,36 @@
  * same way in both formats (\" \\ \n \r \t \u00XX, and U+FFFD for bytes
  * that are not UTF-8), so that a JSON line is always valid JSON and a
  * logfmt line is always one line.
+ *
+ * Writing never blocks the loop: a log nobody reads (a full pipe) must not
+ * stop every job.  Pipes and sockets are written with RWF_NOWAIT, other
+ * descriptors after a poll that says they are writable (a regular file
+ * always is).  A line that cannot be written now is dropped and counted,
+ * and the count is logged (event=log_dropped) before the next line that
+ * can be.  A line written in part keeps its end, which goes out before
+ * anything else, so lines are never mixed.  A log on a closed pipe drops
+ * every line: chime's SIGPIPE handler (runner.c) does nothing.
  */
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 static log_format format = LOG_LOGFMT;
 static int out_fd = 2;
+
+/* How lines are written to out_fd without blocking. */
+static enum { HOW_UNKNOWN, HOW_NOWAIT, HOW_POLL } how;
+static char pending[LOG_LINE_MAX]; /* the unwritten end of a line written in part */
+static size_t pending_len;
+static unsigned long long dropped; /* lines dropped since the last one written */
 
 int log_format_parse(const char *text, log_format *f) {
   if (!text || !f) return -EINVAL;
@@ -29,8 +47,11 @@ int log_format_parse(const char *text, log_format *f) {
 
 void log_setup(log_format f, int fd) {
   format = f;
+  if (fd != out_fd) how = HOW_UNKNOWN, pending_len = 0, dropped = 0;
   out_fd = fd;
 }
+
+unsigned long long log_dropped(void) { return dropped; }
 
 /* Room always kept back for what ends a cut line: a closing quote, the
  * marker ` cut=true` or `,"cut":true}`, and the newline. */
@@ -192,21 +213,67 @@ void log_begin(struct logline *l, const char *level, const char *event) {
   if (format == LOG_JSON) rawz(l, "{");
   log_time(l, "ts", chime_wall_now());
   log_str(l, "level", level);
-  if (event) log_str(l, "event", event);
+  log_str(l, "event", event);
 }
 
-void log_end(struct logline *l) {
+/* Ends a line: its cut marker, its closing brace, its newline. */
+static void close_line(struct logline *l) {
   if (l->cut) force(l, format == LOG_JSON ? ",\"cut\":true" : " cut=true");
   if (format == LOG_JSON) force(l, "}");
   force(l, "\n");
-  const char *p = l->buf;
-  size_t n = l->len;
-  while (n) {
-    ssize_t w = write(out_fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break; /* nowhere to log: nothing better to do */
-    p += w, n -= (size_t)w;
+}
+
+/* One write that does not block: bytes written, or -1 with errno (EAGAIN
+ * when the descriptor is full). */
+static ssize_t try_write(const char *p, size_t n) {
+  if (how == HOW_UNKNOWN) {
+    struct stat st;
+    how = fstat(out_fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? HOW_NOWAIT : HOW_POLL;
   }
+  for (;;) {
+    ssize_t w;
+    if (how == HOW_NOWAIT) {
+      struct iovec iov = {(void *)p, n};
+      w = pwritev2(out_fd, &iov, 1, -1, RWF_NOWAIT);
+      if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) { /* a kernel without it */
+        how = HOW_POLL;
+        continue;
+      }
+    } else {
+      struct pollfd pfd = {.fd = out_fd, .events = POLLOUT};
+      int ready = poll(&pfd, 1, 0);
+      if (ready == 0) return errno = EAGAIN, -1;
+      w = ready < 0 ? -1 : write(out_fd, p, n);
+    }
+    if (w < 0 && errno == EINTR) continue;
+    return w;
+  }
+}
+
+/* Writes a whole line or keeps its end in pending; false if none of it
+ * could be written. */
+static bool put_line(const char *p, size_t n) {
+  ssize_t w = try_write(p, n);
+  if (w <= 0) return false;
+  pending_len = n - (size_t)w;
+  memcpy(pending, p + w, pending_len);
+  return true;
+}
+
+void log_end(struct logline *l) {
+  close_line(l);
+  if (pending_len) {
+    ssize_t w = try_write(pending, pending_len);
+    if (w > 0) memmove(pending, pending + w, pending_len - (size_t)w), pending_len -= (size_t)w;
+  }
+  if (!pending_len && dropped) { /* tell what was lost, first */
+    struct logline note;
+    log_begin(&note, "warn", "log_dropped");
+    log_int(&note, "lines", (long long)dropped);
+    close_line(&note);
+    if (put_line(note.buf, note.len)) dropped = 0;
+  }
+  if (pending_len || dropped || !put_line(l->buf, l->len)) dropped++;
 }
 
 void log_msg(const char *level, const char *event, const char *fmt, ...) {

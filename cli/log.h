@@ -26,11 +26,15 @@ struct logline {
 /* "logfmt" or "json" into *f: 0, or -EINVAL. */
 int log_format_parse(const char *text, log_format *f);
 
-/* Where lines go (default: descriptor 2) and in which format. */
+/* Where lines go (default: descriptor 2) and in which format.  Lines are
+ * written without ever blocking: one that cannot be written now is
+ * dropped and counted (see log.c). */
 void log_setup(log_format f, int fd);
+/* Lines dropped since the last one written. */
+unsigned long long log_dropped(void);
 
 /* Starts a line: ts (the wall clock, chime_wall_now), level ("info",
- * "warn", "error") and, when not NULL, event. */
+ * "warn", "error") and event: every line has one. */
 void log_begin(struct logline *l, const char *level, const char *event);
 void log_str(struct logline *l, const char *key, const char *value);
 /* Bytes that may be anything (a child's output): invalid UTF-8 becomes
@@ -41,10 +45,10 @@ void log_int(struct logline *l, const char *key, long long value);
 void log_dur(struct logline *l, const char *key, chime_ns d);
 /* A wall-clock instant, as RFC 3339 UTC with milliseconds. */
 void log_time(struct logline *l, const char *key, chime_ns wall);
-/* Ends the line and writes it with one write(2). */
+/* Ends the line and writes it with one write(2), if that need not wait. */
 void log_end(struct logline *l);
 
-/* A whole line at once: level, event (may be NULL) and msg. */
+/* A whole line at once: level, event and msg. */
 void log_msg(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Writes s[0..n) to f as a JSON string, escaped as log values are. */

@@ -83,6 +83,31 @@ static int db_path(const struct daemon_conf *d, char *buf, size_t size, const ch
   return 0;
 }
 
+/* A key as its option: "kill_grace" is "--kill-grace"; the command is
+ * what follows "--". */
+static const char *as_option(const char *key, char *buf, size_t size) {
+  snprintf(buf, size, "%s%s", strcmp(key, "command") == 0 ? "" : "--", key);
+  for (char *c = buf; *c; c++) *c = *c == '_' ? '-' : *c;
+  return buf;
+}
+
+/* An unknown option, with the one meant if one is near. */
+static int unknown_option(const char *key) {
+  const char *near = key_nearest(key);
+  char opt[64], given[64];
+  fprintf(stderr, "chime: unknown option %s%s%s%s\n(chime --help tells how to use it)\n",
+          as_option(key, given, sizeof given), near ? " (did you mean " : "", near ? as_option(near, opt, sizeof opt) : "",
+          near ? "?)" : "");
+  return 2;
+}
+
+/* job_finish's reports, for the command line. */
+static void finish_error(void *ctx, const char *key, const char *why) {
+  char opt[64];
+  (void)ctx;
+  fprintf(stderr, "chime: %s: %s\n", as_option(key, opt, sizeof opt), why);
+}
+
 static int daemon_option(struct daemon_conf *d, const char *key, const char *value) {
   char why[256];
   if (strcmp(key, "no_history") == 0) key = "db", value = "none";
@@ -137,8 +162,9 @@ static int cmd_job(int argc, char **argv, bool cron) {
     }
     rc = daemon_option(&cli, key, value);
     if (rc != -ENOENT) continue;
-    rc = job_set(job, key, value, why, sizeof why);
-    if (rc == -ENOENT) rc = bad_usage("unknown option --%s", key);
+    /* one --env is one NAME=VALUE, as the shell has already split it */
+    rc = strcmp(key, "env") == 0 ? job_add_env(job, value, why, sizeof why) : job_set(job, key, value, why, sizeof why);
+    if (rc == -ENOENT) rc = unknown_option(key);
     else if (rc) fprintf(stderr, "chime: --%s: %s\n", key, why), rc = 2;
   }
   if (rc == 0 && more == 2) rc = 2;
@@ -162,10 +188,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
   if (rc == 0 && !job_name_ok(name))
     rc = bad_usage("\"%s\" is not a job name (--name: 1 to 64 letters, digits and _ . - @)", name);
   if (rc == 0 && !(job->name = strdup(name))) rc = 1;
-  if (rc == 0 && (rc = job_finish(job, why, sizeof why)) != 0) {
-    fprintf(stderr, "chime: %s\n", why);
-    rc = 2;
-  }
+  if (rc == 0 && (rc = job_finish(job, finish_error, NULL)) != 0) rc = rc == -ENOMEM ? 1 : 2;
   if (rc == 0) {
     cfg->jobs[cfg->njobs++] = job;
     job = NULL;
@@ -194,7 +217,7 @@ static int cmd_run(int argc, char **argv) {
   const char *value;
   int i = 3, more, rc = 0;
   while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1)
-    if ((rc = daemon_option(&cli, key, value)) == -ENOENT) rc = bad_usage("unknown option --%s", key);
+    if ((rc = daemon_option(&cli, key, value)) == -ENOENT) rc = unknown_option(key);
   if (rc == 0 && more == 2) rc = 2;
   if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
   struct config *cfg = NULL;
@@ -281,7 +304,7 @@ static int cmd_history(int argc, char **argv) {
   if (rc == 0 && access(path, F_OK) != 0) {
     fprintf(stderr, "chime: no history yet: %s does not exist\n", path);
     rc = json ? (printf("[]\n"), 0) : 0;
-  } else if (rc == 0 && history_open(path, false, false, &h, err, sizeof err) != 0) {
+  } else if (rc == 0 && history_open_read(path, &h, err, sizeof err) != 0) {
     fprintf(stderr, "chime: %s\n", err);
     rc = 1;
   } else if (rc == 0 && history_print(h, job, (int)limit, json, stdout) != 0) {

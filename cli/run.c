@@ -8,8 +8,14 @@
  * SIGKILL after the grace period, with cancellation held back meanwhile so
  * that the record is always completed.  Processes the child left behind in
  * its group are ended the same way: no orphan outlives its run.
+ *
+ * The library keeps a job's own runs from overlapping; runs it does not
+ * see, a catch-up run and the runs of a job's version before a reload, go
+ * through the same policy here (overlap_clear) before they start.
  */
 #include <errno.h>
+#include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "capture.h"
@@ -81,6 +88,33 @@ static int find_user(const char *user, struct passwd *pw, char *buf, size_t size
     return -EPERM;
   }
   return 0;
+}
+
+int user_groups(const char *user, unsigned gid, unsigned **groups) {
+  _Static_assert(sizeof(gid_t) == sizeof(unsigned), "gid_t is an unsigned int");
+  int size = 32;
+  for (;;) {
+    gid_t *list = malloc((size_t)size * sizeof *list);
+    if (!list) return -ENOMEM;
+    int n = size;
+    if (getgrouplist(user, (gid_t)gid, list, &n) >= 0) {
+      *groups = (unsigned *)list;
+      return n;
+    }
+    free(list);
+    if (n > NGROUPS_MAX) return -E2BIG;
+    size = n > size ? n : size * 2; /* n: how many it needs */
+  }
+}
+
+void reap_adopted(const struct runner *r) {
+  for (;;) {
+    siginfo_t si = {.si_pid = 0};
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
+    for (const struct run *x = r->runs; x; x = x->next)
+      if (x->pid == si.si_pid) return; /* a run's child, which its run reaps */
+    waitpid(si.si_pid, NULL, WNOHANG);
+  }
 }
 
 static void log_start(const struct job *j, int pid, chime_ns sched, chime_ns late, bool catch_up) {
@@ -153,6 +187,19 @@ static void join_captures(struct cleanup *x, chime_task *t, int n) {
   }
 }
 
+/* A pool thread: reaps the group's processes that are chime's children
+ * (leftovers it adopted, SIGKILLed) as they die, for a second at most, in
+ * real time (the loop's clock may be virtual, and SIGKILL takes a moment). */
+static int reap_group(void *arg) {
+  pid_t pgid = *(const int *)arg;
+  for (int i = 0; i < 200; i++) {
+    pid_t got = waitpid(-pgid, NULL, WNOHANG);
+    if (got < 0) return 0; /* none left */
+    if (got == 0) nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+  }
+  return 0;
+}
+
 /* After the child has gone: processes it left in its group get SIGTERM,
  * then SIGKILL once they close its pipes or the grace period ends; they are
  * reaped as they end (chime adopts them, as a subreaper or as PID 1).
@@ -164,17 +211,15 @@ static int end_leftovers(struct cleanup *x, int pid, bool exited, chime_task *ca
     log_msg("warn", "leftover", "job %s: processes left in the group of pid %d: ending them", x->job->conf->name,
             pid);
   kill(-pid, SIGTERM);
+  const struct runner *r = x->job->r;
   chime_ns deadline = chime_now() + x->job->conf->kill_grace;
+  if (r->stopping && r->stop_deadline < deadline) deadline = r->stop_deadline;
   int left = 0;
   for (int i = 0; i < n; i++)
     if (join_noting(x, captures[i], deadline) != 0) captures[left++] = captures[i];
   kill(-pid, SIGKILL);
   if (chime_cancelled()) note_cancel(x);
-  for (int i = 0; i < 100; i++) {
-    pid_t got = waitpid(-pid, NULL, WNOHANG);
-    if (got < 0) break;
-    if (got == 0) chime_sleep(CHIME_MS(10));
-  }
+  if (chime_to_thread(reap_group, &pid, NULL) == -ECANCELED) note_cancel(x);
   return left;
 }
 
@@ -183,7 +228,7 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   const struct job_conf *c = j->conf;
   struct run_state *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
-  struct run me = {.job = j, .next = r->runs};
+  struct run me = {.job = j, .catch_up = catch_up, .next = r->runs};
   if (r->runs) r->runs->prev = &me;
   r->runs = &me;
   j->running++;
@@ -197,12 +242,21 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
     rc = -errno, snprintf(s->why, sizeof s->why, "dir %s: %s", c->dir, strerror(errno));
   char **env = rc ? NULL : make_env(c, ppw, s->extra, sizeof s->extra);
   if (!rc && !env) rc = -ENOMEM, snprintf(s->why, sizeof s->why, "out of memory");
+  unsigned *groups = NULL;
+  int ngroups = 0;
+  if (!rc && ppw && geteuid() == 0 && (ngroups = user_groups(ppw->pw_name, ppw->pw_gid, &groups)) < 0)
+    rc = ngroups, snprintf(s->why, sizeof s->why, "user %s: its groups: %s", c->user, chime_strerror(rc));
   chime_proc *proc = NULL;
   if (!rc) {
+    /* Every signal at its default in the child, however chime was started
+     * (a shell starting it in the background ignores SIGINT and SIGQUIT). */
     chime_proc_opts po = {.envp = (const char *const *)env, .cwd = c->dir, .in = {.mode = CHIME_STDIO_NULL},
-                          .out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_PIPE}};
-    if (ppw) po.as_user = true, po.uid = ppw->pw_uid, po.gid = ppw->pw_gid;
+                          .out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_PIPE},
+                          .reset_signals = true};
+    if (groups) /* root: the user's uid, gid and groups; else it is chime's own user */
+      po.as_user = true, po.uid = ppw->pw_uid, po.gid = ppw->pw_gid, po.groups = groups, po.ngroups = (unsigned)ngroups;
     rc = chime_proc_spawn((const char *const *)c->argv, &po, &proc);
+    free(groups);
     if (rc == -ENOENT || rc == -EACCES)
       snprintf(s->why, sizeof s->why, "cannot run %s: %s", c->argv[0],
                rc == -ENOENT ? "no such program (or directory)" : "permission denied");
@@ -213,12 +267,12 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   struct history *h = runner_history(r); /* the spawn did not suspend: this is still the start */
   int64_t id = h ? history_start(h, c->name, sched, chime_wall_now(), late, me.pid) : 0;
   if (id < 0)
-    log_msg("error", NULL, "history database %s: cannot record the start of a run of %s: %s", r->db_path, c->name,
-            history_error(h));
+    log_msg("error", "history", "history database %s: cannot record the start of a run of %s: %s", r->db_path,
+            c->name, history_error(h));
   chime_ns duration = 0;
   if (rc) {
     res.error = s->why;
-    log_msg("error", NULL, "job %s: %s", c->name, s->why);
+    log_msg("error", "start_error", "job %s: %s", c->name, s->why);
   } else {
     log_start(j, me.pid, sched, late, catch_up);
     chime_task cap[2];
@@ -234,7 +288,8 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
     int w = chime_proc_wait(proc, CHIME_NEVER, &status);
     if (w < 0) { /* cancelled: the job's timeout, a replacing run, or the shutdown */
       note_cancel(&x);
-      chime_proc_terminate(proc, r->stopping ? r->shutdown_grace : c->kill_grace, &status);
+      chime_ns left = r->stop_deadline - chime_now(); /* the shutdown's grace, shared by every run */
+      chime_proc_terminate(proc, !r->stopping ? c->kill_grace : left > 0 ? left : 0, &status);
     }
     join_captures(&x, cap, end_leftovers(&x, me.pid, w == 0, cap, ncap));
     chime_proc_free(proc);
@@ -249,13 +304,14 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   res.ended = chime_wall_now();
   log_end_of_run(j, me.pid, &res, duration, late);
   if (h && id > 0 && history_end(h, id, &res) != 0)
-    log_msg("error", NULL, "history database %s: cannot record the end of a run of %s: %s", r->db_path, c->name,
-            history_error(h));
+    log_msg("error", "history", "history database %s: cannot record the end of a run of %s: %s", r->db_path,
+            c->name, history_error(h));
   free(env);
   free(s);
   if (me.prev) me.prev->next = me.next;
   else r->runs = me.next;
   if (me.next) me.next->prev = me.prev;
+  reap_adopted(r);
   j->running--;
   if (j->retired && j->running == 0 && j->started) chime_cancel(j->handle); /* its last run: the job ends */
   int result = strcmp(res.outcome, "ok") == 0 ? 0 : chime_cancelled() ? -ECANCELED : -EIO;
@@ -267,6 +323,25 @@ chime_ns job_next_tick(const struct job *j, chime_ns after) {
   chime_ns t;
   if (j->conf->cron) return chime_cron_next(j->conf->cron, j->conf->tz, after, &t) == 0 ? t : 0;
   return after + j->conf->every;
+}
+
+chime_ns job_latest_tick(const struct job *j, chime_ns after, chime_ns until) {
+  if (!j->conf->cron) {
+    chime_ns k = (until - after) / j->conf->every;
+    return k > 0 ? after + k * j->conf->every : 0;
+  }
+  /* Look back from `until` over a span that grows fourfold until it holds
+   * a tick, then walk forward to the last one: a few dozen steps, however
+   * long the downtime and dense the schedule. */
+  for (chime_ns back = CHIME_MIN(1);; back *= 4) {
+    chime_ns from = until - back <= after ? after : until - back;
+    chime_ns t = job_next_tick(j, from);
+    if (t && t <= until) {
+      for (chime_ns n; (n = job_next_tick(j, t)) != 0 && n <= until;) t = n;
+      return t;
+    }
+    if (from == after) return 0;
+  }
 }
 
 void job_log_skips(struct job *j) {
@@ -286,6 +361,55 @@ void job_log_skips(struct job *j) {
   }
 }
 
+static void log_skip(const struct job *j, chime_ns sched) {
+  struct logline l;
+  log_begin(&l, "warn", "skip");
+  log_str(&l, "job", j->conf->name);
+  log_str(&l, "reason", "overlap");
+  log_time(&l, "scheduled", sched);
+  log_end(&l);
+}
+
+/* Runs of the job's name going now that the library does not count
+ * against this one: the catch-up run's and those of the job's version
+ * before a reload; for the catch-up run, every other. */
+static unsigned others_running(const struct job *j, bool catch_up) {
+  unsigned n = 0;
+  for (const struct run *x = j->r->runs; x; x = x->next)
+    n += strcmp(x->job->conf->name, j->conf->name) == 0 && (catch_up || x->job != j || x->catch_up);
+  return n;
+}
+
+/* How often a queued run looks whether the runs before it have ended:
+ * only a catch-up run or a reload makes one wait at all. */
+#define QUEUE_POLL CHIME_MS(50)
+
+/* The job's overlap policy applied to those runs: whether this run may
+ * start (with queue, once they have ended; with replace, stopping them). */
+static bool overlap_clear(struct job *j, bool catch_up) {
+  unsigned others = others_running(j, catch_up);
+  chime_job_stats st;
+  if (others == 0) return true;
+  switch (j->conf->overlap) {
+  case CHIME_OVERLAP_SKIP:
+    return false;
+  case CHIME_OVERLAP_ALLOW: /* the job's own runs (this one too) and the others */
+    return others + (!catch_up && chime_every_stats(j->handle, &st) == 0 ? st.running : 1) <= j->conf->max_concurrent;
+  case CHIME_OVERLAP_QUEUE:
+    while (others_running(j, catch_up) > 0)
+      if (chime_sleep(QUEUE_POLL) != 0) return false;
+    return true;
+  case CHIME_OVERLAP_REPLACE:
+    if (catch_up) return false; /* a tick's run is newer than the tick caught up */
+    for (struct job *o = j->r->jobs; o; o = o->next)
+      if (o != j && o->retired && o->running && o->started && strcmp(o->conf->name, j->conf->name) == 0)
+        chime_cancel(o->handle);
+    if (j->catching_up) chime_cancel(j->catch_up);
+    return true;
+  }
+  return true;
+}
+
 int run_tick(void *arg) {
   struct job *j = arg;
   chime_ns tick = 0, late = 0;
@@ -298,23 +422,33 @@ int run_tick(void *arg) {
   /* Skipped ticks logged now lie between the last one and this one. */
   job_log_skips(j);
   j->last_tick = sched;
+  if (!overlap_clear(j, false)) {
+    log_skip(j, sched);
+    return 0;
+  }
   int rc = run_once(j, sched, late, false);
   job_log_skips(j);
   return rc;
 }
 
+/* The latest tick that fell while chime was down runs once, late, with
+ * that tick as its scheduled time. */
 int run_catch_up(void *arg) {
   struct job *j = arg;
   struct history *h = runner_history(j->r);
   chime_ns last;
-  if (!h || history_last_scheduled(h, j->conf->name, &last) != 0) return 0;
-  chime_ns missed = job_next_tick(j, last);
-  if (!missed || missed > chime_wall_now()) return 0;
+  if (chime_cancelled() || !h || history_last_scheduled(h, j->conf->name, &last) != 0) return 0;
+  chime_ns missed = job_latest_tick(j, last, chime_wall_now());
+  if (!missed) return 0;
   struct logline l;
   log_begin(&l, "info", "catch_up");
   log_str(&l, "job", j->conf->name);
   log_time(&l, "missed", missed);
   log_time(&l, "last", last);
   log_end(&l);
+  if (!overlap_clear(j, true)) {
+    log_skip(j, missed);
+    return 0;
+  }
   return run_once(j, missed, chime_wall_now() - missed, true);
 }

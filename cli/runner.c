@@ -4,10 +4,19 @@
  * The main task owns every job handle.  It waits for SIGHUP, SIGINT and
  * SIGTERM; when every job has ended by itself (max_runs, on_error = stop)
  * the last job's destructor cancels the wait instead.  At shutdown it stops
- * scheduling and cancels every job, which cancels their runs: each run
- * sends SIGTERM to its child's group, waits up to the shutdown grace, then
- * SIGKILLs it, and completes its record; the main task joins them all.  A
- * second SIGTERM or SIGINT meanwhile SIGKILLs every child at once.
+ * scheduling and cancels every job at once, which cancels their runs: each
+ * run sends SIGTERM to its child's group, and SIGKILL to what is left when
+ * the one shutdown grace they share ends (stop_deadline), and completes
+ * its record; then the main task joins them all, so a shutdown takes one
+ * grace, however many runs there are.  A second SIGTERM or SIGINT
+ * meanwhile SIGKILLs every child at once.
+ *
+ * The daemon is a child subreaper: a process a job leaves behind whose
+ * parent has gone (a double fork) is adopted by chime, not by init, so
+ * that it is ended with its run's group and reaped (run.c).  SIGPIPE has a
+ * handler that does nothing, so that a log on a closed pipe costs lines,
+ * not the daemon; a handler, not SIG_IGN, so that children do not inherit
+ * it ignored.
  *
  * A reload keeps the jobs whose settings did not change (their schedules
  * go on undisturbed), retires the others, and starts the new ones.  A
@@ -19,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -27,7 +37,7 @@
 struct history *runner_history(struct runner *r) {
   if (r->hist || !r->db_path) return r->hist;
   char err[1024];
-  if (history_open(r->db_path, true, r->db_make_dirs, &r->hist, err, sizeof err) == 0) {
+  if (history_open(r->db_path, r->db_make_dirs, &r->hist, err, sizeof err) == 0) {
     if (r->db_down) log_msg("info", "history", "history database %s: open again, runs are recorded", r->db_path);
     r->db_down = false;
     int n = history_mark_interrupted(r->hist);
@@ -88,7 +98,7 @@ static int job_start(struct runner *r, struct job *j) {
   r->active++;
   log_scheduled(j);
   if (c->catch_up && !r->db_path)
-    log_msg("warn", NULL, "job %s: catch_up needs the history database: ignored", c->name);
+    log_msg("warn", "catch_up", "job %s: catch_up needs the history database: ignored", c->name);
   else if (c->catch_up && chime_spawn(run_catch_up, j, &j->catch_up) == 0)
     j->catching_up = true;
   return 0;
@@ -115,10 +125,12 @@ static void job_add(struct runner *r, struct job_conf *conf) {
   r->jobs = j;
 }
 
-/* Cancels (if need be) and joins a job and its catch-up run, and frees it. */
-static void job_reap(struct runner *r, struct job *j) {
+/* Cancels (if need be) and joins a job and its catch-up run (cancelled
+ * too with `stop`, else waited for), and frees it. */
+static void job_reap(struct runner *r, struct job *j, bool stop) {
   int result = 0;
-  if (j->catching_up) chime_cancel(j->catch_up), chime_join(j->catch_up, NULL);
+  if (j->catching_up && stop) chime_cancel(j->catch_up);
+  if (j->catching_up) chime_join(j->catch_up, NULL);
   if (j->started) chime_cancel(j->handle), chime_join(j->handle, &result);
   if (result < 0 && result != -ECANCELED && !j->retired) r->failed = true;
   for (struct job **p = &r->jobs; *p; p = &(*p)->next)
@@ -134,7 +146,7 @@ static void job_reap(struct runner *r, struct job *j) {
 static void retire(struct runner *r, struct job *j) {
   j->retired = true;
   if (!j->ended) r->active--;
-  if (j->running == 0) job_reap(r, j);
+  if (j->running == 0) job_reap(r, j, true);
 }
 
 static void reload(struct runner *r) {
@@ -156,7 +168,7 @@ static void reload(struct runner *r) {
   }
   for (struct job *j = r->jobs, *next; j; j = next) { /* retired jobs whose last run has ended */
     next = j->next;
-    if (j->retired && j->running == 0) job_reap(r, j);
+    if (j->retired && j->running == 0) job_reap(r, j, true);
   }
   int kept = 0, stopped = 0, started = 0;
   for (struct job *j = r->jobs, *next; j; j = next) {
@@ -214,7 +226,7 @@ static int main_task(void *arg) {
   r->main = chime_self();
   const char *wall = getenv("CHIME_TEST_WALL"); /* tests: start the virtual wall clock here */
   if (wall && chime_wall_set((chime_ns)strtoll(wall, NULL, 10) * CHIME_SEC(1)) != 0)
-    log_msg("warn", NULL, "CHIME_TEST_WALL is for the virtual clock (CHIME_CLOCK=virtual) only: ignored");
+    log_msg("warn", "config", "CHIME_TEST_WALL is for the virtual clock (CHIME_CLOCK=virtual) only: ignored");
   runner_history(r);
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     job_add(r, s->cfg->jobs[i]);
@@ -241,23 +253,39 @@ static int main_task(void *arg) {
   }
   chime_shield(true); /* the cleanup below waits, whatever cancelled us */
   r->stopping = true;
+  r->stop_deadline = chime_now() + r->shutdown_grace;
   chime_task kill_task;
-  bool by_signal = sig == SIGINT || sig == SIGTERM;
+  bool by_signal = sig == SIGINT || sig == SIGTERM, killer_up = false;
   if (by_signal) {
     log_msg("info", "stopping", "%s: stopping every job (grace %.3fs)", sig == SIGINT ? "SIGINT" : "SIGTERM",
             (double)r->shutdown_grace / 1e9);
-    by_signal = chime_spawn(killer, r, &kill_task) == 0;
+    killer_up = chime_spawn(killer, r, &kill_task) == 0;
   }
-  while (r->jobs) job_reap(r, r->jobs);
-  if (by_signal) chime_cancel(kill_task), chime_join(kill_task, NULL);
+  /* Every run gets its SIGTERM now, before any is waited for; a catch-up
+   * run is stopped by a signal only (after the jobs ended by themselves,
+   * it is let finish). */
+  for (struct job *j = r->jobs; j; j = j->next) {
+    if (j->started) chime_cancel(j->handle);
+    if (j->catching_up && by_signal) chime_cancel(j->catch_up);
+  }
+  while (r->jobs) job_reap(r, r->jobs, by_signal);
+  reap_adopted(r);
+  if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   log_msg("info", "stop", "chime stopped");
   return 0;
 }
+
+static void ignore_sigpipe(int sig) { (void)sig; }
 
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
   struct runner r = {.config_path = config_path, .db_make_dirs = db_make_dirs, .shutdown_grace = shutdown_grace};
   if (db_path && !(r.db_path = strdup(db_path))) return 1;
+  struct sigaction sa = {.sa_handler = ignore_sigpipe, .sa_flags = SA_RESTART};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    log_msg("warn", "config", "not a child subreaper (%s): processes jobs leave behind go to init", strerror(errno));
   struct setup s = {&r, cfg};
   chime_run_opts o = {.loop = {.stack_size = 512 * 1024}};
   int rc = chime_run(main_task, &s, &o, NULL);

@@ -27,10 +27,13 @@ struct job {
   struct job *next;
 };
 
-/* A run going now (for the second signal, which kills them all). */
+/* A run going now (for the second signal, which kills them all, and for
+ * the overlap of runs the library does not see: a catch-up run, a run of
+ * a job's version before a reload). */
 struct run {
   struct job *job;
-  int pid; /* 0 until the child started */
+  int pid;       /* 0 until the child started */
+  bool catch_up; /* the job's catch-up run, not one of its ticks */
   struct run *prev, *next;
 };
 
@@ -44,6 +47,7 @@ struct runner {
   struct history *hist;
   chime_ns shutdown_grace;
   bool stopping;           /* no new runs; running ones are being stopped */
+  chime_ns stop_deadline;  /* with stopping: when every run still going gets SIGKILL */
   bool killing;            /* a second signal: kill at once */
   chime_task main;
   int active;              /* periodic jobs alive and not retired */
@@ -64,5 +68,15 @@ struct history *runner_history(struct runner *r);
 void job_log_skips(struct job *j);
 /* The wall time of the job's next tick after `after`, or 0 if none. */
 chime_ns job_next_tick(const struct job *j, chime_ns after);
+/* The wall time of the job's latest tick in (after, until], or 0 if none. */
+chime_ns job_latest_tick(const struct job *j, chime_ns after, chime_ns until);
+/* The user's groups (getgrouplist: gid and every group that lists the
+ * user), for a child run as that user, as login and cron give them.
+ * Returns their count and the list in *groups (free it), or -ENOMEM,
+ * -E2BIG (more than NGROUPS_MAX). */
+int user_groups(const char *user, unsigned gid, unsigned **groups);
+/* Reaps the processes chime adopted (as a subreaper) that have exited,
+ * leaving the children of runs to the library. */
+void reap_adopted(const struct runner *r);
 
 #endif

@@ -45,8 +45,10 @@ static double mono(void) {
 }
 
 /* Starts CHIME_BIN with argv (after the program name) and env (NAME=VALUE
- * entries added to ours; NULL-terminated, may be NULL). */
-static void start(struct proc *p, const char *const *args, const char *const *env) {
+ * entries added to ours; NULL-terminated, may be NULL), its stderr (the
+ * log) on err_fd, or when err_fd < 0 on a pipe read into p->log.  chime
+ * starts with SIGPIPE at its default action, whatever ours is. */
+static void start_err(struct proc *p, const char *const *args, const char *const *env, int err_fd) {
   const char *bin = getenv("CHIME_BIN");
   assert_non_null(bin);
   char *argv[64];
@@ -60,21 +62,33 @@ static void start(struct proc *p, const char *const *args, const char *const *en
     if (strncmp(*v, "CHIME_CLOCK=", 12) != 0) envp[e++] = *v;
   for (; env && *env; env++) envp[e++] = (char *)*env;
   envp[e] = NULL;
-  int o[2], er[2];
+  int o[2], er[2] = {-1, err_fd};
   assert_int_equal(pipe2(o, O_CLOEXEC), 0);
-  assert_int_equal(pipe2(er, O_CLOEXEC), 0);
+  if (err_fd < 0) assert_int_equal(pipe2(er, O_CLOEXEC), 0);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, o[1], 1);
   posix_spawn_file_actions_adddup2(&fa, er[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t dfl;
+  sigemptyset(&dfl);
+  sigaddset(&dfl, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &dfl);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
   memset(p, 0, sizeof *p);
-  assert_int_equal(posix_spawn(&p->pid, bin, &fa, NULL, argv, envp), 0);
+  assert_int_equal(posix_spawn(&p->pid, bin, &fa, &attr, argv, envp), 0);
   posix_spawn_file_actions_destroy(&fa);
-  close(o[1]), close(er[1]);
+  posix_spawnattr_destroy(&attr);
+  close(o[1]);
+  if (err_fd < 0) close(er[1]);
   p->out = o[0], p->err = er[0];
-  fcntl(p->out, F_SETFL, O_NONBLOCK), fcntl(p->err, F_SETFL, O_NONBLOCK);
+  fcntl(p->out, F_SETFL, O_NONBLOCK);
+  if (p->err >= 0) fcntl(p->err, F_SETFL, O_NONBLOCK);
   p->log = calloc(1, 1), p->stdout_text = calloc(1, 1);
 }
+
+static void start(struct proc *p, const char *const *args, const char *const *env) { start_err(p, args, env, -1); }
 
 /* Reads what is there (waiting up to `wait` seconds for something). */
 static void pump(struct proc *p, double wait) {
@@ -124,7 +138,8 @@ static int finish(struct proc *p, double limit) {
     }
   }
   pump(p, 0);
-  close(p->out), close(p->err);
+  close(p->out);
+  if (p->err >= 0) close(p->err);
   return code;
 }
 
@@ -147,6 +162,20 @@ static bool group_gone(pid_t pgid, double limit) {
   while (kill(-pgid, 0) == 0) {
     if (mono() > end) return false;
     usleep(10000);
+  }
+  return true;
+}
+
+/* Whether every line of s holds text. */
+static bool each_line_has(const char *s, const char *text) {
+  for (const char *line = s, *nl; *line; line = nl + 1) {
+    nl = strchr(line, '\n');
+    if (!nl) nl = line + strlen(line) - 1;
+    const char *hit = strstr(line, text);
+    if (!hit || hit > nl) {
+      print_error("a line without %s: %.*s\n", text, (int)(nl - line), line);
+      return false;
+    }
   }
   return true;
 }

@@ -2,20 +2,44 @@
  * children; schedules run on the virtual clock (hours in milliseconds), and
  * the few real-clock tests (signals) have generous bounds. */
 #define _GNU_SOURCE
+#include <grp.h>
+#include <pwd.h>
 #include <sqlite3.h>
 
 #include "cli_test.h"
 
-/* One number from the database (-1 if no row). */
-static long long q(const char *db, const char *sql) {
+/* Runs of the same job that overlapped in time. */
+#define OVERLAPS "SELECT count(*) FROM runs x JOIN runs y ON x.job = y.job AND x.id < y.id AND y.started < x.ended"
+
+/* The first column of the first row of sql: as a number into *v, and as
+ * text into buf (when not NULL).  1 if there was a row, 0 if not, -1 if
+ * the database or its table is not there (yet). */
+static int query(const char *db, const char *sql, long long *v, char *buf, size_t size) {
   sqlite3 *h;
   sqlite3_stmt *st;
-  long long v = -1;
-  assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  int rc = -1;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+    rc = sqlite3_step(st) == SQLITE_ROW;
+    if (rc) *v = sqlite3_column_int64(st, 0);
+    if (rc && buf) snprintf(buf, size, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+    sqlite3_finalize(st);
+  }
   sqlite3_close(h);
+  return rc;
+}
+
+/* One number from the database (-1 if no row). */
+static long long q(const char *db, const char *sql) {
+  long long v = -1;
+  assert_true(query(db, sql, &v, NULL, 0) >= 0);
+  return v;
+}
+
+/* As q, for a database that may not be there yet: -1 until it is. */
+static long long q_soon(const char *db, const char *sql) {
+  long long v = -1;
+  query(db, sql, &v, NULL, 0);
   return v;
 }
 
@@ -169,19 +193,40 @@ static void catch_up_runs_once_after_a_missed_tick(void **state) {
   const char *args[] = {"every", "10s", "--max-runs", "1", "--catch-up", "--name", "cu", "--db", db, "--", "true",
                         NULL};
   struct proc p;
-  /* runs at 1000010; down until 1000100: the tick of 1000020 was missed */
+  /* runs at 1000010; down until 1000105: the ticks of 1000020 to 1000100
+   * were missed, and the latest of them runs, once */
+  assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}), 0);
+  proc_free(&p);
+  assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000105", NULL}), 0);
+  assert_int_equal(count(p.log, "event=catch_up"), 1);
+  assert_int_equal(count(p.log, "catch_up=true"), 1);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE scheduled = 1000100000000000"), 1);
+  assert_int_equal(q(db, "SELECT late FROM runs WHERE scheduled = 1000100000000000"), 5000000000LL);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 3);
+  proc_free(&p);
+  /* last tick at 1000115; back at 1000120: nothing was missed */
+  assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000120", NULL}), 0);
+  assert_int_equal(count(p.log, "event=catch_up"), 0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 4);
+  proc_free(&p);
+}
+
+/* The catch-up run and the first tick's (start_now) fall together: with
+ * overlap = skip, one of them runs, and the other is skipped. */
+static void catch_up_respects_overlap(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  const char *args[] = {"every", "10s", "--start-now", "--max-runs", "1", "--catch-up", "--name", "cu", "--db", db,
+                        "--", "sleep", "0.3", NULL};
+  struct proc p;
   assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}), 0);
   proc_free(&p);
   assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000100", NULL}), 0);
   assert_int_equal(count(p.log, "event=catch_up"), 1);
-  assert_int_equal(count(p.log, "catch_up=true"), 1);
-  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE scheduled = 1000020000000000"), 1);
-  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 3);
-  proc_free(&p);
-  /* last tick at 1000110; back at 1000115: nothing was missed */
-  assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000115", NULL}), 0);
-  assert_int_equal(count(p.log, "event=catch_up"), 0);
-  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 4);
+  assert_int_equal(count(p.log, "event=skip job=cu reason=overlap"), 1);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
+  assert_int_equal(q(db, OVERLAPS), 0);
   proc_free(&p);
 }
 
@@ -205,6 +250,7 @@ static void corrupt_database_gives_a_clear_error(void **state) {
                    0);
   assert_non_null(strstr(p.log, "file is not a database"));
   assert_non_null(strstr(p.log, "line=on"));
+  assert_true(each_line_has(p.log, " event="));
   proc_free(&p);
 }
 
@@ -259,6 +305,7 @@ static void missing_program_is_named_and_other_jobs_go_on(void **state) {
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'gone' AND outcome = 'error'"), 2);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'nobody' AND outcome = 'error'"), 2);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'fine' AND outcome = 'ok'"), 2);
+  assert_true(each_line_has(p.log, " event="));
   proc_free(&p);
 }
 
@@ -284,6 +331,18 @@ static void bad_config_is_refused_whole_with_file_line_and_key(void **state) {
   assert_int_equal(access(db, F_OK), -1); /* nothing ran, nothing was written */
   proc_free(&p);
   assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+  proc_free(&p);
+  /* what the library would refuse when the job starts is refused now */
+  write_file(conf, "[job nightly]\nschedule = 0 3 * * *\nspread = 10m\ncommand = true\n"
+                   "[job often]\nevery = 1m\ntz = UTC\ncommand = true\n", 0644);
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+  snprintf(want, sizeof want, "%s:3: [job nightly] spread: ", conf);
+  assert_non_null(strstr(p.log, want));
+  snprintf(want, sizeof want, "%s:7: [job often] tz: ", conf);
+  assert_non_null(strstr(p.log, want));
+  proc_free(&p);
+  assert_int_equal(run(&p, (const char *const[]){"run", conf, "--db", db, NULL}, VIRTUAL), 1);
+  assert_non_null(strstr(p.log, "2 error(s): nothing was run"));
   proc_free(&p);
 }
 
@@ -327,10 +386,20 @@ static void json_log_lines_are_json(void **state) {
   }
   assert_non_null(strstr(p.log, "\"line\":\"a\\tb\""));
   assert_non_null(strstr(p.log, "\"line\":\"\\ufffd\""));
+  assert_true(each_line_has(p.log, ",\"event\":\""));
+  proc_free(&p);
+  /* catch_up without a database: said, with its event */
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", "none", "--catch-up", "--",
+                                                 "true", NULL},
+                       VIRTUAL),
+                   0);
+  assert_non_null(strstr(p.log, "catch_up needs the history database"));
+  assert_true(each_line_has(p.log, " event="));
   proc_free(&p);
 }
 
-static void old_schema_is_migrated(void **state) {
+/* history reads an old schema as it is; the daemon migrates it. */
+static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
@@ -348,7 +417,14 @@ static void old_schema_is_migrated(void **state) {
   struct proc p;
   assert_int_equal(run(&p, (const char *const[]){"history", "--db", db, "--json", NULL}, NULL), 0);
   assert_non_null(strstr(p.stdout_text, "\"job\":\"old\""));
+  assert_non_null(strstr(p.stdout_text, "\"error\":null"));
+  assert_int_equal(q(db, "PRAGMA user_version"), 1); /* read, not migrated */
+  proc_free(&p);
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", db, "--", "true", NULL},
+                       VIRTUAL),
+                   0);
   assert_int_equal(q(db, "PRAGMA user_version"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
   proc_free(&p);
   /* a newer schema than this chime knows is refused, by name */
   assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
@@ -357,6 +433,54 @@ static void old_schema_is_migrated(void **state) {
   assert_int_equal(run(&p, (const char *const[]){"history", "--db", db, NULL}, NULL), 1);
   assert_non_null(strstr(p.log, "schema version 99 is newer"));
   proc_free(&p);
+}
+
+/* chime history as a user that can write neither the file nor its
+ * directory: it reads them, and leaves nothing beside the file. */
+static void history_reads_a_read_only_database(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", db, "--", "true", NULL},
+                       VIRTUAL),
+                   0);
+  proc_free(&p);
+  struct stat before, after;
+  assert_int_equal(stat(db, &before), 0);
+  assert_int_equal(chmod(db, 0444), 0);
+  assert_int_equal(chmod(dir, 0555), 0);
+  int out[2];
+  assert_int_equal(pipe(out), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) { /* root writes anything: be nobody */
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(98);
+    dup2(out[1], 1);
+    execl(getenv("CHIME_BIN"), "chime", "history", "--db", db, (char *)NULL);
+    _exit(99);
+  }
+  close(out[1]);
+  char buf[4096];
+  size_t len = 0;
+  ssize_t n;
+  while ((n = read(out[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+  buf[len] = '\0';
+  close(out[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  chmod(dir, 0700);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_non_null(strstr(buf, " true "));
+  assert_int_equal(stat(db, &after), 0);
+  assert_int_equal(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  char side[160];
+  snprintf(side, sizeof side, "%s-wal", db);
+  assert_int_equal(access(side, F_OK), -1);
+  snprintf(side, sizeof side, "%s-shm", db);
+  assert_int_equal(access(side, F_OK), -1);
 }
 
 static void bad_command_lines_exit_2(void **state) {
@@ -442,6 +566,263 @@ static void sigterm_while_waiting_for_leftovers(void **state) {
   proc_free(&p);
 }
 
+/* The log on a pipe whose reader has gone: chime does not die of SIGPIPE,
+ * its jobs run and are recorded; and its children get SIGPIPE at its
+ * default action (chime's handler is not SIG_IGN, which they would keep). */
+static void closed_log_pipe_does_not_kill_the_daemon(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  close(fds[0]);
+  struct proc p;
+  start_err(&p,
+            (const char *const[]){"every", "1s", "--max-runs", "2", "--name", "sig", "--db", db, "--", "grep",
+                                  "^SigIgn", "/proc/self/status", NULL},
+            VIRTUAL, fds[1]);
+  close(fds[1]);
+  assert_int_equal(finish(&p, 60), 0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'"), 2);
+  unsigned long long ignored = ~0ULL;
+  char tail[256];
+  long long v;
+  assert_int_equal(query(db, "SELECT CAST(stdout_tail AS TEXT) FROM runs LIMIT 1", &v, tail, sizeof tail), 1);
+  assert_int_equal(sscanf(tail, "SigIgn: %llx", &ignored), 1);
+  assert_int_equal(ignored & (1ULL << (SIGPIPE - 1)), 0);
+  proc_free(&p);
+}
+
+/* The log on a pipe nobody reads, full after a few runs: chime drops lines
+ * rather than wait, and its jobs go on. */
+static void full_log_pipe_does_not_freeze_the_daemon(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  struct proc p;
+  /* 300 lines a run, each logged: ten runs are five times the pipe */
+  start_err(&p, (const char *const[]){"every", "1s", "--max-runs", "10", "--db", db, "--", "seq", "1", "300", NULL},
+            VIRTUAL, fds[1]);
+  close(fds[1]);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'"), 10);
+  close(fds[0]);
+  proc_free(&p);
+}
+
+/* SIGTERM reaches every run at once, and the runs share one grace: three
+ * that ignore it are killed together when it ends, not one after another. */
+static void shutdown_takes_one_grace_for_every_job(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  char text[1024] = "";
+  for (int i = 1; i <= 3; i++)
+    snprintf(text + strlen(text), sizeof text - strlen(text),
+             "[job s%d]\nevery = 1h\nstart_now = true\ncommand = sh -c 'trap \"\" TERM; echo ready; sleep 60'\n", i);
+  write_file(conf, text, 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"run", conf, "--db", db, "--shutdown-grace", "3s", NULL}, NULL);
+  for (int i = 1; i <= 3; i++) {
+    char ready[64];
+    snprintf(ready, sizeof ready, "job=s%d stream=stdout", i);
+    assert_true(wait_log(&p, ready, 20)); /* its trap is set */
+  }
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 60), 0);
+  double took = mono() - t0;
+  assert_true(took >= 2.5);    /* the grace was given */
+  assert_true(took < 2 * 3 + 1); /* once: three in a row would take 9 s */
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'stopped' AND signal = 9"), 3);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE ended IS NULL"), 0);
+  for (int i = 1; i <= 3; i++) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pid FROM runs WHERE job = 's%d'", i);
+    assert_true(group_gone((pid_t)q(db, sql), 10));
+  }
+  proc_free(&p);
+}
+
+/* A job changed by a reload while its old version runs: with overlap =
+ * skip, the new version starts no run until the old one has ended. */
+static void reloaded_job_does_not_overlap_its_old_run(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  const char *job = "[job a]\nevery = 100ms\nstart_now = true\ncommand = sh -c 'echo begin; sleep 1.5; echo done'\n";
+  write_file(conf, job, 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(&p, "line=begin", 20));
+  char changed[512];
+  snprintf(changed, sizeof changed, "%senv = VERSION=2\n", job);
+  write_file(conf, changed, 0644);
+  kill(p.pid, SIGHUP);
+  assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
+  assert_true(wait_log(&p, "line=done", 20));
+  size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
+  while (!strstr(p.log + done, "event=start job=a ")) /* the new version's first run */
+    assert_true(wait_log(&p, "line=done", 20)), pump(&p, 0.05);
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  size_t reload = (size_t)(strstr(p.log, "event=reload ") - p.log);
+  assert_true(reload < done);
+  const char *between = strstr(p.log + reload, "event=start job=a ");
+  assert_true(between > p.log + done); /* none between the reload and the old run's end */
+  assert_non_null(strstr(p.log + reload, "event=skip job=a reason=overlap"));
+  assert_int_equal(q(db, OVERLAPS), 0);
+  proc_free(&p);
+}
+
+/* A user with supplementary groups (found in the group file): the child
+ * has them all, as login and cron give them.  Root only. */
+static void job_runs_with_the_users_groups(void **state) {
+  (void)state;
+  if (geteuid() != 0) skip();
+  char user[64] = "";
+  gid_t extra = 0;
+  setgrent();
+  for (struct group *g; !*user && (g = getgrent()) != NULL;) {
+    struct passwd *pw = g->gr_mem && g->gr_mem[0] ? getpwnam(g->gr_mem[0]) : NULL;
+    if (pw && pw->pw_gid != g->gr_gid) snprintf(user, sizeof user, "%s", pw->pw_name), extra = g->gr_gid;
+  }
+  endgrent();
+  if (!*user) skip();
+  char dir[64], db[128], conf[128], want[32];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p,
+                       (const char *const[]){"every", "1s", "--max-runs", "1", "--user", user, "--name", "ids", "--db",
+                                             db, "--", "id", "-G", NULL},
+                       VIRTUAL),
+                   0);
+  snprintf(want, sizeof want, " %u", (unsigned)extra);
+  const char *line = strstr(p.log, "job=ids stream=stdout");
+  assert_non_null(line);
+  line = strstr(line, "line=");
+  assert_non_null(line);
+  char ids[256];
+  snprintf(ids, sizeof ids, " %.*s ", (int)strcspn(line + 6, "\"\n"), line + 6);
+  if (!strstr(ids, want)) print_error("id -G of %s: %s; wanted %s\n", user, ids, want);
+  assert_non_null(strstr(ids, want));
+  proc_free(&p);
+}
+
+/* A job that double-forks a process (its parent exits, as a daemon's
+ * does): chime adopts it as a subreaper, ends it with its run's group and
+ * reaps it: nothing of it is left, not even a zombie for init. */
+static void double_forked_leftover_is_adopted_and_reaped(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[1024], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/pid", dir);
+  snprintf(cmd, sizeof cmd,
+           "(sh -c 'trap \"\" TERM; echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 30' &); "
+           "while [ ! -e %s ]; do sleep 0.01; done; echo ready",
+           pidfile, pidfile, pidfile, pidfile);
+  struct proc p;
+  start(&p,
+        (const char *const[]){"every", "1h", "--start-now", "--max-runs", "1", "--kill-grace", "3s", "--name", "df",
+                              "--db", db, "--", "sh", "-c", cmd, NULL},
+        VIRTUAL);
+  assert_true(wait_log(&p, "line=ready", 20));
+  FILE *f = fopen(pidfile, "r");
+  assert_non_null(f);
+  int pid = 0;
+  assert_int_equal(fscanf(f, "%d", &pid), 1);
+  fclose(f);
+  /* its parent has exited: it is chime's now */
+  char path[64], status[4096];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  int ppid = 0;
+  for (double end = mono() + 10; ppid != p.pid && mono() < end; usleep(10000)) {
+    f = fopen(path, "r");
+    if (!f) break;
+    size_t n = fread(status, 1, sizeof status - 1, f);
+    fclose(f);
+    status[n] = '\0';
+    const char *at = strstr(status, "PPid:");
+    ppid = at ? atoi(at + 5) : 0;
+  }
+  assert_int_equal(ppid, p.pid);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(kill(pid, 0), -1); /* gone, reaped: not a zombie */
+  assert_int_equal(errno, ESRCH);
+  assert_true(group_gone((pid_t)q(db, "SELECT pid FROM runs"), 1));
+  proc_free(&p);
+}
+
+/* Each --env is one NAME=VALUE, its value as the shell gave it. */
+static void env_options_are_one_variable_each(void **state) {
+  (void)state;
+  struct proc p;
+  assert_int_equal(run(&p,
+                       (const char *const[]){"every", "1s", "--max-runs", "1", "--env", "A=1", "--env", "B=two words",
+                                             "--env", "C=$x 'q'", "--env=D=4", "--db", "none", "--", "sh", "-c",
+                                             "echo \"$A|$B|$C|$D\"", NULL},
+                       VIRTUAL),
+                   0);
+  assert_non_null(strstr(p.log, "line=\"1|two words|$x 'q'|4\""));
+  proc_free(&p);
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--env", "NOVALUE", "--", "true", NULL}, VIRTUAL), 2);
+  assert_non_null(strstr(p.log, "--env: \"NOVALUE\" is not NAME=VALUE"));
+  proc_free(&p);
+}
+
+static long rss_kib(pid_t pid) {
+  char path[64], text[4096];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  const char *at = strstr(text, "VmRSS:");
+  return at ? atol(at + 6) : -1;
+}
+
+/* A child that writes without end (yes) while another job runs every
+ * 100 ms: the other job keeps its schedule, and chime's memory stays
+ * bounded (each stream keeps its last 64 KiB).  Real time. */
+static void endless_output_does_not_freeze_other_jobs(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  write_file(conf,
+             "[job flood]\nevery = 1h\nstart_now = true\ntimeout = 4s\nkill_grace = 1s\ncommand = yes\n"
+             "[job tick]\nevery = 100ms\ncommand = true\n",
+             0644);
+  int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  struct proc p;
+  start_err(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL, null); /* millions of lines */
+  close(null);
+  double end = mono() + 30;
+  while (q_soon(db, "SELECT count(*) FROM runs WHERE job = 'tick'") < 2 && mono() < end) usleep(10000);
+  long base = rss_kib(p.pid), most = base;
+  while (q_soon(db, "SELECT count(*) FROM runs WHERE job = 'flood' AND ended IS NOT NULL") < 1 && mono() < end) {
+    long now = rss_kib(p.pid);
+    most = now > most ? now : most;
+    usleep(50000);
+  }
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'flood' AND outcome = 'timeout'"), 1);
+  assert_int_equal(q(db, "SELECT length(stdout_tail) FROM runs WHERE job = 'flood'"), 65536);
+  /* about 40 ticks fell during the flood's 4 s; each ran, and on time */
+  long long ticks = q(db, "SELECT count(*) FROM runs r WHERE job = 'tick' AND started > "
+                          "(SELECT started FROM runs WHERE job = 'flood') AND ended < (SELECT ended FROM runs WHERE job = 'flood')");
+  if (ticks < 20) print_error("%lld ticks during the flood\n", ticks);
+  assert_true(ticks >= 20);
+  assert_true(q(db, "SELECT max(late) FROM runs WHERE job = 'tick'") < 1000000000LL);
+  assert_true(base > 0);
+  if (most - base > 64 * 1024) print_error("RSS from %ld KiB to %ld KiB\n", base, most);
+  assert_true(most - base < 64 * 1024);
+  proc_free(&p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_runs_on_time),
@@ -451,6 +832,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(second_signal_kills_at_once),
       cmocka_unit_test(sighup_reloads_and_refuses_a_bad_config),
       cmocka_unit_test(catch_up_runs_once_after_a_missed_tick),
+      cmocka_unit_test(catch_up_respects_overlap),
       cmocka_unit_test(corrupt_database_gives_a_clear_error),
       cmocka_unit_test(locked_database_gives_a_clear_error),
       cmocka_unit_test(unwritable_database_directory_is_named_and_jobs_go_on),
@@ -459,11 +841,20 @@ int main(int argc, char **argv) {
       cmocka_unit_test(world_writable_config_is_refused),
       cmocka_unit_test(check_prints_the_next_five_runs),
       cmocka_unit_test(json_log_lines_are_json),
-      cmocka_unit_test(old_schema_is_migrated),
+      cmocka_unit_test(old_schema_is_read_by_history_and_migrated_by_the_daemon),
+      cmocka_unit_test(history_reads_a_read_only_database),
       cmocka_unit_test(bad_command_lines_exit_2),
       cmocka_unit_test(cron_job_runs_on_the_calendar),
       cmocka_unit_test(timeout_while_waiting_for_leftovers),
       cmocka_unit_test(sigterm_while_waiting_for_leftovers),
+      cmocka_unit_test(closed_log_pipe_does_not_kill_the_daemon),
+      cmocka_unit_test(full_log_pipe_does_not_freeze_the_daemon),
+      cmocka_unit_test(shutdown_takes_one_grace_for_every_job),
+      cmocka_unit_test(reloaded_job_does_not_overlap_its_old_run),
+      cmocka_unit_test(job_runs_with_the_users_groups),
+      cmocka_unit_test(double_forked_leftover_is_adopted_and_reaped),
+      cmocka_unit_test(env_options_are_one_variable_each),
+      cmocka_unit_test(endless_output_does_not_freeze_other_jobs),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_cli_units.c - the chime command's parts alone: the argv splitter,
- * the config reader's errors and defaults, the log's escaping, and the
- * bounded output tail. */
+ * the config reader's errors and defaults, the log's escaping and its
+ * writes that never block, the bounded output tail, a user's groups and
+ * the latest missed tick. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,10 +17,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include "argv.h"
 #include "capture.h"
 #include "config.h"
 #include "log.h"
+#include "runner.h"
 
 static void split_ok(const char *text, int n, const char *const *want) {
   char **argv;
@@ -116,7 +121,10 @@ static void config_errors_name_file_line_and_key(void **state) {
   config_bad("[job a]\nevery = 1s\ncommand = true\ndir = relative\n", "dir: \"relative\" is not an absolute path");
   config_bad("[job a]\nschedule = @daily\ntz = Mars/Olympus\ncommand = true\n", "t.conf:3: [job a] tz:");
   config_bad("[job a]\nevery = 1s\ncommand = true\non_error = backoff\nbackoff = 1m\nbackoff_max = 1s\n",
-             "backoff_max is shorter than backoff");
+             "t.conf:6: [job a] backoff_max: shorter than backoff");
+  config_bad("[job a]\nevery = 1s\ncommand =\n", "t.conf:3: [job a] command: is empty");
+  config_bad("[job a]\nevery = 1s\ncommand = '' -x\n", "t.conf:3: [job a] command: the program's name is empty");
+  config_bad("[job a]\nevery = 1s\ncommand = true\n= 3\n", "t.conf:4: a value without a key");
   config_bad("[chime]\nlog_format = xml\n[job a]\nevery = 1s\ncommand = true\n", "t.conf:2: [chime] log_format");
   config_bad("[defaults]\n", "t.conf: no [job NAME] section");
   static const char nul[] = "[job a]\nevery = 1s\ncommand = tr\0ue\n";
@@ -132,7 +140,7 @@ static void config_defaults_and_jobs(void **state) {
   struct config *cfg;
   struct errors errs;
   const char *text = "; comment\n# comment\n[defaults]\ntimeout = 20m\nenv = A=1 B=2\n"
-                     "[job backup]\nschedule = 30 2 * * *   ; nightly\ncommand = /bin/backup --fast \"a b\"\n"
+                     "[job backup]\nschedule = 30 2 * * *\ncommand = /bin/backup --fast \"a b\"\n"
                      "jitter = 5m\non_error = backoff\ncatch_up = yes\nenv = B=3\n"
                      "[job tick]\nschedule = @every 1h30m\ncommand = echo $HOME > /tmp/x\nshell = true\ntimeout = 0\n"
                      "[chime]\nshutdown_grace = 3s\nlog_format = json\n";
@@ -163,6 +171,93 @@ static void config_defaults_and_jobs(void **state) {
   assert_int_equal(job_next_runs(t, 0, times, 5), 5);
   assert_int_equal(times[4], 5 * CHIME_SEC(5400));
   config_free(cfg);
+}
+
+/* What chime_cron would refuse, or chime_every ignore, is refused when
+ * the file is read, with the line of the key (in [defaults] if it comes
+ * from there). */
+static void keys_that_do_not_apply_are_load_errors(void **state) {
+  (void)state;
+  config_bad("[job a]\nschedule = @daily\nspread = 5m\ncommand = true\n",
+             "t.conf:3: [job a] spread: a calendar schedule has no spread");
+  config_bad("[defaults]\nspread = 5m\n[job a]\nschedule = 0 * * * *\ncommand = true\n",
+             "t.conf:2: [job a] spread: a calendar schedule has no spread");
+  config_bad("[job a]\nschedule = @daily\nstart_now = true\ncommand = true\n",
+             "t.conf:3: [job a] start_now: only an interval");
+  config_bad("[job a]\nevery = 1h\ntz = UTC\ncommand = true\n", "t.conf:3: [job a] tz: only a calendar schedule");
+  config_bad("[job a]\nschedule = @every 1h\ntz = UTC\ncommand = true\n", "t.conf:3: [job a] tz: only a calendar");
+  struct config *cfg;
+  struct errors errs;
+  assert_int_equal(parse("[job a]\nevery = 1h\nspread = 5m\nstart_now = true\ncommand = true\n"
+                         "[job b]\nschedule = @daily\ntz = UTC\njitter = 5m\ncommand = true\n",
+                         &cfg, &errs),
+                   0);
+  config_free(cfg);
+}
+
+/* Comments are whole lines: a ; or # inside a value is the value's, never
+ * a comment that cuts it silently. */
+static void semicolons_in_values_are_kept(void **state) {
+  (void)state;
+  struct config *cfg;
+  struct errors errs;
+  int rc = parse("; comment\n  # comment too\n[job a]\nevery = 1s\ncommand = printf 'x ;y' \"#z\" ';b'\n"
+                 "[job b]\nevery = 1s\nshell = true\ncommand = echo a ; echo b # both\n",
+                 &cfg, &errs);
+  if (rc) print_error("%s", errs.text);
+  assert_int_equal(rc, 0);
+  assert_string_equal(cfg->jobs[0]->argv[1], "x ;y");
+  assert_string_equal(cfg->jobs[0]->argv[2], "#z");
+  assert_string_equal(cfg->jobs[0]->argv[3], ";b");
+  assert_string_equal(cfg->jobs[1]->argv[2], "echo a ; echo b # both");
+  config_free(cfg);
+  config_bad("[job a]\nevery = 1s\ncommand = echo a ;b\n", "t.conf:3: [job a] command: column 8: ';' needs a shell");
+  config_bad("[job a]\nevery = 1s ; each second\ncommand = true\n", "t.conf:2: [job a] every: \"1s ; each second\"");
+}
+
+/* A file with many errors has them all reported at once, each once. */
+static void every_error_of_a_file_is_reported(void **state) {
+  (void)state;
+  struct config *cfg = NULL;
+  struct errors errs;
+  const char *text = "[job a]\nevery = 5x\ncommand = true\nnot a key line\n"
+                     "[job b]\nevery = 1s\nalso bad\n"
+                     "[job c\n"
+                     "[job d]\nschedule = @daily\ncommand = a | b\ntz = Mars/Olympus\nspread = 1m\nbackof_max = 1s\n";
+  assert_int_equal(parse(text, &cfg, &errs), -EINVAL);
+  static const char *const want[] = {
+      "t.conf:2: [job a] every: \"5x\" is not a duration",
+      "t.conf:4: not a [section]",
+      "t.conf:7: not a [section]",
+      "t.conf:5: [job b]: no command",
+      "t.conf:8: a [section] header without its ']'",
+      "t.conf:11: [job d] command: column 3: '|' needs a shell",
+      "t.conf:12: [job d] tz: \"Mars/Olympus\" is not a time zone",
+      "t.conf:13: [job d] spread: a calendar schedule has no spread",
+      "t.conf:14: [job d] backof_max: unknown key (did you mean backoff_max?)",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    if (!strstr(errs.text, want[i])) print_error("got:\n%swanted: %s\n", errs.text, want[i]);
+    assert_non_null(strstr(errs.text, want[i]));
+  }
+  assert_int_equal(errs.count, sizeof want / sizeof want[0]); /* "no schedule" for a is not said again */
+  errors_free(&errs);
+}
+
+static void unknown_keys_suggest_the_right_one(void **state) {
+  (void)state;
+  assert_string_equal(key_nearest("backof_max"), "backoff_max");
+  assert_string_equal(key_nearest("Backoff-Max"), "backoff_max");
+  assert_string_equal(key_nearest("timout"), "timeout");
+  assert_string_equal(key_nearest("shutdown-grace"), "shutdown_grace");
+  assert_null(key_nearest("colour"));
+  assert_null(key_nearest("x"));
+  config_bad("[job a]\nevery = 1s\ncommand = true\nkill_gace = 1s\n",
+             "t.conf:4: [job a] kill_gace: unknown key (did you mean kill_grace?)");
+  config_bad("[job a]\nevery = 1s\ncommand = true\ndb = /x\n", "t.conf:4: [job a] db: a key of [chime], not of a job");
+  config_bad("[chime]\ntimeout = 1s\n[job a]\nevery = 1s\ncommand = true\n",
+             "t.conf:2: [chime] timeout: a job's key: put it in [job NAME] or [defaults]");
+  config_bad("[job a]\nevery = 1s\ncommand = true\ncolour = blue\n", "t.conf:4: [job a] colour: unknown key\n");
 }
 
 static void log_lines_escape_and_stay_bounded(void **state) {
@@ -228,14 +323,114 @@ static void capture_keeps_the_last_64k(void **state) {
   close(null);
 }
 
+/* A log nobody reads (a full pipe, here in blocking mode) costs lines, not
+ * the daemon: log_end returns at once and counts the line; once the pipe
+ * is read, the count is logged before the next line. */
+static void log_never_blocks_on_a_full_pipe(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fcntl(fds[1], F_SETFL, O_NONBLOCK);
+  char junk[4096];
+  memset(junk, 'j', sizeof junk);
+  while (write(fds[1], junk, sizeof junk) > 0) continue;
+  fcntl(fds[1], F_SETFL, 0); /* blocking again: a plain write would wait for ever */
+  log_setup(LOG_LOGFMT, fds[1]);
+  struct logline *l = malloc(sizeof *l);
+  for (int i = 0; i < 3; i++) {
+    log_begin(l, "info", "lost");
+    log_end(l);
+  }
+  assert_int_equal(log_dropped(), 3);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  char *buf = malloc(1 << 20);
+  size_t len = 0;
+  ssize_t n;
+  while ((n = read(fds[0], buf, 1 << 19)) > 0) continue; /* the junk */
+  log_begin(l, "info", "kept");
+  log_end(l);
+  assert_int_equal(log_dropped(), 0);
+  while ((n = read(fds[0], buf + len, (1 << 20) - 1 - len)) > 0) len += (size_t)n;
+  buf[len] = '\0';
+  assert_non_null(strstr(buf, "level=warn event=log_dropped lines=3\n"));
+  assert_non_null(strstr(buf, "level=info event=kept\n"));
+  assert_true(strstr(buf, "event=log_dropped") < strstr(buf, "event=kept"));
+  assert_null(strstr(buf, "event=lost"));
+  free(buf);
+  free(l);
+  log_setup(LOG_LOGFMT, 2);
+  close(fds[0]), close(fds[1]);
+}
+
+static bool has(const unsigned *list, int n, unsigned gid) {
+  for (int i = 0; i < n; i++)
+    if (list[i] == gid) return true;
+  return false;
+}
+
+/* A user's groups are its own gid and every group that lists it, as
+ * getgrouplist gives them (what login and cron set). */
+static void user_groups_lists_supplementary_groups(void **state) {
+  (void)state;
+  unsigned *groups = NULL;
+  int n = user_groups("root", 0, &groups);
+  assert_true(n >= 1);
+  assert_true(has(groups, n, 0));
+  free(groups);
+  setgrent();
+  struct group *g;
+  bool tried = false;
+  while (!tried && (g = getgrent()) != NULL) {
+    if (!g->gr_mem || !g->gr_mem[0] || !getpwnam(g->gr_mem[0])) continue;
+    struct passwd *pw = getpwnam(g->gr_mem[0]);
+    n = user_groups(pw->pw_name, pw->pw_gid, &groups);
+    assert_true(n >= 2 || g->gr_gid == pw->pw_gid);
+    assert_true(has(groups, n, pw->pw_gid));
+    assert_true(has(groups, n, g->gr_gid));
+    free(groups);
+    tried = true;
+  }
+  endgrent();
+  if (!tried) skip(); /* no group here lists a member */
+}
+
+/* The tick a catch-up run is for: the latest one in the downtime. */
+static void latest_missed_tick(void **state) {
+  (void)state;
+  struct config *cfg;
+  struct errors errs;
+  assert_int_equal(parse("[job i]\nevery = 10s\ncommand = true\n"
+                         "[job c]\nschedule = 0 * * * *\ntz = UTC\ncommand = true\n",
+                         &cfg, &errs),
+                   0);
+  struct job i = {.conf = cfg->jobs[0]}, c = {.conf = cfg->jobs[1]};
+  const chime_ns s = CHIME_SEC(1);
+  assert_int_equal(job_latest_tick(&i, 1000010 * s, 1000105 * s), 1000100 * s);
+  assert_int_equal(job_latest_tick(&i, 1000010 * s, 1000020 * s), 1000020 * s);
+  assert_int_equal(job_latest_tick(&i, 1000010 * s, 1000019 * s), 0);
+  const chime_ns hour = 3600 * s, day0 = 1800000000 / 3600 * hour; /* on the hour */
+  assert_int_equal(job_latest_tick(&c, day0, day0 + 30 * 60 * s), 0);
+  assert_int_equal(job_latest_tick(&c, day0, day0 + hour), day0 + hour);
+  assert_int_equal(job_latest_tick(&c, day0, day0 + 3 * hour + 5 * s), day0 + 3 * hour);
+  assert_int_equal(job_latest_tick(&c, day0, day0 + 400 * 24 * hour + 1), day0 + 400 * 24 * hour);
+  config_free(cfg);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(argv_splits_as_a_shell_does),
       cmocka_unit_test(argv_refuses_what_needs_a_shell),
       cmocka_unit_test(config_errors_name_file_line_and_key),
       cmocka_unit_test(config_defaults_and_jobs),
+      cmocka_unit_test(keys_that_do_not_apply_are_load_errors),
+      cmocka_unit_test(semicolons_in_values_are_kept),
+      cmocka_unit_test(every_error_of_a_file_is_reported),
+      cmocka_unit_test(unknown_keys_suggest_the_right_one),
       cmocka_unit_test(log_lines_escape_and_stay_bounded),
       cmocka_unit_test(capture_keeps_the_last_64k),
+      cmocka_unit_test(log_never_blocks_on_a_full_pipe),
+      cmocka_unit_test(user_groups_lists_supplementary_groups),
+      cmocka_unit_test(latest_missed_tick),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests(tests, NULL, NULL);
