@@ -220,6 +220,29 @@ struct chime__backend_ops {
   bool same_file;
 };
 
+/* Whole milliseconds for poll(2) and epoll_wait(2): rounded up, so that a
+ * wait never ends early; < 0 stays -1 (no bound). */
+static inline int chime__timeout_ms(chime_ns timeout) {
+  if (timeout < 0) return -1;
+  chime_ns up = timeout / 1000000 + (timeout % 1000000 != 0);
+  return up > 0x7fffffff ? 0x7fffffff : (int)up;
+}
+
+/* Under ThreadSanitizer a signal handler runs only inside a call it
+ * intercepts as blocking (poll, epoll_wait), not in a raw system call
+ * (epoll_pwait2) or ppoll: there the backends wait in whole milliseconds,
+ * so that signals reach their loop as they do without it. */
+#if defined(__SANITIZE_THREAD__)
+#define CHIME__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHIME__TSAN 1
+#endif
+#endif
+#ifndef CHIME__TSAN
+#define CHIME__TSAN 0
+#endif
+
 #ifdef __linux__
 extern const struct chime__backend_ops chime__epoll_ops;
 #endif

@@ -10,7 +10,6 @@
 #include "../internal.h"
 
 #ifdef __linux__
-#include <limits.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -76,7 +75,7 @@ static void epoll_del(chime_loop *loop, struct chime__io *io) {
 
 static int wait_once(struct epoll_be *b, chime_ns timeout) {
 #ifdef SYS_epoll_pwait2
-  if (!b->no_pwait2) {
+  if (!b->no_pwait2 && !CHIME__TSAN) {
     struct timespec ts = {(time_t)(timeout / 1000000000), (long)(timeout % 1000000000)};
     /* An injected failure stands for a kernel without the call. */
     int n = CHIME__FAULT()
@@ -86,12 +85,7 @@ static int wait_once(struct epoll_be *b, chime_ns timeout) {
     b->no_pwait2 = true;
   }
 #endif
-  int ms = -1;
-  if (timeout >= 0) {
-    chime_ns up = (timeout + 999999) / 1000000;
-    ms = up > INT_MAX ? INT_MAX : (int)up;
-  }
-  return epoll_wait(b->epfd, b->ev, MAX_EVENTS, ms);
+  return epoll_wait(b->epfd, b->ev, MAX_EVENTS, chime__timeout_ms(timeout));
 }
 
 static int epoll_wait_events(chime_loop *loop, chime_ns timeout) {

@@ -77,7 +77,8 @@ static void poll_del(chime_loop *loop, struct chime__io *io) {
 static int poll_wait(chime_loop *loop, chime_ns timeout) {
   struct poll_be *b = loop->be;
   struct timespec ts = {(time_t)(timeout / 1000000000), (long)(timeout % 1000000000)};
-  int n = ppoll(b->fds, b->n, timeout < 0 ? NULL : &ts, NULL);
+  int n = CHIME__TSAN ? poll(b->fds, b->n, chime__timeout_ms(timeout))
+                      : ppoll(b->fds, b->n, timeout < 0 ? NULL : &ts, NULL);
   if (n < 0) return errno == EINTR ? 0 : -errno;
   int called = 0;
   for (uint32_t i = 0; i < b->n && called < n; i++) {
