@@ -32,11 +32,14 @@
 
 extern char **environ;
 
-/* Why a run ended early, by what cancelled it. */
-static const char *cancel_reason(const struct job *j, chime_ns started) {
-  if (j->r->stopping) return "stopped";
-  if (j->conf->timeout && chime_now() - started >= j->conf->timeout) return "timeout";
-  return "replaced";
+/* Why a run ended early, by what cancelled it: the shutdown, a newer run
+ * (which marks the runs it replaces), or else the job's timeout, the only
+ * other cancellation.  Not from the time the run took: the library counts
+ * the timeout from the tick, and a run may have waited for its turn
+ * (overlap_clear) before it started. */
+static const char *cancel_reason(const struct run *run) {
+  if (run->job->r->stopping) return "stopped";
+  return run->replaced ? "replaced" : "timeout";
 }
 
 /* The environment of the child: the daemon's, with the job's env (and,
@@ -158,12 +161,12 @@ struct run_state {
  * so that the capture tasks are always joined before their memory goes. */
 struct cleanup {
   const struct job *job;
-  chime_ns started;
+  const struct run *run;
   const char *reason; /* why the run was cancelled; NULL: it was not */
 };
 
 static void note_cancel(struct cleanup *x) {
-  if (!x->reason) x->reason = cancel_reason(x->job, x->started);
+  if (!x->reason) x->reason = cancel_reason(x->run);
   chime_shield(true);
 }
 
@@ -284,9 +287,13 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
       if (chime_spawn(capture_task, caps[i], &cap[ncap]) == 0) ncap++;
     }
     int status = 0;
-    struct cleanup x = {.job = j, .started = started};
-    int w = chime_proc_wait(proc, CHIME_NEVER, &status);
-    if (w < 0) { /* cancelled: the job's timeout, a replacing run, or the shutdown */
+    struct cleanup x = {.job = j, .run = &me};
+    /* A tick's run is timed by the library (a cancellation); a catch-up
+     * run, which the library does not see, by its own deadline. */
+    chime_ns deadline = catch_up && c->timeout ? started + c->timeout : CHIME_NEVER;
+    int w = chime_proc_wait(proc, deadline, &status);
+    if (w < 0) { /* the job's timeout, a replacing run, or the shutdown */
+      if (w == -ETIMEDOUT) x.reason = "timeout";
       note_cancel(&x);
       chime_ns left = r->stop_deadline - chime_now(); /* the shutdown's grace, shared by every run */
       chime_proc_terminate(proc, !r->stopping ? c->kill_grace : left > 0 ? left : 0, &status);
@@ -401,9 +408,13 @@ static bool overlap_clear(struct job *j, bool catch_up) {
     return true;
   case CHIME_OVERLAP_REPLACE:
     if (catch_up) return false; /* a tick's run is newer than the tick caught up */
+    for (struct run *x = j->r->runs; x; x = x->next)
+      if (strcmp(x->job->conf->name, j->conf->name) == 0 && (x->job != j || x->catch_up)) x->replaced = true;
     for (struct job *o = j->r->jobs; o; o = o->next)
-      if (o != j && o->retired && o->running && o->started && strcmp(o->conf->name, j->conf->name) == 0)
-        chime_cancel(o->handle);
+      if (o != j && o->running && strcmp(o->conf->name, j->conf->name) == 0) {
+        if (o->started) chime_cancel(o->handle);
+        if (o->catching_up) chime_cancel(o->catch_up);
+      }
     if (j->catching_up) chime_cancel(j->catch_up);
     return true;
   }
@@ -417,6 +428,10 @@ int run_tick(void *arg) {
   chime_ns sched = chime_wall_now() - (chime_now() - tick);
   chime_job_stats st;
   if (chime_every_stats(j->handle, &st) == 0) late = st.last_late;
+  /* With replace, the library has just cancelled the job's runs going. */
+  if (j->conf->overlap == CHIME_OVERLAP_REPLACE)
+    for (struct run *x = j->r->runs; x; x = x->next)
+      if (x->job == j && !x->catch_up) x->replaced = true;
   if (j->retired || j->r->stopping) return 0;
   if (!j->last_tick) j->last_tick = sched;
   /* Skipped ticks logged now lie between the last one and this one. */

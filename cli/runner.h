@@ -34,6 +34,7 @@ struct run {
   struct job *job;
   int pid;       /* 0 until the child started */
   bool catch_up; /* the job's catch-up run, not one of its ticks */
+  bool replaced; /* cancelled by a newer run (overlap = replace) */
   struct run *prev, *next;
 };
 

@@ -230,6 +230,78 @@ static void catch_up_respects_overlap(void **state) {
   proc_free(&p);
 }
 
+/* A catch-up run, which the library does not time (it is not one of the
+ * job's ticks), ends at the job's timeout all the same. */
+static void catch_up_run_ends_at_its_timeout(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"every", "10s", "--max-runs", "1", "--name", "cu", "--db", db, "--",
+                                                 "true", NULL},
+                       (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}),
+                   0);
+  proc_free(&p);
+  start(&p,
+        (const char *const[]){"every", "10s", "--max-runs", "1", "--catch-up", "--timeout", "500ms", "--kill-grace",
+                              "1s", "--name", "cu", "--db", db, "--", "sleep", "30", NULL},
+        (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000105", NULL});
+  assert_int_equal(finish(&p, 20), 0); /* not the 30 s of its sleep */
+  assert_int_equal(count(p.log, "catch_up=true"), 1);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE scheduled = 1000100000000000 AND outcome = 'timeout' "
+                         "AND signal = 15"),
+                   1);
+  proc_free(&p);
+}
+
+/* overlap = replace: each tick stops the run before it, whose record says
+ * replaced (not timeout, which the job also has). */
+static void replaced_runs_are_recorded_as_replaced(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p,
+                       (const char *const[]){"every", "100ms", "--overlap", "replace", "--timeout", "20s",
+                                             "--max-runs", "3", "--name", "r", "--db", db, "--", "sleep", "0.3", NULL},
+                       VIRTUAL),
+                   0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'replaced' AND signal = 15"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'"), 1);
+  proc_free(&p);
+}
+
+/* A run that waited for its turn (overlap = queue, behind its old
+ * version's run after a reload) and is then ended by the job's timeout is
+ * recorded as a timeout, whatever time it took. */
+static void queued_run_cut_by_its_timeout_is_a_timeout(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  const char *head = "[job a]\nevery = 100ms\nstart_now = true\noverlap = queue\ntimeout = 3s\nkill_grace = 1s\n";
+  char text[512];
+  snprintf(text, sizeof text, "%scommand = sh -c 'echo begin; sleep 2'\n", head);
+  write_file(conf, text, 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(&p, "line=begin", 20));
+  snprintf(text, sizeof text, "%scommand = sleep 10\n", head);
+  write_file(conf, text, 0644);
+  kill(p.pid, SIGHUP);
+  assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
+  double end = mono() + 30;
+  while (q_soon(db, "SELECT count(*) FROM runs WHERE id = 2 AND ended IS NOT NULL") < 1 && mono() < end)
+    pump(&p, 0.05);
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE id = 1 AND outcome = 'ok'"), 1);
+  char outcome[32] = "";
+  long long v;
+  assert_int_equal(query(db, "SELECT outcome FROM runs WHERE id = 2", &v, outcome, sizeof outcome), 1);
+  assert_string_equal(outcome, "timeout");
+  proc_free(&p);
+}
+
 static void corrupt_database_gives_a_clear_error(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -833,6 +905,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(sighup_reloads_and_refuses_a_bad_config),
       cmocka_unit_test(catch_up_runs_once_after_a_missed_tick),
       cmocka_unit_test(catch_up_respects_overlap),
+      cmocka_unit_test(catch_up_run_ends_at_its_timeout),
+      cmocka_unit_test(replaced_runs_are_recorded_as_replaced),
+      cmocka_unit_test(queued_run_cut_by_its_timeout_is_a_timeout),
       cmocka_unit_test(corrupt_database_gives_a_clear_error),
       cmocka_unit_test(locked_database_gives_a_clear_error),
       cmocka_unit_test(unwritable_database_directory_is_named_and_jobs_go_on),
