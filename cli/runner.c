@@ -130,7 +130,7 @@ static void job_add(struct runner *r, struct job_conf *conf) {
 static void job_reap(struct runner *r, struct job *j, bool stop) {
   int result = 0;
   if (j->catching_up && stop) chime_cancel(j->catch_up);
-  if (j->catching_up) chime_join(j->catch_up, NULL);
+  if (j->catching_up) chime_join(j->catch_up, NULL), j->catching_up = false;
   if (j->started) chime_cancel(j->handle), chime_join(j->handle, &result);
   if (result < 0 && result != -ECANCELED && !j->retired) r->failed = true;
   for (struct job **p = &r->jobs; *p; p = &(*p)->next)
@@ -203,10 +203,27 @@ static void reload(struct runner *r) {
   if (r->active == 0) chime_cancel(r->main);
 }
 
-/* During the shutdown: a second SIGTERM or SIGINT kills every child now. */
+static void log_stopping(const struct runner *r, int sig) {
+  log_msg("info", "stopping", "%s: stopping every job (grace %.3fs)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+          (double)r->shutdown_grace / 1e9);
+}
+
+/* During the shutdown: a second SIGTERM or SIGINT kills every child now.
+ * A shutdown that no signal began (every job ended by its limits) lets
+ * catch-up runs finish: the first signal then stops them, as it would
+ * have stopped every run, and a second kills. */
 static int killer(void *arg) {
   struct runner *r = arg;
   static const int sigs[] = {SIGINT, SIGTERM};
+  if (!r->signalled) {
+    int sig = chime_signal_wait(sigs, 2, CHIME_NEVER);
+    if (sig < 0) return 0;
+    r->signalled = true;
+    r->stop_deadline = chime_now() + r->shutdown_grace;
+    log_stopping(r, sig);
+    for (struct job *j = r->jobs; j; j = j->next)
+      if (j->catching_up) chime_cancel(j->catch_up);
+  }
   if (chime_signal_wait(sigs, 2, CHIME_NEVER) < 0) return 0;
   r->killing = true;
   log_msg("warn", "kill", "second signal: killing every run now");
@@ -255,15 +272,12 @@ static int main_task(void *arg) {
   r->stopping = true;
   r->stop_deadline = chime_now() + r->shutdown_grace;
   chime_task kill_task;
-  bool by_signal = sig == SIGINT || sig == SIGTERM, killer_up = false;
-  if (by_signal) {
-    log_msg("info", "stopping", "%s: stopping every job (grace %.3fs)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-            (double)r->shutdown_grace / 1e9);
-    killer_up = chime_spawn(killer, r, &kill_task) == 0;
-  }
+  bool by_signal = r->signalled = sig == SIGINT || sig == SIGTERM;
+  if (by_signal) log_stopping(r, sig);
+  bool killer_up = chime_spawn(killer, r, &kill_task) == 0;
   /* Every run gets its SIGTERM now, before any is waited for; a catch-up
    * run is stopped by a signal only (after the jobs ended by themselves,
-   * it is let finish). */
+   * it is let finish, unless a signal comes: killer). */
   for (struct job *j = r->jobs; j; j = j->next) {
     if (j->started) chime_cancel(j->handle);
     if (j->catching_up && by_signal) chime_cancel(j->catch_up);

@@ -302,6 +302,35 @@ static void queued_run_cut_by_its_timeout_is_a_timeout(void **state) {
   proc_free(&p);
 }
 
+/* Every job has ended by its limits while its catch-up run goes on (let
+ * finish): SIGTERM still stops chime, and the run is recorded stopped. */
+static void sigterm_stops_a_catch_up_run_let_finish(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"every", "10s", "--max-runs", "1", "--name", "cu", "--db", db, "--",
+                                                 "true", NULL},
+                       (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}),
+                   0);
+  proc_free(&p);
+  /* the catch-up run (first) sleeps; the tick's, a second later, ends the job at once */
+  snprintf(cmd, sizeof cmd, "if [ -e %s/first ]; then exit 0; fi; : > %s/first; echo ready; exec sleep 30", dir, dir);
+  start(&p,
+        (const char *const[]){"every", "1s", "--max-runs", "1", "--catch-up", "--overlap", "allow", "--name", "cu",
+                              "--db", db, "--shutdown-grace", "2s", "--", "sh", "-c", cmd, NULL},
+        (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000105", NULL});
+  assert_true(wait_log(&p, "line=ready", 20));
+  assert_true(wait_log(&p, "outcome=ok", 20)); /* the job has ended */
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 20), 0);
+  assert_true(mono() - t0 < 10); /* not the catch-up run's 30 s */
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE scheduled = 1000105000000000 AND outcome = 'stopped'"), 1);
+  assert_non_null(strstr(p.log, "event=stopping"));
+  proc_free(&p);
+}
+
 static void corrupt_database_gives_a_clear_error(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -908,6 +937,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(catch_up_run_ends_at_its_timeout),
       cmocka_unit_test(replaced_runs_are_recorded_as_replaced),
       cmocka_unit_test(queued_run_cut_by_its_timeout_is_a_timeout),
+      cmocka_unit_test(sigterm_stops_a_catch_up_run_let_finish),
       cmocka_unit_test(corrupt_database_gives_a_clear_error),
       cmocka_unit_test(locked_database_gives_a_clear_error),
       cmocka_unit_test(unwritable_database_directory_is_named_and_jobs_go_on),
