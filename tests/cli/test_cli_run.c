@@ -230,6 +230,16 @@ static void catch_up_respects_overlap(void **state) {
   proc_free(&p);
 }
 
+/* A history with one run of job cu, scheduled at (virtual wall) 1000010 s. */
+static void first_run_of_cu(const char *db) {
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"every", "10s", "--max-runs", "1", "--name", "cu", "--db", db, "--",
+                                                 "true", NULL},
+                       (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}),
+                   0);
+  proc_free(&p);
+}
+
 /* A catch-up run, which the library does not time (it is not one of the
  * job's ticks), ends at the job's timeout all the same. */
 static void catch_up_run_ends_at_its_timeout(void **state) {
@@ -237,11 +247,7 @@ static void catch_up_run_ends_at_its_timeout(void **state) {
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   struct proc p;
-  assert_int_equal(run(&p, (const char *const[]){"every", "10s", "--max-runs", "1", "--name", "cu", "--db", db, "--",
-                                                 "true", NULL},
-                       (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}),
-                   0);
-  proc_free(&p);
+  first_run_of_cu(db);
   start(&p,
         (const char *const[]){"every", "10s", "--max-runs", "1", "--catch-up", "--timeout", "500ms", "--kill-grace",
                               "1s", "--name", "cu", "--db", db, "--", "sleep", "30", NULL},
@@ -309,11 +315,7 @@ static void sigterm_stops_a_catch_up_run_let_finish(void **state) {
   char dir[64], db[128], conf[128], cmd[512];
   paths(dir, db, conf);
   struct proc p;
-  assert_int_equal(run(&p, (const char *const[]){"every", "10s", "--max-runs", "1", "--name", "cu", "--db", db, "--",
-                                                 "true", NULL},
-                       (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", NULL}),
-                   0);
-  proc_free(&p);
+  first_run_of_cu(db);
   /* the catch-up run (first) sleeps; the tick's, a second later, ends the job at once */
   snprintf(cmd, sizeof cmd, "if [ -e %s/first ]; then exit 0; fi; : > %s/first; echo ready; exec sleep 30", dir, dir);
   start(&p,
