@@ -70,7 +70,11 @@ static void log_scheduled(const struct job *j) {
   log_end(&l);
 }
 
-static int job_start(struct runner *r, struct job *j) {
+/* Starts a job; `at_start`: chime is starting (not reloading), so that a
+ * job with catch_up runs the tick it missed while chime was down.  On a
+ * reload nothing was missed: ticks a job's old version skipped (overlap,
+ * backoff) or that a new interval puts in the past are not caught up. */
+static int job_start(struct runner *r, struct job *j, bool at_start) {
   const struct job_conf *c = j->conf;
   char key[JOB_NAME_MAX + 300];
   char host[256] = "";
@@ -97,6 +101,7 @@ static int job_start(struct runner *r, struct job *j) {
   j->started = true;
   r->active++;
   log_scheduled(j);
+  if (!at_start) return 0;
   if (c->catch_up && !r->db_path)
     log_msg("warn", "catch_up", "job %s: catch_up needs the history database: ignored", c->name);
   else if (c->catch_up && chime_spawn(run_catch_up, j, &j->catch_up) == 0)
@@ -106,7 +111,7 @@ static int job_start(struct runner *r, struct job *j) {
 
 /* Adds a job for conf (taken) to the runner and starts it; a job that
  * cannot start is dropped, the others go on. */
-static void job_add(struct runner *r, struct job_conf *conf) {
+static void job_add(struct runner *r, struct job_conf *conf, bool at_start) {
   struct job *j = calloc(1, sizeof *j);
   if (!j) {
     log_msg("error", "not_started", "job %s: out of memory", conf->name);
@@ -115,7 +120,7 @@ static void job_add(struct runner *r, struct job_conf *conf) {
     return;
   }
   j->r = r, j->conf = conf;
-  if (job_start(r, j) != 0) {
+  if (job_start(r, j, at_start) != 0) {
     job_free(conf);
     free(conf);
     free(j);
@@ -188,7 +193,7 @@ static void reload(struct runner *r) {
   }
   for (size_t i = 0; i < cfg->njobs; i++) {
     if (!cfg->jobs[i]) continue;
-    job_add(r, cfg->jobs[i]);
+    job_add(r, cfg->jobs[i], false);
     cfg->jobs[i] = NULL;
     started++;
   }
@@ -246,7 +251,7 @@ static int main_task(void *arg) {
     log_msg("warn", "config", "CHIME_TEST_WALL is for the virtual clock (CHIME_CLOCK=virtual) only: ignored");
   runner_history(r);
   for (size_t i = 0; i < s->cfg->njobs; i++) {
-    job_add(r, s->cfg->jobs[i]);
+    job_add(r, s->cfg->jobs[i], true);
     s->cfg->jobs[i] = NULL;
   }
   if (r->active == 0) {

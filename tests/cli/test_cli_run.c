@@ -814,6 +814,29 @@ static void job_runs_with_the_users_groups(void **state) {
   proc_free(&p);
 }
 
+/* A reload is not a restart: a job with catch_up changed by it (here to a
+ * shorter interval, which puts ticks since its last run in the past)
+ * catches nothing up. */
+static void reload_catches_nothing_up(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  write_file(conf, "[job a]\nevery = 1h\nstart_now = true\ncatch_up = true\ncommand = echo one\n", 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(&p, "event=end job=a", 20));
+  usleep(400000); /* at least four of the new interval since the last tick */
+  write_file(conf, "[job a]\nevery = 100ms\ncatch_up = true\ncommand = echo two\n", 0644);
+  kill(p.pid, SIGHUP);
+  assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
+  assert_true(wait_log(&p, "line=two", 20)); /* the new version's first tick */
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(count(p.log, "event=catch_up"), 0);
+  assert_int_equal(count(p.log, "catch_up=true"), 0);
+  proc_free(&p);
+}
+
 /* A job that double-forks a process (its parent exits, as a daemon's
  * does): chime adopts it as a subreaper, ends it with its run's group and
  * reaps it: nothing of it is left, not even a zombie for init. */
@@ -958,6 +981,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(full_log_pipe_does_not_freeze_the_daemon),
       cmocka_unit_test(shutdown_takes_one_grace_for_every_job),
       cmocka_unit_test(reloaded_job_does_not_overlap_its_old_run),
+      cmocka_unit_test(reload_catches_nothing_up),
       cmocka_unit_test(job_runs_with_the_users_groups),
       cmocka_unit_test(double_forked_leftover_is_adopted_and_reaped),
       cmocka_unit_test(env_options_are_one_variable_each),
