@@ -233,6 +233,13 @@ static int apply(struct parse *ps, struct job_conf *job, const struct section *s
   return 0;
 }
 
+static bool in_section(const void *section, const char *key) {
+  const struct section *s = section;
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->e[i].key, key) == 0) return true;
+  return false;
+}
+
 /* job_finish's reports, for one job of the file. */
 struct finishing {
   struct parse *ps;
@@ -287,6 +294,7 @@ static int build(struct parse *ps, struct config *cfg) {
     struct refused refused = {.n = 0};
     if ((defaults && (rc = apply(ps, job, defaults, false, &refused))) || (rc = apply(ps, job, s, true, &refused)))
       return rc;
+    if (defaults) job_drop_unfit(job, in_section, s);
     struct finishing x = {ps, s, defaults, &refused};
     if ((rc = job_finish(job, finish_error, &x)) == -ENOMEM) return rc;
   }
@@ -344,7 +352,9 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 }
 
 int config_load(const char *path, struct config **out, struct errors *errs) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: a FIFO given as the config is refused below, not waited on
+   * (at a SIGHUP, that would hold up the loop). */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     errors_add(errs, "%s: %s", path, strerror(e));

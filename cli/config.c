@@ -449,6 +449,16 @@ static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
   return 0;
 }
 
+void job_drop_unfit(struct job_conf *job, bool (*keep)(const void *ctx, const char *key), const void *ctx) {
+  if (job->cron) {
+    if (!keep(ctx, "spread")) job->spread = 0;
+    if (!keep(ctx, "start_now")) job->start_now = false;
+  } else if (job->every && !keep(ctx, "tz")) {
+    free(job->tz_name);
+    job->tz_name = NULL;
+  }
+}
+
 int job_finish(struct job_conf *job, finish_report report, void *ctx) {
   bool calendar = job->cron != NULL;
   int errors = 0, rc;

@@ -92,6 +92,12 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *value, char *
  * none is near. */
 const char *key_nearest(const char *key);
 
+/* Unsets, in a job whose schedule is set, the keys that do not fit its kind
+ * of schedule (tz for an interval; spread and start_now for a calendar),
+ * except those `keep` says were given for the job itself: a [defaults]
+ * key is a default for the jobs it fits.  Those kept, job_finish refuses. */
+void job_drop_unfit(struct job_conf *job, bool (*keep)(const void *ctx, const char *key), const void *ctx);
+
 /* How job_finish reports a problem: the key it is about and why. */
 typedef void (*finish_report)(void *ctx, const char *key, const char *why);
 /* Checks the keys together (a schedule, a command, keys that do not apply

@@ -43,24 +43,27 @@ static const char *cancel_reason(const struct run *run) {
 }
 
 /* The environment of the child: the daemon's, with the job's env (and,
- * for a user, HOME, USER and LOGNAME) over it.  One allocation. */
-static char **make_env(const struct job_conf *c, const struct passwd *pw, char *extra, size_t extra_size) {
-  const char *add[64 + 3];
-  size_t nadd = 0;
-  if (pw) {
-    int n = snprintf(extra, extra_size, "HOME=%s", pw->pw_dir) + 1;
-    add[nadd++] = extra;
-    if ((size_t)n < extra_size) snprintf(extra + n, extra_size - (size_t)n, "USER=%s", pw->pw_name);
-    add[nadd++] = extra + n;
-    int m = n + (int)strlen(extra + n) + 1;
-    if ((size_t)m < extra_size) snprintf(extra + m, extra_size - (size_t)m, "LOGNAME=%s", pw->pw_name);
-    add[nadd++] = extra + m;
-  }
-  size_t njob = 0, total = 0;
+ * for a user, HOME, USER and LOGNAME) over it.  One allocation, which
+ * holds the user's three variables too; NULL when out of memory. */
+char **job_env(const struct job_conf *c, const struct passwd *pw) {
+  size_t njob = 0, total = 0, extra = 0;
   while (c->env && c->env[njob]) njob++;
   while (environ[total]) total++;
-  char **env = malloc((total + nadd + njob + 1) * sizeof *env);
+  if (pw) extra = strlen(pw->pw_dir) + 2 * strlen(pw->pw_name) + strlen("HOME=USER=LOGNAME=") + 3;
+  size_t slots = total + 3 + njob + 1;
+  char **env = malloc(slots * sizeof *env + extra);
   if (!env) return NULL;
+  const char *add[3];
+  size_t nadd = 0;
+  if (pw) {
+    char *p = (char *)(env + slots);
+    const char *fmt[3] = {"HOME=%s", "USER=%s", "LOGNAME=%s"};
+    const char *val[3] = {pw->pw_dir, pw->pw_name, pw->pw_name};
+    for (int i = 0; i < 3; i++) {
+      add[nadd++] = p;
+      p += sprintf(p, fmt[i], val[i]) + 1; /* the room was counted above */
+    }
+  }
   size_t n = 0;
   for (size_t i = 0; i < total + nadd + njob; i++) {
     const char *v = i < total ? environ[i] : i < total + nadd ? add[i - total] : c->env[i - total - nadd];
@@ -151,7 +154,6 @@ struct run_state {
   struct capture out, err;
   char tail_out[CAPTURE_TAIL], tail_err[CAPTURE_TAIL];
   char pwbuf[4096];
-  char extra[1024];
   char why[512];
 };
 
@@ -230,7 +232,15 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   struct runner *r = j->r;
   const struct job_conf *c = j->conf;
   struct run_state *s = calloc(1, sizeof *s);
-  if (!s) return -ENOMEM;
+  if (!s) { /* logged and recorded all the same */
+    static const char why[] = "out of memory: the run could not start";
+    log_msg("error", "start_failed", "job %s: %s", c->name, why);
+    struct history *h = runner_history(r);
+    struct run_result res = {.outcome = "error", .exit_code = -1, .error = why, .ended = chime_wall_now()};
+    int64_t id = h ? history_start(h, c->name, sched, res.ended, late, 0) : 0;
+    if (id > 0) history_end(h, id, &res);
+    return -ENOMEM;
+  }
   struct run me = {.job = j, .catch_up = catch_up, .next = r->runs};
   if (r->runs) r->runs->prev = &me;
   r->runs = &me;
@@ -243,7 +253,7 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   if (c->user && (rc = find_user(c->user, &pw, s->pwbuf, sizeof s->pwbuf, s->why, sizeof s->why)) == 0) ppw = &pw;
   if (!rc && c->dir && stat(c->dir, &st) != 0)
     rc = -errno, snprintf(s->why, sizeof s->why, "dir %s: %s", c->dir, strerror(errno));
-  char **env = rc ? NULL : make_env(c, ppw, s->extra, sizeof s->extra);
+  char **env = rc ? NULL : job_env(c, ppw);
   if (!rc && !env) rc = -ENOMEM, snprintf(s->why, sizeof s->why, "out of memory");
   unsigned *groups = NULL;
   int ngroups = 0;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include "config.h"
+
+struct passwd;
 #include "history.h"
 
 struct runner;
@@ -77,6 +79,10 @@ chime_ns job_latest_tick(const struct job *j, chime_ns after, chime_ns until);
  * Returns their count and the list in *groups (free it), or -ENOMEM,
  * -E2BIG (more than NGROUPS_MAX). */
 int user_groups(const char *user, unsigned gid, unsigned **groups);
+/* The environment of a run of c: the daemon's, with the job's env over it,
+ * and HOME, USER and LOGNAME of pw (may be NULL).  One allocation (free
+ * it), or NULL when out of memory. */
+char **job_env(const struct job_conf *c, const struct passwd *pw);
 /* Reaps the processes chime adopted (as a subreaper) that have exited,
  * leaving the children of runs to the library. */
 void reap_adopted(const struct runner *r);

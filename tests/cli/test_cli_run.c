@@ -600,7 +600,7 @@ static void bad_command_lines_exit_2(void **state) {
   }
 }
 
-/* Needs chime_cron from the library (pending): not in the test list yet. */
+/* A calendar job from the command line, on the virtual wall clock. */
 static void cron_job_runs_on_the_calendar(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];

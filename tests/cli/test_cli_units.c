@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <grp.h>
@@ -180,8 +181,6 @@ static void keys_that_do_not_apply_are_load_errors(void **state) {
   (void)state;
   config_bad("[job a]\nschedule = @daily\nspread = 5m\ncommand = true\n",
              "t.conf:3: [job a] spread: a calendar schedule has no spread");
-  config_bad("[defaults]\nspread = 5m\n[job a]\nschedule = 0 * * * *\ncommand = true\n",
-             "t.conf:2: [job a] spread: a calendar schedule has no spread");
   config_bad("[job a]\nschedule = @daily\nstart_now = true\ncommand = true\n",
              "t.conf:3: [job a] start_now: only an interval");
   config_bad("[job a]\nevery = 1h\ntz = UTC\ncommand = true\n", "t.conf:3: [job a] tz: only a calendar schedule");
@@ -193,6 +192,20 @@ static void keys_that_do_not_apply_are_load_errors(void **state) {
                          &cfg, &errs),
                    0);
   config_free(cfg);
+  /* [defaults] keys are defaults for the jobs they fit */
+  assert_int_equal(parse("[defaults]\ntz = Europe/Berlin\nspread = 5m\nstart_now = true\n"
+                         "[job i]\nevery = 1h\ncommand = true\n[job c]\nschedule = @daily\ncommand = true\n",
+                         &cfg, &errs),
+                   0);
+  assert_null(cfg->jobs[0]->tz_name);
+  assert_int_equal(cfg->jobs[0]->spread, CHIME_MIN(5));
+  assert_true(cfg->jobs[0]->start_now);
+  assert_string_equal(cfg->jobs[1]->tz_name, "Europe/Berlin");
+  assert_int_equal(cfg->jobs[1]->spread, 0);
+  assert_false(cfg->jobs[1]->start_now);
+  config_free(cfg);
+  config_bad("[defaults]\nspread = 5m\n[job a]\nschedule = 0 * * * *\nspread = 1m\ncommand = true\n",
+             "t.conf:5: [job a] spread: a calendar schedule has no spread");
 }
 
 /* Comments are whole lines: a ; or # inside a value is the value's, never
@@ -394,6 +407,50 @@ static void user_groups_lists_supplementary_groups(void **state) {
   if (!tried) skip(); /* no group here lists a member */
 }
 
+/* A run's environment: the job's variables over the daemon's, and the
+ * user's HOME, USER and LOGNAME, however long they are. */
+static void job_env_puts_the_job_and_the_user_over_the_daemon(void **state) {
+  (void)state;
+  setenv("CHIME_UNIT_A", "daemon", 1);
+  setenv("HOME", "/daemon-home", 1);
+  char home[5000];
+  memset(home, 'h', sizeof home - 1);
+  home[0] = '/', home[sizeof home - 1] = '\0';
+  struct passwd pw = {.pw_name = "someone", .pw_dir = home};
+  char *vars[] = {"CHIME_UNIT_A=job", "CHIME_UNIT_B=2", NULL};
+  struct job_conf c = {.env = vars};
+  char **env = job_env(&c, &pw);
+  assert_non_null(env);
+  int a = 0, b = 0, h = 0, u = 0, l = 0;
+  for (char **v = env; *v; v++) {
+    a += strcmp(*v, "CHIME_UNIT_A=job") == 0, b += strcmp(*v, "CHIME_UNIT_B=2") == 0;
+    h += strncmp(*v, "HOME=", 5) == 0 && strcmp(*v + 5, home) == 0;
+    u += strcmp(*v, "USER=someone") == 0, l += strcmp(*v, "LOGNAME=someone") == 0;
+    assert_string_not_equal(*v, "CHIME_UNIT_A=daemon");
+    assert_string_not_equal(*v, "HOME=/daemon-home");
+  }
+  assert_true(a == 1 && b == 1 && h == 1 && u == 1 && l == 1);
+  free(env);
+}
+
+/* A FIFO as the config file is refused at once, never waited on. */
+static void a_fifo_is_not_a_config_file(void **state) {
+  (void)state;
+  char dir[] = "/tmp/chime-unit-XXXXXX", path[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/fifo.conf", dir);
+  assert_int_equal(mkfifo(path, 0644), 0);
+  struct config *cfg = NULL;
+  struct errors errs;
+  memset(&errs, 0, sizeof errs);
+  assert_int_equal(config_load(path, &cfg, &errs), -EINVAL);
+  assert_null(cfg);
+  assert_non_null(strstr(errs.text, "fifo.conf: not a regular file"));
+  errors_free(&errs);
+  unlink(path);
+  rmdir(dir);
+}
+
 /* The tick a catch-up run is for: the latest one in the downtime. */
 static void latest_missed_tick(void **state) {
   (void)state;
@@ -431,6 +488,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(log_never_blocks_on_a_full_pipe),
       cmocka_unit_test(user_groups_lists_supplementary_groups),
       cmocka_unit_test(latest_missed_tick),
+      cmocka_unit_test(job_env_puts_the_job_and_the_user_over_the_daemon),
+      cmocka_unit_test(a_fifo_is_not_a_config_file),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests(tests, NULL, NULL);
