@@ -743,6 +743,15 @@ typedef struct chime_every_opts {
 CHIME_EXPORT int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts,
                              chime_task *job);
 
+/* Stops a periodic or calendar job's schedule, as reaching max_runs does:
+ * no tick after this call starts a run (a queued or catch-up tick is
+ * dropped), while a run in progress goes on to its end, uncancelled (cancel
+ * the job to stop it too).  The job then ends; its join result is 0, or
+ * what had already stopped it (an error, -ECANCELED).  Stopping a job that
+ * is stopping or has ended does nothing.  From a task of the job's loop or
+ * its thread.  Returns 0; -EINVAL (not a job's handle); -EPERM. */
+CHIME_EXPORT int chime_every_stop(chime_task job);
+
 /* Inside a run of a periodic job: stores in *tick the grid time of the tick
  * the run is for (its scheduled time, before jitter and coalescing), so
  * that a target can tell how late it is, or which period it serves.

@@ -738,6 +738,17 @@ int chime_tick(chime_ns *tick) {
   return 0;
 }
 
+int chime_every_stop(chime_task h) {
+  chime_loop *loop = chime__tls_loop;
+  if (!loop) return -EPERM;
+  struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
+  if (!o || o->kind != CHIME__JOB) return -EINVAL;
+  struct chime__job *j = (struct chime__job *)o;
+  job_stop(loop, j, 0);
+  maybe_finish(loop, j);
+  return 0;
+}
+
 int chime_every_stats(chime_task h, chime_job_stats *st) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;

@@ -217,6 +217,57 @@ static void overlap_replace_cancels_the_running_run(void **state) {
   assert_int_equal(R.max_running, 2); /* the new run starts while the old one cleans up */
 }
 
+/* chime_every_stop: no more ticks, and the run that is going (even with
+ * replace, whose next tick would cancel it) goes on to its end. */
+static int nothing(void *unused) {
+  (void)unused;
+  return 0;
+}
+
+static int stop_main(void *unused) {
+  (void)unused;
+  assert_int_equal(chime_every(CHIME_SEC(10), rec_target, &R, &O, &J), 0);
+  assert_int_equal(chime_sleep_until(CHIME_SEC(15)), 0);
+  assert_int_equal(chime_every_stop(J), 0);
+  assert_int_equal(chime_every_stop(J), 0); /* again: nothing more */
+  chime_job_stats s = stats_of(J);
+  assert_int_equal(s.next, CHIME_NEVER);
+  assert_int_equal(s.running, 1);
+  int rc = 12345;
+  assert_int_equal(chime_join(J, &rc), 0);
+  assert_int_equal(rc, 0);
+  assert_int_equal(chime_now(), CHIME_SEC(35)); /* the run of 10 s took its 25 s */
+  /* an idle job ends at once; a cancelled one keeps its result */
+  chime_task idle, gone, plain;
+  assert_int_equal(chime_every(CHIME_SEC(10), rec_target, &R2, NULL, &idle), 0);
+  assert_int_equal(chime_every(CHIME_SEC(10), rec_target, &R2, NULL, &gone), 0);
+  assert_int_equal(chime_every_stop(idle), 0);
+  assert_int_equal(chime_join(idle, &rc), 0);
+  assert_int_equal(rc, 0);
+  assert_int_equal(chime_now(), CHIME_SEC(35));
+  assert_int_equal(chime_cancel(gone), 0);
+  assert_int_equal(chime_every_stop(gone), 0);
+  assert_int_equal(chime_join(gone, &rc), 0);
+  assert_int_equal(rc, -ECANCELED);
+  assert_int_equal(R2.n, 0);
+  assert_int_equal(chime_spawn(nothing, NULL, &plain), 0);
+  assert_int_equal(chime_every_stop(plain), -EINVAL); /* not a job */
+  assert_int_equal(chime_join(plain, NULL), 0);
+  assert_int_equal(chime_every_stop((chime_task){0}), -EINVAL);
+  return 0;
+}
+
+static void stopping_a_job_lets_its_run_finish(void **state) {
+  (void)state;
+  setup(CHIME_SEC(10), 0);
+  R.dur = all_25;
+  O.overlap = CHIME_OVERLAP_REPLACE;
+  assert_int_equal(run_virtual(stop_main, NULL), 0);
+  assert_string_equal(starts(&R), "10");
+  assert_int_equal(R.cancelled, 0);
+  assert_int_equal(chime_every_stop(J), -EPERM); /* outside a loop */
+}
+
 /* ---- missed ticks ---------------------------------------------------------------- */
 
 /* A task that keeps the loop busy from 0.5 s to 4.2 s. */
@@ -904,4 +955,5 @@ TEST_MAIN(cmocka_unit_test(jobs_due_together_all_start_while_the_first_ones_susp
           cmocka_unit_test(reading_stats_never_moves_the_schedule), cmocka_unit_test(between_runs_jobs_hold_no_stack),
           cmocka_unit_test(on_the_real_clock_runs_keep_to_the_grid),
           cmocka_unit_test(bad_options_are_refused_and_nothing_is_scheduled),
-          cmocka_unit_test(allocation_failures_in_chime_every_are_clean))
+          cmocka_unit_test(allocation_failures_in_chime_every_are_clean),
+          cmocka_unit_test(stopping_a_job_lets_its_run_finish))
