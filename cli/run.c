@@ -330,7 +330,6 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   if (me.next) me.next->prev = me.prev;
   reap_adopted(r);
   j->running--;
-  if (j->retired && j->running == 0 && j->started) chime_cancel(j->handle); /* its last run: the job ends */
   int result = strcmp(res.outcome, "ok") == 0 ? 0 : chime_cancelled() ? -ECANCELED : -EIO;
   chime_shield(false);
   return result;

@@ -20,8 +20,9 @@
  *
  * A reload keeps the jobs whose settings did not change (their schedules
  * go on undisturbed), retires the others, and starts the new ones.  A
- * retired job starts no new run; a run still going is left to finish, and
- * the job is cancelled when its last run returns.
+ * retired job's schedule is stopped (chime_every_stop): no tick of it comes
+ * again, not even one that would replace its run, and a run still going is
+ * left to finish; the job ends with it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -150,6 +151,7 @@ static void job_reap(struct runner *r, struct job *j, bool stop) {
 
 static void retire(struct runner *r, struct job *j) {
   j->retired = true;
+  if (j->started) chime_every_stop(j->handle);
   if (!j->ended) r->active--;
   if (j->running == 0) job_reap(r, j, true);
 }

@@ -780,6 +780,32 @@ static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   proc_free(&p);
 }
 
+/* A job changed by a reload stops ticking: with overlap = replace, its old
+ * version's next tick does not cancel the run left to finish. */
+static void retired_replace_job_lets_its_run_finish(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  const char *cmd = "overlap = replace\ncommand = sh -c 'echo begin; sleep 1.5; echo done'\n";
+  char text[512];
+  snprintf(text, sizeof text, "[job a]\nevery = 1s\nstart_now = true\n%s", cmd);
+  write_file(conf, text, 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(&p, "line=begin", 20));
+  snprintf(text, sizeof text, "[job a]\nevery = 1h\n%s", cmd); /* the new version's first tick: in an hour */
+  write_file(conf, text, 0644);
+  kill(p.pid, SIGHUP);
+  assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
+  assert_true(wait_log(&p, "event=end job=a", 20));
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_non_null(strstr(p.log, "line=done"));
+  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 1);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'"), 1);
+  proc_free(&p);
+}
+
 /* A user with supplementary groups (found in the group file): the child
  * has them all, as login and cron give them.  Root only. */
 static void job_runs_with_the_users_groups(void **state) {
@@ -987,6 +1013,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(double_forked_leftover_is_adopted_and_reaped),
       cmocka_unit_test(env_options_are_one_variable_each),
       cmocka_unit_test(endless_output_does_not_freeze_other_jobs),
+      cmocka_unit_test(retired_replace_job_lets_its_run_finish),
   };
   if (argc > 1) cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests(tests, NULL, NULL);
