@@ -277,6 +277,17 @@ static void replaced_runs_are_recorded_as_replaced(void **state) {
   proc_free(&p);
 }
 
+/* Starts `chime run conf` on config `first`; once its run has said
+ * `begin`, puts config `second` in its place and sends SIGHUP. */
+static void start_then_reload(struct proc *p, const char *conf, const char *db, const char *first,
+                              const char *second) {
+  write_file(conf, first, 0644);
+  start(p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(p, "line=begin", 20));
+  write_file(conf, second, 0644);
+  kill(p->pid, SIGHUP);
+}
+
 /* A run that waited for its turn (overlap = queue, behind its old
  * version's run after a reload) and is then ended by the job's timeout is
  * recorded as a timeout, whatever time it took. */
@@ -285,15 +296,11 @@ static void queued_run_cut_by_its_timeout_is_a_timeout(void **state) {
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   const char *head = "[job a]\nevery = 100ms\nstart_now = true\noverlap = queue\ntimeout = 3s\nkill_grace = 1s\n";
-  char text[512];
-  snprintf(text, sizeof text, "%scommand = sh -c 'echo begin; sleep 2'\n", head);
-  write_file(conf, text, 0644);
+  char first[512], second[512];
+  snprintf(first, sizeof first, "%scommand = sh -c 'echo begin; sleep 2'\n", head);
+  snprintf(second, sizeof second, "%scommand = sleep 10\n", head);
   struct proc p;
-  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
-  assert_true(wait_log(&p, "line=begin", 20));
-  snprintf(text, sizeof text, "%scommand = sleep 10\n", head);
-  write_file(conf, text, 0644);
-  kill(p.pid, SIGHUP);
+  start_then_reload(&p, conf, db, first, second);
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   double end = mono() + 30;
   while (q_soon(db, "SELECT count(*) FROM runs WHERE id = 2 AND ended IS NOT NULL") < 1 && mono() < end)
@@ -756,14 +763,10 @@ static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   const char *job = "[job a]\nevery = 100ms\nstart_now = true\ncommand = sh -c 'echo begin; sleep 1.5; echo done'\n";
-  write_file(conf, job, 0644);
-  struct proc p;
-  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
-  assert_true(wait_log(&p, "line=begin", 20));
   char changed[512];
   snprintf(changed, sizeof changed, "%senv = VERSION=2\n", job);
-  write_file(conf, changed, 0644);
-  kill(p.pid, SIGHUP);
+  struct proc p;
+  start_then_reload(&p, conf, db, job, changed);
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   assert_true(wait_log(&p, "line=done", 20));
   size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
@@ -787,15 +790,11 @@ static void retired_replace_job_lets_its_run_finish(void **state) {
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   const char *cmd = "overlap = replace\ncommand = sh -c 'echo begin; sleep 1.5; echo done'\n";
-  char text[512];
-  snprintf(text, sizeof text, "[job a]\nevery = 1s\nstart_now = true\n%s", cmd);
-  write_file(conf, text, 0644);
+  char first[512], second[512];
+  snprintf(first, sizeof first, "[job a]\nevery = 1s\nstart_now = true\n%s", cmd);
+  snprintf(second, sizeof second, "[job a]\nevery = 1h\n%s", cmd); /* the new version's first tick: in an hour */
   struct proc p;
-  start(&p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
-  assert_true(wait_log(&p, "line=begin", 20));
-  snprintf(text, sizeof text, "[job a]\nevery = 1h\n%s", cmd); /* the new version's first tick: in an hour */
-  write_file(conf, text, 0644);
-  kill(p.pid, SIGHUP);
+  start_then_reload(&p, conf, db, first, second);
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   assert_true(wait_log(&p, "event=end job=a", 20));
   kill(p.pid, SIGTERM);
