@@ -155,10 +155,10 @@ static void tasks_spawned_from_other_threads_run_on_the_loop(void **state) {
   chime_loop_free(loop);
 }
 
+static pthread_t poster; /* joined once its post has come */
+
 static int idle_main(void *arg) {
-  pthread_t th;
-  assert_int_equal(pthread_create(&th, NULL, post_later, chime_loop_current()), 0);
-  assert_int_equal(pthread_detach(th), 0);
+  assert_int_equal(pthread_create(&poster, NULL, post_later, chime_loop_current()), 0);
   (void)arg;
   return 0;
 }
@@ -173,6 +173,7 @@ static void a_loop_with_nothing_to_do_is_woken_by_a_post(void **state) {
   chime_ns t0 = real_ns();
   assert_int_equal(chime_loop_run_once(loop, -1), 0);
   assert_true(real_ns() - t0 < CHIME_SEC(30));
+  assert_int_equal(pthread_join(poster, NULL), 0);
   chime_loop_free(loop);
 }
 
