@@ -5,6 +5,8 @@
  * of every instant at which its UTC offset or abbreviation changes, from
  * the file's table and then from its footer's POSIX rule, year by year up
  * to CHIME__YEAR_MAX (two transitions a year: 6 KiB for Europe/Berlin).
+ * A "right/" file has no footer (its leap seconds expire); its rule is read
+ * from its twin outside "right/".
  * Every later question (the offset at an instant, the span of constant
  * offset around it) is a binary search in that list, with no allocation,
  * no lock and no global state: no tzset(), no localtime(), whose state is
@@ -427,6 +429,27 @@ static int read_file(const char *path, unsigned char **out, size_t *len) {
   return 0;
 }
 
+/* The rule of the zone at `path` with its last "/right/" taken out, into
+ * *rule; false if there is none.  zic writes a file with leap seconds whose
+ * table expires (all since 2021) with an empty footer, as no rule can say
+ * where leap seconds fall after the expiry, and ends its table there; read
+ * as CLOCK_REALTIME counts, the zone follows the rule of its twin outside
+ * "right/", made from the same source. */
+static bool twin_rule(const char *path, struct posix *rule) {
+  const char *at = NULL;
+  for (const char *p = strstr(path, "/right/"); p; p = strstr(p + 1, "/right/"))
+    at = p;
+  char twin[4096];
+  if (!at || snprintf(twin, sizeof twin, "%.*s%s", (int)(at - path), path, at + 6) >= (int)sizeof twin) return false;
+  unsigned char *buf = NULL;
+  size_t len = 0;
+  if (read_file(twin, &buf, &len)) return false;
+  struct source s;
+  bool ok = parse_tzif(buf, len, &s, rule) == 0 && s.rule && s.leapcnt == 0;
+  chime__free(buf);
+  return ok;
+}
+
 static int load_path(const char *path, const char *name, chime_tz **out) {
   unsigned char *buf = NULL;
   size_t len = 0;
@@ -435,6 +458,7 @@ static int load_path(const char *path, const char *name, chime_tz **out) {
   struct source s;
   struct posix rule;
   rc = parse_tzif(buf, len, &s, &rule);
+  if (rc == 0 && s.leapcnt && !s.rule && twin_rule(path, &rule)) s.rule = &rule;
   if (rc == 0) rc = build(&s, name, out);
   chime__free(buf);
   return rc;

@@ -876,6 +876,27 @@ static void tz_load_takes_off_leap_seconds(void **state) {
   chime_tz_free(posix);
 }
 
+static void local_reads(const char *value, const char *at, const char *want);
+
+/* zic writes a "right/" file whose leap second table expires (every one
+ * since 2021) with an empty footer, as no rule can say where leap seconds
+ * fall after the expiry; its table ends there, in whatever offset was in
+ * force.  Leap seconds aside, the zone's rules are those of its twin
+ * outside "right/", whose footer gives them. */
+static void tz_load_gives_leap_second_zones_their_rules_past_the_table(void **state) {
+  (void)state;
+  if (access("/usr/share/zoneinfo/right/Europe/Berlin", R_OK) != 0) skip();
+  chime_tz *right = zone("right/Europe/Berlin");
+  char buf[64];
+  assert_string_equal(local(right, utc("2030-12-01 10:00:00"), buf, sizeof buf), "2030-12-01 11:00:00 CET");
+  assert_string_equal(local(right, utc("2031-07-01 10:00:00"), buf, sizeof buf), "2031-07-01 12:00:00 CEST");
+  assert_string_equal(chime_tz_name(right), "right/Europe/Berlin");
+  chime_tz_free(right);
+  /* The same for a path, as $TZ may give it. */
+  local_reads("/usr/share/zoneinfo/right/America/New_York", "2030-12-01 12:00:00", "2030-12-01 07:00:00 EST");
+  local_reads("right/America/New_York", "2031-07-01 12:00:00", "2031-07-01 08:00:00 EDT");
+}
+
 /* Loads the local zone with TZ set to `value` (NULL: unset), restoring TZ
  * afterwards. */
 static int load_local(const char *value, chime_tz **tz) {
@@ -1145,8 +1166,10 @@ TEST_MAIN(cmocka_unit_test(parse_reads_numbers_ranges_steps_and_lists),
           cmocka_unit_test(tz_load_refuses_zones_the_database_does_not_have),
           cmocka_unit_test(tz_load_refuses_names_that_are_not_zone_names),
           cmocka_unit_test(tz_load_refuses_corrupt_files), cmocka_unit_test(tz_load_reads_every_tzif_version),
-          cmocka_unit_test(tz_load_takes_off_leap_seconds), cmocka_unit_test(local_zone_comes_from_tz_names),
-          cmocka_unit_test(local_zone_comes_from_posix_strings), cmocka_unit_test(posix_rules_read_every_day_form),
+          cmocka_unit_test(tz_load_takes_off_leap_seconds),
+          cmocka_unit_test(tz_load_gives_leap_second_zones_their_rules_past_the_table),
+          cmocka_unit_test(local_zone_comes_from_tz_names), cmocka_unit_test(local_zone_comes_from_posix_strings),
+          cmocka_unit_test(posix_rules_read_every_day_form),
           cmocka_unit_test(zones_and_expressions_are_shared_between_threads), cmocka_unit_test(next_never_allocates),
           cmocka_unit_test(parse_failures_are_reported_and_leak_nothing),
           cmocka_unit_test(tz_load_failures_are_reported_and_leak_nothing))
