@@ -764,7 +764,8 @@ typedef struct chime_job_stats {
   uint64_t errors;          /* runs that returned a negative result (timeouts included) */
   uint64_t timeouts;        /* runs cancelled by opts.timeout */
   uint64_t skipped_overlap; /* ticks dropped because a run was still going */
-  uint64_t skipped_missed;  /* ticks dropped because the loop noticed them late */
+  uint64_t skipped_missed;  /* ticks dropped because the loop noticed them late (a calendar
+                               job counts at most 100,000 per jump of the wall clock) */
   uint64_t skipped_backoff; /* ticks dropped while backing off after errors */
   chime_ns last_late;       /* lateness of the latest run: its start minus its tick (+ jitter) */
   chime_ns max_late;        /* the largest lateness so far */
@@ -900,7 +901,8 @@ CHIME_EXPORT int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *
  * statistics, chime_tick (the scheduled instant, on chime_now()'s clock),
  * cancel-and-wait, groups.  `schedule`, `start` and `start_at` do not
  * apply and must be zero.  An "@every D" expression makes an interval job,
- * chime_every(D, ...).
+ * chime_every(D, ...), with the same options (opts->tz is checked, and then
+ * means nothing: an interval counts time, not the clock).
  *
  * Calendar ticks follow the wall clock: when it is set forward or back (an
  * NTP step, an operator), the job computes its next tick afresh from the

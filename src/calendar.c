@@ -163,15 +163,16 @@ int chime_cron(const char *expr, chime_fn target, void *arg, const chime_every_o
   int rc = chime_cron_parse(expr, &cron, NULL);
   if (rc) return rc;
   chime_ns every;
-  if (chime_cron_interval(cron, &every) == 0) { /* @every: an interval job */
+  const chime_tz *tz = NULL;
+  if (chime_cron_interval(cron, &every) == 0) { /* @every: an interval job, whose zone is only checked */
     chime_cron_free(cron);
+    if (o.tz && (rc = tz_get(loop, o.tz, &tz)) != 0) return rc;
     o.tz = NULL;
     return chime_every(every, target, arg, &o, job);
   }
   /* a spread would need a per-job offset kept with every recomputation;
    * jitter does the same job per tick */
   if (o.missed == CHIME_MISSED_DELAY || o.spread || o.key) rc = -EINVAL;
-  const chime_tz *tz = NULL;
   if (rc == 0) rc = tz_get(loop, o.tz, &tz);
   if (rc == 0) rc = watch_jumps(loop);
   if (rc == 0) rc = chime__job_create(loop, 0, target, arg, &o, job, cron, tz);

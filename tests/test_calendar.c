@@ -283,6 +283,12 @@ static int bad_main(void *arg) {
   assert_int_equal(chime_join(job, NULL), 0);
   assert_int_equal(n, 2);
   assert_int_equal(chime_now() - t0, CHIME_SEC(180));
+  o = (chime_every_opts){.tz = "Mars/Olympus_Mons"}; /* an unknown zone is an error there too */
+  assert_int_equal(chime_cron("@every 90s", twice, &n, &o, &job), -ENOENT);
+  o = (chime_every_opts){.tz = "Europe/Berlin", .max_runs = 1}; /* a known one changes nothing */
+  assert_int_equal(chime_cron("@every 90s", twice, &n, &o, &job), 0);
+  assert_int_equal(chime_join(job, NULL), 0);
+  assert_int_equal(chime_now() - t0, CHIME_SEC(270));
   return 0;
 }
 
