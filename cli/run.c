@@ -228,6 +228,20 @@ static int end_leftovers(struct cleanup *x, int pid, bool exited, chime_task *ca
   return left;
 }
 
+/* Until when a run waits for its child before it logs the ticks skipped
+ * meanwhile: just after the job's next tick (which the library counts as
+ * skipped while this run goes on, with overlap = skip), so that each skip
+ * is logged as it falls, not when the run ends; or `deadline`. */
+static chime_ns skip_watch(const struct job *j, bool catch_up, chime_ns deadline) {
+  chime_job_stats st;
+  if (catch_up || j->conf->overlap != CHIME_OVERLAP_SKIP || !j->started || chime_every_stats(j->handle, &st) != 0 ||
+      st.next == CHIME_NEVER)
+    return deadline;
+  chime_ns at = st.next + j->conf->window + CHIME_MS(1), soonest = chime_now() + CHIME_MS(10);
+  if (at < soonest) at = soonest; /* the tick not handled yet: look again a little later */
+  return at < deadline ? at : deadline;
+}
+
 static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up) {
   struct runner *r = j->r;
   const struct job_conf *c = j->conf;
@@ -301,7 +315,10 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
     /* A tick's run is timed by the library (a cancellation); a catch-up
      * run, which the library does not see, by its own deadline. */
     chime_ns deadline = catch_up && c->timeout ? started + c->timeout : CHIME_NEVER;
-    int w = chime_proc_wait(proc, deadline, &status);
+    int w;
+    while ((w = chime_proc_wait(proc, skip_watch(j, catch_up, deadline), &status)) == -ETIMEDOUT &&
+           chime_now() < deadline)
+      job_log_skips(j);
     if (w < 0) { /* the job's timeout, a replacing run, or the shutdown */
       if (w == -ETIMEDOUT) x.reason = "timeout";
       note_cancel(&x);

@@ -81,6 +81,9 @@ static void overlapping_ticks_are_skipped(void **state) {
                    0);
   assert_int_equal(count(p.log, "event=start"), 2);
   assert_true(count(p.log, "event=skip job=sleep reason=overlap") >= 3);
+  /* each skip is logged as its tick falls, before the overrunning run ends */
+  const char *skip = strstr(p.log, "event=skip job=sleep"), *end = strstr(p.log, "event=end job=sleep");
+  assert_true(skip && end && skip < end);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'"), 2);
   assert_true(q(db, "SELECT max(scheduled) - min(scheduled) FROM runs") >= 300000000LL);
   proc_free(&p);
