@@ -738,23 +738,33 @@ int chime_tick(chime_ns *tick) {
   return 0;
 }
 
-int chime_every_stop(chime_task h) {
-  chime_loop *loop = chime__tls_loop;
-  if (!loop) return -EPERM;
-  struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
+/* The job a handle names, on the current loop: 0, -EPERM (no loop), or
+ * -EINVAL (not a job's handle). */
+static int job_of(chime_task h, chime_loop **loop, struct chime__job **j) {
+  if (!(*loop = chime__tls_loop)) return -EPERM;
+  struct chime__obj *o = chime__obj_lookup(&(*loop)->slabs, h.id);
   if (!o || o->kind != CHIME__JOB) return -EINVAL;
-  struct chime__job *j = (struct chime__job *)o;
+  *j = (struct chime__job *)o;
+  return 0;
+}
+
+int chime_every_stop(chime_task h) {
+  chime_loop *loop;
+  struct chime__job *j;
+  int rc = job_of(h, &loop, &j);
+  if (rc) return rc;
   job_stop(loop, j, 0);
   maybe_finish(loop, j);
   return 0;
 }
 
 int chime_every_stats(chime_task h, chime_job_stats *st) {
-  chime_loop *loop = chime__tls_loop;
-  if (!loop) return -EPERM;
-  struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
-  if (!o || o->kind != CHIME__JOB || !st) return -EINVAL;
-  const struct chime__job *j = (const struct chime__job *)o;
+  chime_loop *loop;
+  struct chime__job *j;
+  int rc = job_of(h, &loop, &j);
+  if (rc) return rc;
+  if (!st) return -EINVAL;
+  const struct chime__obj *o = &j->o;
   memset(st, 0, sizeof *st);
   st->runs = j->runs;
   st->errors = j->errors;
