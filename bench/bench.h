@@ -139,4 +139,17 @@ static inline void j_lateness(struct jline *j, const struct hist *h) {
   j_int(j, "late_max_us", hist_pct(h, 1.0));
 }
 
+/* The pingpong line, which chime-bench and pingpong_libuv both print:
+ * `messages` one-byte messages in dt ns. */
+static inline void j_pingpong(const char *impl, long messages, int64_t dt, const char *note) {
+  struct jline j;
+  j_begin_impl(&j, impl, "pingpong");
+  j_int(&j, "n", messages);
+  j_num(&j, "wall_s", (double)dt / 1e9, 3);
+  j_num(&j, "msgs_per_s", (double)messages * 1e9 / (double)dt, 0);
+  j_num(&j, "ns_per_msg", (double)dt / (double)messages, 1);
+  j_str(&j, "note", note);
+  j_end(&j, stdout);
+}
+
 #endif

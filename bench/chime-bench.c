@@ -50,19 +50,6 @@ static void fail(const char *what, int rc) {
   exit(1);
 }
 
-/* Prints a pipe ping-pong's result line (bench/pingpong_libuv.c prints the
- * same for libuv). */
-static void report_pingpong(const char *impl, long messages, int64_t dt) {
-  struct jline j;
-  j_begin_impl(&j, impl, "pingpong");
-  j_int(&j, "n", messages);
-  j_num(&j, "wall_s", (double)dt / 1e9, 3);
-  j_num(&j, "msgs_per_s", (double)messages * 1e9 / (double)dt, 0);
-  j_num(&j, "ns_per_msg", (double)dt / (double)messages, 1);
-  j_str(&j, "note", "1-byte messages between two tasks over two pipes");
-  j_end(&j, stdout);
-}
-
 /* Prints a result line for n operations that took dt ns. */
 static void report_per_op(const char *workload, long n, int64_t dt, const char *note) {
   struct jline j;
@@ -121,7 +108,8 @@ static int run_seed(int64_t t_entry) {
 
 /* ---- accuracy -------------------------------------------------------------- */
 
-static int accuracy_target(void *arg) {
+/* The target of accuracy and scale: its lateness recorded. */
+static int record_target(void *arg) {
   (void)arg;
   record();
   return 0;
@@ -132,7 +120,7 @@ static int accuracy_main(void *arg) {
   const chime_ns iv = CHIME_MS(10);
   chime_every_opts o = {.start = CHIME_START_AT, .start_at = chime_now() + iv, .max_runs = 500};
   chime_task job;
-  int rc = chime_every(iv, accuracy_target, NULL, &o, &job);
+  int rc = chime_every(iv, record_target, NULL, &o, &job);
   if (rc) fail("chime_every", rc);
   chime_join(job, NULL);
   char note[160] = "";
@@ -150,12 +138,6 @@ static int accuracy_main(void *arg) {
 }
 
 /* ---- scale and suspend ---------------------------------------------------- */
-
-static int scale_target(void *arg) {
-  (void)arg;
-  record();
-  return 0;
-}
 
 static int suspend_target(void *arg) {
   (void)arg;
@@ -208,7 +190,7 @@ static int many_jobs(const char *workload, chime_fn target) {
 
 static int scale_main(void *arg) {
   (void)arg;
-  return many_jobs("scale", scale_target);
+  return many_jobs("scale", record_target);
 }
 
 static int suspend_main(void *arg) {
@@ -387,7 +369,7 @@ static int pingpong_main(void *arg) {
   int prc;
   chime_join(t, &prc);
   if (rc || prc) fail("pingpong", rc ? rc : prc);
-  report_pingpong("chime", 2 * rounds, dt);
+  j_pingpong("chime", 2 * rounds, dt, "1-byte messages between two tasks over two pipes");
   for (int i = 0; i < 2; i++) {
     chime_close(a[i]);
     chime_close(b[i]);

@@ -71,14 +71,7 @@ int main(int argc, char **argv) {
   send_byte(&a_wr);
   uv_run(loop, UV_RUN_DEFAULT);
   int64_t dt = mono_ns() - t0;
-  struct jline j;
-  j_begin_impl(&j, "libuv", "pingpong");
-  j_int(&j, "n", 2 * rounds);
-  j_num(&j, "wall_s", (double)dt / 1e9, 3);
-  j_num(&j, "msgs_per_s", (double)(2 * rounds) * 1e9 / (double)dt, 0);
-  j_num(&j, "ns_per_msg", (double)dt / (double)(2 * rounds), 1);
-  j_str(&j, "note", "1-byte messages between two read callbacks over two pipes");
-  j_end(&j, stdout);
+  j_pingpong("libuv", 2 * rounds, dt, "1-byte messages between two read callbacks over two pipes");
   uv_close((uv_handle_t *)&a_rd, NULL);
   uv_close((uv_handle_t *)&a_wr, NULL);
   uv_close((uv_handle_t *)&b_rd, NULL);
