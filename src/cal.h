@@ -18,9 +18,8 @@
 #define CHIME__YEAR_MIN 1676
 #define CHIME__YEAR_MAX 2263
 
-/* The last second chime_ns can hold, and the first. */
+/* The last second chime_ns can hold. */
 #define CHIME__SEC_MAX (INT64_MAX / 1000000000)
-#define CHIME__SEC_MIN (INT64_MIN / 1000000000 - 1)
 
 static inline int64_t chime__floor_div(int64_t a, int64_t b) {
   int64_t q = a / b;

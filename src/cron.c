@@ -275,9 +275,8 @@ int chime_cron_parse(const char *expr, chime_cron_expr **cron, chime_cron_error 
     s++;
   int rc = *s == '@' ? parse_macro(&ps, s, &c) : parse_fields(&ps, expr, &c);
   if (rc) return rc;
-  chime_cron_expr *out = chime__malloc(sizeof *out);
+  chime_cron_expr *out = chime__cron_dup(&c);
   if (!out) return -ENOMEM;
-  *out = c;
   *cron = out;
   return 0;
 }

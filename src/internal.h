@@ -396,6 +396,25 @@ void chime__jobs_abandon(chime_loop *loop, chime_report *report);
 /* At loop free: drops every reference to specs (jobs' and the cache's). */
 void chime__specs_release(chime_loop *loop);
 
+/* The task or job a handle names, for a call made on the loop running
+ * here: 0, -EPERM (no loop here), or -EINVAL (no such task or job). */
+int chime__handle_lookup(chime_task h, chime_loop **loopp, struct chime__obj **out);
+
+/* now + d (d >= 0), or CHIME_NEVER where that overflows. */
+static inline chime_ns chime__after(chime_ns now, chime_ns d) {
+  chime_ns t;
+  return __builtin_add_overflow(now, d, &t) ? CHIME_NEVER : t;
+}
+
+/* splitmix64's finaliser: a good mix of the bits of x. */
+static inline uint64_t chime__mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 static inline bool chime__cancel_pending(const struct chime__task *t) {
   return (t->o.flags & (CHIME__CANCELLED | CHIME__SHIELDED)) == CHIME__CANCELLED;
 }
@@ -535,9 +554,6 @@ int chime__io_arm(chime_loop *loop, struct chime__io *io, uint32_t events);
 void chime__fdrecs_free(chime_loop *loop);
 struct chime__fdrec;
 void chime__fd_forget(chime_loop *loop, struct chime__fdrec *r, struct chime__task *t);
-/* Makes sure the loop has a descriptor that signal handlers can wake it
- * with.  Returns 0 or a negative errno. */
-int chime__loop_wakeable(chime_loop *loop);
 /* Async-signal-safe: wakes the loop's wait. */
 void chime__loop_wake(chime_loop *loop);
 

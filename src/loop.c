@@ -59,11 +59,10 @@ static int env_choice(const char *var, const char *const names[], int n, int fal
 }
 
 static uint32_t random_seed(const void *salt) {
-  uint64_t x = (uint64_t)chime__mono() ^ (uint64_t)(uintptr_t)salt;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return (uint32_t)(x ^ (x >> 31));
+  return (uint32_t)chime__mix64((uint64_t)chime__mono() ^ (uint64_t)(uintptr_t)salt);
 }
+
+static int wake_open(chime_loop *loop);
 
 int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   static const char *const clocks[] = {NULL, "real", "virtual"};
@@ -114,7 +113,7 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   pthread_mutex_init(&loop->post_mu, NULL);
   int rc = ops->init(loop);
   if (rc == 0) {
-    rc = chime__loop_wakeable(loop);
+    rc = wake_open(loop);
     if (rc) ops->fini(loop);
   }
   if (rc) {
@@ -169,8 +168,8 @@ static void wake_drain(chime_loop *loop, struct chime__io *io, uint32_t revents)
   }
 }
 
-int chime__loop_wakeable(chime_loop *loop) {
-  if (loop->wake_io.fd >= 0) return 0;
+/* The descriptor that posts and signal handlers wake the loop with. */
+static int wake_open(chime_loop *loop) {
   int fds[2];
   if (CHIME__FAULT()) return -EMFILE;
 #ifdef __linux__
@@ -203,7 +202,6 @@ void chime__loop_wake(chime_loop *loop) {
 }
 
 static void wake_close(chime_loop *loop) {
-  if (loop->wake_io.fd < 0) return;
   chime__io_set(loop, &loop->wake_io, 0);
   if (loop->wake_wfd != loop->wake_io.fd) close(loop->wake_wfd);
   close(loop->wake_io.fd);
@@ -352,9 +350,7 @@ int chime_loop_run_once(chime_loop *loop, chime_ns timeout) {
   if (!loop) return -EINVAL;
   if (!chime__loop_owned(loop)) return -EPERM;
   if (chime__tls_loop) return -EBUSY;
-  chime_ns until = CHIME_NEVER;
-  if (timeout >= 0 && !loop->virtual_clock && __builtin_add_overflow(chime__now(loop), timeout, &until))
-    until = CHIME_NEVER;
+  chime_ns until = timeout >= 0 && !loop->virtual_clock ? chime__after(chime__now(loop), timeout) : CHIME_NEVER;
   int rc = run_here(loop, until, true, timeout < 0 ? -1 : timeout);
   return rc < 0 ? rc : loop->ntasks > INT32_MAX ? INT32_MAX : (int)loop->ntasks;
 }
@@ -398,8 +394,7 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
   chime__jobs_cancel(loop, NULL);
   for (struct chime__task *t = loop->all_head; t; t = t->next_all)
     chime__task_cancel(loop, t);
-  chime_ns now = chime__now(loop), until = CHIME_NEVER;
-  if (grace >= 0 && __builtin_add_overflow(now, grace, &until)) until = CHIME_NEVER;
+  chime_ns until = grace >= 0 ? chime__after(chime__now(loop), grace) : CHIME_NEVER;
   int rc = run_here(loop, until, false, -1);
   /* Tasks still alive past the grace period: abandoned. */
   abandon_all(loop, report);

@@ -32,15 +32,6 @@
 
 static uint32_t add_sat(uint32_t a, uint64_t b) { return b >= UINT32_MAX - a ? UINT32_MAX : a + (uint32_t)b; }
 
-/* splitmix64's finaliser: a good mix of the bits of x. */
-static uint64_t mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 /* ---- specs ------------------------------------------------------------------ */
 
 static void choose_step(const chime_loop *loop, struct chime__spec *s);
@@ -119,7 +110,7 @@ static uint64_t job_id(const struct chime__job *j) { return chime__obj_handle(&j
 static chime_ns planned(const chime_loop *loop, const struct chime__job *j, chime_ns t) {
   chime_ns jitter = j->spec->opts.jitter;
   if (!jitter) return t;
-  return t + (chime_ns)(mix(loop->seed ^ mix(job_id(j) ^ (uint64_t)t)) % ((uint64_t)jitter + 1));
+  return t + (chime_ns)(chime__mix64(loop->seed ^ chime__mix64(job_id(j) ^ (uint64_t)t)) % ((uint64_t)jitter + 1));
 }
 
 /* Coalescing (sd-event's): a job with a window runs at the first boundary
@@ -520,7 +511,7 @@ void chime__runner_promote(chime_loop *loop, struct chime__task *t) {
 static void cancel_one(struct chime__obj *o, void *ctx) {
   void **c = ctx;
   struct chime__job *j = (struct chime__job *)o;
-  if (o->kind == CHIME__JOB && (!c[1] || j->spec->group == c[1])) chime__job_cancel(c[0], j);
+  if (!c[1] || j->spec->group == c[1]) chime__job_cancel(c[0], j);
 }
 
 void chime__jobs_cancel(chime_loop *loop, chime_group *only) {
@@ -532,7 +523,7 @@ static void abandon_one(struct chime__obj *o, void *ctx) {
   void **c = ctx;
   chime_loop *loop = c[0];
   struct chime__job *j = (struct chime__job *)o;
-  if (o->kind != CHIME__JOB || o->state == CHIME__JOB_DONE) return;
+  if (o->state == CHIME__JOB_DONE) return;
   if (c[1]) {
     chime_report *r = c[1];
     r->abandoned++;
@@ -555,7 +546,7 @@ void chime__jobs_abandon(chime_loop *loop, chime_report *report) {
 
 static void release_one(struct chime__obj *o, void *ctx) {
   (void)ctx;
-  if (o->kind == CHIME__JOB) spec_put(((struct chime__job *)o)->spec);
+  spec_put(((struct chime__job *)o)->spec);
 }
 
 void chime__specs_release(chime_loop *loop) {
@@ -639,7 +630,7 @@ static chime_ns spread_of(const char *key, chime_ns spread) {
   uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
   for (const unsigned char *p = (const unsigned char *)key; *p; p++)
     h = (h ^ *p) * 0x100000001b3ull;
-  return (chime_ns)(mix(h) % ((uint64_t)spread + 1));
+  return (chime_ns)(chime__mix64(h) % ((uint64_t)spread + 1));
 }
 
 int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts, chime_task *out) {
@@ -701,11 +692,9 @@ int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void
   if (out) out->id = chime__obj_handle(&j->o);
   if (loop->shutting_down) {
     chime__job_cancel(loop, j);
-  } else if (o->until && planned(loop, j, j->due) >= o->until) {
-    job_stop(loop, j, 0);
-    maybe_finish(loop, j);
   } else {
-    arm(loop, j);
+    arm_or_stop(loop, j, true);
+    maybe_finish(loop, j);
   }
   return 0;
 }
@@ -717,7 +706,7 @@ int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void
 static void wall_moved(struct chime__obj *o, void *ctx) {
   chime_loop *loop = ctx;
   struct chime__job *j = (struct chime__job *)o;
-  if (o->kind != CHIME__JOB || o->state != CHIME__JOB_ACTIVE || !j->spec->cron || !chime__timer_armed(&o->timer))
+  if (o->state != CHIME__JOB_ACTIVE || !j->spec->cron || !chime__timer_armed(&o->timer))
     return;
   chime_ns off = chime__wall_offset(loop), w = chime__cron_after(j->spec->cron, j->spec->tz, chime__now(loop) + off);
   chime__timers_del(&loop->timers, &o->timer);
@@ -738,14 +727,13 @@ int chime_tick(chime_ns *tick) {
   return 0;
 }
 
-/* The job a handle names, on the current loop: 0, -EPERM (no loop), or
- * -EINVAL (not a job's handle). */
+/* The job a handle names: chime__handle_lookup's, and -EINVAL for a task. */
 static int job_of(chime_task h, chime_loop **loop, struct chime__job **j) {
-  if (!(*loop = chime__tls_loop)) return -EPERM;
-  struct chime__obj *o = chime__obj_lookup(&(*loop)->slabs, h.id);
-  if (!o || o->kind != CHIME__JOB) return -EINVAL;
-  *j = (struct chime__job *)o;
-  return 0;
+  struct chime__obj *o;
+  int rc = chime__handle_lookup(h, loop, &o);
+  if (rc == 0 && o->kind != CHIME__JOB) rc = -EINVAL;
+  if (rc == 0) *j = (struct chime__job *)o;
+  return rc;
 }
 
 int chime_every_stop(chime_task h) {

@@ -91,12 +91,15 @@ void chime__procs_poll(chime_loop *loop) {
   }
 }
 
+/* Sends sig to the child, or to its whole group when it has its own. */
+static int signal_child(const chime_proc *p, int sig) { return kill(p->own_group ? -p->pid : p->pid, sig); }
+
 /* Kills and reaps a child still running; blocks only as long as the kernel
  * takes to end a killed process. */
 static void kill_and_reap(chime_loop *loop, chime_proc *p) {
   try_reap(loop, p); /* never a signal to a pid that may have been reused */
   if (p->exited) return;
-  kill(p->own_group ? -p->pid : p->pid, SIGKILL);
+  signal_child(p, SIGKILL);
   int status = -1;
   pid_t r;
   while ((r = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR) {
@@ -308,7 +311,7 @@ int chime_proc_signal(chime_proc *p, int sig) {
   if (rc) return rc;
   if (sig < 0 || sig >= CHIME__NSIG) return -EINVAL;
   if (p->exited) return -ESRCH;
-  return kill(p->own_group ? -p->pid : p->pid, sig) == 0 ? 0 : -errno;
+  return signal_child(p, sig) == 0 ? 0 : -errno;
 }
 
 int chime_proc_wait(chime_proc *p, chime_ns deadline, int *status) {
@@ -330,15 +333,14 @@ int chime_proc_terminate(chime_proc *p, chime_ns grace, int *status) {
   if (rc) return rc;
   if (grace < 0 || p->waiter) return -EINVAL;
   if (!p->exited) {
-    kill(p->own_group ? -p->pid : p->pid, SIGTERM);
-    chime_ns until;
-    if (__builtin_add_overflow(chime__now(loop), grace, &until)) until = CHIME_NEVER;
+    signal_child(p, SIGTERM);
+    chime_ns until = chime__after(chime__now(loop), grace);
     /* shielded: a terminate that a cancellation cut short would leave the
      * child running */
     int was = chime_shield(true);
     rc = chime__task_wait(loop, CHIME__WAIT_PROC, p, &p->waiter, until);
     if (rc == -ETIMEDOUT) {
-      kill(p->own_group ? -p->pid : p->pid, SIGKILL);
+      signal_child(p, SIGKILL);
       rc = chime__task_wait(loop, CHIME__WAIT_PROC, p, &p->waiter, CHIME_NEVER);
     }
     chime_shield(was);

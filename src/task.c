@@ -48,10 +48,6 @@ static struct chime__task *runq_pop(chime_loop *loop) {
   return t;
 }
 
-static bool cancel_pending(const struct chime__task *t) {
-  return (t->o.flags & (CHIME__CANCELLED | CHIME__SHIELDED)) == CHIME__CANCELLED;
-}
-
 /* The calling task, if the caller is a task of the loop running here. */
 static struct chime__task *self_task(chime_loop **loopp) {
   chime_loop *loop = chime__tls_loop;
@@ -190,7 +186,7 @@ static int wait_impl(chime_loop *loop, enum chime__wait kind, void *on, struct c
                         self->deadline < deadline
                     ? self->deadline
                     : deadline;
-  if (cancel_pending(self) && !waits_on_cancelled(self)) {
+  if (chime__cancel_pending(self) && !waits_on_cancelled(self)) {
     rc = -ECANCELED;
   } else if (!future && deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
     rc = -ETIMEDOUT;
@@ -201,7 +197,7 @@ static int wait_impl(chime_loop *loop, enum chime__wait kind, void *on, struct c
     rc = suspend(loop, self);
     chime__timers_del(&loop->timers, &self->o.timer);
     if (slot) *slot = NULL;
-    if (cancel_pending(self) && !waits_on_cancelled(self))
+    if (chime__cancel_pending(self) && !waits_on_cancelled(self))
       rc = -ECANCELED;
     else if (rc == CHIME__WOKEN_BY_TIMER)
       rc = -ETIMEDOUT;
@@ -302,9 +298,7 @@ int chime_loop_spawn(chime_loop *loop, chime_fn fn, void *arg, chime_task *task)
 
 /* ---- handles ------------------------------------------------------------ */
 
-/* The task or job a handle names, for a call made on the loop running
- * here. */
-static int lookup(chime_task h, chime_loop **loopp, struct chime__obj **out) {
+int chime__handle_lookup(chime_task h, chime_loop **loopp, struct chime__obj **out) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;
   struct chime__obj *o = chime__obj_lookup(&loop->slabs, h.id);
@@ -321,7 +315,7 @@ static bool obj_done(const struct chime__obj *o) {
 int chime_cancel(chime_task h) {
   chime_loop *loop;
   struct chime__obj *o;
-  int rc = lookup(h, &loop, &o);
+  int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
   if (o->kind == CHIME__JOB)
     chime__job_cancel(loop, (struct chime__job *)o);
@@ -350,7 +344,7 @@ static void release(chime_loop *loop, struct chime__obj *o) {
 int chime_detach(chime_task h) {
   chime_loop *loop;
   struct chime__obj *o;
-  int rc = lookup(h, &loop, &o);
+  int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
   if (!owned(o)) return -EINVAL;
   release(loop, o);
@@ -363,7 +357,7 @@ int chime_join_until(chime_task h, chime_ns deadline, int *result) {
   struct chime__obj *o;
   if (!self) return -EPERM;
   if (deadline < 0) return -EINVAL;
-  int rc = lookup(h, &loop, &o);
+  int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
   if (o == &self->o || (self->job && o == &self->job->o)) return -EDEADLK;
   if (!owned(o)) return -EINVAL;
@@ -389,7 +383,7 @@ int chime_join(chime_task h, int *result) { return chime_join_until(h, CHIME_NEV
 int chime_task_done(chime_task h) {
   chime_loop *loop;
   struct chime__obj *o;
-  int rc = lookup(h, &loop, &o);
+  int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
   return obj_done(o);
 }
@@ -397,7 +391,7 @@ int chime_task_done(chime_task h) {
 int chime_task_set_name(chime_task h, const char *name) {
   chime_loop *loop;
   struct chime__obj *o;
-  int rc = lookup(h, &loop, &o);
+  int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
   if (o->kind == CHIME__JOB) return chime__job_set_name(loop, (struct chime__job *)o, name);
   struct chime__task *t = (struct chime__task *)o;
@@ -446,12 +440,12 @@ int chime_yield(void) {
   struct chime__task *self = self_task(&loop);
   if (!self) return -EPERM;
   if (self->deadline) chime__task_timed_out(loop, self);
-  if (cancel_pending(self)) return -ECANCELED;
+  if (chime__cancel_pending(self)) return -ECANCELED;
   self->o.state = CHIME__READY;
   runq_push(loop, self);
   suspend(loop, self);
   if (self->deadline) chime__task_timed_out(loop, self);
-  return cancel_pending(self) ? -ECANCELED : 0;
+  return chime__cancel_pending(self) ? -ECANCELED : 0;
 }
 
 int chime_sleep_until(chime_ns when) {

@@ -127,7 +127,7 @@ int chime__timers_reserve(struct chime__timers *t, uint64_t n) {
     if (t->last_block)
       t->last_block->next = b;
     else
-      t->blocks = t->fresh_block = b;
+      t->blocks = b;
     if (!t->fresh_block) t->fresh_block = b;
     t->last_block = b;
     t->nchunks += CHUNKS_PER_BLOCK;
