@@ -162,7 +162,6 @@ struct run_state {
  * it: the first one seen names the outcome, and later waits are shielded,
  * so that the capture tasks are always joined before their memory goes. */
 struct cleanup {
-  const struct job *job;
   const struct run *run;
   const char *reason; /* why the run was cancelled; NULL: it was not */
 };
@@ -187,7 +186,7 @@ static void join_captures(struct cleanup *x, chime_task *t, int n) {
   for (int i = 0; i < n; i++) {
     if (join_noting(x, t[i], deadline) != 0) {
       chime_cancel(t[i]);
-      while (chime_join(t[i], NULL) == -ECANCELED) note_cancel(x);
+      join_noting(x, t[i], CHIME_NEVER);
     }
   }
 }
@@ -213,11 +212,11 @@ static int reap_group(void *arg) {
 static int end_leftovers(struct cleanup *x, int pid, bool exited, chime_task *captures, int n) {
   if (kill(-pid, 0) != 0) return n;
   if (exited)
-    log_msg("warn", "leftover", "job %s: processes left in the group of pid %d: ending them", x->job->conf->name,
+    log_msg("warn", "leftover", "job %s: processes left in the group of pid %d: ending them", x->run->job->conf->name,
             pid);
   kill(-pid, SIGTERM);
-  const struct runner *r = x->job->r;
-  chime_ns deadline = chime_now() + x->job->conf->kill_grace;
+  const struct runner *r = x->run->job->r;
+  chime_ns deadline = chime_now() + x->run->job->conf->kill_grace;
   if (r->stopping && r->stop_deadline < deadline) deadline = r->stop_deadline;
   int left = 0;
   for (int i = 0; i < n; i++)
@@ -311,7 +310,7 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
       if (chime_spawn(capture_task, caps[i], &cap[ncap]) == 0) ncap++;
     }
     int status = 0;
-    struct cleanup x = {.job = j, .run = &me};
+    struct cleanup x = {.run = &me};
     /* A tick's run is timed by the library (a cancellation); a catch-up
      * run, which the library does not see, by its own deadline. */
     chime_ns deadline = catch_up && c->timeout ? started + c->timeout : CHIME_NEVER;
@@ -377,6 +376,16 @@ chime_ns job_latest_tick(const struct job *j, chime_ns after, chime_ns until) {
   }
 }
 
+/* The line of a skipped tick (sched 0: its time is not known). */
+static void log_skip(const struct job *j, const char *reason, chime_ns sched) {
+  struct logline l;
+  log_begin(&l, "warn", "skip");
+  log_str(&l, "job", j->conf->name);
+  log_str(&l, "reason", reason);
+  if (sched) log_time(&l, "scheduled", sched);
+  log_end(&l);
+}
+
 void job_log_skips(struct job *j) {
   static const char *const reasons[3] = {"overlap", "missed", "backoff"};
   chime_job_stats st;
@@ -384,24 +393,12 @@ void job_log_skips(struct job *j) {
   const uint64_t now[3] = {st.skipped_overlap, st.skipped_missed, st.skipped_backoff};
   for (int k = 0; k < 3; k++) {
     for (; j->seen[k] < now[k]; j->seen[k]++) {
-      struct logline l;
-      log_begin(&l, "warn", "skip");
-      log_str(&l, "job", j->conf->name);
-      log_str(&l, "reason", reasons[k]);
-      if (j->last_tick && (j->last_tick = job_next_tick(j, j->last_tick)) != 0) log_time(&l, "scheduled", j->last_tick);
-      log_end(&l);
+      if (j->last_tick) j->last_tick = job_next_tick(j, j->last_tick);
+      log_skip(j, reasons[k], j->last_tick);
     }
   }
 }
 
-static void log_skip(const struct job *j, chime_ns sched) {
-  struct logline l;
-  log_begin(&l, "warn", "skip");
-  log_str(&l, "job", j->conf->name);
-  log_str(&l, "reason", "overlap");
-  log_time(&l, "scheduled", sched);
-  log_end(&l);
-}
 
 /* Runs of the job's name going now that the library does not count
  * against this one: the catch-up run's and those of the job's version
@@ -464,7 +461,7 @@ int run_tick(void *arg) {
   job_log_skips(j);
   j->last_tick = sched;
   if (!overlap_clear(j, false)) {
-    log_skip(j, sched);
+    log_skip(j, "overlap", sched);
     return 0;
   }
   int rc = run_once(j, sched, late, false);
@@ -488,7 +485,7 @@ int run_catch_up(void *arg) {
   log_time(&l, "last", last);
   log_end(&l);
   if (!overlap_clear(j, true)) {
-    log_skip(j, missed);
+    log_skip(j, "overlap", missed);
     return 0;
   }
   return run_once(j, missed, chime_wall_now() - missed, true);

@@ -78,14 +78,16 @@ static void log_scheduled(const struct job *j) {
 static int job_start(struct runner *r, struct job *j, bool at_start) {
   const struct job_conf *c = j->conf;
   char key[JOB_NAME_MAX + 300];
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  snprintf(key, sizeof key, "%s@%s", c->name, host);
   chime_every_opts o = {.overlap = c->overlap, .jitter = c->jitter, .spread = c->spread, .timeout = c->timeout,
                         .on_error = c->on_error, .max_runs = c->max_runs, .window = c->window, .dtor = job_ended,
                         .name = c->name};
   if (c->overlap == CHIME_OVERLAP_ALLOW) o.max_concurrent = c->max_concurrent;
-  if (c->spread) o.key = key;
+  if (c->spread) { /* the key is NAME@hostname: the same job on other hosts is spread elsewhere */
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(key, sizeof key, "%s@%s", c->name, host);
+    o.key = key;
+  }
   if (c->on_error == CHIME_ERROR_BACKOFF) o.backoff_base = c->backoff, o.backoff_max = c->backoff_max;
   int rc;
   if (c->cron) {
@@ -232,7 +234,6 @@ static int killer(void *arg) {
       if (j->catching_up) chime_cancel(j->catch_up);
   }
   if (chime_signal_wait(sigs, 2, CHIME_NEVER) < 0) return 0;
-  r->killing = true;
   log_msg("warn", "kill", "second signal: killing every run now");
   for (struct run *run = r->runs; run; run = run->next)
     if (run->pid > 0) kill(-run->pid, SIGKILL);

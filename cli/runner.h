@@ -52,7 +52,6 @@ struct runner {
   bool stopping;           /* no new runs; running ones are being stopped */
   chime_ns stop_deadline;  /* with stopping: when every run still going gets SIGKILL */
   bool signalled;          /* with stopping: SIGTERM or SIGINT came (else every job ended by itself) */
-  bool killing;            /* a second signal: kill at once */
   chime_task main;
   int active;              /* periodic jobs alive and not retired */
   bool failed;             /* a job ended by an error: exit 1 */
