@@ -44,6 +44,12 @@ static inline int run_virtual(chime_fn fn, void *arg) {
   return chime_run(fn, arg, &o, NULL);
 }
 
+/* Runs fn as the main task of a real-clock loop. */
+static inline int run_real(chime_fn fn, void *arg) {
+  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
+  return chime_run(fn, arg, &o, NULL);
+}
+
 /* A record of events, to compare with the expected sequence. */
 struct trace {
   char text[8192];

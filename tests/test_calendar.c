@@ -348,8 +348,7 @@ static int real_main(void *arg) {
 static void on_the_real_clock_runs_start_on_the_wall_clock_second(void **state) {
   (void)state;
   int late = 0;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(real_main, &late, &o, NULL), 0);
+  assert_int_equal(run_real(real_main, &late), 0);
   assert_int_equal(late, 0);
 }
 
@@ -381,8 +380,7 @@ static int set_main(void *arg) {
 
 static void a_set_system_clock_reaches_calendar_jobs(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  int rc = chime_run(set_main, NULL, &o, NULL);
+  int rc = run_real(set_main, NULL);
   if (rc == 1) skip(); /* no CAP_SYS_TIME */
   assert_int_equal(rc, 0);
 }

@@ -57,8 +57,7 @@ static int pingpong_main(void *unused) {
 
 static void two_tasks_play_ping_pong_over_pipes(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(pingpong_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(pingpong_main, NULL), 0);
 }
 
 /* ---- deadlines and cancellation ----------------------------------------------- */
@@ -83,8 +82,7 @@ static int deadline_main(void *unused) {
 static void a_wait_ends_at_its_deadline(void **state) {
   (void)state;
   assert_int_equal(run_virtual(deadline_main, NULL), 0); /* virtual: the clock jumps to the deadline */
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(deadline_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(deadline_main, NULL), 0);
 }
 
 static int waiter(void *arg) {
@@ -150,8 +148,7 @@ static int busy_main(void *unused) {
 
 static void one_reader_and_one_writer_per_descriptor(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(busy_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(busy_main, NULL), 0);
 }
 
 /* A descriptor closed and its number reused between waits: the new file
@@ -176,8 +173,7 @@ static int reuse_main(void *unused) {
 
 static void a_reused_descriptor_number_is_a_new_file(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(reuse_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(reuse_main, NULL), 0);
 }
 
 /* ---- bad descriptors ------------------------------------------------------------ */
@@ -272,8 +268,7 @@ static int write_main(void *unused) {
 
 static void write_all_waits_for_room_and_read_sees_the_end(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(write_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(write_main, NULL), 0);
 }
 
 /* ---- sockets --------------------------------------------------------------------- */
@@ -320,8 +315,7 @@ static int socket_main(void *unused) {
 
 static void accept_and_connect_over_loopback(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(socket_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(socket_main, NULL), 0);
 }
 
 /* ---- faults ------------------------------------------------------------------------ */
@@ -425,8 +419,7 @@ static void a_reader_that_never_waits_still_lets_the_loop_run(void **state) {
   atomic_store(&flooding, true);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, flood, &p[1]), 0);
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  int rc = chime_run(flood_main, p, &o, NULL);
+  int rc = run_real(flood_main, p);
   atomic_store(&flooding, false);
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(rc, 0);

@@ -796,8 +796,7 @@ static int real_main(void *unused) {
 static void on_the_real_clock_runs_keep_to_the_grid(void **state) {
   (void)state;
   memset(&real, 0, sizeof real);
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(real_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(real_main, NULL), 0);
 }
 
 /* ---- bad input ------------------------------------------------------------------ */
@@ -924,8 +923,7 @@ static int sleepy_main(void *arg) {
 static void jobs_due_together_all_start_while_the_first_ones_suspend(void **state) {
   (void)state;
   worst_late = 0;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(sleepy_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(sleepy_main, NULL), 0);
   /* each target suspends at once: all 200 start within a few ms of the
    * tick, not one per wake-up of the loop (a generous bound) */
   assert_true(worst_late < CHIME_MS(500));

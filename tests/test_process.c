@@ -13,12 +13,6 @@
 
 static chime_ns soon(void) { return chime_now() + LONG_WAIT; }
 
-/* Runs fn as the main task of a real-clock loop. */
-static int run_real(chime_fn fn, void *arg) {
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  return chime_run(fn, arg, &o, NULL);
-}
-
 /* No child of this process is left, running or zombie. */
 static void assert_no_children(void) {
   errno = 0;

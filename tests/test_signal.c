@@ -130,8 +130,7 @@ static int thread_main(void *arg) {
 
 static void a_signal_from_another_thread_wakes_a_waiting_loop(void **state) {
   (void)state;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(thread_main, NULL, &o, NULL), 0);
+  assert_int_equal(run_real(thread_main, NULL), 0);
 }
 
 static int bad_main(void *arg) {

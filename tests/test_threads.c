@@ -84,8 +84,7 @@ static void posts_from_four_threads_all_run_once_in_order(void **state) {
   struct posting p;
   memset(&p, 0, sizeof p);
   the_posting = &p;
-  chime_run_opts o = {.loop = {.clock = CHIME_CLOCK_REAL}};
-  assert_int_equal(chime_run(posting_main, &p, &o, NULL), 0);
+  assert_int_equal(run_real(posting_main, &p), 0);
   assert_int_equal(p.total, POSTERS * POSTS);
   assert_int_equal(p.duplicates_or_gaps, 0);
   for (int i = 0; i < POSTERS; i++)
