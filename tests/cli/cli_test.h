@@ -109,15 +109,19 @@ static void pump(struct proc *p, double wait) {
   }
 }
 
-/* Waits (at most `limit` real seconds) until the log holds `text`. */
-static bool wait_log(struct proc *p, const char *text, double limit) {
+/* Waits (at most `limit` real seconds) until the log holds `text` at or
+ * after byte `from`. */
+static bool wait_log_from(struct proc *p, size_t from, const char *text, double limit) {
   double end = mono() + limit;
-  while (!strstr(p->log, text)) {
+  while (!strstr(p->log + from, text)) {
     if (mono() > end) return false;
     pump(p, 0.05);
   }
   return true;
 }
+
+/* Waits (at most `limit` real seconds) until the log holds `text`. */
+static bool wait_log(struct proc *p, const char *text, double limit) { return wait_log_from(p, 0, text, limit); }
 
 /* Waits (at most `limit` real seconds) for the exit; returns the exit code,
  * or -1 after killing a chime that did not exit in time. */

@@ -176,12 +176,7 @@ static void sighup_reloads_and_refuses_a_bad_config(void **state) {
   kill(p.pid, SIGHUP);
   assert_true(wait_log(&p, "event=reload_error", 20));
   assert_true(wait_log(&p, "the running config goes on", 20));
-  size_t seen = p.len;
-  assert_true(wait_log(&p, "line=from-b", 20)); /* already there: wait for one more */
-  while (!strstr(p.log + seen, "line=from-b")) {
-    assert_true(wait_log(&p, "line=from-b", 20));
-    pump(&p, 0.05);
-  }
+  assert_true(wait_log_from(&p, p.len, "line=from-b", 20)); /* one more, after the refusal */
   kill(p.pid, SIGTERM);
   assert_int_equal(finish(&p, 30), 0);
   size_t a_after = strstr(p.log, "event=reload config=") - p.log;
@@ -773,8 +768,7 @@ static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   assert_true(wait_log(&p, "line=done", 20));
   size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
-  while (!strstr(p.log + done, "event=start job=a ")) /* the new version's first run */
-    assert_true(wait_log(&p, "line=done", 20)), pump(&p, 0.05);
+  assert_true(wait_log_from(&p, done, "event=start job=a ", 20)); /* the new version's first run */
   kill(p.pid, SIGTERM);
   assert_int_equal(finish(&p, 30), 0);
   size_t reload = (size_t)(strstr(p.log, "event=reload ") - p.log);
