@@ -16,6 +16,9 @@
  *             (bench/pingpong_libuv.c: the same in libuv)
  *   cron-parse   N parses of cron expressions
  *   cron-next    N next fire times per expression, in Europe/Berlin
+ *   floor     what this machine charges every implementation of scale
+ *             (N fires a second) and churn, whatever its scheduler: a
+ *             clock read, a wake-up, first touch of fresh memory
  *
  * Lateness is taken at the top of each call of the target, against the
  * ideal grid: chime_tick() gives the tick a run serves, and the jobs'
@@ -32,6 +35,7 @@
 #include <chime.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 
 static long n_arg;
 static double duration_s = 10.0;
@@ -40,7 +44,7 @@ static struct hist H;
 static uint64_t fires;
 
 static void usage(void) {
-  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong|cron-parse|cron-next [N] [--duration=S] "
+  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong|cron-parse|cron-next|floor [N] [--duration=S] "
                   "[--window=NS]\n");
   exit(2);
 }
@@ -377,6 +381,58 @@ static int pingpong_main(void *arg) {
   return 0;
 }
 
+/* ---- floor ----------------------------------------------------------------- */
+
+/* The machine's costs that no scheduler avoids.  scale at N fires a second
+ * with p99 lateness <= 1 ms must wake at least every millisecond, and
+ * reads the clock once per fire (the specification's lateness); the floor
+ * loop does only that, with an empty scheduler: N / 1000 "fires" per
+ * wake-up, each a clock read, a histogram entry and a count.  churn's
+ * records are fresh memory: the first write to each 4 KiB page is a page
+ * fault, whose cost per byte is measured over 128 MiB. */
+static int floor_main(void) {
+  long per_wake = n_arg / 1000 > 0 ? n_arg / 1000 : 1;
+  int64_t t0 = mono_ns();
+  for (int i = 0; i < 10000000; i++)
+    fires += (uint64_t)mono_ns() & 1;
+  double clock_ns = (double)(mono_ns() - t0) / 1e7;
+
+  fires = 0;
+  int64_t cpu0 = cpu_ns(), next = mono_ns(), wakes = (int64_t)(duration_s * 1000);
+  for (int64_t w = 0; w < wakes; w++) {
+    next += 1000000;
+    struct timespec ts = {next / 1000000000, next % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+    for (long k = 0; k < per_wake; k++) {
+      hist_add(&H, mono_ns() - next);
+      fires++;
+    }
+  }
+  int64_t cpu = cpu_ns() - cpu0;
+
+  size_t size = (size_t)128 << 20;
+  char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) fail("mmap", -errno);
+  t0 = mono_ns();
+  for (size_t off = 0; off < size; off += 64)
+    *(volatile uint64_t *)(mem + off) = off;
+  double touch_ns = (double)(mono_ns() - t0) / (double)(size / 128);
+  munmap(mem, size);
+
+  struct jline j;
+  j_begin(&j, "floor");
+  j_int(&j, "n", n_arg);
+  j_num(&j, "clock_ns", clock_ns, 1);
+  j_num(&j, "scale_ns_cpu_per_fire", (double)cpu / (double)fires, 1);
+  j_num(&j, "wake_cpu_us", ((double)cpu / 1e3 - clock_ns / 1e3 * (double)fires) / (double)wakes, 1);
+  j_num(&j, "touch_ns_per_128_bytes", touch_ns, 1);
+  j_str(&j, "note", "scale: a wake-up each ms, N/1000 clock reads per wake-up, no scheduler; "
+                    "touch: first write to fresh anonymous memory (4 KiB pages)");
+  j_end(&j, stdout);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int64_t t_entry = mono_ns();
   const char *workload = NULL;
@@ -407,6 +463,11 @@ int main(int argc, char **argv) {
   if (!strcmp(workload, "cron-parse") || !strcmp(workload, "cron-next")) { /* no loop needed */
     if (n_arg <= 0) n_arg = workload[5] == 'p' ? 1000000 : 100000;
     return workload[5] == 'p' ? cron_parse_main() : cron_next_main();
+  }
+  if (!strcmp(workload, "floor")) {
+    if (n_arg <= 0) n_arg = 1000000;
+    if (duration_s == 10.0) duration_s = 3.0;
+    return floor_main();
   }
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
     if (strcmp(workload, workloads[i].name) != 0) continue;
