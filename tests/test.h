@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "chime.h"
+#include "select.h"
 #include "testing.h"
 
 /* Options for a loop on the virtual clock (backend from CHIME_BACKEND). */
@@ -84,19 +85,6 @@ static int test_no_leaks(void **state) {
     return -1;
   }
   return 0;
-}
-
-/* A name given on the command line must be one of the tests: a filter
- * that matches nothing would pass without running anything. */
-static inline int test_select(const struct CMUnitTest *tests, size_t n, int argc, char **argv) {
-  if (argc < 2) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(tests[i].name, argv[1]) == 0) {
-      cmocka_set_test_filter(argv[1]);
-      return 0;
-    }
-  fprintf(stderr, "%s: no test named %s\n", argv[0], argv[1]);
-  return -1;
 }
 
 #define TEST_MAIN(...)                                                                                                 \

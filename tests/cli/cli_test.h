@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "../select.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

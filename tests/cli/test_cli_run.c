@@ -1018,6 +1018,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(endless_output_does_not_freeze_other_jobs),
       cmocka_unit_test(retired_replace_job_lets_its_run_finish),
   };
-  if (argc > 1) cmocka_set_test_filter(argv[1]);
+  if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

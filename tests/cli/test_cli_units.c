@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "../select.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -491,6 +493,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(job_env_puts_the_job_and_the_user_over_the_daemon),
       cmocka_unit_test(a_fifo_is_not_a_config_file),
   };
-  if (argc > 1) cmocka_set_test_filter(argv[1]);
+  if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
