@@ -11,14 +11,15 @@
  *   far    slot(e) >= cursor + N         a binary heap
  *
  * The cursor only moves forward, up to the slot after the current one:
- * catch_up() expands every wheel slot up to then into the near run (a
- * stable radix sort of the slot's entries by deadline, appended after what
- * the run holds: all earlier), and moves far entries whose slot has come
- * within reach into the wheel.  So arming a deadline seconds away is an
- * append, disarming it a store; popping is an index increment; a slot is
- * expanded once, reading its array in order (its entries can be prefetched,
- * where a linked list would chase pointers); and only deadlines further
- * than 4.3 s away pay O(log n), once, in the far heap.
+ * catch_up() expands every wheel slot up to then into the near run (its
+ * entries in deadline order, by a stable radix sort unless arming order was
+ * that already, appended after what the run holds: all earlier), and moves
+ * far entries whose slot has come within reach into the wheel.  So arming
+ * a deadline seconds away is an append, disarming it a store; popping is
+ * an index increment; a slot is expanded once, reading its array in order
+ * (its entries can be prefetched, where a linked list would chase
+ * pointers); and only deadlines further than 4.3 s away pay O(log n), once,
+ * in the far heap.
  *
  * FIFO among equal deadlines: wheel arrays are in arming order and the sort
  * is stable; an entry armed straight into the near run goes after every
@@ -377,26 +378,25 @@ static void advance(struct chime__timers *t, uint64_t to) {
   }
 }
 
-/* Stable sort of n elements by deadline, all within one slot starting at
- * `base`: two passes of a radix sort on the 20 bits below the slot number,
- * from `in` to `out` through `tmp` (small n: insertion sort). */
-static void sort_slot(struct chime__near *in, struct chime__near *tmp, struct chime__near *out, uint32_t n,
-                      chime_ns base) {
+/* Sorts n elements by deadline, stably and in place, all within one slot
+ * starting at `base`: two passes of a radix sort on the 20 bits below the
+ * slot number, through `tmp` (small n: an insertion sort). */
+static void sort_slot(struct chime__near *a, struct chime__near *tmp, uint32_t n, chime_ns base) {
   if (n <= 32) {
-    for (uint32_t i = 0; i < n; i++) {
-      struct chime__near v = in[i];
+    for (uint32_t i = 1; i < n; i++) {
+      struct chime__near v = a[i];
       uint32_t j = i;
-      while (j > 0 && out[j - 1].when > v.when) {
-        out[j] = out[j - 1];
+      while (j > 0 && a[j - 1].when > v.when) {
+        a[j] = a[j - 1];
         j--;
       }
-      out[j] = v;
+      a[j] = v;
     }
     return;
   }
   uint32_t lo[1025] = {0}, hi[1025] = {0};
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t k = in[i].when < base ? 0 : (uint32_t)(in[i].when - base);
+    uint32_t k = a[i].when < base ? 0 : (uint32_t)(a[i].when - base);
     lo[(k & 1023) + 1]++;
     hi[(k >> 10 & 1023) + 1]++;
   }
@@ -405,12 +405,12 @@ static void sort_slot(struct chime__near *in, struct chime__near *tmp, struct ch
     hi[b + 1] += hi[b];
   }
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t k = in[i].when < base ? 0 : (uint32_t)(in[i].when - base);
-    tmp[lo[k & 1023]++] = in[i];
+    uint32_t k = a[i].when < base ? 0 : (uint32_t)(a[i].when - base);
+    tmp[lo[k & 1023]++] = a[i];
   }
   for (uint32_t i = 0; i < n; i++) {
     uint32_t k = tmp[i].when < base ? 0 : (uint32_t)(tmp[i].when - base);
-    out[hi[k >> 10 & 1023]++] = tmp[i];
+    a[hi[k >> 10 & 1023]++] = tmp[i];
   }
 }
 
@@ -419,26 +419,23 @@ static void expand(struct chime__timers *t, uint64_t s) {
   uint32_t i = (uint32_t)(s & MASK), n = t->live[i];
   if (!n) return;
   near_room(t, n);
-  /* Gather (when, entry) in arming order; read the deadlines a few entries
-   * ahead of use, so that their cache misses overlap. */
-  struct chime__near *in = t->scratch;
+  /* Gather (when, entry) in arming order at the end of the run; read the
+   * deadlines a few entries ahead of use, so that their cache misses
+   * overlap.  Arming order is often deadline order already (jobs of one
+   * interval re-arm in the order they fire): then there is nothing to sort. */
+  struct chime__near *out = t->near + t->near_tail;
   uint32_t k = 0;
+  bool sorted = true;
   for (struct chime__chunk *c = t->slot[i].head; c; c = c->next) {
     for (uint32_t j = 0; j < c->n; j++) {
       if (j + 24 < c->n && c->e[j + 24]) __builtin_prefetch(entry_at(t, c->e[j + 24]));
       if (!c->e[j]) continue;
       struct chime__timer *e = entry_at(t, c->e[j]);
-      in[k++] = (struct chime__near){e->when, e};
+      if (k && e->when < out[k - 1].when) sorted = false;
+      out[k++] = (struct chime__near){e->when, e};
     }
   }
-  /* The near run's free tail serves as the sort's second buffer. */
-  struct chime__near *out = t->near + t->near_tail;
-  if (n <= 32) {
-    sort_slot(in, NULL, out, n, (chime_ns)(s << CHIME__SLOT_SHIFT));
-  } else {
-    sort_slot(in, out, in, n, (chime_ns)(s << CHIME__SLOT_SHIFT)); /* in -> out -> in */
-    memcpy(out, in, n * sizeof *out);
-  }
+  if (!sorted) sort_slot(out, t->scratch, n, (chime_ns)(s << CHIME__SLOT_SHIFT));
   for (uint32_t j = 0; j < n; j++)
     out[j].e->pos = (uintptr_t)(t->near_tail + j) << 2 | TAG_NEAR;
   t->near_tail += n;

@@ -145,6 +145,42 @@ static void equal_deadlines_come_out_in_arming_order(void **state) {
   teardown_timers(&t);
 }
 
+/* Slots expanded into the near run come out in (deadline, arming order)
+ * whichever way they were filled: in deadline order already (nothing to
+ * sort), shuffled and crowded (the radix sort, in place), shuffled and
+ * sparse (the insertion sort); ties every 50 us test stability. */
+static void crowded_slots_come_out_sorted_and_stable(void **state) {
+  (void)state;
+  struct chime__timers t;
+  setup_timers(&t, 0, NODES);
+  const chime_ns base = CHIME_SEC(2) & ~(((chime_ns)1 << CHIME__SLOT_SHIFT) - 1),
+                 slot = (chime_ns)1 << CHIME__SLOT_SHIFT;
+  int i = 0;
+  for (; i < 300; i++) /* slot 0: in deadline order */
+    nodes[i].when = base + (chime_ns)i * (slot / 300);
+  for (; i < NODES - 20; i++) /* slots 1 to 3: shuffled, ties */
+    nodes[i].when = base + slot + (chime_ns)(next_rand() % (uint64_t)(3 * slot)) / CHIME_US(50) * CHIME_US(50);
+  for (; i < NODES; i++) /* slot 4: 20 shuffled, ties */
+    nodes[i].when = base + 4 * slot + (chime_ns)(next_rand() % 5) * CHIME_US(50);
+  for (i = 0; i < NODES; i++) {
+    nodes[i].order = (uint64_t)i;
+    nodes[i].armed = true;
+    chime__timers_add(&t, nodes[i].e, nodes[i].when);
+  }
+  struct node *prev = NULL;
+  for (i = 0; i < NODES; i++) {
+    struct chime__timer *e = chime__timers_pop(&t, base + 5 * slot);
+    struct node *want = model_min();
+    assert_non_null(e);
+    assert_ptr_equal(e, want->e);
+    assert_true(!prev || prev->when < want->when || (prev->when == want->when && prev->order < want->order));
+    want->armed = false;
+    prev = want;
+  }
+  assert_null(chime__timers_pop(&t, CHIME_NEVER - 1));
+  teardown_timers(&t);
+}
+
 /* The virtual clock's pattern: jump to the next deadline, pop what is due;
  * everything must come out exactly at its deadline. */
 static void jumping_from_deadline_to_deadline_pops_each_on_time(void **state) {
@@ -257,6 +293,7 @@ static void reserve_failure_changes_nothing(void **state) {
 
 TEST_MAIN(cmocka_unit_test(random_operations_match_the_model),
           cmocka_unit_test(equal_deadlines_come_out_in_arming_order),
+          cmocka_unit_test(crowded_slots_come_out_sorted_and_stable),
           cmocka_unit_test(jumping_from_deadline_to_deadline_pops_each_on_time),
           cmocka_unit_test(tombstones_never_exhaust_the_reserved_room),
           cmocka_unit_test(far_deadlines_survive_long_jumps), cmocka_unit_test(disarming_an_idle_entry_does_nothing),
