@@ -44,8 +44,8 @@ static struct hist H;
 static uint64_t fires;
 
 static void usage(void) {
-  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong|cron-parse|cron-next|floor [N] [--duration=S] "
-                  "[--window=NS]\n");
+  fprintf(stderr, "usage: chime-bench seed|accuracy|scale|churn|suspend|switch|spawn|pingpong|cron-parse|cron-next|"
+                  "floor [N] [--duration=S] [--window=NS]\n");
   exit(2);
 }
 
