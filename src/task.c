@@ -89,11 +89,14 @@ static void task_unlink(chime_loop *loop, struct chime__task *t) {
   }
 }
 
+/* A task that waited may have waited long: the top of its stack is
+ * fetched into the cache while the tasks queued before it run. */
 void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake) {
   if (t->o.state != CHIME__WAITING) return;
   t->wake = wake;
   t->o.state = CHIME__READY;
   runq_push(loop, t);
+  chime__coro_prefetch(&t->coro);
 }
 
 /* Whether a waiting task is excused from waking for its cancellation: it
