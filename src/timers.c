@@ -32,15 +32,19 @@
  *   &element | 1        in a wheel chunk, at that element (4-aligned)
  *   index << 2 | 2      in the near run, at that index
  *   index << 2 | 3      in the far heap, at that index
- * Disarming leaves a tombstone (index 0, which is a slab's header, never an
- * object) in the wheel array, or NULL in the near run;
- * a slot whose live count falls to 0 gives its chunks back at once, and
+ * Disarming a wheel entry writes nothing in the wheel: its element stays,
+ * stale, for an element counts only while its entry's pos points back at
+ * it (objects are type-stable, so a stale index still names one; a pos an
+ * owner uses has its low bits 0).  So a cancel does not touch the wheel's
+ * memory; expanding a slot, which reads each entry anyway, passes over its
+ * stale elements.  Disarming in the near run leaves a tombstone (NULL).  A
+ * slot whose live count falls to 0 gives its chunks back at once, and
  * tombstones in the run are dropped as the run is consumed or compacted.
  *
  * Arming never allocates: owners reserve room for every entry that may be
  * armed at once (chime__timers_reserve), in the near run, the far heap, the
  * sort's scratch space and the chunk pool.  If the pool runs dry because
- * tombstones hold chunks, the wheel is compacted, which frees enough.
+ * stale elements hold chunks, the wheel is compacted, which frees enough.
  */
 #include "internal.h"
 
@@ -55,9 +59,9 @@
 
 struct chime__chunk {
   struct chime__chunk *next;
-  uint32_t n; /* elements written (live or tombstones) */
+  uint32_t n; /* elements written (live or stale) */
   uint32_t unused;
-  uint32_t e[CHIME__CHUNK]; /* slab indices of the entries' owners; 0: tombstone */
+  uint32_t e[CHIME__CHUNK]; /* slab indices of the entries' owners */
 };
 
 /* A block of chunks, as mapped; blocks are used in the order they were
@@ -76,6 +80,12 @@ static uint32_t index_of(const struct chime__timer *e) {
 
 static struct chime__timer *entry_at(const struct chime__timers *t, uint32_t index) {
   return &chime__obj_at(t->objs, index)->timer;
+}
+
+/* The entry a wheel element holds, or NULL if the element is stale. */
+static struct chime__timer *element_entry(const struct chime__timers *t, const uint32_t *el) {
+  struct chime__timer *e = entry_at(t, *el);
+  return e->pos == ((uintptr_t)el | TAG_WHEEL) ? e : NULL;
 }
 
 void chime__timers_init(struct chime__timers *t, chime_ns now, const struct chime__slabs *objs) {
@@ -264,7 +274,7 @@ static void slot_release(struct chime__timers *t, uint32_t i) {
   bit_clear(t, i);
 }
 
-/* Rewrites every slot without its tombstones, freeing the chunks they
+/* Rewrites every slot without its stale elements, freeing the chunks they
  * held.  Rare: only when the pool runs dry. */
 static void wheel_compact(struct chime__timers *t) {
   for (uint32_t i = 0; i < CHIME__WHEEL_SLOTS; i++) {
@@ -274,14 +284,14 @@ static void wheel_compact(struct chime__timers *t) {
     uint32_t wn = 0;
     for (; r; r = r->next)
       for (uint32_t k = 0; k < r->n; k++) {
-        uint32_t x = r->e[k];
-        if (!x) continue;
+        struct chime__timer *e = element_entry(t, &r->e[k]);
+        if (!e) continue;
         if (wn == CHIME__CHUNK) {
           w = w->next;
           wn = 0;
         }
-        w->e[wn] = x;
-        entry_at(t, x)->pos = (uintptr_t)&w->e[wn] | TAG_WHEEL;
+        w->e[wn] = r->e[k];
+        e->pos = (uintptr_t)&w->e[wn] | TAG_WHEEL;
         wn++;
       }
     w->n = wn;
@@ -336,7 +346,6 @@ static void wheel_append(struct chime__timers *t, struct chime__timer *e, uint32
 }
 
 static void wheel_remove(struct chime__timers *t, struct chime__timer *e) {
-  *(uint32_t *)(e->pos & ~(uintptr_t)3) = 0;
   uint32_t i = (uint32_t)(slot_of(e->when) & MASK);
   t->wheel_count--;
   if (--t->live[i] == 0) slot_release(t, i);
@@ -428,9 +437,9 @@ static void expand(struct chime__timers *t, uint64_t s) {
   bool sorted = true;
   for (struct chime__chunk *c = t->slot[i].head; c; c = c->next) {
     for (uint32_t j = 0; j < c->n; j++) {
-      if (j + 24 < c->n && c->e[j + 24]) __builtin_prefetch(entry_at(t, c->e[j + 24]));
-      if (!c->e[j]) continue;
-      struct chime__timer *e = entry_at(t, c->e[j]);
+      if (j + 24 < c->n) __builtin_prefetch(entry_at(t, c->e[j + 24]));
+      struct chime__timer *e = element_entry(t, &c->e[j]);
+      if (!e) continue;
       if (k && e->when < out[k - 1].when) sorted = false;
       out[k++] = (struct chime__near){e->when, e};
     }

@@ -206,10 +206,10 @@ static void jumping_from_deadline_to_deadline_pops_each_on_time(void **state) {
   teardown_timers(&t);
 }
 
-/* Disarmed entries leave tombstones in their slot's array while the slot
- * has live entries; when they fill the reserved chunks the wheel is
- * compacted, and nothing is lost or reordered. */
-static void tombstones_never_exhaust_the_reserved_room(void **state) {
+/* Disarmed entries leave stale elements in their slot's array while the
+ * slot has live entries; when they fill the reserved chunks the wheel is
+ * compacted, and nothing is lost, repeated or reordered. */
+static void stale_elements_never_exhaust_the_reserved_room(void **state) {
   (void)state;
   enum { N = 200 };
   struct chime__timers t;
@@ -229,6 +229,36 @@ static void tombstones_never_exhaust_the_reserved_room(void **state) {
   for (int i = 0; i < N; i++)
     assert_ptr_equal(chime__timers_pop(&t, d + N), nodes[i].e);
   assert_null(chime__timers_pop(&t, CHIME_NEVER - 1));
+  teardown_timers(&t);
+}
+
+/* An entry disarmed in the wheel, its object freed and handed out again:
+ * the slot's old element now holds the index of a new owner, which is
+ * armed in the same slot, in a later one, or not at all.  Each armed entry
+ * comes out once, the unarmed one never. */
+static void a_stale_element_never_names_a_reused_object(void **state) {
+  (void)state;
+  struct chime__timers t;
+  setup_timers(&t, 0, 4);
+  struct chime__timer *keeper = nodes[0].e; /* keeps the slot alive */
+  for (int how = 0; how < 3; how++) {
+    chime_ns d = CHIME_SEC(2 + 3 * how); /* within the wheel's reach of the last pop */
+    struct chime__timer *e = new_entry();
+    chime__timers_add(&t, e, d + 10); /* the element that goes stale, before the keeper's */
+    chime__timers_add(&t, keeper, d);
+    assert_int_equal(e->pos & 3, 1); /* in the wheel */
+    chime__timers_del(&t, e);
+    chime__obj_free(&slabs, CHIME__CONTAINER(e, struct chime__obj, timer));
+    struct chime__timer *again = new_entry();
+    assert_ptr_equal(again, e); /* the same object, so the same index */
+    if (how == 0) chime__timers_add(&t, again, d + 20);
+    if (how == 1) chime__timers_add(&t, again, d + CHIME_SEC(1));
+    assert_ptr_equal(chime__timers_pop(&t, d + CHIME_SEC(2)), keeper);
+    if (how < 2) assert_ptr_equal(chime__timers_pop(&t, d + CHIME_SEC(2)), again);
+    assert_null(chime__timers_pop(&t, d + CHIME_SEC(2)));
+    assert_int_equal(t.count, 0);
+    chime__obj_free(&slabs, CHIME__CONTAINER(again, struct chime__obj, timer));
+  }
   teardown_timers(&t);
 }
 
@@ -295,6 +325,7 @@ TEST_MAIN(cmocka_unit_test(random_operations_match_the_model),
           cmocka_unit_test(equal_deadlines_come_out_in_arming_order),
           cmocka_unit_test(crowded_slots_come_out_sorted_and_stable),
           cmocka_unit_test(jumping_from_deadline_to_deadline_pops_each_on_time),
-          cmocka_unit_test(tombstones_never_exhaust_the_reserved_room),
+          cmocka_unit_test(stale_elements_never_exhaust_the_reserved_room),
+          cmocka_unit_test(a_stale_element_never_names_a_reused_object),
           cmocka_unit_test(far_deadlines_survive_long_jumps), cmocka_unit_test(disarming_an_idle_entry_does_nothing),
           cmocka_unit_test(reserve_failure_changes_nothing))
