@@ -80,7 +80,8 @@ void chime__ctx_swap(void **from, void *to);
 
 /* Asks for the top of a suspended coroutine's stack (the saved registers
  * and the frames of its suspended calls, a few hundred bytes) to be brought
- * into the cache, ahead of a switch to it.  Only a hint: it never faults. */
+ * into the cache, ahead of a switch to it (with the ucontext fallback, its
+ * saved context).  Only a hint: it never faults. */
 static inline void chime__coro_prefetch(const struct chime__coro *c) {
   for (int i = 0; i < 8; i++)
     __builtin_prefetch((const void *)((uintptr_t)c->sp + 64 * (unsigned)i));
