@@ -452,8 +452,11 @@ static void expand(struct chime__timers *t, uint64_t s) {
   slot_release(t, i);
 }
 
-/* Makes the near run hold every entry whose slot is <= limit. */
+/* Makes the near run hold every entry whose slot is <= limit (all do
+ * already if limit is behind the cursor: the usual case when entries are
+ * popped one after another at one reading of the clock). */
 static void catch_up(struct chime__timers *t, uint64_t limit) {
+  if (limit < t->cursor) return;
   while (t->wheel_count) {
     uint64_t s = next_slot(t);
     if (s > limit) break;
