@@ -286,7 +286,8 @@ static void wheel_compact(struct chime__timers *t) {
       for (uint32_t k = 0; k < r->n; k++) {
         struct chime__timer *e = element_entry(t, &r->e[k]);
         if (!e) continue;
-        if (wn == CHIME__CHUNK) {
+        if (wn == CHIME__CHUNK) { /* a chunk before the last may have been short */
+          w->n = CHIME__CHUNK;
           w = w->next;
           wn = 0;
         }
@@ -332,10 +333,15 @@ static void wheel_append(struct chime__timers *t, struct chime__timer *e, uint32
   struct chime__chunk *c = s->tail;
   if (!c || c->n == CHIME__CHUNK) {
     c = chunk_get(t);
-    if (s->tail) /* compaction may have moved the tail: read it again */
+    if (s->tail && s->tail->n < CHIME__CHUNK) { /* chunk_get compacted, and made room at the tail */
+      c->next = t->pool;
+      t->pool = c;
+      c = s->tail;
+    } else if (s->tail) { /* compaction may have moved the tail: read it again */
       s->tail->next = c;
-    else
+    } else {
       s->head = c;
+    }
     s->tail = c;
   }
   c->e[c->n] = index_of(e);

@@ -259,6 +259,39 @@ static void a_stale_element_never_names_a_reused_object(void **state) {
   teardown_timers(&t);
 }
 
+/* A compaction leaves a slot's chunks packed but its last one short; more
+ * arming fills it and goes on into new chunks; a second compaction (for
+ * another slot) packs the slot again.  No entry is lost or repeated, and
+ * order holds. */
+static void compactions_never_lose_entries(void **state) {
+  (void)state;
+  enum { RESERVE = 400 };
+  struct chime__timers t;
+  setup_timers(&t, 0, RESERVE);
+  uint64_t chunks = t.nchunks, room = CHIME__CHUNK * chunks; /* elements the chunks hold */
+  chime_ns d = CHIME_SEC(2), d2 = d + CHIME_MS(3);
+  int armed = 0;
+  for (; armed < 100; armed++)
+    chime__timers_add(&t, nodes[armed].e, d + armed);
+  for (uint64_t m = 0; m < room; m++) { /* stale elements until the pool runs dry */
+    chime__timers_add(&t, nodes[armed].e, d + armed);
+    chime__timers_del(&t, nodes[armed].e);
+  }
+  for (; armed < 224; armed++)
+    chime__timers_add(&t, nodes[armed].e, d + armed);
+  chime__timers_add(&t, nodes[armed].e, d2); /* another slot, compacted the same way */
+  for (uint64_t m = 0; m < room; m++) {
+    chime__timers_add(&t, nodes[armed + 1].e, d2 + 1);
+    chime__timers_del(&t, nodes[armed + 1].e);
+  }
+  armed++;
+  assert_int_equal(t.nchunks, chunks); /* no chunk beyond the reservation */
+  for (int i = 0; i < armed; i++)
+    assert_ptr_equal(chime__timers_pop(&t, d + CHIME_SEC(1)), nodes[i].e);
+  assert_null(chime__timers_pop(&t, CHIME_NEVER - 1));
+  teardown_timers(&t);
+}
+
 static void far_deadlines_survive_long_jumps(void **state) {
   (void)state;
   struct chime__timers t;
@@ -324,5 +357,5 @@ TEST_MAIN(cmocka_unit_test(random_operations_match_the_model),
           cmocka_unit_test(jumping_from_deadline_to_deadline_pops_each_on_time),
           cmocka_unit_test(stale_elements_never_exhaust_the_reserved_room),
           cmocka_unit_test(a_stale_element_never_names_a_reused_object),
-          cmocka_unit_test(far_deadlines_survive_long_jumps), cmocka_unit_test(disarming_an_idle_entry_does_nothing),
-          cmocka_unit_test(reserve_failure_changes_nothing))
+          cmocka_unit_test(compactions_never_lose_entries), cmocka_unit_test(far_deadlines_survive_long_jumps),
+          cmocka_unit_test(disarming_an_idle_entry_does_nothing), cmocka_unit_test(reserve_failure_changes_nothing))
