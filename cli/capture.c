@@ -67,13 +67,16 @@ size_t capture_tail(const struct capture *c, char *out) {
 
 /* Each chunk read costs up to a thousand log lines: the task yields after
  * every one, so that a child that writes as fast as it can (yes) delays
- * other jobs, timeouts and signals by one chunk's work at most. */
+ * other jobs, timeouts and signals by one chunk's work at most.  Out of
+ * memory, it reads again 10 ms later: a child whose pipe nobody read would
+ * block for ever once the pipe is full. */
 int capture_task(void *arg) {
   struct capture *c = arg;
   char buf[4096];
   for (;;) {
     int n = chime_read(c->fd, buf, sizeof buf, CHIME_NEVER);
     if (n > 0) capture_feed(c, buf, (size_t)n);
+    if (n == -ENOMEM && chime_sleep(CHIME_MS(10)) == 0) continue;
     if (n <= 0 || chime_sleep(1) != 0) {
       capture_flush(c);
       return n < 0 ? n : n == 0 ? 0 : -ECANCELED;

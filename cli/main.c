@@ -32,6 +32,22 @@ static const char usage[] =
     "and the daemon's: --db PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
 
+/* Exit status 1, said. */
+static int out_of_memory(void) {
+  fputs("chime: out of memory\n", stderr);
+  return 1;
+}
+
+/* An option's value was refused (`why`), or could not be kept. */
+static int option_error(const char *what, const char *value, int rc, const char *why) {
+  if (rc == -ENOMEM) return out_of_memory();
+  if (value)
+    fprintf(stderr, "chime: %s \"%s\": %s\n", what, value, why);
+  else
+    fprintf(stderr, "chime: %s: %s\n", what, why);
+  return 2;
+}
+
 static int bad_usage(const char *fmt, const char *what) {
   fprintf(stderr, "chime: ");
   fprintf(stderr, fmt, what);
@@ -114,8 +130,9 @@ static int daemon_option(struct daemon_conf *d, const char *key, const char *val
   int rc = daemon_set(d, key, value, why, sizeof why);
   if (rc == -ENOENT) return -ENOENT;
   if (rc) {
-    fprintf(stderr, "chime: --%s: %s\n", key, why);
-    return 2;
+    char opt[80];
+    snprintf(opt, sizeof opt, "--%s", key);
+    return option_error(opt, NULL, rc, why);
   }
   return 0;
 }
@@ -141,18 +158,16 @@ static int cmd_job(int argc, char **argv, bool cron) {
   struct job_conf *job = calloc(1, sizeof *job);
   struct daemon_conf cli;
   daemon_init(&cli);
-  int rc = cfg && job ? 0 : 1;
+  int rc = cfg && job ? 0 : out_of_memory();
   char why[512], key[64];
   if (rc == 0) {
     daemon_init(&cfg->daemon);
     cfg->jobs = calloc(1, sizeof *cfg->jobs);
     job_init(job);
-    rc = cfg->jobs ? 0 : 1;
+    rc = cfg->jobs ? 0 : out_of_memory();
   }
-  if (rc == 0 && job_set(job, cron ? "schedule" : "every", argv[2], why, sizeof why) != 0) {
-    fprintf(stderr, "chime: %s \"%s\": %s\n", argv[1], argv[2], why);
-    rc = 2;
-  }
+  if (rc == 0 && (rc = job_set(job, cron ? "schedule" : "every", argv[2], why, sizeof why)) != 0)
+    rc = option_error(argv[1], argv[2], rc, why);
   const char *name = NULL, *value;
   int i = 3, more;
   while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
@@ -164,8 +179,13 @@ static int cmd_job(int argc, char **argv, bool cron) {
     if (rc != -ENOENT) continue;
     /* one --env is one NAME=VALUE, as the shell has already split it */
     rc = strcmp(key, "env") == 0 ? job_add_env(job, value, why, sizeof why) : job_set(job, key, value, why, sizeof why);
-    if (rc == -ENOENT) rc = unknown_option(key);
-    else if (rc) fprintf(stderr, "chime: --%s: %s\n", key, why), rc = 2;
+    if (rc == -ENOENT) {
+      rc = unknown_option(key);
+    } else if (rc) {
+      char opt[80];
+      snprintf(opt, sizeof opt, "--%s", key);
+      rc = option_error(opt, NULL, rc, why);
+    }
   }
   if (rc == 0 && more == 2) rc = 2;
   if (rc == 0 && i >= argc) rc = bad_usage("%s: no command: give it after --", argv[1]);
@@ -174,7 +194,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
     for (int k = i; k < argc; k++) bytes += strlen(argv[k]) + 1;
     job->argv = malloc((n + 1) * sizeof(char *) + bytes);
     job->command = malloc(bytes);
-    if (!job->argv || !job->command) rc = 1;
+    if (!job->argv || !job->command) rc = out_of_memory();
     char *p = job->argv ? (char *)(job->argv + n + 1) : NULL;
     for (size_t k = 0; rc == 0 && k < n; k++) {
       job->argv[k] = strcpy(p, argv[i + (int)k]);
@@ -183,12 +203,12 @@ static int cmd_job(int argc, char **argv, bool cron) {
       else strcat(strcat(job->command, " "), argv[i + (int)k]);
     }
     if (rc == 0) job->argv[n] = NULL;
-    if (!name) name = strrchr(job->argv[0], '/') ? strrchr(job->argv[0], '/') + 1 : job->argv[0];
+    if (rc == 0 && !name) name = strrchr(job->argv[0], '/') ? strrchr(job->argv[0], '/') + 1 : job->argv[0];
   }
   if (rc == 0 && !job_name_ok(name))
     rc = bad_usage("\"%s\" is not a job name (--name: 1 to 64 letters, digits and _ . - @)", name);
-  if (rc == 0 && !(job->name = strdup(name))) rc = 1;
-  if (rc == 0 && (rc = job_finish(job, finish_error, NULL)) != 0) rc = rc == -ENOMEM ? 1 : 2;
+  if (rc == 0 && !(job->name = strdup(name))) rc = out_of_memory();
+  if (rc == 0 && (rc = job_finish(job, finish_error, NULL)) != 0) rc = rc == -ENOMEM ? out_of_memory() : 2;
   if (rc == 0) {
     cfg->jobs[cfg->njobs++] = job;
     job = NULL;

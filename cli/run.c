@@ -241,6 +241,19 @@ static chime_ns skip_watch(const struct job *j, bool catch_up, chime_ns deadline
   return at < deadline ? at : deadline;
 }
 
+/* Records the end of run *id, and its start first if that could not be
+ * recorded (*id < 0); what fails (out of memory, a busy disk) is tried once
+ * more 10 ms later.  0, or -1: the run is not recorded whole. */
+static int record_run(struct history *h, int64_t *id, const char *job, chime_ns sched, chime_ns started, chime_ns late,
+                      int pid, const struct run_result *res) {
+  for (int attempt = 0;; attempt++) {
+    if (*id < 0) *id = history_start(h, job, sched, started, late, pid);
+    if (*id > 0 && history_end(h, *id, res) == 0) return 0;
+    if (attempt == 1) return -1;
+    chime_sleep(CHIME_MS(10));
+  }
+}
+
 static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up) {
   struct runner *r = j->r;
   const struct job_conf *c = j->conf;
@@ -250,8 +263,10 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
     log_msg("error", "start_failed", "job %s: %s", c->name, why);
     struct history *h = runner_history(r);
     struct run_result res = {.outcome = "error", .exit_code = -1, .error = why, .ended = chime_wall_now()};
-    int64_t id = h ? history_start(h, c->name, sched, res.ended, late, 0) : 0;
-    if (id > 0) history_end(h, id, &res);
+    int64_t id = -1;
+    if (h && record_run(h, &id, c->name, sched, res.ended, late, 0, &res) != 0)
+      log_msg("error", "history", "history database %s: cannot record a run of %s: %s", r->db_path, c->name,
+              history_error(h));
     return -ENOMEM;
   }
   struct run me = {.job = j, .catch_up = catch_up, .next = r->runs};
@@ -272,6 +287,19 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   int ngroups = 0;
   if (!rc && ppw && geteuid() == 0 && (ngroups = user_groups(ppw->pw_name, ppw->pw_gid, &groups)) < 0)
     rc = ngroups, snprintf(s->why, sizeof s->why, "user %s: its groups: %s", c->user, chime_strerror(rc));
+  /* The capture tasks first: a child whose output nobody read would block
+   * on a full pipe.  They start when this task first waits, by when their
+   * descriptors are set. */
+  chime_task cap[2];
+  int ncap = 0;
+  struct capture *caps[2] = {&s->out, &s->err};
+  for (int i = 0; !rc && i < 2; i++) {
+    caps[i]->job = c->name, caps[i]->stream = i ? "stderr" : "stdout", caps[i]->fd = -1;
+    if ((rc = chime_spawn(capture_task, caps[i], &cap[ncap])) == 0)
+      ncap++;
+    else
+      snprintf(s->why, sizeof s->why, "cannot read its output: %s", chime_strerror(rc));
+  }
   chime_proc *proc = NULL;
   if (!rc) {
     /* Every signal at its default in the child, however chime was started
@@ -282,35 +310,32 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
     if (groups) /* root: the user's uid, gid and groups; else it is chime's own user */
       po.as_user = true, po.uid = ppw->pw_uid, po.gid = ppw->pw_gid, po.groups = groups, po.ngroups = (unsigned)ngroups;
     rc = chime_proc_spawn((const char *const *)c->argv, &po, &proc);
-    free(groups);
     if (rc == -ENOENT || rc == -EACCES)
       snprintf(s->why, sizeof s->why, "cannot run %s: %s", c->argv[0],
                rc == -ENOENT ? "no such program (or directory)" : "permission denied");
     else if (rc)
       snprintf(s->why, sizeof s->why, "cannot run %s: %s", c->argv[0], chime_strerror(rc));
   }
+  free(groups);
   if (proc) me.pid = chime_proc_pid(proc);
+  for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
+    caps[i]->pid = me.pid, caps[i]->fd = proc ? chime_proc_fd(proc, i + 1) : -1;
   struct history *h = runner_history(r); /* the spawn did not suspend: this is still the start */
-  int64_t id = h ? history_start(h, c->name, sched, chime_wall_now(), late, me.pid) : 0;
+  chime_ns started_wall = chime_wall_now();
+  int64_t id = h ? history_start(h, c->name, sched, started_wall, late, me.pid) : 0;
   if (id < 0)
-    log_msg("error", "history", "history database %s: cannot record the start of a run of %s: %s", r->db_path,
+    log_msg("error", "history",
+            "history database %s: cannot record the start of a run of %s (tried again at its end): %s", r->db_path,
             c->name, history_error(h));
   chime_ns duration = 0;
+  struct cleanup x = {.run = &me};
   if (rc) {
     res.error = s->why;
     log_msg("error", "start_error", "job %s: %s", c->name, s->why);
+    join_captures(&x, cap, ncap);
   } else {
     log_start(j, me.pid, sched, late, catch_up);
-    chime_task cap[2];
-    int ncap = 0;
-    struct capture *caps[2] = {&s->out, &s->err};
-    for (int i = 0; i < 2; i++) {
-      caps[i]->job = c->name, caps[i]->stream = i ? "stderr" : "stdout", caps[i]->pid = me.pid;
-      caps[i]->fd = chime_proc_fd(proc, i + 1);
-      if (chime_spawn(capture_task, caps[i], &cap[ncap]) == 0) ncap++;
-    }
     int status = 0;
-    struct cleanup x = {.run = &me};
     /* A tick's run is timed by the library (a cancellation); a catch-up
      * run, which the library does not see, by its own deadline. */
     chime_ns deadline = catch_up && c->timeout ? started + c->timeout : CHIME_NEVER;
@@ -336,7 +361,7 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   }
   res.ended = chime_wall_now();
   log_end_of_run(j, me.pid, &res, duration, late);
-  if (h && id > 0 && history_end(h, id, &res) != 0)
+  if (h && record_run(h, &id, c->name, sched, started_wall, late, me.pid, &res) != 0)
     log_msg("error", "history", "history database %s: cannot record the end of a run of %s: %s", r->db_path,
             c->name, history_error(h));
   free(env);

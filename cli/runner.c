@@ -107,8 +107,10 @@ static int job_start(struct runner *r, struct job *j, bool at_start) {
   if (!at_start) return 0;
   if (c->catch_up && !r->db_path)
     log_msg("warn", "catch_up", "job %s: catch_up needs the history database: ignored", c->name);
-  else if (c->catch_up && chime_spawn(run_catch_up, j, &j->catch_up) == 0)
+  else if (c->catch_up && (rc = chime_spawn(run_catch_up, j, &j->catch_up)) == 0)
     j->catching_up = true;
+  else if (c->catch_up)
+    log_msg("error", "catch_up", "job %s: no catch-up: %s", c->name, chime_strerror(rc));
   return 0;
 }
 
@@ -302,7 +304,10 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
   struct runner r = {.config_path = config_path, .db_make_dirs = db_make_dirs, .shutdown_grace = shutdown_grace};
-  if (db_path && !(r.db_path = strdup(db_path))) return 1;
+  if (db_path && !(r.db_path = strdup(db_path))) {
+    fputs("chime: out of memory\n", stderr);
+    return 1;
+  }
   struct sigaction sa = {.sa_handler = ignore_sigpipe, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGPIPE, &sa, NULL);

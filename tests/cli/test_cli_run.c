@@ -942,6 +942,58 @@ static long rss_kib(pid_t pid) {
 /* A child that writes without end (yes) while another job runs every
  * 100 ms: the other job keeps its schedule, and chime's memory stays
  * bounded (each stream keeps its last 64 KiB).  Real time. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+/* Every allocation of two runs fails in turn (tests/cli/failmalloc.c fails
+ * chime's n-th malloc, calloc or realloc, once, for n = 1, 2, ... until n
+ * is past its last).  chime never crashes or hangs: it exits 1 having said
+ * why, or 0 with both runs recorded, each whole or as the error that kept
+ * it from starting (a run whose start could not be recorded is recorded
+ * whole at its end); and the child's 100 KB of output, more than a pipe
+ * holds, is always read.  Not where a sanitizer's runtime
+ * replaces malloc. */
+static void every_allocation_failure_ends_cleanly(void **state) {
+  (void)state;
+#ifdef SANITIZED
+  skip();
+#endif
+  char dir[64], db[128], conf[128], preload[600], at[32];
+  paths(dir, db, conf);
+  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", getenv("CHIME_FAILMALLOC"));
+  long n = 1, exits = 0;
+  for (bool fired = true; fired; n++) {
+    unlink(db);
+    snprintf(at, sizeof at, "FAIL_AT=%ld", n);
+    struct proc p;
+    start(&p,
+          (const char *const[]){"every", "100ms", "--max-runs", "2", "--db", db, "--", "sh", "-c",
+                                "head -c 100000 /dev/zero; echo ok", NULL},
+          (const char *const[]){"CHIME_CLOCK=virtual", preload, at, NULL});
+    int rc = finish(&p, 30);
+    fired = strstr(p.log, "failmalloc: fired") != NULL;
+    if (rc != 0 && rc != 1) print_error("failing allocation %ld: exit %d\n%s\n", n, rc, p.log);
+    assert_true(rc == 0 || rc == 1);
+    if (rc == 1) {
+      assert_true(strstr(p.log, "out of memory") || strstr(p.log, "level=error"));
+      exits++;
+    } else {
+      long long ok = q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok' AND length(stdout_tail) = 65536");
+      long long err = q(db, "SELECT count(*) FROM runs WHERE outcome = 'error' AND error LIKE '%out of memory%'");
+      if (ok + err != 2) print_error("failing allocation %ld: %lld full runs, %lld errors\n%s\n", n, ok, err, p.log);
+      assert_int_equal(ok + err, 2);
+    }
+    proc_free(&p);
+  }
+  print_message("%ld allocations failed in turn; %ld made chime exit\n", n - 2, exits);
+  assert_true(n > 100);
+}
+
 static void endless_output_does_not_freeze_other_jobs(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -1016,6 +1068,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(double_forked_leftover_is_adopted_and_reaped),
       cmocka_unit_test(env_options_are_one_variable_each),
       cmocka_unit_test(endless_output_does_not_freeze_other_jobs),
+      cmocka_unit_test(every_allocation_failure_ends_cleanly),
       cmocka_unit_test(retired_replace_job_lets_its_run_finish),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
