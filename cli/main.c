@@ -38,13 +38,10 @@ static int out_of_memory(void) {
   return 1;
 }
 
-/* An option's value was refused (`why`), or could not be kept. */
-static int option_error(const char *what, const char *value, int rc, const char *why) {
+/* The value of option --key was refused (`why`), or could not be kept. */
+static int option_error(const char *key, int rc, const char *why) {
   if (rc == -ENOMEM) return out_of_memory();
-  if (value)
-    fprintf(stderr, "chime: %s \"%s\": %s\n", what, value, why);
-  else
-    fprintf(stderr, "chime: %s: %s\n", what, why);
+  fprintf(stderr, "chime: --%s: %s\n", key, why);
   return 2;
 }
 
@@ -129,12 +126,7 @@ static int daemon_option(struct daemon_conf *d, const char *key, const char *val
   if (strcmp(key, "no_history") == 0) key = "db", value = "none";
   int rc = daemon_set(d, key, value, why, sizeof why);
   if (rc == -ENOENT) return -ENOENT;
-  if (rc) {
-    char opt[80];
-    snprintf(opt, sizeof opt, "--%s", key);
-    return option_error(opt, NULL, rc, why);
-  }
-  return 0;
+  return rc ? option_error(key, rc, why) : 0;
 }
 
 static int start(struct config *cfg, const char *config_path, struct daemon_conf *cli) {
@@ -166,8 +158,10 @@ static int cmd_job(int argc, char **argv, bool cron) {
     job_init(job);
     rc = cfg->jobs ? 0 : out_of_memory();
   }
-  if (rc == 0 && (rc = job_set(job, cron ? "schedule" : "every", argv[2], why, sizeof why)) != 0)
-    rc = option_error(argv[1], argv[2], rc, why);
+  if (rc == 0 && (rc = job_set(job, cron ? "schedule" : "every", argv[2], why, sizeof why)) != 0) {
+    if (rc != -ENOMEM) fprintf(stderr, "chime: %s \"%s\": %s\n", argv[1], argv[2], why);
+    rc = rc == -ENOMEM ? out_of_memory() : 2;
+  }
   const char *name = NULL, *value;
   int i = 3, more;
   while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
@@ -179,13 +173,10 @@ static int cmd_job(int argc, char **argv, bool cron) {
     if (rc != -ENOENT) continue;
     /* one --env is one NAME=VALUE, as the shell has already split it */
     rc = strcmp(key, "env") == 0 ? job_add_env(job, value, why, sizeof why) : job_set(job, key, value, why, sizeof why);
-    if (rc == -ENOENT) {
+    if (rc == -ENOENT)
       rc = unknown_option(key);
-    } else if (rc) {
-      char opt[80];
-      snprintf(opt, sizeof opt, "--%s", key);
-      rc = option_error(opt, NULL, rc, why);
-    }
+    else if (rc)
+      rc = option_error(key, rc, why);
   }
   if (rc == 0 && more == 2) rc = 2;
   if (rc == 0 && i >= argc) rc = bad_usage("%s: no command: give it after --", argv[1]);

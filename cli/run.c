@@ -243,15 +243,16 @@ static chime_ns skip_watch(const struct job *j, bool catch_up, chime_ns deadline
 
 /* Records the end of run *id, and its start first if that could not be
  * recorded (*id < 0); what fails (out of memory, a busy disk) is tried once
- * more 10 ms later.  0, or -1: the run is not recorded whole. */
-static int record_run(struct history *h, int64_t *id, const char *job, chime_ns sched, chime_ns started, chime_ns late,
-                      int pid, const struct run_result *res) {
+ * more 10 ms later, and then logged. */
+static void record_run(const struct runner *r, struct history *h, int64_t *id, const char *job, chime_ns sched,
+                       chime_ns started, chime_ns late, int pid, const struct run_result *res) {
   for (int attempt = 0;; attempt++) {
     if (*id < 0) *id = history_start(h, job, sched, started, late, pid);
-    if (*id > 0 && history_end(h, *id, res) == 0) return 0;
-    if (attempt == 1) return -1;
+    if (*id > 0 && history_end(h, *id, res) == 0) return;
+    if (attempt == 1) break;
     chime_sleep(CHIME_MS(10));
   }
+  log_msg("error", "history", "history database %s: cannot record a run of %s: %s", r->db_path, job, history_error(h));
 }
 
 static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up) {
@@ -264,9 +265,7 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
     struct history *h = runner_history(r);
     struct run_result res = {.outcome = "error", .exit_code = -1, .error = why, .ended = chime_wall_now()};
     int64_t id = -1;
-    if (h && record_run(h, &id, c->name, sched, res.ended, late, 0, &res) != 0)
-      log_msg("error", "history", "history database %s: cannot record a run of %s: %s", r->db_path, c->name,
-              history_error(h));
+    if (h) record_run(r, h, &id, c->name, sched, res.ended, late, 0, &res);
     return -ENOMEM;
   }
   struct run me = {.job = j, .catch_up = catch_up, .next = r->runs};
@@ -361,9 +360,7 @@ static int run_once(struct job *j, chime_ns sched, chime_ns late, bool catch_up)
   }
   res.ended = chime_wall_now();
   log_end_of_run(j, me.pid, &res, duration, late);
-  if (h && record_run(h, &id, c->name, sched, started_wall, late, me.pid, &res) != 0)
-    log_msg("error", "history", "history database %s: cannot record the end of a run of %s: %s", r->db_path,
-            c->name, history_error(h));
+  if (h) record_run(r, h, &id, c->name, sched, started_wall, late, me.pid, &res);
   free(env);
   free(s);
   if (me.prev) me.prev->next = me.next;

@@ -303,11 +303,8 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
-  struct runner r = {.config_path = config_path, .db_make_dirs = db_make_dirs, .shutdown_grace = shutdown_grace};
-  if (db_path && !(r.db_path = strdup(db_path))) {
-    fputs("chime: out of memory\n", stderr);
-    return 1;
-  }
+  struct runner r = {
+      .config_path = config_path, .db_path = db_path, .db_make_dirs = db_make_dirs, .shutdown_grace = shutdown_grace};
   struct sigaction sa = {.sa_handler = ignore_sigpipe, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGPIPE, &sa, NULL);
@@ -317,7 +314,6 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
   chime_run_opts o = {.loop = {.stack_size = 512 * 1024}};
   int rc = chime_run(main_task, &s, &o, NULL);
   history_close(r.hist);
-  free(r.db_path);
   if (rc < 0) {
     fprintf(stderr, "chime: %s\n", chime_strerror(rc));
     return 1;

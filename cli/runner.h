@@ -44,7 +44,7 @@ struct runner {
   struct job *jobs;
   struct run *runs;
   const char *config_path; /* NULL for a job of the command line */
-  char *db_path;           /* NULL: no history */
+  const char *db_path;     /* NULL: no history */
   bool db_make_dirs;       /* the default path: create its directories */
   bool db_down;            /* opening it failed (said once) */
   struct history *hist;
@@ -58,7 +58,8 @@ struct runner {
 };
 
 /* Runs the daemon until SIGTERM/SIGINT, or until every job has ended.
- * Takes the config's jobs.  Returns the exit status. */
+ * Takes the config's jobs; config_path and db_path are the caller's, for
+ * the whole call.  Returns the exit status. */
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace);
 
