@@ -468,9 +468,10 @@ static bool overlap_clear(struct job *j, bool catch_up) {
 
 int run_tick(void *arg) {
   struct job *j = arg;
-  chime_ns tick = 0, late = 0;
-  chime_tick(&tick);
-  chime_ns sched = chime_wall_now() - (chime_now() - tick);
+  chime_ns late = 0;
+  chime_run_info info = {0};
+  chime_current_run(&info);
+  chime_ns sched = info.wall;
   chime_job_stats st;
   if (chime_every_stats(j->handle, &st) == 0) late = st.last_late;
   /* With replace, the library has just cancelled the job's runs going. */

@@ -275,6 +275,10 @@ static int main_task(void *arg) {
   int sig = 0;
   while (r->active > 0) {
     sig = chime_signal_wait(sigs, 3, CHIME_NEVER);
+    if (sig == -ENOMEM) { /* the signals could not be caught: stop, saying why */
+      log_msg("error", "stop", "cannot wait for signals: %s", chime_strerror(sig));
+      r->failed = true;
+    }
     if (sig != SIGHUP) break;
     reload(r);
   }

@@ -291,6 +291,21 @@ CHIME_EXPORT int chime_cancel(chime_task task);
  * outside a task. */
 CHIME_EXPORT bool chime_cancelled(void);
 
+/* Why a task was asked to stop: the first cancellation it received names
+ * it (asyncio and Tokio tell a timeout from a cancel the same way). */
+typedef enum chime_cancel_reason {
+  CHIME_CANCEL_NONE = 0, /* it was not */
+  CHIME_CANCEL_REQUEST,  /* chime_cancel of the task, of its job, or of its group */
+  CHIME_CANCEL_TIMEOUT,  /* its job's timeout (chime_every_opts.timeout) */
+  CHIME_CANCEL_REPLACED, /* a newer run of its job (CHIME_OVERLAP_REPLACE) */
+  CHIME_CANCEL_SHUTDOWN, /* the loop's shutdown (chime_loop_shutdown, the end of chime_run) */
+} chime_cancel_reason;
+
+/* Task only.  Why the calling task was cancelled: CHIME_CANCEL_NONE if it
+ * was not, or outside a task.  Inside a run of a periodic job, the run's
+ * own cancellation (a timeout, a replacing run, the job's cancel). */
+CHIME_EXPORT chime_cancel_reason chime_cancelled_by(void);
+
 /* Task only.  Holds back cancellation while `on` is true: suspension points
  * behave as though the task had not been cancelled, so that cleanup can
  * wait for something (flush a buffer, say goodbye to a peer).  The request
@@ -314,9 +329,11 @@ CHIME_EXPORT int chime_sleep_until(chime_ns when);
  * Returns 0, -ECANCELED (without yielding), -EPERM. */
 CHIME_EXPORT int chime_yield(void);
 
-/* A handle to the calling task, for chime_cancel and naming; it is not an
- * owning handle (joining or detaching it returns -EDEADLK or -EINVAL).
- * Returns the zero handle outside a task. */
+/* A handle to the calling task, for chime_cancel and naming: a borrowed
+ * handle, which does not own the task (joining it returns -EDEADLK;
+ * detaching it or adding it to a group, -EINVAL).  Inside a run of a
+ * periodic job it names the job.  Returns the zero handle outside a
+ * task. */
 CHIME_EXPORT chime_task chime_self(void);
 
 /* Names a task for reports (chime_report.names): at most 31 bytes are kept.
@@ -432,7 +449,8 @@ CHIME_EXPORT int chime_to_thread(chime_fn fn, void *arg, int *result);
  * -ETIMEDOUT, -ECANCELED, -EINVAL (NULL or empty list, negative deadline,
  * a signal that cannot be caught: SIGKILL, SIGSTOP, SIGSEGV and SIGBUS,
  * which the stack-overflow report needs, and signals 64 and above),
- * -EBUSY (64 loops already catch signals), -EPERM. */
+ * -EBUSY (64 loops already catch signals), -ENOMEM (the loop's first wait
+ * for a signal could not set up its state), -EPERM. */
 CHIME_EXPORT int chime_signal_wait(const int *sigs, int n, chime_ns deadline);
 
 /* Stops the current loop catching `sig`, forgetting occurrences kept.
@@ -621,7 +639,9 @@ CHIME_EXPORT int chime_group_free(chime_group *group);
  * Each run calls the target afresh, as a task of its own for as long as it
  * runs: it may suspend (sleep, join, wait for I/O), it sees -ECANCELED when
  * the job is cancelled or the run times out, and chime_self() inside it
- * names the job.  Between runs a job holds no stack: about 128 bytes.
+ * names the job.  Between runs a job holds no stack: 64 bytes from its
+ * creation (and 4 in the timer wheel), 80 more from its first tick (its
+ * statistics).
  *
  * Schedule.  Ticks fall on a grid: first, first + interval, first + 2 *
  * interval, ... (fixed rate), never computed from "now", so there is no
@@ -631,9 +651,95 @@ CHIME_EXPORT int chime_group_free(chime_group *group);
  *
  * Every tick that falls due is accounted for exactly once: it starts a run,
  * or it is skipped and counted (stats: skipped_overlap, skipped_missed,
- * skipped_backoff), or it is the one tick waiting to run (queued or being
- * caught up).
+ * skipped_backoff, skipped_vetoed), or it is the one tick waiting to run
+ * (queued or being caught up).
+ *
+ * A tick is an exact instant: for an interval job an instant of
+ * chime_now()'s clock (first + k * interval), for a calendar job an
+ * instant of the wall clock (chime_wall_now(), the very second the
+ * expression names).  That instant, not a conversion of it, is what
+ * chime_tick, chime_current_run and the job's events report.
+ *
+ * Events.  A job may be given a callback (opts.on_event) that hears what
+ * happens to it, as it happens: a tick falls due (CHIME_EVENT_TICK), a run
+ * starts (CHIME_EVENT_START) and ends with an outcome (CHIME_EVENT_END),
+ * ticks are skipped and why (CHIME_EVENT_SKIP: one event for a run of
+ * ticks skipped together, with their count, never one per tick), the job
+ * ends (CHIME_EVENT_DONE, with its final statistics and join result).
+ * Events come on the loop's thread, in the order things happened, each
+ * once, when the library is not in the middle of a change: the callback
+ * may cancel, stop or trigger this job or others, spawn tasks, read
+ * statistics.  It must not suspend (suspension points called from it
+ * return -EPERM) and should be quick: it runs on the path of the job's
+ * runs.  A job without a callback pays nothing for events.
+ *
+ * The veto.  A job may also be given a function (opts.veto) asked before
+ * each tick's run: it allows it (returns 0) or skips it (> 0, or a
+ * negative error: counted in skipped_vetoed, with a CHIME_EVENT_SKIP of
+ * reason CHIME_SKIP_VETOED whose result is what the veto returned).  It is
+ * called in the run's own task and may suspend to obtain its answer (ask
+ * a database whether this process may run this tick): the tick is held
+ * meanwhile, without blocking the loop or the job's other ticks.  A hold
+ * ends at opts.veto_timeout after it began or at the job's next tick,
+ * whichever comes first: the veto's suspension point then returns
+ * -ECANCELED, chime_cancelled_by() says CHIME_CANCEL_TIMEOUT, and the tick
+ * is skipped as vetoed whatever the veto returns (result -ETIMEDOUT).
+ * Overlap is decided before the veto; a held tick is not a run going.
  */
+
+struct chime_job_stats;
+
+/* What an event is about. */
+typedef enum chime_event_type {
+  CHIME_EVENT_TICK = 1, /* a tick fell due; its fate (run, skip) is decided next */
+  CHIME_EVENT_START,    /* a run starts: the target is about to be called */
+  CHIME_EVENT_END,      /* a run has returned (or was abandoned at shutdown) */
+  CHIME_EVENT_SKIP,     /* ticks were skipped (reason, count) */
+  CHIME_EVENT_DONE,     /* the job has ended: its last event */
+} chime_event_type;
+
+/* How a run ended.  A run that was cancelled is named by the cancellation,
+ * whatever it returned. */
+typedef enum chime_outcome {
+  CHIME_OUTCOME_OK = 0,    /* returned >= 0 */
+  CHIME_OUTCOME_ERROR,     /* returned a negative result (the event's result) */
+  CHIME_OUTCOME_TIMEOUT,   /* cancelled by opts.timeout */
+  CHIME_OUTCOME_CANCELLED, /* cancelled by a request: chime_cancel of the job or its group */
+  CHIME_OUTCOME_REPLACED,  /* cancelled by a newer run (CHIME_OVERLAP_REPLACE) */
+  CHIME_OUTCOME_SHUTDOWN,  /* cancelled by the loop's shutdown */
+  CHIME_OUTCOME_ABANDONED, /* still going when the shutdown's grace ended: it never returned */
+} chime_outcome;
+
+/* Why ticks were skipped. */
+typedef enum chime_skip_reason {
+  CHIME_SKIP_OVERLAP = 1, /* a run was going (the overlap policy) */
+  CHIME_SKIP_MISSED,      /* the loop noticed them late (the missed policy) */
+  CHIME_SKIP_BACKOFF,     /* the job was backing off after errors */
+  CHIME_SKIP_VETOED,      /* the veto said no, or its hold ran out */
+} chime_skip_reason;
+
+/* An event of a job.  Fields a type does not name are 0. */
+typedef struct chime_event {
+  chime_event_type type;
+  chime_task job; /* borrowed (as chime_self's): cancel, stop, trigger, stats, not join */
+  void *arg;      /* the job's argument */
+  /* The tick (for SKIP, the first tick skipped), exact: on chime_now()'s
+   * clock for an interval job, on the wall clock for a calendar job. */
+  chime_ns tick;
+  /* The same instant on the wall clock: `tick` itself for a calendar job;
+   * for an interval job, `tick` moved by the wall clock's offset now. */
+  chime_ns wall;
+  bool triggered; /* the tick came from chime_every_trigger */
+  uint64_t run;   /* START, END: the run's number in the job, 1, 2, ... (its count of runs) */
+  chime_ns late;  /* START, END: how late the run started (its start minus tick + jitter) */
+  chime_ns duration;      /* END: how long it ran */
+  chime_outcome outcome;  /* END */
+  int result;             /* END: the target's return; SKIP (vetoed): the veto's; DONE: the job's join result */
+  chime_skip_reason reason; /* SKIP */
+  uint64_t count;           /* SKIP: how many ticks (>= 1) */
+  chime_ns last, last_wall; /* SKIP: the last tick skipped (as tick and wall) */
+  const struct chime_job_stats *stats; /* DONE: the final statistics, valid during the call */
+} chime_event;
 
 /* How ticks are spaced. */
 typedef enum chime_schedule {
@@ -726,6 +832,14 @@ typedef struct chime_every_opts {
    * ("Europe/Berlin"); NULL: the process's local zone.  Loaded once per
    * loop and name.  chime_every refuses it. */
   const char *tz;
+  /* Hears the job's events (see above); NULL: none. */
+  void (*on_event)(const chime_event *ev);
+  /* Asked before each tick's run, with a CHIME_EVENT_TICK (see above);
+   * NULL: every tick may run. */
+  int (*veto)(const chime_event *tick);
+  /* How long the veto may hold a tick; 0: until the job's next tick.
+   * Needs a veto. */
+  chime_ns veto_timeout;
 } chime_every_opts;
 
 /* Starts a periodic job on the current loop: target(arg), every `interval`,
@@ -739,9 +853,20 @@ typedef struct chime_every_opts {
  * than about 73 years), an unknown enum value, or contradictory options (a
  * policy's parameter missing, or given without its policy; fixed delay with
  * a missed or overlap policy; a spread without a key; `until` not in the
- * future); -EPERM (no loop running on this thread); -ENOMEM. */
+ * future; a veto_timeout without a veto); -EPERM (no loop running on this
+ * thread); -ENOMEM.  After a refusal, chime_every_error() says which field
+ * and why. */
 CHIME_EXPORT int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts,
                              chime_task *job);
+
+/* Why the last chime_every or chime_cron called on this thread refused its
+ * arguments: "FIELD: why", naming the argument or option field
+ * ("max_concurrent: needed with CHIME_OVERLAP_ALLOW, 1 to 255", "tz:
+ * unknown time zone \"Mars/Olympus\"", "expr: minute field: 61 is out of
+ * range 0-59 (column 1)"); "" after a call that succeeded or refused for
+ * another reason than its arguments (-ENOMEM, -EPERM).  A static string of
+ * this thread, valid until its next such call.  Never NULL. */
+CHIME_EXPORT const char *chime_every_error(void);
 
 /* Stops a periodic or calendar job's schedule, as reaching max_runs does:
  * no tick after this call starts a run (a queued or catch-up tick is
@@ -752,11 +877,40 @@ CHIME_EXPORT int chime_every(chime_ns interval, chime_fn target, void *arg, cons
  * its thread.  Returns 0; -EINVAL (not a job's handle); -EPERM. */
 CHIME_EXPORT int chime_every_stop(chime_task job);
 
-/* Inside a run of a periodic job: stores in *tick the grid time of the tick
- * the run is for (its scheduled time, before jitter and coalescing), so
- * that a target can tell how late it is, or which period it serves.
- * Returns 0, or -EPERM outside a run of a job (the output is untouched). */
+/* Inside a run of a periodic job (or its veto): stores in *tick the tick
+ * the run is for, its exact scheduled instant before jitter and
+ * coalescing (on chime_now()'s clock for an interval job, on the wall
+ * clock for a calendar job), so that a target can tell which period it
+ * serves.  Returns 0, or -EPERM outside a run of a job (the output is
+ * untouched). */
 CHIME_EXPORT int chime_tick(chime_ns *tick);
+
+/* What a run is for: the fields of its CHIME_EVENT_START. */
+typedef struct chime_run_info {
+  chime_ns tick;  /* as chime_tick */
+  chime_ns wall;  /* the tick on the wall clock (exact for a calendar job) */
+  chime_ns late;  /* how late the run started (0 in the veto: it has not) */
+  uint64_t run;   /* its number in the job (0 in the veto) */
+  bool triggered; /* it came from chime_every_trigger */
+} chime_run_info;
+
+/* Inside a run of a periodic job (or its veto): fills *info.  Returns 0,
+ * -EINVAL (NULL info), or -EPERM outside a run. */
+CHIME_EXPORT int chime_current_run(chime_run_info *info);
+
+/* Starts a run of the job for `tick` now, as though that tick had just
+ * fallen due, under the job's overlap policy (skip: skipped if a run is
+ * going; queue: waits for the runs going, in turn with a queued tick;
+ * allow: up to max_concurrent; replace: the runs going are cancelled) and
+ * its veto, with its timeout and error policy: a manual "run now", or the
+ * catch-up of a tick missed while the program was down.  The job's own
+ * schedule is not moved.  `tick` is on the job's clock (chime_now()'s for
+ * an interval job, the wall clock's for a calendar job) and is reported
+ * as the run's tick; it may lie in the past.  Events say what became of
+ * it (their `triggered` is true).  Returns 0; -EINVAL (not a job's
+ * handle, tick < 0); -ESRCH (the job is stopping or has ended); -EPERM;
+ * -ENOMEM. */
+CHIME_EXPORT int chime_every_trigger(chime_task job, chime_ns tick);
 
 /* What a job has done so far.  Reading it never changes the schedule. */
 typedef struct chime_job_stats {
@@ -767,6 +921,7 @@ typedef struct chime_job_stats {
   uint64_t skipped_missed;  /* ticks dropped because the loop noticed them late (a calendar
                                job counts at most 100,000 per jump of the wall clock) */
   uint64_t skipped_backoff; /* ticks dropped while backing off after errors */
+  uint64_t skipped_vetoed;  /* ticks the veto refused (or held too long) */
   chime_ns last_late;       /* lateness of the latest run: its start minus its tick (+ jitter) */
   chime_ns max_late;        /* the largest lateness so far */
   chime_ns last_duration;   /* how long the latest finished run took */
@@ -774,6 +929,9 @@ typedef struct chime_job_stats {
   chime_ns next;            /* when the next run is planned (tick + jitter), or CHIME_NEVER when
                                none is: the job has stopped, or has a fixed delay and a run is
                                going */
+  chime_ns next_tick;       /* the next tick itself, exact, on the job's clock (CHIME_NEVER: none) */
+  chime_ns next_wall;       /* the planned next run on the wall clock: exact for a calendar job
+                               (next_tick + jitter); CHIME_NEVER: none */
   uint32_t running;         /* runs going now */
   bool done;                /* the job has ended */
 } chime_job_stats;
@@ -781,6 +939,13 @@ typedef struct chime_job_stats {
 /* Fills *stats for a periodic job.  Returns 0, -EINVAL (NULL stats, or the
  * handle of something else than a periodic job), -EPERM. */
 CHIME_EXPORT int chime_every_stats(chime_task job, chime_job_stats *stats);
+
+/* Task only.  chime_join_until for a periodic job that also gives its
+ * final statistics: on success stores the join result in *result and the
+ * statistics in *stats (either may be NULL) and consumes the handle.
+ * Returns as chime_join_until, and -EINVAL for a handle that is not a
+ * job's. */
+CHIME_EXPORT int chime_every_join(chime_task job, chime_ns deadline, int *result, chime_job_stats *stats);
 
 /* ======================================================================== */
 /* Calendar schedules                                                       */
@@ -898,7 +1063,8 @@ CHIME_EXPORT int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *
  * the cron expression `expr` gives in zone opts->tz (the rules above), and
  * in every other way a periodic job as chime_every makes: overlap, missed,
  * jitter, spread, window, timeout, on_error, max_runs, until, dtor, name,
- * statistics, chime_tick (the scheduled instant, on chime_now()'s clock),
+ * statistics, events, veto, triggers, chime_tick (the scheduled instant,
+ * exact, on the wall clock),
  * cancel-and-wait, groups.  `schedule`, `start` and `start_at` do not
  * apply and must be zero.  An "@every D" expression makes an interval job,
  * chime_every(D, ...), with the same options (opts->tz is checked, and then

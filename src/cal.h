@@ -9,7 +9,7 @@
 #ifndef CHIME_CAL_H
 #define CHIME_CAL_H
 
-#include "internal.h"
+#include "machine.h"
 
 #include <stdint.h>
 

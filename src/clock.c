@@ -1,10 +1,9 @@
-/* clock.c - monotonic time, and human durations ("1h30m", "1.5s").
+/* clock.c - the machine's clocks, and human durations ("1h30m", "1.5s").
  *
- * Real time is CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system
- * call).  Virtual time belongs to a loop (loop.c moves it); chime_now()
- * reads whichever clock the loop running on this thread uses.
+ * CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds (vDSO calls, no system
+ * call).  A loop's clocks, real or virtual, are now.c's.
  */
-#include "internal.h"
+#include "machine.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,38 +21,7 @@ static chime_ns realtime(void) {
   return (chime_ns)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-chime_ns chime_wall_now(void) {
-  chime_loop *loop = chime__tls_loop;
-  return loop && loop->virtual_clock ? loop->wall_base + loop->vnow : realtime();
-}
-
-chime_ns chime__wall_start(void) { return realtime(); }
-
-chime_ns chime__wall_offset(const chime_loop *loop) {
-  return loop->virtual_clock ? loop->wall_base : realtime() - chime__mono();
-}
-
-chime_ns chime_now(void) {
-  chime_loop *loop = chime__tls_loop;
-  return loop ? chime__now(loop) : chime__mono();
-}
-
-int chime_wall_set(chime_ns t) {
-  chime_loop *loop = chime__tls_loop;
-  if (!loop) return -EPERM;
-  if (!loop->virtual_clock || t < 0) return -EINVAL;
-  loop->wall_base = t - loop->vnow;
-  if (loop->calendar) chime__jobs_wall_moved(loop);
-  return 0;
-}
-
-int chime_clock_advance(chime_ns d) {
-  chime_loop *loop = chime__tls_loop;
-  if (!loop) return -EPERM;
-  if (!loop->virtual_clock || d < 0 || loop->vnow > CHIME_NEVER - d) return -EINVAL;
-  loop->vnow += d;
-  return 0;
-}
+chime_ns chime__realtime(void) { return realtime(); }
 
 /* ---- durations ------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /* error.c - the library's version, and names for its errors. */
-#include "internal.h"
+#include "base.h"
 
 const char *chime_version(void) { return CHIME_VERSION_STRING; }
 

@@ -7,7 +7,7 @@
  * leaked.  In other builds CHIME__FAULT() is the constant 0 and these are
  * plain wrappers.
  */
-#include "internal.h"
+#include "base.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

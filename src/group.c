@@ -7,7 +7,7 @@
  * (asyncio.TaskGroup).  Groups are allocated with malloc and tracked by the
  * loop, which frees those still alive when it is freed.
  */
-#include "internal.h"
+#include "loop.h"
 
 #include <string.h>
 
@@ -16,7 +16,7 @@ struct chime_group {
   struct chime__task *members; /* unfinished members, oldest first */
   struct chime__task *last;    /* the newest member */
   size_t size;                 /* their number */
-  size_t jobs;                 /* periodic jobs the group owns (their spec names it) */
+  size_t others;               /* objects of other kinds it owns (periodic jobs) */
   struct chime__task *joiner;  /* the task in chime_group_join */
   int first_error;             /* first negative result since the last join */
   bool cancelled;              /* members present and future are cancelled */
@@ -53,8 +53,9 @@ static void unlink_member(chime_group *g, struct chime__task *t) {
 static void cancel_all(chime_group *g) {
   g->cancelled = true;
   for (struct chime__task *t = g->members; t; t = t->next_in_group)
-    chime__task_cancel(g->loop, t);
-  if (g->jobs) chime__jobs_cancel(g->loop, g);
+    chime__task_cancel(g->loop, t, 0);
+  for (int k = CHIME__TASK + 1; g->others && k < CHIME__NKINDS; k++)
+    if (g->loop->kinds[k]) g->loop->kinds[k]->cancel_group(g->loop, g, 0);
 }
 
 /* A member's result: keep the first error, and maybe cancel the rest. */
@@ -66,7 +67,7 @@ static void count_result(chime_group *g, int result) {
 
 static void member_gone(chime_loop *loop, chime_group *g, int result) {
   count_result(g, result);
-  if (g->size == 0 && g->jobs == 0 && g->joiner) chime__task_wake(loop, g->joiner, 0);
+  if (g->size == 0 && g->others == 0 && g->joiner) chime__task_wake(loop, g->joiner, 0);
 }
 
 void chime__group_member_done(chime_loop *loop, struct chime__task *t) {
@@ -75,14 +76,25 @@ void chime__group_member_done(chime_loop *loop, struct chime__task *t) {
   member_gone(loop, g, t->result);
 }
 
-void chime__group_job_done(chime_loop *loop, chime_group *g, int result) {
-  g->jobs--;
+void chime__group_other_done(chime_loop *loop, chime_group *g, int result) {
+  g->others--;
   member_gone(loop, g, result);
 }
 
+void chime__group_adopt(chime_group *g) { g->others++; }
+void chime__group_count(chime_group *g, int result) { count_result(g, result); }
 void chime__group_member_abandoned(struct chime__task *t) { unlink_member(t->group, t); }
-void chime__group_forget_joiner(chime_group *g) { g->joiner = NULL; }
 bool chime__group_cancelled(const chime_group *g) { return g->cancelled; }
+
+static void forget_joiner(chime_loop *loop, struct chime__task *t) {
+  CHIME__UNUSED(loop);
+  ((chime_group *)t->wait_on)->joiner = NULL;
+}
+
+/* Waiting for the members of a cancelled group is part of cleaning up. */
+static bool joins_cancelled(const struct chime__task *t) { return ((const chime_group *)t->wait_on)->cancelled; }
+
+static const struct chime__wait group_wait = {.forget = forget_joiner, .excused = joins_cancelled};
 
 void chime__groups_free(chime_loop *loop) {
   while (loop->groups) {
@@ -122,46 +134,41 @@ int chime_group_spawn(chime_group *g, chime_fn fn, void *arg) {
   rc = chime__task_spawn(g->loop, fn, arg, false, &t);
   if (rc) return rc;
   link_member(g, t);
-  if (g->cancelled) chime__task_cancel(g->loop, t);
+  if (g->cancelled) chime__task_cancel(g->loop, t, 0);
   return 0;
 }
 
-/* A job joins the group: its spec names the group from now on. */
-static int add_job(chime_group *g, struct chime__job *j) {
-  if (!(j->o.flags & CHIME__HANDLE) || (j->o.flags & CHIME__J_JOINED)) return -EINVAL;
-  if (j->o.state == CHIME__JOB_DONE) {
-    count_result(g, chime__job_result(j));
-    chime__job_free(g->loop, j);
-    return 0;
-  }
-  int rc = chime__job_set_group(g->loop, j, g);
-  if (rc) return rc;
-  j->o.flags &= (uint16_t)~CHIME__HANDLE;
-  g->jobs++;
-  if (g->cancelled) chime__job_cancel(g->loop, j);
-  return 0;
+/* An owning handle's object of another kind (a job) moves in: its kind
+ * does it (a finished one gives its result and is freed). */
+static int add_other(chime_group *g, struct chime__obj *o) {
+  if (o->flags & CHIME__JOINED) return -EINVAL;
+  bool done = g->loop->kinds[o->kind]->done(o);
+  int rc = g->loop->kinds[o->kind]->to_group(g->loop, o, g);
+  if (rc == 0 && !done && g->cancelled) g->loop->kinds[o->kind]->cancel(g->loop, o, 0);
+  return rc;
 }
 
 int chime_group_add(chime_group *g, chime_task h) {
   int rc = check(g);
   if (rc) return rc;
   struct chime__obj *o = chime__obj_lookup(&g->loop->slabs, h.id);
-  if (o && o->kind == CHIME__JOB) return add_job(g, (struct chime__job *)o);
-  if (!o || o->kind != CHIME__TASK) return -EINVAL;
+  if (!o || chime__handle_borrowed(h.id) || !(o->flags & CHIME__HANDLE)) return -EINVAL;
+  if (o->kind != CHIME__TASK) return add_other(g, o);
   struct chime__task *t = (struct chime__task *)o;
-  if (!(t->o.flags & CHIME__HANDLE) || t->joiner) return -EINVAL;
+  if (t->joiner) return -EINVAL;
   t->o.flags &= (uint16_t)~CHIME__HANDLE;
+  chime__obj_rekey(&t->o);
   if (t->o.state == CHIME__DONE) {
     count_result(g, t->result);
     if (!t->stack) chime__task_free(g->loop, t);
     return 0;
   }
   link_member(g, t);
-  if (g->cancelled) chime__task_cancel(g->loop, t);
+  if (g->cancelled) chime__task_cancel(g->loop, t, 0);
   return 0;
 }
 
-size_t chime_group_size(const chime_group *g) { return g ? g->size + g->jobs : 0; }
+size_t chime_group_size(const chime_group *g) { return g ? g->size + g->others : 0; }
 
 int chime_group_cancel(chime_group *g) {
   int rc = check(g);
@@ -173,10 +180,14 @@ int chime_group_cancel(chime_group *g) {
 int chime_group_join(chime_group *g, chime_ns deadline, int *first_error) {
   int rc = check(g);
   if (rc) return rc;
-  if (!g->loop->cur) return -EPERM;
+  struct chime__task *self = g->loop->cur;
+  if (!self) return -EPERM;
+  /* a member joining its own group would wait for itself */
+  if (self->group == g || (self->owner && g->loop->kinds[self->owner->kind]->group_of(self->owner) == g))
+    return -EDEADLK;
   if (deadline < 0 || g->joiner) return -EINVAL;
-  if (g->size + g->jobs > 0) {
-    rc = chime__task_wait(g->loop, CHIME__WAIT_GROUP, g, &g->joiner, deadline);
+  if (g->size + g->others > 0) {
+    rc = chime__task_wait(g->loop, &group_wait, g, &g->joiner, deadline);
     if (rc) return rc;
   }
   if (first_error) *first_error = g->first_error;
@@ -187,7 +198,7 @@ int chime_group_join(chime_group *g, chime_ns deadline, int *first_error) {
 int chime_group_free(chime_group *g) {
   int rc = check(g);
   if (rc) return rc;
-  if (g->size + g->jobs > 0) return -EBUSY;
+  if (g->size + g->others > 0) return -EBUSY;
   chime_loop *loop = g->loop;
   if (g->prev)
     g->prev->next = g->next;

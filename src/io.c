@@ -15,7 +15,7 @@
  * an event on a descriptor since closed): the operations here retry, and
  * callers of chime_wait_fd should use non-blocking I/O too.
  */
-#include "internal.h"
+#include "awaits.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -23,6 +23,15 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* The module's state in a loop: descriptor number -> its record. */
+struct fds {
+  struct chime__fdrec **recs;
+  size_t n;
+};
+
+static void fds_fini(chime_loop *loop, void *state);
+static const struct chime__module fds_module = {.size = sizeof(struct fds), .fini = fds_fini};
 
 struct chime__fdrec {
   struct chime__io io;        /* io.events: the interest last armed (0: never registered) */
@@ -73,45 +82,58 @@ static void fd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
   if ((r->reader || r->writer) && chime__io_arm(loop, io, interest(r)) > 0) r->mode = MODE_UNKNOWN;
 }
 
-/* The record of a descriptor, made on first use. */
+/* The record of a descriptor, made on first use (of a descriptor that is
+ * open: the table grows only for those). */
 static int rec_get(chime_loop *loop, int fd, struct chime__fdrec **out) {
-  if ((size_t)fd >= loop->nfdrecs) {
-    size_t n = loop->nfdrecs ? loop->nfdrecs : 64;
+  struct fds *t;
+  int rc = chime__module_attach(loop, &fds_module, (void **)&t);
+  if (rc) return rc;
+  if (((size_t)fd >= t->n || !t->recs[fd]) && fcntl(fd, F_GETFD) < 0) return -EBADF;
+  if ((size_t)fd >= t->n) {
+    size_t n = t->n ? t->n : 64;
     while (n <= (size_t)fd)
       n *= 2;
-    struct chime__fdrec **v = chime__realloc(loop->fdrecs, n * sizeof *v);
+    struct chime__fdrec **v = chime__realloc(t->recs, n * sizeof *v);
     if (!v) return -ENOMEM;
-    memset(v + loop->nfdrecs, 0, (n - loop->nfdrecs) * sizeof *v);
-    loop->fdrecs = v;
-    loop->nfdrecs = n;
+    memset(v + t->n, 0, (n - t->n) * sizeof *v);
+    t->recs = v;
+    t->n = n;
   }
-  struct chime__fdrec *r = loop->fdrecs[fd];
+  struct chime__fdrec *r = t->recs[fd];
   if (!r) {
     r = chime__calloc(1, sizeof *r);
     if (!r) return -ENOMEM;
     r->io.fd = fd;
     r->io.cb = fd_ready;
     r->io.oneshot = true;
-    loop->fdrecs[fd] = r;
+    t->recs[fd] = r;
   }
   *out = r;
   return 0;
 }
 
-void chime__fd_forget(chime_loop *loop, struct chime__fdrec *r, struct chime__task *t) {
-  if (r->reader == t) r->reader = NULL;
-  if (r->writer == t) r->writer = NULL;
-  loop->nio--;
+/* The record of fd, if it has one. */
+static struct chime__fdrec *rec_find(const chime_loop *loop, int fd) {
+  const struct fds *t = loop ? chime__module(loop, &fds_module) : NULL;
+  return t && fd >= 0 && (size_t)fd < t->n ? t->recs[fd] : NULL;
 }
 
-void chime__fdrecs_free(chime_loop *loop) {
-  for (size_t i = 0; i < loop->nfdrecs; i++) {
-    if (loop->fdrecs[i]) chime__io_set(loop, &loop->fdrecs[i]->io, 0);
-    chime__free(loop->fdrecs[i]);
+static void fd_forget(chime_loop *loop, struct chime__task *t) {
+  struct chime__fdrec *r = t->wait_on;
+  if (r->reader == t) r->reader = NULL;
+  if (r->writer == t) r->writer = NULL;
+  loop->nwatch--;
+}
+
+static const struct chime__wait fd_wait_op = {.forget = fd_forget};
+
+static void fds_fini(chime_loop *loop, void *state) {
+  struct fds *t = state;
+  for (size_t i = 0; i < t->n; i++) {
+    if (t->recs[i]) chime__io_set(loop, &t->recs[i]->io, 0);
+    chime__free(t->recs[i]);
   }
-  chime__free(loop->fdrecs);
-  loop->fdrecs = NULL;
-  loop->nfdrecs = 0;
+  chime__free(t->recs);
 }
 
 /* chime_wait_fd, plus REGULAR in the result for a regular file. */
@@ -132,9 +154,9 @@ static int fd_wait(int fd, unsigned events, chime_ns deadline, struct chime__fdr
   if (rc) r->mode = MODE_UNKNOWN; /* perhaps another file than the last time */
   if (events & CHIME_READABLE) r->reader = self;
   if (events & CHIME_WRITABLE) r->writer = self;
-  loop->nio++;
-  rc = chime__task_wait(loop, CHIME__WAIT_FD, r, NULL, deadline);
-  loop->nio--;
+  loop->nwatch++;
+  rc = chime__task_wait(loop, &fd_wait_op, r, NULL, deadline);
+  loop->nwatch--;
   /* Woken by the descriptor, fd_ready cleared our slots; otherwise we do. */
   if (r->reader == self) r->reader = NULL;
   if (r->writer == self) r->writer = NULL;
@@ -150,8 +172,8 @@ int chime_wait_fd(int fd, unsigned events, chime_ns deadline) {
 /* Closes a descriptor the library opened (a child's pipe): tasks waiting on
  * it see -EBADF; the record stays, for the number's next file. */
 void chime__fd_close(chime_loop *loop, int fd) {
-  if ((size_t)fd < loop->nfdrecs && loop->fdrecs[fd]) {
-    struct chime__fdrec *r = loop->fdrecs[fd];
+  struct chime__fdrec *r = rec_find(loop, fd);
+  if (r) {
     wake_closed(loop, r);
     chime__io_set(loop, &r->io, 0);
   }
@@ -162,12 +184,12 @@ int chime_close(int fd) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;
   if (fd < 0) return -EINVAL;
-  if ((size_t)fd < loop->nfdrecs && loop->fdrecs[fd]) {
-    struct chime__fdrec *r = loop->fdrecs[fd];
+  struct chime__fdrec *r = rec_find(loop, fd);
+  if (r) {
     if (r->reader || r->writer) return -EBUSY; /* a task still waits on it */
     chime__io_set(loop, &r->io, 0);
     chime__free(r);
-    loop->fdrecs[fd] = NULL;
+    ((struct fds *)chime__module(loop, &fds_module))->recs[fd] = NULL;
   }
   return close(fd) == 0 ? 0 : -errno;
 }
@@ -208,17 +230,12 @@ static int coop_here(void) {
   return loop && loop->cur ? chime__coop(loop) : -EPERM;
 }
 
-static struct chime__fdrec *rec_find(int fd) {
-  chime_loop *loop = chime__tls_loop;
-  return loop && fd >= 0 && (size_t)fd < loop->nfdrecs ? loop->fdrecs[fd] : NULL;
-}
-
 /* After a wait on r said `ready`: whether a plain read or write cannot
  * block, the file being a regular one, or one known to be non-blocking
  * (checked once while it stays the same file). */
 static bool plain_after_wait(int fd, struct chime__fdrec *r, int ready) {
   if (ready & REGULAR) return true;
-  if (ready <= 0 || !chime__tls_loop->ops->same_file) return false;
+  if (ready <= 0 || !chime__tls_loop->poller.ops->same_file) return false;
   if (r->mode == MODE_UNKNOWN) r->mode = check_nonblocking(fd) == 0 ? MODE_NONBLOCKING : MODE_BLOCKING;
   return r->mode == MODE_NONBLOCKING;
 }
@@ -228,7 +245,7 @@ int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
   if (n > INT32_MAX) n = INT32_MAX;
   int rc = coop_here();
   if (rc) return rc;
-  struct chime__fdrec *r = rec_find(fd);
+  struct chime__fdrec *r = rec_find(chime__tls_loop, fd);
   /* A descriptor that had nothing at the last read, and then less than a
    * buffer's worth (a ping-pong, a quiet socket), is waited for first: a
    * read bound to fail is saved. */

@@ -1,12 +1,12 @@
-/* loop.c - the event loop: creation, the scheduler, shutdown, chime_run.
+/* loop.c - the event loop: creation, the scheduler, shutdown, modules.
  *
  * The scheduler runs on the thread's own stack.  Each round it
  *   1. waits, if no task is runnable: for the earliest deadline (real
  *      clock), or not at all (virtual clock: after a poll that does not
  *      block, time jumps to the earliest deadline); with runnable tasks it
  *      only polls descriptors, without blocking, if any are watched;
- *   2. runs what other threads posted (pool.c), handles a caught signal
- *      (chime_run: cancel the main task);
+ *   2. runs what other threads posted (post.c), and what the modules
+ *      attached to the loop do each round (signal.c hands out signals);
  *   3. fires every timer that is due, which queues tasks;
  *   4. resumes the run queue: tasks then hand the CPU to each other
  *      directly (task.c) until the queue is empty or the round's budget of
@@ -22,7 +22,7 @@
  * must not jump ahead of work done outside the loop); the grace period of a shutdown is counted on the loop's
  * clock.
  */
-#include "internal.h"
+#include "loop.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -46,7 +46,7 @@ bool chime__loop_owned(const chime_loop *loop) { return pthread_equal((pthread_t
 
 chime_loop *chime_loop_current(void) { return chime__tls_loop; }
 
-const char *chime_loop_backend(const chime_loop *loop) { return loop ? loop->ops->name : NULL; }
+const char *chime_loop_backend(const chime_loop *loop) { return loop ? loop->poller.ops->name : NULL; }
 
 /* Resolves a DEFAULT choice from the environment; -EINVAL for a value the
  * variable does not take. */
@@ -96,25 +96,24 @@ int chime_loop_new(const chime_loop_opts *opts, chime_loop **out) {
   if (!loop) return -ENOMEM;
   loop->owner = (unsigned long)pthread_self();
   loop->virtual_clock = clock == CHIME_CLOCK_VIRTUAL;
-  loop->wall_base = chime__wall_start();
+  loop->wall_base = chime__realtime();
   loop->stack_size = stack;
-  loop->ops = ops;
+  loop->poller.ops = ops;
+  loop->poller.loop = loop;
   loop->wake_io.fd = -1;
   loop->wake_wfd = -1;
-  loop->jump_io.fd = -1;
   chime__slabs_init(&loop->slabs, random_seed(loop));
   chime__timers_init(&loop->timers, chime__now(loop), &loop->slabs);
   /* Jitter and coalescing: random on the real clock, fixed on the virtual
    * one so that a test gives the same result every run. */
   loop->seed = loop->virtual_clock ? 0x5eed : ((uint64_t)random_seed(&loop->seed) << 32 | random_seed(loop));
-  loop->perturb = loop->virtual_clock ? 0 : (chime_ns)(loop->seed % (uint64_t)CHIME_MIN(1));
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   loop->pool_threads = o.pool_threads ? o.pool_threads : cpus > 0 ? (unsigned)cpus : 1;
   pthread_mutex_init(&loop->post_mu, NULL);
-  int rc = ops->init(loop);
+  int rc = ops->init(&loop->poller);
   if (rc == 0) {
     rc = wake_open(loop);
-    if (rc) ops->fini(loop);
+    if (rc) ops->fini(&loop->poller);
   }
   if (rc) {
     pthread_mutex_destroy(&loop->post_mu);
@@ -133,31 +132,34 @@ int chime__io_set(chime_loop *loop, struct chime__io *io, uint32_t events) {
   if (events == io->events) return 0;
   uint32_t old = io->events;
   io->events = events;
+  const struct chime__backend_ops *ops = loop->poller.ops;
   if (!old) {
-    rc = loop->ops->add(loop, io);
+    rc = ops->add(&loop->poller, io);
   } else if (events) {
-    rc = loop->ops->mod(loop, io);
+    rc = ops->mod(&loop->poller, io);
   } else {
-    loop->ops->del(loop, io);
+    ops->del(&loop->poller, io);
   }
   if (rc) io->events = old;
   return rc;
 }
 
 int chime__io_arm(chime_loop *loop, struct chime__io *io, uint32_t events) {
+  const struct chime__backend_ops *ops = loop->poller.ops;
+  struct chime__poller *p = &loop->poller;
   bool fresh = !io->events, was = !fresh;
   io->events = events;
-  int rc = fresh ? loop->ops->add(loop, io) : loop->ops->mod(loop, io);
+  int rc = fresh ? ops->add(p, io) : ops->mod(p, io);
   if (rc == -ENOENT && !fresh) { /* closed and reopened since */
-    rc = loop->ops->add(loop, io);
+    rc = ops->add(p, io);
     fresh = true;
   }
-  if (rc == -EEXIST && fresh) rc = loop->ops->mod(loop, io); /* registered by a record since freed */
+  if (rc == -EEXIST && fresh) rc = ops->mod(p, io); /* registered by a record since freed */
   if (rc) {
-    if (was) loop->ops->del(loop, io); /* whatever is left of the old registration */
+    if (was) ops->del(p, io); /* whatever is left of the old registration */
     io->events = 0;
   }
-  return rc ? rc : fresh || !loop->ops->same_file;
+  return rc ? rc : fresh || !ops->same_file;
 }
 
 static void wake_drain(chime_loop *loop, struct chime__io *io, uint32_t revents) {
@@ -219,7 +221,10 @@ static void fire_timers(chime_loop *loop) {
 
 /* Whether the loop has work it need not wait for. */
 static bool work_now(chime_loop *loop) {
-  return loop->runq_head || loop->due_head || atomic_load(&loop->posted) || atomic_load(&loop->sig_any);
+  if (loop->runq_head || atomic_load(&loop->posted)) return true;
+  for (unsigned i = 0; i < loop->nmods; i++)
+    if (loop->mods[i].m->pending && loop->mods[i].m->pending(loop, loop->mods[i].state)) return true;
+  return false;
 }
 
 /* The virtual clock, nothing to run: time jumps to the next deadline
@@ -229,13 +234,13 @@ static bool work_now(chime_loop *loop) {
  * deadline, the loop waits up to `block` real ns (< 0: without bound) for a
  * descriptor or another thread. */
 static int virtual_wait(chime_loop *loop, chime_ns next, chime_ns block) {
-  int n = loop->ops->wait(loop, 0);
+  int n = loop->poller.ops->wait(&loop->poller, 0);
   if (n != 0 || work_now(loop)) return n;
-  if (next == CHIME_NEVER) return loop->ops->wait(loop, block);
+  if (next == CHIME_NEVER) return loop->poller.ops->wait(&loop->poller, block);
   if (next <= loop->vnow) return 0;
   if (loop->outside_busy) {
     chime_ns gap = next - loop->vnow, t0 = chime__mono();
-    n = loop->ops->wait(loop, block >= 0 && block < gap ? block : gap);
+    n = loop->poller.ops->wait(&loop->poller, block >= 0 && block < gap ? block : gap);
     chime_ns spent = chime__mono() - t0;
     loop->vnow += spent < gap ? spent : gap;
     return n;
@@ -254,7 +259,7 @@ static int wait_for_work(chime_loop *loop, chime_ns now, chime_ns until, chime_n
   if (loop->virtual_clock) {
     n = virtual_wait(loop, next, block);
   } else {
-    n = loop->ops->wait(loop, next == CHIME_NEVER ? -1 : (next > now ? next - now : 0));
+    n = loop->poller.ops->wait(&loop->poller, next == CHIME_NEVER ? -1 : (next > now ? next - now : 0));
   }
   return n < 0 ? n : 0;
 }
@@ -264,13 +269,13 @@ static int round_once(chime_loop *loop, chime_ns until, chime_ns block) {
   int rc = 0;
   if (!loop->runq_head)
     rc = wait_for_work(loop, chime__now(loop), until, block);
-  else if (loop->nio > 0 || ++loop->busy_rounds % 16 == 0)
-    rc = loop->ops->wait(loop, 0); /* busy as it is, the loop still sees descriptors (children's pidfds too) */
+  else if (loop->nwatch > 0 || ++loop->busy_rounds % 16 == 0)
+    rc = loop->poller.ops->wait(&loop->poller, 0); /* busy as it is, the loop still sees descriptors (children's pidfds too) */
   if (rc < 0) return rc;
   chime__posts_run(loop);
-  chime__signals_deliver(loop);
+  for (unsigned i = 0; i < loop->nmods; i++)
+    if (loop->mods[i].m->round) loop->mods[i].m->round(loop, loop->mods[i].state);
   fire_timers(loop);
-  chime__runner_ensure(loop); /* on -ENOMEM the due jobs wait for the next round */
   if (!loop->stop) chime__sched_resume(loop); /* a post may have stopped the loop */
   return 0;
 }
@@ -333,7 +338,7 @@ int chime_loop_stop(chime_loop *loop) {
 
 int chime_loop_fd(const chime_loop *loop) {
   if (!loop) return -EINVAL;
-  return loop->ops->fd ? loop->ops->fd(loop) : -ENOTSUP;
+  return loop->poller.ops->fd ? loop->poller.ops->fd(&loop->poller) : -ENOTSUP;
 }
 
 chime_ns chime_loop_timeout(chime_loop *loop) {
@@ -370,9 +375,10 @@ void chime__report_name(chime_report *r, const char *name) {
 
 static void abandon_all(chime_loop *loop, chime_report *report) {
   chime__runq_clear(loop);
-  chime__jobs_abandon(loop, report);
-  while (loop->all_head) {
-    struct chime__task *t = loop->all_head;
+  for (unsigned i = 0; i < loop->nmods; i++)
+    if (loop->mods[i].m->abandon) loop->mods[i].m->abandon(loop, loop->mods[i].state, report);
+  while (loop->all.head) {
+    struct chime__task *t = loop->all.head;
     if (report) {
       report->abandoned++;
       chime__report_name(report, t->name);
@@ -391,9 +397,10 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
     report->names[0] = '\0';
   }
   loop->shutting_down = true;
-  chime__jobs_cancel(loop, NULL);
-  for (struct chime__task *t = loop->all_head; t; t = t->next_all)
-    chime__task_cancel(loop, t);
+  for (unsigned i = 0; i < loop->nmods; i++)
+    if (loop->mods[i].m->shutdown) loop->mods[i].m->shutdown(loop, loop->mods[i].state);
+  for (struct chime__task *t = loop->all.head; t; t = t->next_in_list)
+    chime__task_cancel(loop, t, CHIME__SHUTDOWN);
   chime_ns until = grace >= 0 ? chime__after(chime__now(loop), grace) : CHIME_NEVER;
   int rc = run_here(loop, until, false, -1);
   /* Tasks still alive past the grace period: abandoned. */
@@ -402,55 +409,43 @@ int chime_loop_shutdown(chime_loop *loop, chime_ns grace, chime_report *report) 
   return rc;
 }
 
+/* ---- modules --------------------------------------------------------------- */
+
+int chime__module_attach(chime_loop *loop, const struct chime__module *m, void **state) {
+  void *st = chime__module(loop, m);
+  if (!st) {
+    if (loop->nmods == CHIME__NMODULES) return -ENOMEM; /* more modules than the library has */
+    st = chime__calloc(1, m->size ? m->size : 1);
+    if (!st) return -ENOMEM;
+    loop->mods[loop->nmods].m = m;
+    loop->mods[loop->nmods].state = st;
+    loop->nmods++;
+  }
+  *state = st;
+  return 0;
+}
+
 void chime_loop_free(chime_loop *loop) {
   if (!loop || loop->running || !chime__loop_owned(loop)) return;
-  abandon_all(loop, NULL);    /* tasks waiting on the pool let go of their calls first */
-  chime__pool_release(loop); /* then no thread of the pool posts to the loop */
+  abandon_all(loop, NULL); /* tasks waiting on the pool let go of their calls first */
+  for (unsigned i = 0; i < loop->nmods; i++) /* then no thread posts to the loop, no child is left */
+    if (loop->mods[i].m->release) loop->mods[i].m->release(loop, loop->mods[i].state);
   chime__posts_drop(loop);
-  chime__procs_free(loop);
-  chime__signals_release_all(loop);
   /* a thread still inside chime_loop_post wakes the loop under post_mu:
    * once we hold it, none is */
   pthread_mutex_lock(&loop->post_mu);
   pthread_mutex_unlock(&loop->post_mu);
-  chime__fdrecs_free(loop);
-  chime__specs_release(loop);
-  chime__calendar_free(loop);
+  for (unsigned i = loop->nmods; i-- > 0;) {
+    if (loop->mods[i].m->fini) loop->mods[i].m->fini(loop, loop->mods[i].state);
+    chime__free(loop->mods[i].state);
+  }
+  loop->nmods = 0;
   chime__groups_free(loop);
   wake_close(loop);
-  loop->ops->fini(loop);
+  loop->poller.ops->fini(&loop->poller);
   chime__stack_pool_free(loop);
   chime__slabs_fini(&loop->slabs);
   chime__timers_fini(&loop->timers);
   pthread_mutex_destroy(&loop->post_mu);
   chime__free(loop);
-}
-
-/* ---- chime_run ------------------------------------------------------------ */
-
-int chime_run(chime_fn fn, void *arg, const chime_run_opts *opts, chime_report *report) {
-  chime_run_opts o = opts ? *opts : (chime_run_opts){0};
-  if (!fn || o.grace < 0) return -EINVAL;
-  if (chime__tls_loop) return -EBUSY;
-  chime_loop *loop;
-  int rc = chime_loop_new(&o.loop, &loop);
-  if (rc) return rc;
-  struct chime__task *main_task;
-  rc = chime__task_spawn(loop, fn, arg, true, &main_task);
-  if (rc == 0 && o.cancel_on_signal) rc = chime__signals_catch(loop);
-  if (rc) {
-    chime_loop_free(loop);
-    return rc;
-  }
-  main_task->o.flags |= CHIME__MAIN;
-  loop->main = main_task;
-  rc = run_here(loop, CHIME_NEVER, false, -1); /* until main returns */
-  chime_report local;
-  if (!report) report = &local;
-  memset(report, 0, sizeof *report);
-  if (rc == 0) rc = chime_loop_shutdown(loop, o.grace ? o.grace : -1, report);
-  report->result = main_task->o.state == CHIME__DONE ? main_task->result : -ECANCELED;
-  report->signal = loop->main_signal;
-  chime_loop_free(loop);
-  return rc ? rc : report->result;
 }

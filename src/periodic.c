@@ -1,41 +1,71 @@
-/* periodic.c - periodic jobs: chime_every, its policies and statistics.
+/* periodic.c - periodic jobs: chime_every, their options, their lives and
+ * ends, triggers and statistics; the interval schedule.
  *
- * A job is a 128-byte record (struct chime__job) holding its timer entry,
- * its next tick and its statistics; everything jobs have in common (target,
- * destructor, options, name, group) is in a shared, immutable spec.
+ * A job is a 64-byte record holding its timer entry, its next tick and the
+ * counts that keep it alive (struct chime__job), and a side record it
+ * touches from its first tick on (statistics, the policies' state); what
+ * jobs have in common (target, options, name, group, schedule) is in a
+ * shared, immutable spec.  tick.c follows a tick from its timer to the end
+ * of its run.
  *
- * Flow of a tick.  The job's timer fires at the tick's planned time (grid
- * time + jitter, moved to a coalescing boundary if the job has a window);
- * the loop puts the job on the due queue (its timer fields are the links
- * while it waits there).  The runner, one task per loop, takes due jobs in
- * order and handles each tick (tick()): it decides, by the overlap and
- * missed policies, whether the tick runs or is skipped, finds and arms the
- * next tick (next_tick()), and calls the target inline, on its own stack:
- * a run that returns without suspending costs no task, no stack and no
- * context switch.  If the target suspends, the runner becomes that run's
- * task (chime__runner_promote) and a new runner takes over the queue; when
- * the target returns, the run ends there and that task ends with it.
+ * A job stops (no more ticks) when cancelled, at a limit, or by
+ * CHIME_ERROR_STOP; it ends when its last run has returned and nothing of
+ * the library holds it (j->pins: a tick being handled, held by the veto,
+ * or triggered): its last event is told, its destructor runs, its joiner
+ * wakes, its group counts it.
  *
- * When a run returns (run_end()): statistics, the error policy, and the
- * next tick for what waits on a run's end (fixed delay, a queued tick, a
- * catch-up tick, a back-off).  A job stops (no more ticks) when cancelled,
- * at a limit, or by CHIME_ERROR_STOP; it ends when its last run has
- * returned: its destructor runs, its joiner wakes, its group counts it.
+ * The jobs of a loop are a module of it (loop.h): the due queue, the
+ * runner, the runs that suspended, the last spec made.  Jobs register
+ * their kind, so that handles, groups and the timers reach them.
  */
-#include "internal.h"
+#include "jobs.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* No duration of a job may exceed this (about 73 years), so that a few of
  * them add to a deadline without overflow. */
 #define MAX_DURATION ((chime_ns)1 << 61)
 
-static uint32_t add_sat(uint32_t a, uint64_t b) { return b >= UINT32_MAX - a ? UINT32_MAX : a + (uint32_t)b; }
+_Static_assert(sizeof(struct chime__job) == 64, "a job's creation touches 64 bytes");
+_Static_assert(sizeof(struct chime__job_side) <= CHIME__SIDE_BYTES, "a job's side record fits its slot");
+_Static_assert(sizeof(struct chime__settings) == 104, "settings have no implicit padding");
+
+/* ---- the module ------------------------------------------------------------ */
+
+static bool jobs_pending(chime_loop *loop, void *state);
+static void jobs_round(chime_loop *loop, void *state);
+static void jobs_shutdown(chime_loop *loop, void *state);
+static void jobs_abandon(chime_loop *loop, void *state, chime_report *report);
+static void jobs_fini(chime_loop *loop, void *state);
+
+static const struct chime__module jobs_module = {.size = sizeof(struct chime__jobs),
+                                                 .round = jobs_round,
+                                                 .pending = jobs_pending,
+                                                 .shutdown = jobs_shutdown,
+                                                 .abandon = jobs_abandon,
+                                                 .fini = jobs_fini};
+
+struct chime__jobs *chime__jobs_of(const chime_loop *loop) { return chime__module(loop, &jobs_module); }
+
+static bool jobs_pending(chime_loop *loop, void *state) {
+  CHIME__UNUSED(loop);
+  return ((struct chime__jobs *)state)->due_head != NULL;
+}
+
+/* Due jobs whose runner could not be started (no memory) try again. */
+static void jobs_round(chime_loop *loop, void *state) { chime__runner_ensure(loop, state); }
 
 /* ---- specs ------------------------------------------------------------------ */
 
-static void choose_step(const chime_loop *loop, struct chime__spec *s);
-static void spec_put(struct chime__spec *s);
+static void choose_step(const struct chime__jobs *js, struct chime__spec *s);
+
+static void spec_put(struct chime__spec *s) {
+  if (--s->refs) return;
+  chime_cron_free(s->cron);
+  chime__free(s);
+}
 
 /* Whether the spec's name is `name` as it keeps it (cut to 31 bytes). */
 static bool same_name(const struct chime__spec *s, const char *name) {
@@ -60,16 +90,16 @@ static bool settings_are(const struct chime__settings *s, const chime_every_opts
          s->max_runs == o->max_runs && s->dtor == o->dtor && s->backoff_base == o->backoff_base &&
          s->backoff_max == o->backoff_max && s->max_catch_up == o->max_catch_up &&
          s->max_concurrent == o->max_concurrent && s->schedule == (uint8_t)o->schedule &&
-         s->missed == (uint8_t)o->missed && s->overlap == (uint8_t)o->overlap && s->on_error == (uint8_t)o->on_error;
+         s->missed == (uint8_t)o->missed && s->overlap == (uint8_t)o->overlap && s->on_error == (uint8_t)o->on_error &&
+         s->on_event == o->on_event && s->veto == o->veto && s->veto_timeout == o->veto_timeout;
 }
 
 /* A spec with these settings: the loop's last one if equal, else a new
  * one (which becomes the loop's last).  `o` must be normalised (zeroed,
- * then copied field by field, key and name NULL) so that memcmp compares
- * settings only. */
-static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const struct chime__settings *o, chime_group *g,
-                                    const char *name, const chime_cron_expr *cron, const chime_tz *tz) {
-  struct chime__spec *s = loop->spec_cache;
+ * then copied field by field) so that memcmp compares settings only. */
+static struct chime__spec *spec_get(struct chime__jobs *js, chime_fn target, const struct chime__settings *o,
+                                    chime_group *g, const char *name, const chime_cron_expr *cron, const chime_tz *tz) {
+  struct chime__spec *s = js->spec_cache;
   if (s && spec_equal(s, target, o, g, name, cron, tz)) {
     s->refs++;
     return s;
@@ -82,35 +112,16 @@ static struct chime__spec *spec_get(chime_loop *loop, chime_fn target, const str
     return NULL;
   }
   s->tz = tz;
+  s->sched = cron ? &chime__calendar_sched : &chime__interval_sched;
   s->refs = 2; /* the caller's and the cache's */
   s->target = target;
   s->opts = *o;
   s->group = g;
   strncpy(s->name, name, sizeof s->name - 1);
-  choose_step(loop, s);
-  if (loop->spec_cache) spec_put(loop->spec_cache);
-  loop->spec_cache = s;
+  choose_step(js, s);
+  if (js->spec_cache) spec_put(js->spec_cache);
+  js->spec_cache = s;
   return s;
-}
-
-static void spec_put(struct chime__spec *s) {
-  if (--s->refs) return;
-  chime_cron_free(s->cron);
-  chime__free(s);
-}
-
-/* ---- planning ----------------------------------------------------------- */
-
-/* The job's handle, fixed for its life: seeds its jitter. */
-static uint64_t job_id(const struct chime__job *j) { return chime__obj_handle(&j->o); }
-
-/* When the tick at grid time t is planned to run: t plus its jitter, a
- * function of the loop's seed, the job and t (so it is the same whenever it
- * is computed, and different for every tick). */
-static chime_ns planned(const chime_loop *loop, const struct chime__job *j, chime_ns t) {
-  chime_ns jitter = j->spec->opts.jitter;
-  if (!jitter) return t;
-  return t + (chime_ns)(chime__mix64(loop->seed ^ chime__mix64(job_id(j) ^ (uint64_t)t)) % ((uint64_t)jitter + 1));
 }
 
 /* Coalescing (sd-event's): a job with a window runs at the first boundary
@@ -120,7 +131,7 @@ static chime_ns planned(const chime_loop *loop, const struct chime__job *j, chim
  * so the run is never more than `window` late, and jobs with similar
  * windows wake the loop together.  The step and its phase depend only on
  * the window and the loop: the spec keeps them. */
-static void choose_step(const chime_loop *loop, struct chime__spec *s) {
+static void choose_step(const struct chime__jobs *js, struct chime__spec *s) {
   static const chime_ns steps[] = {CHIME_MIN(1),  CHIME_SEC(10), CHIME_SEC(1), CHIME_MS(250),
                                    CHIME_MS(100), CHIME_MS(10),  CHIME_MS(1),  CHIME_US(500),
                                    CHIME_US(250), CHIME_US(100), CHIME_US(10)};
@@ -128,501 +139,389 @@ static void choose_step(const chime_loop *loop, struct chime__spec *s) {
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
     if (steps[i] <= s->opts.window) {
       s->step = steps[i];
-      s->phase = loop->perturb % steps[i];
+      s->phase = js->perturb % steps[i];
       return;
     }
 }
 
-static void arm(chime_loop *loop, struct chime__job *j) {
-  const struct chime__spec *s = j->spec;
-  chime_ns at = planned(loop, j, j->due);
-  if (s->step) at += (s->step - (at - s->phase) % s->step) % s->step; /* the first boundary >= at */
-  chime__timers_add(&loop->timers, &j->o.timer, at > 0 ? at : 0);     /* (a calendar tick a jump left behind) */
+/* ---- the interval schedule ---------------------------------------------------- */
+
+static chime_ns mono_now(const chime_loop *loop, chime_ns mono) {
+  CHIME__UNUSED(loop);
+  return mono;
 }
 
-/* ---- the due queue ------------------------------------------------------ */
-/* While a job waits in it, its timer entry is not armed (pos & 3 == 0) and
- * its two fields link the queue: pos the next job (an 8-aligned pointer,
- * so its low bits stay 0), when the previous. */
-
-static struct chime__job *due_next(const struct chime__job *j) { return (struct chime__job *)j->o.timer.pos; }
-static struct chime__job *due_prev(const struct chime__job *j) {
-  return (struct chime__job *)(uintptr_t)j->o.timer.when;
+static chime_ns mono_same(const chime_loop *loop, chime_ns t) {
+  CHIME__UNUSED(loop);
+  return t;
 }
 
-static void due_push(chime_loop *loop, struct chime__job *j) {
-  j->o.flags |= CHIME__J_DUE;
-  j->o.timer.pos = 0;
-  j->o.timer.when = (chime_ns)(uintptr_t)loop->due_tail;
-  if (loop->due_tail)
-    loop->due_tail->o.timer.pos = (uintptr_t)j;
-  else
-    loop->due_head = j;
-  loop->due_tail = j;
-  if (loop->runner && loop->runner->o.state == CHIME__WAITING) chime__task_wake(loop, loop->runner, 0);
+static chime_ns mono_to_wall(const chime_loop *loop, chime_ns t) { return t + chime__wall_offset(loop); }
+
+static chime_ns grid_after(const struct chime__spec *s, chime_ns interval, chime_ns t) {
+  CHIME__UNUSED(s);
+  return chime__after(t, interval) == CHIME_NEVER ? CHIME_NEVER : t + interval;
 }
 
-static void due_unlink(chime_loop *loop, struct chime__job *j) {
-  struct chime__job *next = due_next(j), *prev = due_prev(j);
-  if (prev)
-    prev->o.timer.pos = (uintptr_t)next;
-  else
-    loop->due_head = next;
-  if (next)
-    next->o.timer.when = (chime_ns)(uintptr_t)prev;
-  else
-    loop->due_tail = prev;
-  j->o.flags &= (uint16_t)~CHIME__J_DUE;
-  j->o.timer.pos = 0;
-  j->o.timer.when = 0;
+static chime_ns grid_skip(const struct chime__spec *s, chime_ns interval, chime_ns t, chime_ns limit,
+                          uint64_t *count, chime_ns *last) {
+  CHIME__UNUSED(s);
+  if (t > limit) {
+    *count = 0;
+    *last = t;
+    return t;
+  }
+  uint64_t k = (uint64_t)((limit - t) / interval); /* grid points in (t, limit] */
+  *count = k + 1;
+  *last = t + (chime_ns)k * interval;
+  return grid_after(s, interval, *last);
 }
 
-void chime__job_fired(chime_loop *loop, struct chime__job *j) { due_push(loop, j); }
+const struct chime__sched chime__interval_sched = {
+    .now = mono_now, .to_mono = mono_same, .to_wall = mono_to_wall, .after = grid_after, .skip = grid_skip};
 
-/* Takes the job's next tick out of the timers or the due queue. */
-static void disarm(chime_loop *loop, struct chime__job *j) {
-  if (j->o.flags & CHIME__J_DUE)
-    due_unlink(loop, j);
-  else
-    chime__timers_del(&loop->timers, &j->o.timer);
-}
+/* ---- ending --------------------------------------------------------------------- */
 
-/* ---- ending --------------------------------------------------------------- */
-
-void chime__job_free(chime_loop *loop, struct chime__job *j) {
+static void job_free(chime_loop *loop, struct chime__job *j) {
   spec_put(j->spec);
   chime__timers_unreserve(&loop->timers, 1);
   chime__obj_free(&loop->slabs, &j->o);
 }
 
-/* Wakes the task waiting in chime_join for j. */
-static void wake_joiner(chime_loop *loop, struct chime__job *j) {
-  struct chime__task *lists[2] = {loop->all_head, loop->runs};
-  for (int i = 0; i < 2; i++)
-    for (struct chime__task *t = lists[i]; t; t = t->next_all)
-      if (t->wait == CHIME__WAIT_JOIN_JOB && t->wait_on == j) {
-        chime__task_wake(loop, t, 0);
-        return;
-      }
-}
+static void stats_fill(const chime_loop *loop, struct chime__job *j, chime_job_stats *st);
 
-/* The last run has returned: the job ends. */
+/* The last run has returned and nothing holds the job: it ends. */
 static void job_finish(chime_loop *loop, struct chime__job *j) {
+  const struct chime__spec *s = j->spec;
   j->o.state = CHIME__JOB_DONE;
   loop->ntasks--;
-  if (j->spec->opts.dtor) j->spec->opts.dtor(j->arg);
-  if (j->o.flags & CHIME__J_JOINED) wake_joiner(loop, j);
-  if (j->spec->group) chime__group_job_done(loop, j->spec->group, chime__job_result(j));
-  if (!(j->o.flags & CHIME__HANDLE)) chime__job_free(loop, j);
-}
-
-/* Cancels the runs of j that are going (each sees -ECANCELED). */
-static void cancel_runs(chime_loop *loop, struct chime__job *j, uint16_t why) {
-  for (struct chime__task *t = loop->runs; t; t = t->next_all)
-    if (t->job == j) {
-      t->o.flags |= why;
-      chime__task_cancel(loop, t);
-    }
-  struct chime__task *r = loop->runner;
-  if (r && r->job == j) {
-    r->o.flags |= why;
-    chime__task_cancel(loop, r);
+  if (s->opts.on_event) {
+    chime_job_stats st;
+    stats_fill(loop, j, &st);
+    chime_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CHIME_EVENT_DONE;
+    ev.job.id = chime__obj_handle(&j->o) | CHIME__BORROWED;
+    ev.arg = j->arg;
+    ev.tick = ev.wall = CHIME_NEVER;
+    ev.result = j->result;
+    ev.stats = &st;
+    chime__job_emit(loop, j, &ev);
   }
+  if (s->opts.dtor) s->opts.dtor(j->arg);
+  chime__obj_ended(loop, &j->o);
+  if (s->group) chime__group_other_done(loop, s->group, j->result);
+  if (!(j->o.flags & CHIME__HANDLE)) job_free(loop, j);
 }
 
-/* No more ticks; the job ends when its last run has returned (callers
- * then call maybe_finish, last: the job may be freed). */
-static void job_stop(chime_loop *loop, struct chime__job *j, int result) {
+void chime__maybe_finish(chime_loop *loop, struct chime__job *j) {
+  if (j->o.state == CHIME__JOB_STOPPING && !j->running && !j->pins) job_finish(loop, j);
+}
+
+/* Whether task t is one that cancel_runs(j, why) cancels: every task of
+ * the job, but for a replacement only its runs going, not the caller. */
+static bool cancels(const chime_loop *loop, const struct chime__job *j, const struct chime__task *t, uint16_t why) {
+  if (t->owner != &j->o) return false;
+  if (!(why & CHIME__REPLACED)) return true;
+  const struct chime__run *r = t->owner_data;
+  return t != loop->cur && r && r->number;
+}
+
+void chime__cancel_runs(chime_loop *loop, struct chime__job *j, uint16_t why) {
+  struct chime__jobs *js = chime__jobs_of(loop);
+  for (struct chime__task *t = js->runs.head; t; t = t->next_in_list)
+    if (cancels(loop, j, t, why)) chime__task_cancel(loop, t, why);
+  struct chime__task *r = js->runner;
+  if (r && cancels(loop, j, r, why)) chime__task_cancel(loop, r, why);
+}
+
+static const struct chime__wait trigger_wait;
+
+/* Wakes triggered ticks waiting for their turn: the first one (`all`
+ * false), or every one (the job stopped: they drop). */
+static void wake_triggers(chime_loop *loop, struct chime__job *j, bool all) {
+  struct chime__jobs *js = chime__jobs_of(loop);
+  bool more = false;
+  for (struct chime__task *t = js->runs.head; t; t = t->next_in_list)
+    if (t->owner == &j->o && t->wait == &trigger_wait && t->o.state == CHIME__WAITING) {
+      if (!all && more) return;
+      chime__task_wake(loop, t, 0);
+      more = true;
+    }
+  j->o.flags &= (uint16_t)~CHIME__J_WAITERS;
+}
+
+void chime__wake_trigger(chime_loop *loop, struct chime__job *j) { wake_triggers(loop, j, j->o.state != CHIME__JOB_ACTIVE); }
+
+void chime__job_stop(chime_loop *loop, struct chime__job *j, int result) {
   if (j->o.state != CHIME__JOB_ACTIVE) return;
   j->o.state = CHIME__JOB_STOPPING;
-  disarm(loop, j);
+  chime__job_disarm(loop, j);
   j->o.flags &= (uint16_t) ~(CHIME__J_QUEUED | CHIME__J_CATCHUP);
-  j->due = result;
+  j->result = result;
+  if (j->o.flags & CHIME__J_WAITERS) wake_triggers(loop, j, true);
 }
 
-static void maybe_finish(chime_loop *loop, struct chime__job *j) {
-  if (j->o.state == CHIME__JOB_STOPPING && !j->running) job_finish(loop, j);
-}
-
-void chime__job_cancel(chime_loop *loop, struct chime__job *j) {
+static void job_cancel(chime_loop *loop, struct chime__job *j, uint16_t why) {
   if (j->o.state == CHIME__JOB_DONE) return;
   j->o.flags |= CHIME__CANCELLED;
-  if (j->o.state == CHIME__JOB_STOPPING) j->due = -ECANCELED;
-  if (j->running) cancel_runs(loop, j, 0);
-  job_stop(loop, j, -ECANCELED);
-  maybe_finish(loop, j);
+  if (j->o.state == CHIME__JOB_STOPPING) j->result = -ECANCELED;
+  if (j->running || j->pins) chime__cancel_runs(loop, j, why);
+  chime__job_stop(loop, j, -ECANCELED);
+  chime__maybe_finish(loop, j);
 }
 
-/* ---- ticks ------------------------------------------------------------------- */
+/* ---- the kind ------------------------------------------------------------------- */
 
-/* Makes wall instant w (CHIME_NEVER: none) a calendar job's next tick, at
- * the wall clock's offset `off`; false if there is none. */
-static bool cron_set(struct chime__job *j, chime_ns w, chime_ns off) {
-  if (w == CHIME_NEVER) return false;
-  j->interval = w;
-  j->due = w - off;
-  return true;
+static void kind_cancel(chime_loop *loop, struct chime__obj *o, uint16_t why) {
+  job_cancel(loop, (struct chime__job *)o, why);
 }
 
-/* Arms the next tick (at j->due), or stops the job if it has none or if
- * `until` comes first. */
-static void arm_or_stop(chime_loop *loop, struct chime__job *j, bool has_next) {
-  const struct chime__settings *o = &j->spec->opts;
-  if (!has_next || (o->until && planned(loop, j, j->due) >= o->until))
-    job_stop(loop, j, 0);
-  else
-    arm(loop, j);
-}
+static bool kind_done(const struct chime__obj *o) { return o->state == CHIME__JOB_DONE; }
+static int kind_result(const struct chime__obj *o) { return ((const struct chime__job *)o)->result; }
+static void kind_release(chime_loop *loop, struct chime__obj *o) { job_free(loop, (struct chime__job *)o); }
 
-/* next_tick for a calendar job: the same, over the expression's instants
- * instead of a grid. */
-static void cron_next_tick(chime_loop *loop, struct chime__job *j, chime_ns now, bool overlapped) {
-  const struct chime__spec *s = j->spec;
-  chime_ns off = chime__wall_offset(loop), wnow = now + off;
-  chime_ns w = chime__cron_after(s->cron, s->tz, j->interval);
-  if (w > wnow) {
-    j->catch_up = 0;
-  } else if (!overlapped && s->opts.missed == CHIME_MISSED_BURST && j->catch_up < s->opts.max_catch_up) {
-    j->catch_up++;
-    cron_set(j, w, off);
-    j->o.flags |= CHIME__J_CATCHUP;
-    return;
-  } else {
-    uint64_t passed;
-    w = chime__cron_skip(s, w, wnow, &passed);
-    if (overlapped)
-      j->skipped_overlap = add_sat(j->skipped_overlap, passed);
-    else
-      j->skipped_missed = add_sat(j->skipped_missed, passed);
-    j->catch_up = 0;
-  }
-  arm_or_stop(loop, j, cron_set(j, w, off));
-}
-
-/* The tick at grid time t is being handled at `now`: find the next one,
- * counting the grid points passed over (as overlap if they fell due while a
- * run was going, else as missed), and arm it, unless it must wait for the
- * run about to start to return. */
-static void next_tick(chime_loop *loop, struct chime__job *j, chime_ns t, chime_ns now, bool overlapped) {
-  const struct chime__settings *o = &j->spec->opts;
-  if (o->schedule == CHIME_FIXED_DELAY) return; /* planned when the run returns */
-  if (j->spec->cron) {
-    cron_next_tick(loop, j, now, overlapped);
-    return;
-  }
-  chime_ns iv = j->interval, next = t + iv;
-  if (next > now) {
-    j->catch_up = 0;
-  } else if (!overlapped && o->missed == CHIME_MISSED_BURST && j->catch_up < o->max_catch_up) {
-    j->catch_up++;
-    j->due = next;
-    j->o.flags |= CHIME__J_CATCHUP; /* armed when this run returns: runs back to back */
-    return;
-  } else {
-    uint64_t passed = (uint64_t)((now - t) / iv); /* grid points in (t, now] */
-    if (overlapped)
-      j->skipped_overlap = add_sat(j->skipped_overlap, passed);
-    else
-      j->skipped_missed = add_sat(j->skipped_missed, passed);
-    next = (!overlapped && o->missed == CHIME_MISSED_DELAY) ? now + iv : t + (chime_ns)(passed + 1) * iv;
-    j->catch_up = 0;
-  }
-  j->due = next;
-  arm_or_stop(loop, j, true);
-}
-
-static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags);
-
-/* Runs the tick at grid time t now, inline on the calling task (the run
- * was already counted in j->running).  Returns the time it ended. */
-static chime_ns run(chime_loop *loop, struct chime__task *self, struct chime__job *j, chime_ns t, chime_ns now) {
-  const struct chime__settings *o = &j->spec->opts;
-  chime_fn target = j->spec->target;
-  chime_ns late = now - planned(loop, j, t);
-  j->runs++;
-  j->last_late = late;
-  if (late > j->max_late) j->max_late = late;
-  if (o->max_runs && j->runs >= o->max_runs) job_stop(loop, j, 0);
-  self->job = j;
-  self->tick = t;
-  self->deadline = o->timeout ? now + o->timeout : 0;
-  int result = target(j->arg);
-  chime_ns end = chime__now(loop);
-  uint16_t flags = self->o.flags;
-  self->job = NULL;
-  self->deadline = 0;
-  self->o.flags &= (uint16_t) ~(CHIME__CANCELLED | CHIME__SHIELDED | CHIME__TIMED_OUT | CHIME__REPLACED);
-  run_end(loop, j, result, now, end, flags);
-  return end;
-}
-
-/* Handles the tick of a job the runner took from the due queue.  `now` is
- * the clock's reading (the previous run's end, in a batch); returns the
- * reading after the tick: a run's end, or `now`. */
-static chime_ns tick(chime_loop *loop, struct chime__task *self, struct chime__job *j, chime_ns now) {
-  const struct chime__settings *o = &j->spec->opts;
-  chime_ns t = j->due;
-  bool queued = j->o.flags & CHIME__J_QUEUED;
-  if (o->until && now >= o->until) {
-    job_stop(loop, j, 0);
-    maybe_finish(loop, j);
-    return now;
-  }
-  if (j->spec->cron && !queued && !(j->o.flags & CHIME__J_CATCHUP)) {
-    chime_ns at = j->interval - chime__wall_offset(loop);
-    if (at > now) { /* early: the wall clock was slewed since (or set back) */
-      j->due = at;
-      arm(loop, j);
-      return now;
-    }
-  }
-  if (queued) { /* the tick that waited for the previous run: its turn */
-    j->o.flags &= (uint16_t)~CHIME__J_QUEUED;
-  } else if (j->running) {
-    bool skip = false;
-    switch (o->overlap) {
-    case CHIME_OVERLAP_QUEUE:
-      j->o.flags |= CHIME__J_QUEUED; /* waits for the run to return; nothing armed meanwhile */
-      return now;
-    case CHIME_OVERLAP_ALLOW: skip = j->running >= o->max_concurrent; break;
-    case CHIME_OVERLAP_REPLACE: cancel_runs(loop, j, CHIME__REPLACED); break;
-    default: skip = true; break;
-    }
-    if (skip) {
-      j->skipped_overlap = add_sat(j->skipped_overlap, 1);
-      next_tick(loop, j, t, now, false);
-      return now;
-    }
-  }
-  j->running++; /* before next_tick, which may stop the job: it must not end under this run */
-  next_tick(loop, j, t, now, queued);
-  return run(loop, self, j, t, now);
-}
-
-/* The back-off after `failures` failed runs in a row. */
-static chime_ns backoff_delay(const struct chime__settings *o, unsigned failures) {
-  chime_ns d = o->backoff_base;
-  for (unsigned i = 1; i < failures && d < o->backoff_max; i++)
-    d *= 2;
-  return d < o->backoff_max ? d : o->backoff_max;
-}
-
-/* What a run's return decides about the next tick. */
-static void after_run(chime_loop *loop, struct chime__job *j, chime_ns end, bool failed) {
-  const struct chime__settings *o = &j->spec->opts;
-  chime_ns not_before = failed && o->on_error == CHIME_ERROR_BACKOFF ? end + backoff_delay(o, j->failures) : 0;
-  if (o->schedule == CHIME_FIXED_DELAY) {
-    j->due = end + j->interval > not_before ? end + j->interval : not_before;
-    arm_or_stop(loop, j, true);
-    return;
-  }
-  if (not_before && j->due < not_before) { /* back off: skip the ticks before not_before */
-    uint64_t k;
-    bool has_next = true;
-    disarm(loop, j);
-    j->o.flags &= (uint16_t) ~(CHIME__J_QUEUED | CHIME__J_CATCHUP);
-    j->catch_up = 0;
-    if (j->spec->cron) {
-      chime_ns off = chime__wall_offset(loop);
-      has_next = cron_set(j, chime__cron_skip(j->spec, j->interval, not_before + off - 1, &k), off);
-    } else {
-      k = (uint64_t)((not_before - j->due + j->interval - 1) / j->interval);
-      j->due += (chime_ns)k * j->interval;
-    }
-    j->skipped_backoff = add_sat(j->skipped_backoff, k);
-    arm_or_stop(loop, j, has_next);
-    return;
-  }
-  if (j->o.flags & CHIME__J_QUEUED) {
-    due_push(loop, j); /* the waiting tick runs now */
-  } else if (j->o.flags & CHIME__J_CATCHUP) {
-    j->o.flags &= (uint16_t)~CHIME__J_CATCHUP;
-    arm(loop, j); /* already due: runs in the next round */
-  }
-}
-
-static void run_end(chime_loop *loop, struct chime__job *j, int result, chime_ns start, chime_ns end, uint16_t flags) {
-  const struct chime__settings *o = &j->spec->opts;
-  chime_ns took = end - start;
-  j->running--;
-  j->last_duration = took;
-  if (took > j->max_duration) j->max_duration = took;
-  if (flags & CHIME__TIMED_OUT) j->timeouts = add_sat(j->timeouts, 1);
-  bool failed = result < 0 && !(flags & CHIME__REPLACED) && !(j->o.flags & CHIME__CANCELLED);
-  if (failed) j->errors = add_sat(j->errors, 1);
-  if (j->o.state == CHIME__JOB_ACTIVE) {
-    if (failed && o->on_error == CHIME_ERROR_STOP) {
-      job_stop(loop, j, result);
-    } else {
-      if (failed && j->failures < UINT8_MAX) j->failures++;
-      if (!failed) j->failures = 0;
-      after_run(loop, j, end, failed);
-    }
-  }
-  maybe_finish(loop, j);
-}
-
-/* ---- the runner ------------------------------------------------------------ */
-
-static struct chime__job *due_pop(chime_loop *loop) {
-  struct chime__job *j = loop->due_head;
-  if (j) due_unlink(loop, j);
-  return j;
-}
-
-static int runner_main(void *arg) {
-  chime_loop *loop = arg;
-  struct chime__task *self = loop->cur;
-  /* One clock reading per run: a run's end is the next one's start. */
-  chime_ns now = chime__now(loop);
-  for (unsigned n = 1;; n++) {
-    struct chime__job *j = due_pop(loop);
-    if (!j) {
-      chime__task_wait(loop, CHIME__WAIT_RUNNER, NULL, NULL, CHIME_NEVER);
-      now = chime__now(loop);
-      continue;
-    }
-    now = tick(loop, self, j, now);
-    if (self != loop->runner) return 0; /* promoted: that run has returned; this task ends */
-    if (n % 64 == 0) {                  /* let the other tasks run */
-      chime_yield();
-      now = chime__now(loop);
-    }
-  }
-}
-
-int chime__runner_ensure(chime_loop *loop) {
-  if (loop->runner || !loop->due_head) return 0;
-  return chime__task_spawn_internal(loop, runner_main, loop, &loop->runner);
-}
-
-void chime__runner_promote(chime_loop *loop, struct chime__task *t) {
-  loop->runner = NULL;
-  t->o.flags |= CHIME__RUN;
-  t->prev_all = NULL;
-  t->next_all = loop->runs;
-  if (loop->runs) loop->runs->prev_all = t;
-  loop->runs = t;
-  chime__runner_ensure(loop); /* the jobs still due go on at once (-ENOMEM: next round) */
-}
-
-/* ---- the shutdown --------------------------------------------------------- */
-
-static void cancel_one(struct chime__obj *o, void *ctx) {
-  void **c = ctx;
-  struct chime__job *j = (struct chime__job *)o;
-  if (!c[1] || j->spec->group == c[1]) chime__job_cancel(c[0], j);
-}
-
-void chime__jobs_cancel(chime_loop *loop, chime_group *only) {
-  void *ctx[2] = {loop, only};
-  chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, cancel_one, ctx);
-}
-
-static void abandon_one(struct chime__obj *o, void *ctx) {
-  void **c = ctx;
-  chime_loop *loop = c[0];
-  struct chime__job *j = (struct chime__job *)o;
-  if (o->state == CHIME__JOB_DONE) return;
-  if (c[1]) {
-    chime_report *r = c[1];
-    r->abandoned++;
-    chime__report_name(r, j->spec->name);
-  }
-  disarm(loop, j);
-  if (o->state == CHIME__JOB_ACTIVE) j->due = -ECANCELED;
-  o->state = CHIME__JOB_STOPPING;
-  j->running = 0;
-  job_finish(loop, j);
-}
-
-void chime__jobs_abandon(chime_loop *loop, chime_report *report) {
-  while (loop->runs)
-    chime__task_abandon(loop, loop->runs);
-  if (loop->runner) chime__task_abandon(loop, loop->runner);
-  void *ctx[2] = {loop, report};
-  chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, abandon_one, ctx);
-}
-
-static void release_one(struct chime__obj *o, void *ctx) {
-  (void)ctx;
-  spec_put(((struct chime__job *)o)->spec);
-}
-
-void chime__specs_release(chime_loop *loop) {
-  /* jobs whose handles were never joined still hold their specs */
-  chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, release_one, NULL);
-  if (loop->spec_cache) spec_put(loop->spec_cache);
-  loop->spec_cache = NULL;
-}
-
-/* ---- names and groups: a copy of the spec --------------------------------- */
-
+/* A copy of the job's spec with another name or group. */
 static int respec(chime_loop *loop, struct chime__job *j, chime_group *g, const char *name) {
-  struct chime__spec *old = j->spec, *s = spec_get(loop, old->target, &old->opts, g, name, old->cron, old->tz);
+  struct chime__spec *old = j->spec;
+  struct chime__spec *s = spec_get(chime__jobs_of(loop), old->target, &old->opts, g, name, old->cron, old->tz);
   if (!s) return -ENOMEM;
   j->spec = s;
   spec_put(old);
   return 0;
 }
 
-int chime__job_set_name(chime_loop *loop, struct chime__job *j, const char *name) {
+static int kind_set_name(chime_loop *loop, struct chime__obj *o, const char *name) {
+  struct chime__job *j = (struct chime__job *)o;
   return respec(loop, j, j->spec->group, name ? name : "");
 }
 
-int chime__job_set_group(chime_loop *loop, struct chime__job *j, chime_group *g) {
-  return respec(loop, j, g, j->spec->name);
+static int kind_to_group(chime_loop *loop, struct chime__obj *o, chime_group *g) {
+  struct chime__job *j = (struct chime__job *)o;
+  if (j->o.state == CHIME__JOB_DONE) {
+    chime__group_count(g, j->result);
+    job_free(loop, j);
+    return 0;
+  }
+  int rc = respec(loop, j, g, j->spec->name);
+  if (rc) return rc;
+  j->o.flags &= (uint16_t)~CHIME__HANDLE;
+  chime__obj_rekey(&j->o);
+  chime__group_adopt(g);
+  return 0;
 }
 
-/* ---- creation --------------------------------------------------------------- */
+/* Calls fn(loop, j, ctx) for every job of the loop (fn may free it). */
+static void each_job(chime_loop *loop, void (*fn)(chime_loop *loop, struct chime__job *j, void *ctx), void *ctx);
+
+struct group_cancel {
+  chime_group *g;
+  uint16_t why;
+};
+
+static void cancel_in_group(chime_loop *loop, struct chime__job *j, void *ctx) {
+  const struct group_cancel *c = ctx;
+  if (j->spec->group == c->g) job_cancel(loop, j, c->why);
+}
+
+static void kind_cancel_group(chime_loop *loop, chime_group *g, uint16_t why) {
+  struct group_cancel c = {g, why};
+  each_job(loop, cancel_in_group, &c);
+}
+
+static chime_group *kind_group_of(const struct chime__obj *o) { return ((const struct chime__job *)o)->spec->group; }
+
+/* A run, hold or triggered tick abandoned at shutdown: its run is told to
+ * have ended so (it never returned). */
+static void kind_task_gone(chime_loop *loop, struct chime__task *t) {
+  struct chime__job *j = (struct chime__job *)t->owner;
+  const struct chime__run *r = t->owner_data;
+  if (r && r->number) {
+    j->running--;
+    chime__emit_end(loop, j, r, -ECANCELED, CHIME_OUTCOME_ABANDONED, chime__now(loop));
+  } else if (j->pins) {
+    j->pins--;
+  }
+}
+
+static const struct chime__kind job_kind = {.fired = chime__job_fired,
+                                            .cancel = kind_cancel,
+                                            .done = kind_done,
+                                            .result = kind_result,
+                                            .release = kind_release,
+                                            .set_name = kind_set_name,
+                                            .to_group = kind_to_group,
+                                            .cancel_group = kind_cancel_group,
+                                            .group_of = kind_group_of,
+                                            .handoff = chime__job_handoff,
+                                            .task_gone = kind_task_gone};
+
+/* ---- the shutdown ----------------------------------------------------------------- */
+
+struct each {
+  chime_loop *loop;
+  void (*fn)(chime_loop *loop, struct chime__job *j, void *ctx);
+  void *ctx;
+};
+
+static void each_one(struct chime__obj *o, void *ctx) {
+  const struct each *c = ctx;
+  if (o->kind == CHIME__JOB) c->fn(c->loop, (struct chime__job *)o, c->ctx);
+}
+
+static void each_job(chime_loop *loop, void (*fn)(chime_loop *loop, struct chime__job *j, void *ctx), void *ctx) {
+  struct each c = {loop, fn, ctx};
+  chime__slabs_each(&loop->slabs, CHIME__CLASS_64X, each_one, &c);
+}
+
+static void shutdown_one(chime_loop *loop, struct chime__job *j, void *ctx) {
+  CHIME__UNUSED(ctx);
+  job_cancel(loop, j, CHIME__SHUTDOWN);
+}
+
+static void jobs_shutdown(chime_loop *loop, void *state) {
+  CHIME__UNUSED(state);
+  each_job(loop, shutdown_one, NULL);
+}
+
+static void abandon_one(chime_loop *loop, struct chime__job *j, void *ctx) {
+  chime_report *r = ctx;
+  if (j->o.state == CHIME__JOB_DONE) return;
+  if (r) {
+    r->abandoned++;
+    chime__report_name(r, j->spec->name);
+  }
+  chime__job_disarm(loop, j);
+  if (j->o.state == CHIME__JOB_ACTIVE) j->result = -ECANCELED;
+  j->o.state = CHIME__JOB_STOPPING;
+  j->running = 0;
+  j->pins = 0;
+  job_finish(loop, j);
+}
+
+/* Past the grace period: every run, hold and triggered tick left, the
+ * runner, then every job, end. */
+static void jobs_abandon(chime_loop *loop, void *state, chime_report *report) {
+  struct chime__jobs *js = state;
+  while (js->runs.head)
+    chime__task_abandon(loop, js->runs.head);
+  if (js->runner) {
+    struct chime__task *r = js->runner;
+    js->runner = NULL;
+    chime__task_abandon(loop, r);
+  }
+  js->due_head = js->due_tail = NULL;
+  each_job(loop, abandon_one, report);
+}
+
+static void release_one(chime_loop *loop, struct chime__job *j, void *ctx) {
+  CHIME__UNUSED(loop);
+  CHIME__UNUSED(ctx);
+  spec_put(j->spec);
+}
+
+/* At loop free: every reference to specs goes (jobs whose handles were
+ * never joined still hold theirs). */
+static void jobs_fini(chime_loop *loop, void *state) {
+  struct chime__jobs *js = state;
+  each_job(loop, release_one, NULL);
+  if (js->spec_cache) spec_put(js->spec_cache);
+  js->spec_cache = NULL;
+}
+
+/* ---- creation ------------------------------------------------------------------ */
+
+static _Thread_local char why_text[200];
+
+void chime__every_why(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why_text, sizeof why_text, fmt, ap);
+  va_end(ap);
+}
+
+const char *chime_every_error(void) { return why_text; }
 
 static bool bad_duration(chime_ns d) { return d < 0 || d > MAX_DURATION; }
 
-_Static_assert(sizeof(struct chime__settings) == 80, "settings have no implicit padding");
+/* The first of the option's durations that is out of range, or NULL. */
+static const char *bad_durations(const chime_every_opts *o) {
+  const struct {
+    const char *name;
+    chime_ns d;
+  } ds[] = {{"jitter", o->jitter},         {"spread", o->spread},         {"timeout", o->timeout},
+            {"window", o->window},         {"backoff_base", o->backoff_base}, {"backoff_max", o->backoff_max},
+            {"veto_timeout", o->veto_timeout}};
+  for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
+    if (bad_duration(ds[i].d)) return ds[i].name;
+  return NULL;
+}
 
 /* Checks the options (and the interval of an interval job, `calendar`
- * false).  `now` is needed (and read) only when o->until is set. */
+ * false), saying why one is refused.  `now` is needed (and read) only when
+ * o->until is set. */
 static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now, bool calendar) {
-  if (!calendar && (interval <= 0 || interval > MAX_DURATION)) return -EINVAL;
-  if ((unsigned)o->schedule > CHIME_FIXED_DELAY || (unsigned)o->start > CHIME_START_AT ||
-      (unsigned)o->missed > CHIME_MISSED_DELAY || (unsigned)o->overlap > CHIME_OVERLAP_REPLACE ||
-      (unsigned)o->on_error > CHIME_ERROR_BACKOFF)
-    return -EINVAL;
-  if (bad_duration(o->jitter) || bad_duration(o->spread) || bad_duration(o->timeout) || bad_duration(o->window) ||
-      bad_duration(o->backoff_base) || bad_duration(o->backoff_max))
-    return -EINVAL;
+#define REFUSE(...) return chime__every_why(__VA_ARGS__), -EINVAL
+  if (!calendar && (interval <= 0 || interval > MAX_DURATION))
+    REFUSE("interval: must be more than 0 and at most 2^61 ns (about 73 years)");
+  if ((unsigned)o->schedule > CHIME_FIXED_DELAY) REFUSE("schedule: unknown value %d", (int)o->schedule);
+  if ((unsigned)o->start > CHIME_START_AT) REFUSE("start: unknown value %d", (int)o->start);
+  if ((unsigned)o->missed > CHIME_MISSED_DELAY) REFUSE("missed: unknown value %d", (int)o->missed);
+  if ((unsigned)o->overlap > CHIME_OVERLAP_REPLACE) REFUSE("overlap: unknown value %d", (int)o->overlap);
+  if ((unsigned)o->on_error > CHIME_ERROR_BACKOFF) REFUSE("on_error: unknown value %d", (int)o->on_error);
+  const char *bad = bad_durations(o);
+  if (bad) REFUSE("%s: must be 0 to 2^61 ns (about 73 years)", bad);
   /* each policy's parameter with its policy, and only then */
-  if ((o->missed == CHIME_MISSED_BURST) != (o->max_catch_up > 0) || o->max_catch_up > UINT16_MAX) return -EINVAL;
-  if ((o->overlap == CHIME_OVERLAP_ALLOW) != (o->max_concurrent > 0) || o->max_concurrent > UINT8_MAX) return -EINVAL;
-  if (o->on_error == CHIME_ERROR_BACKOFF ? (o->backoff_base <= 0 || o->backoff_max < o->backoff_base)
-                                         : (o->backoff_base || o->backoff_max))
-    return -EINVAL;
-  if ((o->start == CHIME_START_AT) ? o->start_at < 0 : o->start_at != 0) return -EINVAL;
-  if (o->schedule == CHIME_FIXED_DELAY && (o->missed != CHIME_MISSED_SKIP || o->overlap != CHIME_OVERLAP_SKIP))
-    return -EINVAL;
-  if ((o->spread > 0) != (o->key != NULL)) return -EINVAL;
-  if (o->until && o->until <= now) return -EINVAL;
-  if (o->until < 0 || o->start_at > CHIME_NEVER - 2 * MAX_DURATION) return -EINVAL;
+  if (o->missed == CHIME_MISSED_BURST && (o->max_catch_up == 0 || o->max_catch_up > UINT16_MAX))
+    REFUSE("max_catch_up: needed with CHIME_MISSED_BURST, 1 to 65535");
+  if (o->missed != CHIME_MISSED_BURST && o->max_catch_up) REFUSE("max_catch_up: only with CHIME_MISSED_BURST");
+  if (o->overlap == CHIME_OVERLAP_ALLOW && (o->max_concurrent == 0 || o->max_concurrent > UINT8_MAX))
+    REFUSE("max_concurrent: needed with CHIME_OVERLAP_ALLOW, 1 to 255");
+  if (o->overlap != CHIME_OVERLAP_ALLOW && o->max_concurrent) REFUSE("max_concurrent: only with CHIME_OVERLAP_ALLOW");
+  if (o->on_error == CHIME_ERROR_BACKOFF && o->backoff_base <= 0)
+    REFUSE("backoff_base: needed with CHIME_ERROR_BACKOFF, more than 0");
+  if (o->on_error == CHIME_ERROR_BACKOFF && o->backoff_max < o->backoff_base)
+    REFUSE("backoff_max: needed with CHIME_ERROR_BACKOFF, at least backoff_base");
+  if (o->on_error != CHIME_ERROR_BACKOFF && (o->backoff_base || o->backoff_max))
+    REFUSE("%s: only with CHIME_ERROR_BACKOFF", o->backoff_base ? "backoff_base" : "backoff_max");
+  if (o->start == CHIME_START_AT && o->start_at < 0) REFUSE("start_at: must not be negative");
+  if (o->start != CHIME_START_AT && o->start_at) REFUSE("start_at: only with CHIME_START_AT");
+  if (o->start_at > CHIME_NEVER - 2 * MAX_DURATION) REFUSE("start_at: too far in the future");
+  if (o->schedule == CHIME_FIXED_DELAY && o->missed != CHIME_MISSED_SKIP)
+    REFUSE("missed: CHIME_FIXED_DELAY has no missed ticks (only CHIME_MISSED_SKIP)");
+  if (o->schedule == CHIME_FIXED_DELAY && o->overlap != CHIME_OVERLAP_SKIP)
+    REFUSE("overlap: CHIME_FIXED_DELAY runs never overlap (only CHIME_OVERLAP_SKIP)");
+  if (o->spread > 0 && !o->key) REFUSE("spread: needs a key");
+  if (!o->spread && o->key) REFUSE("key: only with a spread");
+  if (o->until < 0) REFUSE("until: must not be negative");
+  if (o->until && o->until <= now) REFUSE("until: must be in the future");
+  if (o->veto_timeout && !o->veto) REFUSE("veto_timeout: only with a veto");
   return 0;
+#undef REFUSE
 }
 
 /* The settings of options o (checked). */
 static struct chime__settings settings_of(const chime_every_opts *o) {
-  return (struct chime__settings){.jitter = o->jitter,
-                                  .timeout = o->timeout,
-                                  .backoff_base = o->backoff_base,
-                                  .backoff_max = o->backoff_max,
-                                  .until = o->until,
-                                  .window = o->window,
-                                  .max_runs = o->max_runs,
-                                  .dtor = o->dtor,
-                                  .max_catch_up = o->max_catch_up,
-                                  .max_concurrent = (uint16_t)o->max_concurrent,
-                                  .schedule = (uint8_t)o->schedule,
-                                  .missed = (uint8_t)o->missed,
-                                  .overlap = (uint8_t)o->overlap,
-                                  .on_error = (uint8_t)o->on_error,
-                                  .zero = {0}};
+  struct chime__settings s;
+  memset(&s, 0, sizeof s);
+  s.jitter = o->jitter;
+  s.timeout = o->timeout;
+  s.backoff_base = o->backoff_base;
+  s.backoff_max = o->backoff_max;
+  s.until = o->until;
+  s.window = o->window;
+  s.veto_timeout = o->veto_timeout;
+  s.max_runs = o->max_runs;
+  s.dtor = o->dtor;
+  s.on_event = o->on_event;
+  s.veto = o->veto;
+  s.max_catch_up = o->max_catch_up;
+  s.max_concurrent = (uint16_t)o->max_concurrent;
+  s.schedule = (uint8_t)o->schedule;
+  s.missed = (uint8_t)o->missed;
+  s.overlap = (uint8_t)o->overlap;
+  s.on_error = (uint8_t)o->on_error;
+  return s;
 }
 
 /* The stable offset of a key in [0, spread]. */
@@ -633,11 +532,43 @@ static chime_ns spread_of(const char *key, chime_ns spread) {
   return (chime_ns)(chime__mix64(h) % ((uint64_t)spread + 1));
 }
 
+/* The loop's jobs, attached (and the kind registered) with its first job. */
+static int jobs_attach(chime_loop *loop, struct chime__jobs **out) {
+  struct chime__jobs *js = chime__jobs_of(loop);
+  if (!js) {
+    int rc = chime__module_attach(loop, &jobs_module, (void **)&js);
+    if (rc) return rc;
+    js->perturb = loop->virtual_clock ? 0 : (chime_ns)(loop->seed % (uint64_t)CHIME_MIN(1));
+    chime__kind_register(loop, CHIME__JOB, &job_kind);
+  }
+  *out = js;
+  return 0;
+}
+
 int chime_every(chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts, chime_task *out) {
   chime_loop *loop = chime__tls_loop;
+  why_text[0] = '\0';
   if (!loop) return -EPERM;
-  if (!target || (opts && opts->tz)) return -EINVAL; /* a zone is for calendar jobs */
+  if (!target) return chime__every_why("target: must not be NULL"), -EINVAL;
+  if (opts && opts->tz) return chime__every_why("tz: a time zone is for calendar jobs (chime_cron)"), -EINVAL;
   return chime__job_create(loop, interval, target, arg, opts, out, NULL, NULL);
+}
+
+/* The first tick of a new job, on its clock; -EINVAL (or -ERANGE for a
+ * calendar that never fires again) if there is none. */
+static int first_tick(const chime_every_opts *o, chime_ns interval, chime_ns now, const chime_cron_expr *cron,
+                      const chime_tz *tz, chime_ns wall, chime_ns *out) {
+  if (cron) {
+    chime_ns t;
+    if (chime_cron_next(cron, tz, wall, &t) != 0) return chime__every_why("expr: fires no more"), -ERANGE;
+    *out = t;
+    return 0;
+  }
+  chime_ns base = o->start == CHIME_START_AT ? o->start_at : o->start == CHIME_START_NOW ? now : now + interval;
+  if (o->start == CHIME_START_AFTER_INTERVAL && chime__after(now, interval) == CHIME_NEVER)
+    return chime__every_why("interval: the first tick would be past the end of the clock"), -EINVAL;
+  *out = o->spread ? chime__after(base, spread_of(o->key, o->spread)) : base;
+  return 0;
 }
 
 int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void *arg, const chime_every_opts *opts,
@@ -647,14 +578,13 @@ int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void
   /* the clock is read only when the options need it */
   chime_ns now = o->start != CHIME_START_AT || o->until || cron ? chime__now(loop) : 0;
   int rc = check_opts(o, interval, now, cron != NULL);
+  chime_ns first = 0;
+  if (rc == 0) rc = first_tick(o, interval, now, cron, tz, cron ? now + chime__wall_offset(loop) : 0, &first);
+  struct chime__jobs *js = NULL;
+  if (rc == 0) rc = jobs_attach(loop, &js);
   if (rc) return rc;
-  chime_ns off = 0, first = 0;
-  if (cron) { /* the first tick: no need to go further if there is none */
-    off = chime__wall_offset(loop);
-    if ((first = chime__cron_after(cron, tz, now + off)) == CHIME_NEVER) return -ERANGE;
-  }
   const char *name = o->name ? o->name : "";
-  struct chime__spec *s = loop->spec_cache;
+  struct chime__spec *s = js->spec_cache;
   if (s && s->target == target && !s->group && same_name(s, name) && settings_are(&s->opts, o) &&
       same_calendar(s, cron, tz)) {
     s->refs++; /* made the same way as the last job: the usual case */
@@ -662,10 +592,10 @@ int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void
     struct chime__settings n = settings_of(o);
     char copy[32] = "";
     strncpy(copy, name, sizeof copy - 1);
-    s = spec_get(loop, target, &n, NULL, copy, cron, tz);
+    s = spec_get(js, target, &n, NULL, copy, cron, tz);
     if (!s) return -ENOMEM;
   }
-  struct chime__job *j = (struct chime__job *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_JOB);
+  struct chime__job *j = (struct chime__job *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_64X);
   if (!j) {
     spec_put(s);
     return -ENOMEM;
@@ -680,50 +610,56 @@ int chime__job_create(chime_loop *loop, chime_ns interval, chime_fn target, void
   j->o.flags = out ? CHIME__HANDLE : 0;
   j->spec = s;
   j->arg = arg;
-  j->interval = interval;
-  if (cron)
-    cron_set(j, first, off);
-  else
-    j->due = (o->start == CHIME_START_AT    ? o->start_at
-              : o->start == CHIME_START_NOW ? now
-                                            : now + interval) +
-             (o->spread ? spread_of(o->key, o->spread) : 0);
+  j->interval = cron ? 0 : interval;
+  j->tick = first;
   loop->ntasks++;
   if (out) out->id = chime__obj_handle(&j->o);
   if (loop->shutting_down) {
-    chime__job_cancel(loop, j);
+    job_cancel(loop, j, CHIME__SHUTDOWN);
   } else {
-    arm_or_stop(loop, j, true);
-    maybe_finish(loop, j);
+    chime__arm_or_stop(loop, j, true);
+    chime__maybe_finish(loop, j);
   }
   return 0;
 }
 
-/* ---- wall-clock jumps ---------------------------------------------------------- */
+/* ---- triggered ticks ---------------------------------------------------------------- */
 
-/* A calendar job waiting for its next tick takes the earlier of that tick
- * and the first after the wall clock's new reading. */
-static void wall_moved(struct chime__obj *o, void *ctx) {
-  chime_loop *loop = ctx;
-  struct chime__job *j = (struct chime__job *)o;
-  if (o->state != CHIME__JOB_ACTIVE || !j->spec->cron || !chime__timer_armed(&o->timer))
-    return;
-  chime_ns off = chime__wall_offset(loop), w = chime__cron_after(j->spec->cron, j->spec->tz, chime__now(loop) + off);
-  chime__timers_del(&loop->timers, &o->timer);
-  cron_set(j, w < j->interval ? w : j->interval, off);
-  arm_or_stop(loop, j, true);
-  maybe_finish(loop, j);
-}
+static const struct chime__wait trigger_wait = {.forget = NULL};
 
-void chime__jobs_wall_moved(chime_loop *loop) { chime__slabs_each(&loop->slabs, CHIME__CLASS_JOB, wall_moved, loop); }
-
-/* ---- statistics ------------------------------------------------------------- */
-
-int chime_tick(chime_ns *tick) {
+/* A triggered tick's task (it holds a pin on the job): the overlap policy,
+ * then the veto and the run (chime__run), as a tick of the grid would. */
+static int trigger_main(void *arg) {
   chime_loop *loop = chime__tls_loop;
-  struct chime__task *self = loop ? loop->cur : NULL;
-  if (!self || !self->job || !tick) return -EPERM;
-  *tick = self->tick;
+  struct chime__task *self = loop->cur;
+  struct chime__job *j = (struct chime__job *)self->owner;
+  struct chime__run r = {.tick = *(const chime_ns *)arg, .triggered = true};
+  chime__free(arg);
+  self->owner_data = &r;
+  for (;;) {
+    if (j->o.state != CHIME__JOB_ACTIVE || chime__job_halted(j) || chime_cancelled()) break;
+    const struct chime__settings *o = &j->spec->opts;
+    bool skip = false;
+    if (j->running && o->overlap == CHIME_OVERLAP_QUEUE) { /* its turn comes when the runs going end */
+      j->o.flags |= CHIME__J_WAITERS;
+      chime__task_wait(loop, &trigger_wait, j, NULL, CHIME_NEVER);
+      continue;
+    }
+    if (j->running) switch (o->overlap) {
+      case CHIME_OVERLAP_ALLOW: skip = j->running >= o->max_concurrent; break;
+      case CHIME_OVERLAP_REPLACE: chime__cancel_runs(loop, j, CHIME__REPLACED); break;
+      default: skip = true; break;
+      }
+    if (skip) {
+      chime__job_skipped(loop, j, CHIME_SKIP_OVERLAP, r.tick, 0, true);
+      break;
+    }
+    chime__run(loop, chime__jobs_of(loop), self, j, &r, chime__now(loop)); /* releases the pin */
+    return 0;
+  }
+  self->owner_data = NULL;
+  j->pins--;
+  chime__maybe_finish(loop, j);
   return 0;
 }
 
@@ -736,14 +672,66 @@ static int job_of(chime_task h, chime_loop **loop, struct chime__job **j) {
   return rc;
 }
 
+int chime_every_trigger(chime_task h, chime_ns tick) {
+  chime_loop *loop;
+  struct chime__job *j;
+  int rc = job_of(h, &loop, &j);
+  if (rc) return rc;
+  if (tick < 0) return -EINVAL;
+  if (j->o.state != CHIME__JOB_ACTIVE) return -ESRCH;
+  chime_ns *arg = chime__malloc(sizeof *arg);
+  if (!arg) return -ENOMEM;
+  *arg = tick;
+  struct chime__task *t;
+  rc = chime__task_spawn_in(loop, &chime__jobs_of(loop)->runs, trigger_main, arg, &t);
+  if (rc) {
+    chime__free(arg);
+    return rc;
+  }
+  t->owner = &j->o;
+  j->pins++;
+  return 0;
+}
+
+/* ---- calls on a job ---------------------------------------------------------- */
+
 int chime_every_stop(chime_task h) {
   chime_loop *loop;
   struct chime__job *j;
   int rc = job_of(h, &loop, &j);
   if (rc) return rc;
-  job_stop(loop, j, 0);
-  maybe_finish(loop, j);
+  if (j->o.state == CHIME__JOB_ACTIVE) j->o.flags |= CHIME__J_HALT;
+  chime__job_stop(loop, j, 0);
+  chime__maybe_finish(loop, j);
   return 0;
+}
+
+static void stats_fill(const chime_loop *loop, struct chime__job *j, chime_job_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (j->o.flags & CHIME__J_SIDE) {
+    const struct chime__job_side *d = chime__job_side(j);
+    st->runs = d->runs;
+    st->errors = d->errors;
+    st->timeouts = d->timeouts;
+    st->skipped_overlap = d->skipped_overlap;
+    st->skipped_missed = d->skipped_missed;
+    st->skipped_backoff = d->skipped_backoff;
+    st->skipped_vetoed = d->skipped_vetoed;
+    st->last_late = d->last_late;
+    st->max_late = d->max_late;
+    st->last_duration = d->last_duration;
+    st->max_duration = d->max_duration;
+  }
+  st->running = j->running;
+  st->done = j->o.state == CHIME__JOB_DONE;
+  bool fixed_delay_waits = j->spec->opts.schedule == CHIME_FIXED_DELAY && j->running;
+  st->next = st->next_tick = st->next_wall = CHIME_NEVER;
+  if (j->o.state == CHIME__JOB_ACTIVE && !fixed_delay_waits && j->tick != CHIME_NEVER) {
+    chime_ns planned = chime__planned(loop, j, j->tick);
+    st->next = chime__tick_mono(loop, j->spec, planned);
+    st->next_tick = j->tick;
+    st->next_wall = j->spec->sched->to_wall(loop, planned);
+  }
 }
 
 int chime_every_stats(chime_task h, chime_job_stats *st) {
@@ -752,21 +740,47 @@ int chime_every_stats(chime_task h, chime_job_stats *st) {
   int rc = job_of(h, &loop, &j);
   if (rc) return rc;
   if (!st) return -EINVAL;
-  const struct chime__obj *o = &j->o;
-  memset(st, 0, sizeof *st);
-  st->runs = j->runs;
-  st->errors = j->errors;
-  st->timeouts = j->timeouts;
-  st->skipped_overlap = j->skipped_overlap;
-  st->skipped_missed = j->skipped_missed;
-  st->skipped_backoff = j->skipped_backoff;
-  st->last_late = j->last_late;
-  st->max_late = j->max_late;
-  st->last_duration = j->last_duration;
-  st->max_duration = j->max_duration;
-  st->running = j->running;
-  st->done = o->state == CHIME__JOB_DONE;
-  bool fixed_delay_waits = j->spec->opts.schedule == CHIME_FIXED_DELAY && j->running;
-  st->next = o->state == CHIME__JOB_ACTIVE && !fixed_delay_waits ? planned(loop, j, j->due) : CHIME_NEVER;
+  stats_fill(loop, j, st);
+  return 0;
+}
+
+int chime_every_join(chime_task h, chime_ns deadline, int *result, chime_job_stats *stats) {
+  chime_loop *loop;
+  struct chime__job *j;
+  int rc = job_of(h, &loop, &j);
+  if (rc) return rc;
+  struct chime__obj *o;
+  rc = chime__join_wait(h, deadline, &o);
+  if (rc) return rc;
+  if (result) *result = j->result;
+  if (stats) stats_fill(loop, j, stats);
+  chime__join_release(loop, o);
+  return 0;
+}
+
+/* The run the calling task is for, or NULL. */
+static const struct chime__run *current_run(void) {
+  chime_loop *loop = chime__tls_loop;
+  struct chime__task *self = loop ? loop->cur : NULL;
+  return self && self->owner && self->owner->kind == CHIME__JOB ? self->owner_data : NULL;
+}
+
+int chime_tick(chime_ns *tick) {
+  const struct chime__run *r = current_run();
+  if (!r || !tick) return -EPERM;
+  *tick = r->tick;
+  return 0;
+}
+
+int chime_current_run(chime_run_info *info) {
+  const struct chime__run *r = current_run();
+  if (!r) return -EPERM;
+  if (!info) return -EINVAL;
+  const struct chime__job *j = (const struct chime__job *)chime__tls_loop->cur->owner;
+  info->tick = r->tick;
+  info->wall = j->spec->sched->to_wall(chime__tls_loop, r->tick);
+  info->late = r->late;
+  info->run = r->number;
+  info->triggered = r->triggered;
   return 0;
 }

@@ -1,13 +1,6 @@
-/* pool.c - a pool of threads for blocking calls (chime_to_thread), and
- * calls posted to a loop from other threads.
+/* pool.c - a pool of threads for blocking calls (chime_to_thread).
  *
- * Posts.  Any thread appends to the loop's queue under a mutex and, if the
- * queue was empty, writes to the loop's eventfd; the loop takes the whole
- * queue each round and runs it on its own thread, outside any task.  Each
- * post's owner decides what running and dropping it mean (a post still
- * queued when the loop is freed is dropped, not run).
- *
- * The pool.  Threads start as work arrives, up to the loop's pool_threads
+ * Threads start as work arrives, up to the loop's pool_threads
  * (default: the number of CPUs), and wait on a condition variable for more.
  * A finished call posts its completion to the loop, which wakes the waiting
  * task.  The task waits for the call even if it is cancelled meanwhile: a
@@ -19,98 +12,11 @@
  *
  * Lock order: pool->mu, then loop->post_mu.
  */
-#include "internal.h"
+#include "awaits.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
-
-/* ---- posts -------------------------------------------------------------------- */
-
-void chime__post_push(chime_loop *loop, struct chime__post *p) {
-  p->next = NULL;
-  pthread_mutex_lock(&loop->post_mu);
-  bool first = !loop->post_head;
-  if (loop->post_tail)
-    loop->post_tail->next = p;
-  else
-    loop->post_head = p;
-  loop->post_tail = p;
-  atomic_store_explicit(&loop->posted, true, memory_order_release);
-  if (first) chime__loop_wake(loop); /* under the lock: the loop cannot be freed meanwhile */
-  pthread_mutex_unlock(&loop->post_mu);
-}
-
-/* Takes the queue, in order. */
-static struct chime__post *posts_take(chime_loop *loop) {
-  if (!atomic_load_explicit(&loop->posted, memory_order_acquire)) return NULL;
-  pthread_mutex_lock(&loop->post_mu);
-  struct chime__post *p = loop->post_head;
-  loop->post_head = loop->post_tail = NULL;
-  atomic_store_explicit(&loop->posted, false, memory_order_relaxed);
-  pthread_mutex_unlock(&loop->post_mu);
-  return p;
-}
-
-void chime__posts_run(chime_loop *loop) {
-  for (struct chime__post *p = posts_take(loop), *next; p; p = next) {
-    next = p->next;
-    p->run(p);
-  }
-}
-
-void chime__posts_drop(chime_loop *loop) {
-  for (struct chime__post *p = posts_take(loop), *next; p; p = next) {
-    next = p->next;
-    p->drop(p);
-  }
-}
-
-/* A post made by chime_loop_post or chime_spawn_threadsafe. */
-struct user_post {
-  struct chime__post p;
-  void (*fn)(void *arg);
-  chime_fn task;
-  void *arg;
-};
-
-static void user_run(struct chime__post *p) {
-  struct user_post *u = (struct user_post *)p;
-  void (*fn)(void *) = u->fn;
-  chime_fn task = u->task;
-  void *arg = u->arg;
-  chime__free(u);
-  if (fn) {
-    fn(arg);
-  } else {
-    struct chime__task *t;
-    chime__task_spawn(chime__tls_loop, task, arg, false, &t); /* -ENOMEM: the task is not started */
-  }
-}
-
-static void user_drop(struct chime__post *p) { chime__free(p); }
-
-static int user_post(chime_loop *loop, void (*fn)(void *), chime_fn task, void *arg) {
-  struct user_post *u = chime__malloc(sizeof *u);
-  if (!u) return -ENOMEM;
-  u->p.run = user_run;
-  u->p.drop = user_drop;
-  u->fn = fn;
-  u->task = task;
-  u->arg = arg;
-  chime__post_push(loop, &u->p);
-  return 0;
-}
-
-int chime_loop_post(chime_loop *loop, void (*fn)(void *arg), void *arg) {
-  if (!loop || !fn) return -EINVAL;
-  return user_post(loop, fn, NULL, arg);
-}
-
-int chime_spawn_threadsafe(chime_loop *loop, chime_fn fn, void *arg) {
-  if (!loop || !fn) return -EINVAL;
-  return user_post(loop, NULL, fn, arg);
-}
 
 /* ---- the pool ----------------------------------------------------------------------- */
 
@@ -178,24 +84,38 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* The module's state in a loop: its pool, made at the first call. */
+struct pool_ref {
+  struct chime__pool *pool;
+};
+
+static void pool_release(chime_loop *loop, void *state);
+static const struct chime__module pool_module = {.size = sizeof(struct pool_ref), .release = pool_release};
+
 static int pool_get(chime_loop *loop, struct chime__pool **out) {
-  if (!loop->pool) {
+  struct pool_ref *ref;
+  int rc = chime__module_attach(loop, &pool_module, (void **)&ref);
+  if (rc) return rc;
+  if (!ref->pool) {
     struct chime__pool *pool = chime__calloc(1, sizeof *pool);
     if (!pool) return -ENOMEM;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     pool->max = loop->pool_threads;
     pool->loop = loop;
-    loop->pool = pool;
+    ref->pool = pool;
   }
-  *out = loop->pool;
+  *out = ref->pool;
   return 0;
 }
 
-void chime__pool_release(chime_loop *loop) {
-  struct chime__pool *pool = loop->pool;
+/* The loop is freed: the pool lets go of it. */
+static void pool_release(chime_loop *loop, void *state) {
+  CHIME__UNUSED(loop);
+  struct pool_ref *ref = state;
+  struct chime__pool *pool = ref->pool;
   if (!pool) return;
-  loop->pool = NULL;
+  ref->pool = NULL;
   pthread_mutex_lock(&pool->mu);
   pool->loop = NULL;
   pool->stop = true;
@@ -225,12 +145,25 @@ static void work_done(struct chime__post *p) {
 
 static void work_drop(struct chime__post *p) { chime__free(p); }
 
-void chime__work_forget(struct chime__work *w) {
+/* A task waiting for a call will never run again: the call's result is
+ * thrown away when it comes. */
+static void work_forget(chime_loop *loop, struct chime__task *t) {
+  CHIME__UNUSED(loop);
+  struct chime__work *w = t->wait_on;
   if (w->done)
     chime__free(w); /* back already: the task would have freed it */
   else
     w->waiter = NULL; /* freed when it comes back */
 }
+
+static bool always(const struct chime__task *t) {
+  CHIME__UNUSED(t);
+  return true;
+}
+
+/* Nothing but the completion ends this wait: a thread cannot be
+ * interrupted. */
+static const struct chime__wait work_wait = {.forget = work_forget, .excused = always, .whole = true};
 
 int chime_to_thread(chime_fn fn, void *arg, int *result) {
   chime_loop *loop = chime__tls_loop;
@@ -274,7 +207,7 @@ int chime_to_thread(chime_fn fn, void *arg, int *result) {
   pthread_mutex_unlock(&pool->mu);
   loop->outside_busy++;
   while (!w->done) /* nothing but the completion ends this wait */
-    chime__task_wait(loop, CHIME__WAIT_THREAD, w, NULL, CHIME_NEVER);
+    chime__task_wait(loop, &work_wait, w, NULL, CHIME_NEVER);
   if (result) *result = w->result;
   chime__free(w);
   if (self->deadline) chime__task_timed_out(loop, self); /* a run that outlived its timeout meanwhile */

@@ -11,11 +11,12 @@
  *
  * The exit is awaited through a pidfd (Linux 5.3) watched by the loop;
  * without one, through SIGCHLD (signal.c), on which the loop polls its own
- * children with waitpid(WNOHANG).  A child is reaped as soon as it exits,
+ * children with waitpid(WNOHANG).  The children of a loop are a module of
+ * it: freeing the loop kills and reaps them.  A child is reaped as soon as it exits,
  * and chime_proc_free kills (SIGKILL to its group) and reaps a child still
  * running, as does freeing the loop: no zombie is ever left.
  */
-#include "internal.h"
+#include "awaits.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -55,6 +56,14 @@ struct chime_proc {
   chime_proc *prev, *next; /* the loop's children */
 };
 
+/* The module's state in a loop. */
+struct procs {
+  chime_proc *head; /* children not yet freed */
+};
+
+static void procs_release(chime_loop *loop, void *state);
+static const struct chime__module procs_module = {.size = sizeof(struct procs), .release = procs_release};
+
 /* ---- reaping ---------------------------------------------------------------- */
 
 static void exited(chime_loop *loop, chime_proc *p, int status) {
@@ -84,8 +93,9 @@ static void pidfd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents
 }
 
 /* SIGCHLD, without pidfds: look at every child of the loop. */
-void chime__procs_poll(chime_loop *loop) {
-  for (chime_proc *p = loop->procs, *next; p; p = next) {
+static void procs_poll(chime_loop *loop) {
+  struct procs *ps = chime__module(loop, &procs_module);
+  for (chime_proc *p = ps->head, *next; p; p = next) {
     next = p->next;
     try_reap(loop, p);
   }
@@ -222,6 +232,9 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   char prog[4096];
   int rc = resolve(argv[0], prog, sizeof prog);
   if (rc) return rc;
+  struct procs *ps;
+  rc = chime__module_attach(loop, &procs_module, (void **)&ps);
+  if (rc) return rc;
   chime_proc *p = chime__calloc(1, sizeof *p);
   if (!p) return -ENOMEM;
   int ends[3] = {-1, -1, -1}, err_pipe[2] = {-1, -1};
@@ -275,20 +288,27 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     close(p->io.fd);
     p->io.fd = -1;
   }
-  if (p->io.fd < 0 && (rc = chime__procs_sigchld(loop)) != 0) { /* no pidfd: SIGCHLD tells */
+  if (p->io.fd < 0 && (rc = chime__signals_on_sigchld(loop, procs_poll)) != 0) { /* no pidfd: SIGCHLD tells */
     kill_and_reap(loop, p);
     for (int i = 0; i < 3; i++)
       if (p->fds[i] >= 0) close(p->fds[i]);
     chime__free(p);
     return rc;
   }
-  p->next = loop->procs;
-  if (loop->procs) loop->procs->prev = p;
-  loop->procs = p;
+  p->next = ps->head;
+  if (ps->head) ps->head->prev = p;
+  ps->head = p;
   try_reap(loop, p); /* it may be gone already */
   *out = p;
   return 0;
 }
+
+static void proc_forget(chime_loop *loop, struct chime__task *t) {
+  CHIME__UNUSED(loop);
+  ((chime_proc *)t->wait_on)->waiter = NULL;
+}
+
+static const struct chime__wait proc_wait = {.forget = proc_forget};
 
 /* ---- using a child ------------------------------------------------------------------ */
 
@@ -320,7 +340,7 @@ int chime_proc_wait(chime_proc *p, chime_ns deadline, int *status) {
   if (rc) return rc;
   if (deadline < 0 || p->waiter) return -EINVAL;
   if (!p->exited) {
-    rc = chime__task_wait(loop, CHIME__WAIT_PROC, p, &p->waiter, deadline);
+    rc = chime__task_wait(loop, &proc_wait, p, &p->waiter, deadline);
     if (rc) return rc;
   }
   if (status) *status = p->status;
@@ -338,18 +358,16 @@ int chime_proc_terminate(chime_proc *p, chime_ns grace, int *status) {
     /* shielded: a terminate that a cancellation cut short would leave the
      * child running */
     int was = chime_shield(true);
-    rc = chime__task_wait(loop, CHIME__WAIT_PROC, p, &p->waiter, until);
+    rc = chime__task_wait(loop, &proc_wait, p, &p->waiter, until);
     if (rc == -ETIMEDOUT) {
       signal_child(p, SIGKILL);
-      rc = chime__task_wait(loop, CHIME__WAIT_PROC, p, &p->waiter, CHIME_NEVER);
+      rc = chime__task_wait(loop, &proc_wait, p, &p->waiter, CHIME_NEVER);
     }
     chime_shield(was);
   }
   if (status) *status = p->status;
   return 0;
 }
-
-void chime__proc_forget_waiter(chime_proc *p) { p->waiter = NULL; }
 
 static void proc_free(chime_loop *loop, chime_proc *p) {
   kill_and_reap(loop, p); /* closes the pidfd */
@@ -358,7 +376,7 @@ static void proc_free(chime_loop *loop, chime_proc *p) {
   if (p->prev)
     p->prev->next = p->next;
   else
-    loop->procs = p->next;
+    ((struct procs *)chime__module(loop, &procs_module))->head = p->next;
   if (p->next) p->next->prev = p->prev;
   chime__free(p);
 }
@@ -368,6 +386,8 @@ void chime_proc_free(chime_proc *p) {
   proc_free(p->loop, p);
 }
 
-void chime__procs_free(chime_loop *loop) {
-  while (loop->procs) proc_free(loop, loop->procs);
+/* The loop is freed: every child left is killed and reaped. */
+static void procs_release(chime_loop *loop, void *state) {
+  struct procs *ps = state;
+  while (ps->head) proc_free(loop, ps->head);
 }

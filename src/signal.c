@@ -18,14 +18,36 @@
  * chime_run's second SIGINT or SIGTERM terminates the process at once: the
  * handler restores the default action and raises the signal again.
  */
-#include "internal.h"
+#include "awaits.h"
 
 #include <signal.h>
 #include <string.h>
 
 #define MAX_LOOPS 64 /* loops catching signals at once */
 
-static _Atomic(chime_loop *) catching[MAX_LOOPS]; /* read by the handler */
+/* The module's state in a loop: bit s of a mask is signal s. */
+struct sigs {
+  chime_loop *loop;
+  _Atomic uint64_t caught;              /* signals the loop catches */
+  uint64_t cancel_main;                 /* signals that cancel chime_run's main task */
+  uint64_t sigchld;                     /* SIGCHLD's bit while children need it (no pidfd) */
+  void (*on_sigchld)(chime_loop *loop); /* then: what it calls */
+  atomic_bool main_seen;                /* one of those arrived already */
+  atomic_bool any;                      /* some count is not 0 */
+  atomic_uint count[CHIME__NSIG];       /* occurrences caught and not yet handed out */
+  int slot;                             /* 1 + the loop's place in the handler's list, or 0 */
+  int main_signal;                      /* the signal that cancelled the main task */
+  struct chime__sigwait *waiters;       /* tasks waiting, oldest first */
+  struct chime__sigwait *waiters_tail;
+};
+
+static void sigs_round(chime_loop *loop, void *state);
+static bool sigs_pending(chime_loop *loop, void *state);
+static void sigs_release(chime_loop *loop, void *state);
+static const struct chime__module sigs_module = {
+    .size = sizeof(struct sigs), .round = sigs_round, .pending = sigs_pending, .release = sigs_release};
+
+static _Atomic(struct sigs *) catching[MAX_LOOPS]; /* read by the handler */
 static atomic_int in_handler[MAX_LOOPS];          /* handlers using catching[i] now */
 static pthread_mutex_t install_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned installed[CHIME__NSIG];       /* loops catching each signal */
@@ -35,14 +57,14 @@ static void on_signal(int sig) {
   int saved = errno;
   for (int i = 0; i < MAX_LOOPS; i++) {
     atomic_fetch_add(&in_handler[i], 1); /* the loop is not freed while this is up */
-    chime_loop *loop = atomic_load(&catching[i]);
+    struct sigs *st = atomic_load(&catching[i]);
     bool again = false;
-    if (loop && (atomic_load(&loop->sig_caught) & (1ull << sig))) {
-      again = (loop->sig_cancel_main & (1ull << sig)) && atomic_exchange(&loop->sig_main_seen, true);
+    if (st && (atomic_load(&st->caught) & (1ull << sig))) {
+      again = (st->cancel_main & (1ull << sig)) && atomic_exchange(&st->main_seen, true);
       if (!again) {
-        atomic_fetch_add(&loop->sig_count[sig], 1);
-        atomic_store(&loop->sig_any, true);
-        chime__loop_wake(loop);
+        atomic_fetch_add(&st->count[sig], 1);
+        atomic_store(&st->any, true);
+        chime__loop_wake(st->loop);
       }
     }
     atomic_fetch_sub(&in_handler[i], 1);
@@ -66,18 +88,25 @@ static bool catchable(int sig) {
          (sig < 32 || (sig >= SIGRTMIN && sig <= SIGRTMAX));
 }
 
+/* The loop's state, attached at its first use of signals. */
+static int sigs_of(chime_loop *loop, struct sigs **out) {
+  int rc = chime__module_attach(loop, &sigs_module, (void **)out);
+  if (rc == 0) (*out)->loop = loop;
+  return rc;
+}
+
 /* Makes the loop catch `sig`. */
-static int catch_signal(chime_loop *loop, int sig) {
-  if (atomic_load(&loop->sig_caught) & (1ull << sig)) return 0;
+static int catch_signal(struct sigs *st, int sig) {
+  if (atomic_load(&st->caught) & (1ull << sig)) return 0;
   pthread_mutex_lock(&install_mu);
   int rc = 0;
-  if (!loop->sig_slot) { /* the loop's place in the handler's list */
-    for (int i = 0; i < MAX_LOOPS && !loop->sig_slot; i++)
+  if (!st->slot) { /* the loop's place in the handler's list */
+    for (int i = 0; i < MAX_LOOPS && !st->slot; i++)
       if (!atomic_load(&catching[i])) {
-        atomic_store(&catching[i], loop);
-        loop->sig_slot = i + 1;
+        atomic_store(&catching[i], st);
+        st->slot = i + 1;
       }
-    if (!loop->sig_slot) rc = -EBUSY;
+    if (!st->slot) rc = -EBUSY;
   }
   if (rc == 0 && installed[sig] == 0) {
     struct sigaction sa;
@@ -89,31 +118,34 @@ static int catch_signal(chime_loop *loop, int sig) {
   }
   if (rc == 0) {
     installed[sig]++;
-    atomic_fetch_or(&loop->sig_caught, 1ull << sig);
-  } else if (loop->sig_slot && !atomic_load(&loop->sig_caught)) { /* the slot was taken for nothing */
-    atomic_store(&catching[loop->sig_slot - 1], NULL);
-    loop->sig_slot = 0;
+    atomic_fetch_or(&st->caught, 1ull << sig);
+  } else if (st->slot && !atomic_load(&st->caught)) { /* the slot was taken for nothing */
+    atomic_store(&catching[st->slot - 1], NULL);
+    st->slot = 0;
   }
   pthread_mutex_unlock(&install_mu);
   return rc;
 }
 
-static void release_signal_locked(chime_loop *loop, int sig) {
-  atomic_fetch_and(&loop->sig_caught, ~(1ull << sig));
+static void release_signal_locked(struct sigs *st, int sig) {
+  atomic_fetch_and(&st->caught, ~(1ull << sig));
   if (--installed[sig] == 0) sigaction(sig, &previous[sig], NULL);
 }
 
-void chime__signals_release_all(chime_loop *loop) {
+/* The loop is freed: it stops catching every signal. */
+static void sigs_release(chime_loop *loop, void *state) {
+  CHIME__UNUSED(loop);
+  struct sigs *st = state;
   pthread_mutex_lock(&install_mu);
   for (int sig = 1; sig < CHIME__NSIG; sig++)
-    if (atomic_load(&loop->sig_caught) & (1ull << sig)) release_signal_locked(loop, sig);
-  if (loop->sig_slot) {
-    int i = loop->sig_slot - 1;
+    if (atomic_load(&st->caught) & (1ull << sig)) release_signal_locked(st, sig);
+  if (st->slot) {
+    int i = st->slot - 1;
     atomic_store(&catching[i], NULL);
     while (atomic_load(&in_handler[i])) { /* a handler on another thread still holds the loop */
     }
   }
-  loop->sig_slot = 0;
+  st->slot = 0;
   pthread_mutex_unlock(&install_mu);
 }
 
@@ -121,13 +153,15 @@ int chime_signal_release(int sig) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;
   if (!catchable(sig)) return -EINVAL;
+  struct sigs *st = chime__module(loop, &sigs_module);
+  if (!st) return 0; /* never caught */
   uint64_t bit = 1ull << sig;
-  if (!((loop->sig_cancel_main | loop->sig_procs) & bit)) { /* still needed by chime_run or children */
+  if (!((st->cancel_main | st->sigchld) & bit)) { /* still needed by chime_run or children */
     pthread_mutex_lock(&install_mu);
-    if (atomic_load(&loop->sig_caught) & bit) release_signal_locked(loop, sig);
+    if (atomic_load(&st->caught) & bit) release_signal_locked(st, sig);
     pthread_mutex_unlock(&install_mu);
   }
-  atomic_store(&loop->sig_count[sig], 0);
+  atomic_store(&st->count[sig], 0);
   return 0;
 }
 
@@ -142,31 +176,35 @@ struct chime__sigwait {
   struct chime__sigwait *prev, *next;
 };
 
-static void waiter_unlink(chime_loop *loop, struct chime__sigwait *w) {
+static void waiter_unlink(struct sigs *st, struct chime__sigwait *w) {
   if (w->prev)
     w->prev->next = w->next;
   else
-    loop->sig_waiters = w->next;
+    st->waiters = w->next;
   if (w->next)
     w->next->prev = w->prev;
   else
-    loop->sig_waiters_tail = w->prev;
+    st->waiters_tail = w->prev;
   w->prev = w->next = NULL;
 }
 
 /* An occurrence handed to a task that will not take it: it goes to the
  * next waiter. */
-static void give_back(chime_loop *loop, int sig) {
-  atomic_fetch_add(&loop->sig_count[sig], 1);
-  atomic_store(&loop->sig_any, true);
+static void give_back(struct sigs *st, int sig) {
+  atomic_fetch_add(&st->count[sig], 1);
+  atomic_store(&st->any, true);
 }
 
-void chime__signal_forget(chime_loop *loop, struct chime__sigwait *w) {
+static void signal_forget(chime_loop *loop, struct chime__task *t) {
+  struct sigs *st = chime__module(loop, &sigs_module);
+  struct chime__sigwait *w = t->wait_on;
   if (w->got)
-    give_back(loop, w->got); /* delivery unlinked it already */
+    give_back(st, w->got); /* delivery unlinked it already */
   else
-    waiter_unlink(loop, w);
+    waiter_unlink(st, w);
 }
+
+static const struct chime__wait signal_wait = {.forget = signal_forget};
 
 static bool wants(const struct chime__sigwait *w, int sig) {
   for (int i = 0; i < w->n; i++)
@@ -174,44 +212,51 @@ static bool wants(const struct chime__sigwait *w, int sig) {
   return false;
 }
 
-/* Gives each caught occurrence to the oldest task waiting for it; chime_run's
- * signals cancel the main task. */
-void chime__signals_deliver(chime_loop *loop) {
-  if (!atomic_exchange(&loop->sig_any, false)) return;
+static bool sigs_pending(chime_loop *loop, void *state) {
+  CHIME__UNUSED(loop);
+  return atomic_load(&((struct sigs *)state)->any);
+}
+
+/* Each round: gives each caught occurrence to the oldest task waiting for
+ * it; chime_run's signals cancel the main task; SIGCHLD, for children
+ * without pidfds, has them looked at. */
+static void sigs_round(chime_loop *loop, void *state) {
+  struct sigs *st = state;
+  if (!atomic_exchange(&st->any, false)) return;
   for (int sig = 1; sig < CHIME__NSIG; sig++) {
-    if (!atomic_load(&loop->sig_count[sig])) continue;
-    if (loop->sig_procs & (1ull << sig)) chime__procs_poll(loop);
-    if ((loop->sig_cancel_main & (1ull << sig)) && loop->main && loop->main->o.state != CHIME__DONE) {
-      atomic_store(&loop->sig_count[sig], 0);
-      if (!loop->main_signal) loop->main_signal = sig;
-      chime__task_cancel(loop, loop->main);
+    if (!atomic_load(&st->count[sig])) continue;
+    if (st->sigchld & (1ull << sig)) st->on_sigchld(loop);
+    if ((st->cancel_main & (1ull << sig)) && loop->main && loop->main->o.state != CHIME__DONE) {
+      atomic_store(&st->count[sig], 0);
+      if (!st->main_signal) st->main_signal = sig;
+      chime__task_cancel(loop, loop->main, 0);
       continue;
     }
-    for (struct chime__sigwait *w = loop->sig_waiters, *next; w && atomic_load(&loop->sig_count[sig]); w = next) {
+    for (struct chime__sigwait *w = st->waiters, *next; w && atomic_load(&st->count[sig]); w = next) {
       next = w->next;
       if (!wants(w, sig)) continue;
-      atomic_fetch_sub(&loop->sig_count[sig], 1);
+      atomic_fetch_sub(&st->count[sig], 1);
       w->got = sig;
-      waiter_unlink(loop, w);
+      waiter_unlink(st, w);
       chime__task_wake(loop, w->task, 0);
     }
   }
 }
 
 /* Whether a task already waits for the signal (it comes first). */
-static bool awaited(chime_loop *loop, int sig) {
-  for (struct chime__sigwait *w = loop->sig_waiters; w; w = w->next)
+static bool awaited(const struct sigs *st, int sig) {
+  for (const struct chime__sigwait *w = st->waiters; w; w = w->next)
     if (wants(w, sig)) return true;
   return false;
 }
 
 /* A signal kept from before, if the waiter wants one and no older waiter
  * does. */
-static int take_pending(chime_loop *loop, const int *sigs, int n) {
+static int take_pending(struct sigs *st, const int *sigs, int n) {
   for (int i = 0; i < n; i++) {
-    if (awaited(loop, sigs[i])) continue;
-    unsigned c = atomic_load(&loop->sig_count[sigs[i]]);
-    while (c && !atomic_compare_exchange_weak(&loop->sig_count[sigs[i]], &c, c - 1)) {
+    if (awaited(st, sigs[i])) continue;
+    unsigned c = atomic_load(&st->count[sigs[i]]);
+    while (c && !atomic_compare_exchange_weak(&st->count[sigs[i]], &c, c - 1)) {
     }
     if (c) return sigs[i];
   }
@@ -225,40 +270,54 @@ int chime_signal_wait(const int *sigs, int n, chime_ns deadline) {
   if (!sigs || n <= 0 || deadline < 0) return -EINVAL;
   for (int i = 0; i < n; i++)
     if (!catchable(sigs[i])) return -EINVAL;
-  for (int i = 0; i < n; i++) {
-    int rc = catch_signal(loop, sigs[i]);
-    if (rc) return rc;
-  }
+  struct sigs *st;
+  int rc = sigs_of(loop, &st);
+  for (int i = 0; rc == 0 && i < n; i++)
+    rc = catch_signal(st, sigs[i]);
+  if (rc) return rc;
   if (chime__cancel_pending(self)) return -ECANCELED;
-  int got = take_pending(loop, sigs, n);
+  int got = take_pending(st, sigs, n);
   if (got) return got;
-  struct chime__sigwait w = {self, sigs, n, 0, loop->sig_waiters_tail, NULL};
+  struct chime__sigwait w = {self, sigs, n, 0, st->waiters_tail, NULL};
   if (w.prev)
     w.prev->next = &w;
   else
-    loop->sig_waiters = &w;
-  loop->sig_waiters_tail = &w;
-  int rc = chime__task_wait(loop, CHIME__WAIT_SIGNAL, &w, NULL, deadline);
+    st->waiters = &w;
+  st->waiters_tail = &w;
+  rc = chime__task_wait(loop, &signal_wait, &w, NULL, deadline);
   if (!w.got) { /* timed out or cancelled */
-    waiter_unlink(loop, &w);
+    waiter_unlink(st, &w);
     return rc;
   }
   if (rc == -ECANCELED) { /* handed one, but cancelled before resuming: it goes to another */
-    give_back(loop, w.got);
+    give_back(st, w.got);
     return rc;
   }
   return w.got;
 }
 
-int chime__procs_sigchld(chime_loop *loop) {
-  int rc = catch_signal(loop, SIGCHLD);
-  if (rc == 0) loop->sig_procs = 1ull << SIGCHLD;
+int chime__signals_on_sigchld(chime_loop *loop, void (*fn)(chime_loop *loop)) {
+  struct sigs *st;
+  int rc = sigs_of(loop, &st);
+  if (rc == 0) rc = catch_signal(st, SIGCHLD);
+  if (rc == 0) {
+    st->sigchld = 1ull << SIGCHLD;
+    st->on_sigchld = fn;
+  }
   return rc;
 }
 
 int chime__signals_catch(chime_loop *loop) {
-  loop->sig_cancel_main = (1ull << SIGINT) | (1ull << SIGTERM);
-  int rc = catch_signal(loop, SIGINT);
-  if (rc == 0) rc = catch_signal(loop, SIGTERM);
+  struct sigs *st;
+  int rc = sigs_of(loop, &st);
+  if (rc) return rc;
+  st->cancel_main = (1ull << SIGINT) | (1ull << SIGTERM);
+  rc = catch_signal(st, SIGINT);
+  if (rc == 0) rc = catch_signal(st, SIGTERM);
   return rc;
+}
+
+int chime__signals_main(const chime_loop *loop) {
+  const struct sigs *st = chime__module(loop, &sigs_module);
+  return st ? st->main_signal : 0;
 }

@@ -5,6 +5,11 @@
  * objects of one power-of-two size.  Slot 0 holds the slab's header; slots
  * 1.. hold objects.  Slots are handed out first by bumping through the slab
  * (so untouched slots never become resident) and then from a free list.
+ * A class may give each slot a side record, in a mapping of its own beside
+ * the slab: what an object needs only later in its life (a job's
+ * statistics, from its first run) stays out of the memory its creation
+ * touches, and its pages are not resident until used.  Side records are
+ * not cleared when a slot is reused: their owner clears them at first use.
  *
  * Memory stays type-stable for the life of the loop: a freed object keeps
  * its header, its generation moves on, and a handle (generation << 32 |
@@ -12,12 +17,16 @@
  * generations match.  So a stale or forged handle is recognised by looking
  * it up, without touching freed memory that could have been unmapped.
  * Fresh slots start at the loop's random seed, so a handle of another loop
- * almost never matches either.
+ * almost never matches either.  Generations have 31 bits: the handle's top
+ * bit marks a borrowed handle (chime_self's), which names the object but
+ * does not own it.  An owner that gives its handle up (detach, a group)
+ * moves the generation on too (chime__obj_rekey), so its old copies go
+ * stale at once.
  *
  * Cost: allocation and free are a few loads and stores; a lookup is a
  * bounds check, one load from the directory and one from the object.
  */
-#include "internal.h"
+#include "machine.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -28,15 +37,19 @@
 #define MAX_SLABS (1u << (32 - SLOT_BITS))
 
 static const uint32_t class_size[CHIME__NCLASSES] = {
-    [CHIME__CLASS_TASK] = 256,
-    [CHIME__CLASS_JOB] = 120,
+    [CHIME__CLASS_256] = 256,
+    [CHIME__CLASS_64X] = 64,
+};
+
+static const uint32_t class_side[CHIME__NCLASSES] = {
+    [CHIME__CLASS_64X] = CHIME__SIDE_BYTES,
 };
 
 /* offset / size as (offset * magic) >> 32, magic = ceil(2^32 / size):
  * exact for offsets below 2^32 / (magic * size - 2^32), far above a slab. */
 static const uint64_t class_magic[CHIME__NCLASSES] = {
-    [CHIME__CLASS_TASK] = (1ull << 32) / 256,
-    [CHIME__CLASS_JOB] = ((1ull << 32) + 119) / 120,
+    [CHIME__CLASS_256] = (1ull << 32) / 256,
+    [CHIME__CLASS_64X] = (1ull << 32) / 64,
 };
 
 struct chime__slab {
@@ -44,19 +57,28 @@ struct chime__slab {
   uint8_t cls;     /* enum chime__class */
   uint32_t used;   /* slots handed out by bumping (slot 0 included) */
   uint32_t slots;  /* SLAB_BYTES >> class shift */
+  char *side;      /* the side records, slot by slot (NULL: the class has none) */
+  size_t side_bytes;
 };
 
-_Static_assert(sizeof(struct chime__task) <= 256, "a task must fit its slab class");
-_Static_assert(sizeof(struct chime__job) == 120, "a job is 120 bytes (and 8 in a wheel slot)");
+#define GEN_MASK 0x7fffffffu
+
+/* The generation after g (never 0). */
+static uint32_t next_gen(uint32_t g) {
+  g = (g + 1) & GEN_MASK;
+  return g ? g : 1;
+}
 
 void chime__slabs_init(struct chime__slabs *s, uint32_t seed) {
   memset(s, 0, sizeof *s);
-  s->seed = seed ? seed : 1;
+  s->seed = (seed & GEN_MASK) ? seed & GEN_MASK : 1;
 }
 
 void chime__slabs_fini(struct chime__slabs *s) {
-  for (uint32_t i = 0; i < s->nslabs; i++)
+  for (uint32_t i = 0; i < s->nslabs; i++) {
+    if (s->dir[i]->side) chime__unmap(s->dir[i]->side, s->dir[i]->side_bytes);
     chime__unmap(s->dir[i], SLAB_BYTES);
+  }
   chime__free(s->dir);
   memset(s, 0, sizeof *s);
 }
@@ -82,8 +104,15 @@ static struct chime__slab *slab_new(struct chime__slabs *s, enum chime__class c)
     s->dir = dir;
     s->cap = cap;
   }
+  size_t slots = SLAB_BYTES / class_size[c], page = 4096;
+  size_t side_bytes = (slots * class_side[c] + page - 1) & ~(page - 1);
+  char *side = side_bytes ? chime__map(side_bytes) : NULL;
+  if (side_bytes && !side) return NULL;
   struct chime__slab *slab = map_aligned();
-  if (!slab) return NULL;
+  if (!slab) {
+    if (side) chime__unmap(side, side_bytes);
+    return NULL;
+  }
   /* Small pages, committed as they are touched.  Not MADV_HUGEPAGE: it
    * saved page faults on a fresh machine (churn of a million jobs: 25
    * ns/op against 40), but where memory was fragmented each huge page
@@ -91,7 +120,9 @@ static struct chime__slab *slab_new(struct chime__slabs *s, enum chime__class c)
   slab->number = s->nslabs;
   slab->cls = (uint8_t)c;
   slab->used = 1;
-  slab->slots = (uint32_t)(SLAB_BYTES / class_size[c]);
+  slab->slots = (uint32_t)slots;
+  slab->side = side;
+  slab->side_bytes = side_bytes;
   s->dir[s->nslabs++] = slab;
   return slab;
 }
@@ -124,7 +155,7 @@ struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c)
 void chime__obj_free(struct chime__slabs *s, struct chime__obj *o) {
   struct chime__slab *slab = (struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
   o->kind = CHIME__FREE;
-  if (++o->gen == 0) o->gen = 1;
+  o->gen = next_gen(o->gen);
   *(struct chime__obj **)(o + 1) = s->free[slab->cls];
   s->free[slab->cls] = o;
 }
@@ -140,10 +171,18 @@ struct chime__obj *chime__obj_at(const struct chime__slabs *s, uint32_t index) {
   return (struct chime__obj *)((char *)slab + (size_t)(index & ((1u << SLOT_BITS) - 1)) * class_size[slab->cls]);
 }
 
+void *chime__obj_side(const struct chime__obj *o) {
+  const struct chime__slab *slab = (const struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
+  uint64_t slot = (((uintptr_t)o & (SLAB_BYTES - 1)) * class_magic[slab->cls]) >> 32;
+  return slab->side + slot * class_side[slab->cls];
+}
+
 uint64_t chime__obj_handle(const struct chime__obj *o) { return (uint64_t)o->gen << 32 | chime__obj_index(o); }
 
+void chime__obj_rekey(struct chime__obj *o) { o->gen = next_gen(o->gen); }
+
 struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) {
-  uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32);
+  uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32) & GEN_MASK;
   uint32_t number = index >> SLOT_BITS, slot = index & ((1u << SLOT_BITS) - 1);
   if (number >= s->nslabs || slot == 0) return NULL;
   const struct chime__slab *slab = s->dir[number];

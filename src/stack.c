@@ -12,7 +12,7 @@
  * way it then hands the fault to whatever handled SIGSEGV before (the
  * default action, a debugger's or a sanitizer's handler).
  */
-#include "internal.h"
+#include "loop.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -22,7 +22,7 @@
  * it switched to reaps it (chime__reap): the stack goes back to the pool,
  * and the record is freed unless a handle still owns it.
  */
-#include "internal.h"
+#include "loop.h"
 
 #include <string.h>
 
@@ -60,33 +60,39 @@ void chime__task_free(chime_loop *loop, struct chime__task *t) {
   chime__obj_free(&loop->slabs, &t->o);
 }
 
-static void all_unlink(chime_loop *loop, struct chime__task *t) {
-  if (t->prev_all)
-    t->prev_all->next_all = t->next_all;
+static void list_push(struct chime__tlist *l, struct chime__task *t) {
+  t->list = l;
+  t->next_in_list = NULL;
+  t->prev_in_list = l->tail;
+  if (l->tail)
+    l->tail->next_in_list = t;
   else
-    loop->all_head = t->next_all;
-  if (t->next_all)
-    t->next_all->prev_all = t->prev_all;
-  else
-    loop->all_tail = t->prev_all;
-  t->prev_all = t->next_all = NULL;
-  loop->ntasks--;
+    l->head = t;
+  l->tail = t;
 }
 
-/* Takes a task that will not run again out of whatever list holds it. */
+/* Takes a task out of whatever list holds it (the loop's counts it). */
 static void task_unlink(chime_loop *loop, struct chime__task *t) {
-  if (t->o.flags & CHIME__RUN) {
-    if (t->prev_all)
-      t->prev_all->next_all = t->next_all;
-    else
-      loop->runs = t->next_all;
-    if (t->next_all) t->next_all->prev_all = t->prev_all;
-    t->prev_all = t->next_all = NULL;
-  } else if (t->o.flags & CHIME__INTERNAL) {
-    if (loop->runner == t) loop->runner = NULL;
-  } else {
-    all_unlink(loop, t);
-  }
+  struct chime__tlist *l = t->list;
+  if (!l) return;
+  if (t->prev_in_list)
+    t->prev_in_list->next_in_list = t->next_in_list;
+  else
+    l->head = t->next_in_list;
+  if (t->next_in_list)
+    t->next_in_list->prev_in_list = t->prev_in_list;
+  else
+    l->tail = t->prev_in_list;
+  t->prev_in_list = t->next_in_list = NULL;
+  t->list = NULL;
+  if (l == &loop->all) loop->ntasks--;
+}
+
+void chime__task_move(chime_loop *loop, struct chime__task *t, struct chime__tlist *to) {
+  if (!to) to = &loop->all;
+  task_unlink(loop, t);
+  list_push(to, t);
+  if (to == &loop->all) loop->ntasks++;
 }
 
 /* A task that waited may have waited long: the top of its stack is
@@ -99,20 +105,15 @@ void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake) {
   chime__coro_prefetch(&t->coro);
 }
 
-/* Whether a waiting task is excused from waking for its cancellation: it
- * waits for a task or group that has been cancelled itself, which is
- * cleanup. */
-static bool waits_on_cancelled(const struct chime__task *t) {
-  if (t->wait == CHIME__WAIT_JOIN || t->wait == CHIME__WAIT_JOIN_JOB)
-    return ((const struct chime__obj *)t->wait_on)->flags & CHIME__CANCELLED;
-  if (t->wait == CHIME__WAIT_GROUP) return chime__group_cancelled(t->wait_on);
-  return t->wait == CHIME__WAIT_THREAD; /* a thread's call cannot be interrupted */
-}
+/* Whether a waiting task is excused from waking for its cancellation (its
+ * wait says so: it waits for cleanup, or for what cannot be cut short). */
+static bool excused(const struct chime__task *t) { return t->wait && t->wait->excused && t->wait->excused(t); }
 
-void chime__task_cancel(chime_loop *loop, struct chime__task *t) {
+/* The first cancellation's reason is the one the task sees. */
+void chime__task_cancel(chime_loop *loop, struct chime__task *t, uint16_t why) {
   if (t->o.state == CHIME__DONE || (t->o.flags & CHIME__CANCELLED)) return;
-  t->o.flags |= CHIME__CANCELLED;
-  if (t->o.state == CHIME__WAITING && !(t->o.flags & CHIME__SHIELDED) && !waits_on_cancelled(t))
+  t->o.flags |= (uint16_t)(CHIME__CANCELLED | (why & CHIME__WHY));
+  if (t->o.state == CHIME__WAITING && !(t->o.flags & CHIME__SHIELDED) && !excused(t))
     chime__task_wake(loop, t, -ECANCELED);
 }
 
@@ -161,7 +162,7 @@ void chime__sched_resume(chime_loop *loop) {
 /* Suspends `self` (already WAITING, or READY and queued) until woken;
  * returns the value it was woken with. */
 static int suspend(chime_loop *loop, struct chime__task *self) {
-  if (CHIME__UNLIKELY(self->job != NULL) && self == loop->runner) chime__runner_promote(loop, self);
+  if (CHIME__UNLIKELY(self->o.flags & CHIME__HANDOFF)) loop->kinds[self->owner->kind]->handoff(loop, self);
   switch_away(loop, self, false);
   return self->wake;
 }
@@ -176,20 +177,22 @@ bool chime__task_timed_out(chime_loop *loop, struct chime__task *t) {
 
 /* chime__task_wait; `future`: the caller knows the deadline has not come
  * (one clock reading saved). */
-static int wait_impl(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline,
-                     bool future) {
+static int wait_impl(chime_loop *loop, const struct chime__wait *wait, void *on, struct chime__task **slot,
+                     chime_ns deadline, bool future) {
   struct chime__task *self = loop->cur;
   int rc;
-  self->wait = (uint8_t)kind;
+  if (CHIME__UNLIKELY(loop->no_suspend)) return -EPERM;
+  self->wait = wait;
   self->wait_on = on;
   if (self->deadline) chime__task_timed_out(loop, self);
-  /* The timer serves the earlier of the wait's deadline and the run's (a
-   * thread's call cannot be cut short: its run's timeout waits for it). */
-  chime_ns at = self->deadline && !(self->o.flags & CHIME__SHIELDED) && kind != CHIME__WAIT_THREAD &&
+  /* The timer serves the earlier of the wait's deadline and the task's
+   * (a wait that cannot be cut short, a thread's call, waits for its end
+   * whatever the task's deadline). */
+  chime_ns at = self->deadline && !(self->o.flags & CHIME__SHIELDED) && !(wait && wait->whole) &&
                         self->deadline < deadline
                     ? self->deadline
                     : deadline;
-  if (chime__cancel_pending(self) && !waits_on_cancelled(self)) {
+  if (chime__cancel_pending(self) && !excused(self)) {
     rc = -ECANCELED;
   } else if (!future && deadline != CHIME_NEVER && deadline <= chime__now(loop)) {
     rc = -ETIMEDOUT;
@@ -200,18 +203,19 @@ static int wait_impl(chime_loop *loop, enum chime__wait kind, void *on, struct c
     rc = suspend(loop, self);
     chime__timers_del(&loop->timers, &self->o.timer);
     if (slot) *slot = NULL;
-    if (chime__cancel_pending(self) && !waits_on_cancelled(self))
+    if (chime__cancel_pending(self) && !excused(self))
       rc = -ECANCELED;
     else if (rc == CHIME__WOKEN_BY_TIMER)
       rc = -ETIMEDOUT;
   }
-  self->wait = CHIME__WAIT_NONE;
+  self->wait = NULL;
   self->wait_on = NULL;
   return rc;
 }
 
-int chime__task_wait(chime_loop *loop, enum chime__wait kind, void *on, struct chime__task **slot, chime_ns deadline) {
-  return wait_impl(loop, kind, on, slot, deadline, false);
+int chime__task_wait(chime_loop *loop, const struct chime__wait *wait, void *on, struct chime__task **slot,
+                     chime_ns deadline) {
+  return wait_impl(loop, wait, on, slot, deadline, false);
 }
 
 static void task_finish(chime_loop *loop, struct chime__task *t) {
@@ -235,9 +239,12 @@ static void task_entry(void *p) {
 
 /* ---- spawning ----------------------------------------------------------- */
 
-/* A new queued task with these flags, in no list yet. */
-static int task_new(chime_loop *loop, chime_fn fn, void *arg, uint16_t flags, struct chime__task **out) {
-  struct chime__task *t = (struct chime__task *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_TASK);
+_Static_assert(sizeof(struct chime__task) <= 256, "a task fits its slab class");
+
+/* A new queued task with these flags, in `list`. */
+static int task_new(chime_loop *loop, struct chime__tlist *list, chime_fn fn, void *arg, uint16_t flags,
+                    struct chime__task **out) {
+  struct chime__task *t = (struct chime__task *)chime__obj_alloc(&loop->slabs, CHIME__CLASS_256);
   if (!t) return -ENOMEM;
   int rc = chime__timers_reserve(&loop->timers, 1);
   if (rc == 0) {
@@ -255,28 +262,20 @@ static int task_new(chime_loop *loop, chime_fn fn, void *arg, uint16_t flags, st
   chime__coro_make(&t->coro, t->stack, task_entry, t);
   t->o.state = CHIME__READY;
   runq_push(loop, t);
+  list_push(list, t);
+  if (list == &loop->all) loop->ntasks++;
   *out = t;
   return 0;
 }
 
-int chime__task_spawn_internal(chime_loop *loop, chime_fn fn, void *arg, struct chime__task **out) {
-  return task_new(loop, fn, arg, CHIME__INTERNAL, out);
+int chime__task_spawn_in(chime_loop *loop, struct chime__tlist *list, chime_fn fn, void *arg,
+                         struct chime__task **out) {
+  return task_new(loop, list ? list : &loop->all, fn, arg, loop->shutting_down ? CHIME__CANCELLED : 0, out);
 }
 
 int chime__task_spawn(chime_loop *loop, chime_fn fn, void *arg, bool handle, struct chime__task **out) {
-  struct chime__task *t;
-  int rc = task_new(loop, fn, arg,
-                    (uint16_t)((handle ? CHIME__HANDLE : 0) | (loop->shutting_down ? CHIME__CANCELLED : 0)), &t);
-  if (rc) return rc;
-  t->prev_all = loop->all_tail;
-  if (loop->all_tail)
-    loop->all_tail->next_all = t;
-  else
-    loop->all_head = t;
-  loop->all_tail = t;
-  loop->ntasks++;
-  *out = t;
-  return 0;
+  return task_new(loop, &loop->all, fn, arg,
+                  (uint16_t)((handle ? CHIME__HANDLE : 0) | (loop->shutting_down ? CHIME__CANCELLED : 0)), out);
 }
 
 static int spawn_on(chime_loop *loop, chime_fn fn, void *arg, chime_task *task) {
@@ -299,6 +298,45 @@ int chime_loop_spawn(chime_loop *loop, chime_fn fn, void *arg, chime_task *task)
   return spawn_on(loop, fn, arg, task);
 }
 
+/* ---- objects of other kinds ------------------------------------------------- */
+
+void chime__kind_register(chime_loop *loop, uint8_t kind, const struct chime__kind *ops) { loop->kinds[kind] = ops; }
+
+static const struct chime__kind *kind_of(const chime_loop *loop, const struct chime__obj *o) {
+  return loop->kinds[o->kind];
+}
+
+/* A task joining an object of another kind waits in loop->joiners. */
+static void joiner_unlink(chime_loop *loop, struct chime__task *t) {
+  for (struct chime__task **p = &loop->joiners; *p; p = &(*p)->next_joiner)
+    if (*p == t) {
+      *p = t->next_joiner;
+      break;
+    }
+  t->next_joiner = NULL;
+}
+
+static void obj_join_forget(chime_loop *loop, struct chime__task *t) {
+  ((struct chime__obj *)t->wait_on)->flags &= (uint16_t)~CHIME__JOINED;
+  joiner_unlink(loop, t);
+}
+
+/* Waiting for a cancelled task or object to finish is part of cleaning up. */
+static bool joins_cancelled(const struct chime__task *t) {
+  return ((const struct chime__obj *)t->wait_on)->flags & CHIME__CANCELLED;
+}
+
+static const struct chime__wait obj_join_wait = {.forget = obj_join_forget, .excused = joins_cancelled};
+
+void chime__obj_ended(chime_loop *loop, struct chime__obj *o) {
+  if (!(o->flags & CHIME__JOINED)) return;
+  for (struct chime__task *t = loop->joiners; t; t = t->next_joiner)
+    if (t->wait_on == o) {
+      chime__task_wake(loop, t, 0);
+      return;
+    }
+}
+
 /* ---- handles ------------------------------------------------------------ */
 
 int chime__handle_lookup(chime_task h, chime_loop **loopp, struct chime__obj **out) {
@@ -311,8 +349,8 @@ int chime__handle_lookup(chime_task h, chime_loop **loopp, struct chime__obj **o
   return 0;
 }
 
-static bool obj_done(const struct chime__obj *o) {
-  return o->kind == CHIME__TASK ? o->state == CHIME__DONE : o->state == CHIME__JOB_DONE;
+static bool obj_done(const chime_loop *loop, const struct chime__obj *o) {
+  return o->kind == CHIME__TASK ? o->state == CHIME__DONE : kind_of(loop, o)->done(o);
 }
 
 int chime_cancel(chime_task h) {
@@ -320,25 +358,28 @@ int chime_cancel(chime_task h) {
   struct chime__obj *o;
   int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
-  if (o->kind == CHIME__JOB)
-    chime__job_cancel(loop, (struct chime__job *)o);
+  if (o->kind == CHIME__TASK)
+    chime__task_cancel(loop, (struct chime__task *)o, 0);
   else
-    chime__task_cancel(loop, (struct chime__task *)o);
+    kind_of(loop, o)->cancel(loop, o, 0);
   return 0;
 }
 
-/* Whether the handle is owned and free to be joined, detached or moved. */
-static bool owned(const struct chime__obj *o) {
-  if (!(o->flags & CHIME__HANDLE)) return false;
-  if (o->kind == CHIME__JOB) return !(o->flags & CHIME__J_JOINED);
+/* Whether the handle owns its object and is free to join, detach or move
+ * it (a borrowed handle, chime_self's, is not). */
+static bool owned(chime_task h, const struct chime__obj *o) {
+  if (chime__handle_borrowed(h.id) || !(o->flags & CHIME__HANDLE)) return false;
+  if (o->kind != CHIME__TASK) return !(o->flags & CHIME__JOINED);
   return !((const struct chime__task *)o)->joiner;
 }
 
-/* The handle's owner lets go of a record: freed if it has ended. */
+/* The handle's owner lets go of a record: freed if it has ended; copies of
+ * the handle go stale at once. */
 static void release(chime_loop *loop, struct chime__obj *o) {
   o->flags &= (uint16_t)~CHIME__HANDLE;
-  if (o->kind == CHIME__JOB) {
-    if (o->state == CHIME__JOB_DONE) chime__job_free(loop, (struct chime__job *)o);
+  chime__obj_rekey(o);
+  if (o->kind != CHIME__TASK) {
+    if (kind_of(loop, o)->done(o)) kind_of(loop, o)->release(loop, o);
   } else if (o->state == CHIME__DONE && ((struct chime__task *)o)->stack == NULL) {
     chime__task_free(loop, (struct chime__task *)o); /* else chime__reap frees it */
   }
@@ -349,12 +390,14 @@ int chime_detach(chime_task h) {
   struct chime__obj *o;
   int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
-  if (!owned(o)) return -EINVAL;
+  if (!owned(h, o)) return -EINVAL;
   release(loop, o);
   return 0;
 }
 
-int chime_join_until(chime_task h, chime_ns deadline, int *result) {
+static const struct chime__wait task_join_wait;
+
+int chime__join_wait(chime_task h, chime_ns deadline, struct chime__obj **out) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   struct chime__obj *o;
@@ -362,21 +405,34 @@ int chime_join_until(chime_task h, chime_ns deadline, int *result) {
   if (deadline < 0) return -EINVAL;
   int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
-  if (o == &self->o || (self->job && o == &self->job->o)) return -EDEADLK;
-  if (!owned(o)) return -EINVAL;
-  if (!obj_done(o)) {
-    if (o->kind == CHIME__JOB) {
-      o->flags |= CHIME__J_JOINED;
-      rc = chime__task_wait(loop, CHIME__WAIT_JOIN_JOB, o, NULL, deadline);
-      o->flags &= (uint16_t)~CHIME__J_JOINED;
+  if (o == &self->o || o == self->owner) return -EDEADLK;
+  if (!owned(h, o)) return -EINVAL;
+  if (!obj_done(loop, o)) {
+    if (o->kind != CHIME__TASK) {
+      o->flags |= CHIME__JOINED;
+      self->next_joiner = loop->joiners;
+      loop->joiners = self;
+      rc = chime__task_wait(loop, &obj_join_wait, o, NULL, deadline);
+      o->flags &= (uint16_t)~CHIME__JOINED;
+      joiner_unlink(loop, self);
     } else {
       struct chime__task *t = (struct chime__task *)o;
-      rc = chime__task_wait(loop, CHIME__WAIT_JOIN, t, &t->joiner, deadline);
+      rc = chime__task_wait(loop, &task_join_wait, t, &t->joiner, deadline);
     }
     if (rc) return rc;
   }
-  if (result)
-    *result = o->kind == CHIME__JOB ? chime__job_result((struct chime__job *)o) : ((struct chime__task *)o)->result;
+  *out = o;
+  return 0;
+}
+
+void chime__join_release(chime_loop *loop, struct chime__obj *o) { release(loop, o); }
+
+int chime_join_until(chime_task h, chime_ns deadline, int *result) {
+  struct chime__obj *o;
+  int rc = chime__join_wait(h, deadline, &o);
+  if (rc) return rc;
+  chime_loop *loop = chime__tls_loop;
+  if (result) *result = o->kind == CHIME__TASK ? ((struct chime__task *)o)->result : kind_of(loop, o)->result(o);
   release(loop, o);
   return 0;
 }
@@ -388,7 +444,7 @@ int chime_task_done(chime_task h) {
   struct chime__obj *o;
   int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
-  return obj_done(o);
+  return obj_done(loop, o);
 }
 
 int chime_task_set_name(chime_task h, const char *name) {
@@ -396,18 +452,19 @@ int chime_task_set_name(chime_task h, const char *name) {
   struct chime__obj *o;
   int rc = chime__handle_lookup(h, &loop, &o);
   if (rc) return rc;
-  if (o->kind == CHIME__JOB) return chime__job_set_name(loop, (struct chime__job *)o, name);
+  if (o->kind != CHIME__TASK) return kind_of(loop, o)->set_name(loop, o, name);
   struct chime__task *t = (struct chime__task *)o;
   memset(t->name, 0, sizeof t->name);
   if (name) strncpy(t->name, name, sizeof t->name - 1);
   return 0;
 }
 
+/* A task working for an object (a run of a job) is that object. */
 chime_task chime_self(void) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   chime_task h = {0};
-  if (self) h.id = chime__obj_handle(self->job ? &self->job->o : &self->o); /* a run is its job */
+  if (self) h.id = chime__obj_handle(self->owner ? self->owner : &self->o) | CHIME__BORROWED;
   return h;
 }
 
@@ -417,6 +474,16 @@ bool chime_cancelled(void) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
   return self && (self->o.flags & CHIME__CANCELLED);
+}
+
+chime_cancel_reason chime_cancelled_by(void) {
+  chime_loop *loop;
+  struct chime__task *self = self_task(&loop);
+  if (!self || !(self->o.flags & CHIME__CANCELLED)) return CHIME_CANCEL_NONE;
+  if (self->o.flags & CHIME__TIMED_OUT) return CHIME_CANCEL_TIMEOUT;
+  if (self->o.flags & CHIME__REPLACED) return CHIME_CANCEL_REPLACED;
+  if (self->o.flags & CHIME__SHUTDOWN) return CHIME_CANCEL_SHUTDOWN;
+  return CHIME_CANCEL_REQUEST;
 }
 
 int chime_shield(bool on) {
@@ -441,7 +508,7 @@ int chime__coop(chime_loop *loop) {
 int chime_yield(void) {
   chime_loop *loop;
   struct chime__task *self = self_task(&loop);
-  if (!self) return -EPERM;
+  if (!self || loop->no_suspend) return -EPERM;
   if (self->deadline) chime__task_timed_out(loop, self);
   if (chime__cancel_pending(self)) return -ECANCELED;
   self->o.state = CHIME__READY;
@@ -457,7 +524,7 @@ int chime_sleep_until(chime_ns when) {
   if (!self) return -EPERM;
   if (when < 0) return -EINVAL;
   if (when <= chime__now(loop)) return chime_yield();
-  int rc = wait_impl(loop, CHIME__WAIT_SLEEP, NULL, NULL, when, true);
+  int rc = wait_impl(loop, NULL, NULL, NULL, when, true);
   return rc == -ETIMEDOUT ? 0 : rc;
 }
 
@@ -468,7 +535,7 @@ int chime_sleep(chime_ns d) {
   if (d <= 0) return d ? -EINVAL : chime_yield();
   chime_ns when;
   if (__builtin_add_overflow(chime__now(loop), d, &when) || when == CHIME_NEVER) return -EINVAL;
-  int rc = wait_impl(loop, CHIME__WAIT_SLEEP, NULL, NULL, when, true); /* one clock reading */
+  int rc = wait_impl(loop, NULL, NULL, NULL, when, true); /* one clock reading */
   return rc == -ETIMEDOUT ? 0 : rc;
 }
 
@@ -476,8 +543,8 @@ int chime_sleep(chime_ns d) {
 
 void chime__timer_fired(chime_loop *loop, struct chime__timer *e) {
   struct chime__obj *o = CHIME__CONTAINER(e, struct chime__obj, timer);
-  if (o->kind == CHIME__JOB) {
-    chime__job_fired(loop, (struct chime__job *)o);
+  if (o->kind != CHIME__TASK) {
+    kind_of(loop, o)->fired(loop, o);
     return;
   }
   struct chime__task *t = (struct chime__task *)o;
@@ -487,19 +554,22 @@ void chime__timer_fired(chime_loop *loop, struct chime__timer *e) {
     chime__task_wake(loop, t, CHIME__WOKEN_BY_TIMER);
 }
 
+/* ---- joining a task ------------------------------------------------------ */
+
+static void task_join_forget(chime_loop *loop, struct chime__task *t) {
+  CHIME__UNUSED(loop);
+  ((struct chime__task *)t->wait_on)->joiner = NULL;
+}
+
+static const struct chime__wait task_join_wait = {.forget = task_join_forget, .excused = joins_cancelled};
+
 /* ---- shutdown ----------------------------------------------------------- */
 
 void chime__task_abandon(chime_loop *loop, struct chime__task *t) {
   chime__timers_del(&loop->timers, &t->o.timer);
-  if (t->wait == CHIME__WAIT_JOIN) ((struct chime__task *)t->wait_on)->joiner = NULL;
-  if (t->wait == CHIME__WAIT_JOIN_JOB) ((struct chime__obj *)t->wait_on)->flags &= (uint16_t)~CHIME__J_JOINED;
-  if (t->wait == CHIME__WAIT_GROUP) chime__group_forget_joiner(t->wait_on);
-  if (t->wait == CHIME__WAIT_FD) chime__fd_forget(loop, t->wait_on, t);
-  if (t->wait == CHIME__WAIT_THREAD) chime__work_forget(t->wait_on);
-  if (t->wait == CHIME__WAIT_SIGNAL) chime__signal_forget(loop, t->wait_on);
-  if (t->wait == CHIME__WAIT_PROC) chime__proc_forget_waiter(t->wait_on);
+  if (t->wait && t->wait->forget) t->wait->forget(loop, t);
   if (t->group) chime__group_member_abandoned(t);
-  if (t->job) t->job->running--;
+  if (t->owner) kind_of(loop, t->owner)->task_gone(loop, t);
   task_unlink(loop, t);
   t->o.state = CHIME__DONE;
   chime__coro_release(&t->coro);

@@ -46,7 +46,7 @@
  * sort's scratch space and the chunk pool.  If the pool runs dry because
  * stale elements hold chunks, the wheel is compacted, which frees enough.
  */
-#include "internal.h"
+#include "machine.h"
 
 #include <string.h>
 

@@ -18,7 +18,8 @@ struct record {
   int runs;
   int fail_first; /* the first n runs fail */
   chime_ns run_for;
-  bool tick_matches; /* chime_tick() named the instant of the wall time of every run */
+  bool tick_matches; /* chime_tick() named a whole second of the wall clock, not after the run's start */
+  bool tick_exact;   /* ... and the very nanosecond the run started at (no run was late) */
 };
 
 /* Records the local wall time of each run. */
@@ -29,7 +30,8 @@ static int record_run(void *arg) {
   trace_add(&r->trace, "%s", buf + 5); /* "MM-DD HH:MM:SS ZONE" */
   chime_ns tick;
   assert_int_equal(chime_tick(&tick), 0);
-  if (tick > chime_now()) r->tick_matches = false;
+  if (tick % CHIME_SEC(1) != 0 || tick > chime_wall_now()) r->tick_matches = false;
+  if (tick != chime_wall_now()) r->tick_exact = false;
   r->runs++;
   if (r->run_for) {
     int rc = chime_sleep(r->run_for);
@@ -41,7 +43,7 @@ static int record_run(void *arg) {
 static void record_init(struct record *r, const char *zone) {
   memset(r, 0, sizeof *r);
   r->zone = zone;
-  r->tick_matches = true;
+  r->tick_matches = r->tick_exact = true;
   assert_int_equal(chime_tz_load(zone, &r->tz), 0);
 }
 
@@ -75,6 +77,7 @@ static void expect_runs(const char *expr, const char *zone, const char *start, c
   assert_int_equal(run_virtual(plan_main, &p), 0);
   assert_string_equal(r.trace.text, want);
   assert_true(r.tick_matches);
+  assert_true(r.tick_exact);
   chime_tz_free(r.tz);
 }
 
@@ -385,7 +388,64 @@ static void a_set_system_clock_reaches_calendar_jobs(void **state) {
   assert_int_equal(rc, 0);
 }
 
+/* ---- exact ticks in events ------------------------------------------------------------- */
+
+static struct trace ev_trace;
+static chime_tz *ev_tz;
+
+/* Each START and SKIP: its tick and wall as local time, and whether the
+ * tick is the wall instant itself, to the nanosecond. */
+static void tick_event(const chime_event *ev) {
+  char buf[64];
+  if (ev->type != CHIME_EVENT_START && ev->type != CHIME_EVENT_SKIP) return;
+  assert_true(chime_tz_format(ev_tz, ev->tick, buf, sizeof buf) > 0);
+  trace_add(&ev_trace, "%c%s%s", ev->type == CHIME_EVENT_START ? 'S' : 'K', buf + 5,
+            ev->tick == ev->wall && ev->tick % CHIME_SEC(1) == 0 ? "" : "(inexact)");
+}
+
+static int exact_target(void *arg) {
+  (void)arg;
+  chime_run_info info;
+  assert_int_equal(chime_current_run(&info), 0);
+  assert_int_equal(info.tick, info.wall);
+  assert_int_equal(info.tick, chime_wall_now() - info.late);
+  return 0;
+}
+
+static int exact_main(void *arg) {
+  (void)arg;
+  chime_every_opts o = {.tz = "Europe/Berlin", .on_event = tick_event};
+  chime_task job;
+  chime_job_stats st;
+  assert_int_equal(chime_wall_set(utc("2026-03-27 12:00:00")), 0);
+  assert_int_equal(chime_cron("30 2 * * *", exact_target, NULL, &o, &job), 0);
+  assert_int_equal(chime_every_stats(job, &st), 0);
+  assert_int_equal(st.next_wall, utc("2026-03-28 01:30:00")); /* 02:30 CET, exactly */
+  assert_int_equal(st.next_tick, st.next_wall);
+  assert_int_equal(chime_sleep(CHIME_HOUR(24 * 3)), 0);
+  /* a jump forward over two runs: they are skipped as one event, exactly */
+  assert_int_equal(chime_wall_set(utc("2026-04-01 12:00:00")), 0);
+  assert_int_equal(chime_sleep(CHIME_HOUR(24)), 0);
+  assert_int_equal(chime_cancel(job), 0);
+  return chime_join(job, NULL);
+}
+
+static void calendar_ticks_are_exact_instants_across_a_dst_change(void **state) {
+  (void)state;
+  memset(&ev_trace, 0, sizeof ev_trace);
+  assert_int_equal(chime_tz_load("Europe/Berlin", &ev_tz), 0);
+  assert_int_equal(run_virtual(exact_main, NULL), 0);
+  chime_tz_free(ev_tz);
+  /* 29 March: 02:30 does not exist; the run is at 03:00 CEST, the first
+   * instant after the gap.  The jump to 1 April 12:00 passed the runs of
+   * 31 March and 1 April: the first runs late, the second is skipped (and
+   * said so as the late tick is handled, before it starts). */
+  assert_string_equal(ev_trace.text, "S03-28 02:30:00 CET S03-29 03:00:00 CEST S03-30 02:30:00 CEST "
+                                     "K04-01 02:30:00 CEST S03-31 02:30:00 CEST S04-02 02:30:00 CEST");
+}
+
 TEST_MAIN(cmocka_unit_test(a_set_system_clock_reaches_calendar_jobs),
+          cmocka_unit_test(calendar_ticks_are_exact_instants_across_a_dst_change),
           cmocka_unit_test(on_the_real_clock_runs_start_on_the_wall_clock_second),
           cmocka_unit_test(a_daily_job_runs_at_its_time_every_day),
           cmocka_unit_test(a_time_the_clock_skips_runs_once_at_the_first_instant_after),

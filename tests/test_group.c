@@ -195,8 +195,39 @@ static void the_loop_frees_groups_left_behind(void **state) {
   assert_string_equal(tr.text, "100:-125@0");
 }
 
+/* A member cannot give itself to a group, nor wait for its own group. */
+static chime_group *own;
+static int member(void *unused) {
+  (void)unused;
+  chime_group *other;
+  assert_int_equal(chime_group_new(NULL, &other), 0);
+  assert_int_equal(chime_group_add(other, chime_self()), -EINVAL); /* a borrowed handle */
+  assert_int_equal(chime_group_free(other), 0);
+  return chime_group_join(own, CHIME_NEVER, NULL) == -EDEADLK ? 0 : -1;
+}
+
+static int self_main(void *unused) {
+  (void)unused;
+  int first = 1;
+  assert_int_equal(chime_group_new(NULL, &own), 0);
+  assert_int_equal(chime_group_spawn(own, member, NULL), 0);
+  chime_task t;
+  assert_int_equal(chime_spawn(member, NULL, &t), 0);
+  assert_int_equal(chime_group_add(own, t), 0);
+  assert_int_equal(chime_cancel(t), -EINVAL); /* the handle went to the group */
+  assert_int_equal(chime_group_join(own, CHIME_NEVER, &first), 0);
+  assert_int_equal(first, 0);
+  return chime_group_free(own);
+}
+
+static void a_member_cannot_add_or_join_itself(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(self_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(join_waits_for_every_member_and_reports_the_first_error),
           cmocka_unit_test(cancel_on_error_cancels_the_others), cmocka_unit_test(cancel_reaches_every_member),
           cmocka_unit_test(add_moves_a_handle_into_the_group),
           cmocka_unit_test(join_has_a_deadline_and_obeys_cancellation), cmocka_unit_test(bad_arguments_are_refused),
-          cmocka_unit_test(groups_need_a_running_loop), cmocka_unit_test(the_loop_frees_groups_left_behind))
+          cmocka_unit_test(groups_need_a_running_loop), cmocka_unit_test(the_loop_frees_groups_left_behind),
+          cmocka_unit_test(a_member_cannot_add_or_join_itself))

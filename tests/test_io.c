@@ -427,7 +427,34 @@ static void a_reader_that_never_waits_still_lets_the_loop_run(void **state) {
   close(p[1]);
 }
 
+/* A descriptor number far beyond what is open is refused without a table
+ * that size (2^26 records would be half a gigabyte). */
+static long rss_kb(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int huge_fd_main(void *unused) {
+  (void)unused;
+  long before = rss_kb();
+  assert_int_equal(chime_wait_fd(1 << 26, CHIME_READABLE, 0), -EBADF);
+  assert_int_equal(chime_wait_fd(INT32_MAX, CHIME_WRITABLE, 0), -EBADF);
+  assert_true(rss_kb() - before < 64 * 1024);
+  return 0;
+}
+
+static void a_closed_descriptor_far_away_is_refused_at_once(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(huge_fd_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(a_reader_that_never_waits_still_lets_the_loop_run),
+          cmocka_unit_test(a_closed_descriptor_far_away_is_refused_at_once),
           cmocka_unit_test(two_tasks_play_ping_pong_over_pipes), cmocka_unit_test(a_wait_ends_at_its_deadline),
           cmocka_unit_test(cancel_reaches_a_task_waiting_on_a_descriptor),
           cmocka_unit_test(one_reader_and_one_writer_per_descriptor),

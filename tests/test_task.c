@@ -152,21 +152,24 @@ static void detach_releases_the_handle(void **state) {
   assert_string_equal(tr.text, "1@1");
 }
 
+/* chime_self() borrows: it cannot give away the handle its spawner owns. */
 static int detach_self(void *unused) {
   (void)unused;
-  return chime_detach(chime_self()) == 0 ? 0 : -1;
+  return chime_detach(chime_self()) == -EINVAL ? 7 : -1;
 }
 
 static int detach_self_main(void *unused) {
   (void)unused;
   chime_task t;
+  int rc = 0;
   assert_int_equal(chime_spawn(detach_self, NULL, &t), 0);
   assert_int_equal(chime_sleep(1), 0);
-  assert_int_equal(chime_join(t, NULL), -EINVAL); /* it detached itself */
+  assert_int_equal(chime_join(t, &rc), 0); /* the spawner's handle still owns it */
+  assert_int_equal(rc, 7);
   return 0;
 }
 
-static void a_task_may_detach_itself(void **state) {
+static void a_task_cannot_detach_itself_through_chime_self(void **state) {
   (void)state;
   assert_int_equal(run_virtual(detach_self_main, NULL), 0);
 }
@@ -563,10 +566,40 @@ static void a_task_that_never_waits_does_not_starve_timers(void **state) {
   assert_int_equal(run_real(busy_main, NULL), 0);
 }
 
+/* Once an owner gives its handle up, copies of it are stale everywhere. */
+static int job_target(void *unused) {
+  (void)unused;
+  return 0;
+}
+
+static int stale_main(void *unused) {
+  (void)unused;
+  chime_task t, j;
+  chime_job_stats st;
+  assert_int_equal(chime_spawn(sleeper, (void *)(intptr_t)CHIME_SEC(1), &t), 0);
+  assert_int_equal(chime_detach(t), 0);
+  assert_int_equal(chime_cancel(t), -EINVAL);
+  assert_int_equal(chime_task_done(t), -EINVAL);
+  assert_int_equal(chime_task_set_name(t, "x"), -EINVAL);
+  assert_int_equal(chime_detach(t), -EINVAL);
+  assert_int_equal(chime_every(CHIME_SEC(1), job_target, NULL, NULL, &j), 0);
+  assert_int_equal(chime_detach(j), 0);
+  assert_int_equal(chime_every_stats(j, &st), -EINVAL);
+  assert_int_equal(chime_every_stop(j), -EINVAL);
+  assert_int_equal(chime_cancel(j), -EINVAL);
+  return 0;
+}
+
+static void a_handle_given_up_is_stale_everywhere(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(stale_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(spawned_task_runs_when_spawner_suspends),
           cmocka_unit_test(sleepers_wake_at_their_deadlines_in_order),
           cmocka_unit_test(thousands_of_sleepers_wake_exactly_on_time), cmocka_unit_test(join_gives_the_result_once),
-          cmocka_unit_test(detach_releases_the_handle), cmocka_unit_test(a_task_may_detach_itself),
+          cmocka_unit_test(detach_releases_the_handle), cmocka_unit_test(a_task_cannot_detach_itself_through_chime_self),
+          cmocka_unit_test(a_handle_given_up_is_stale_everywhere),
           cmocka_unit_test(bad_handles_are_refused), cmocka_unit_test(task_calls_outside_a_task_are_refused),
           cmocka_unit_test(bad_durations_are_refused), cmocka_unit_test(zero_and_past_sleeps_yield),
           cmocka_unit_test(cancel_reaches_the_suspension_point_and_every_later_one),

@@ -7,7 +7,7 @@
  * level-triggered with the chime__io as their data; a wait reports up to 64
  * ready descriptors, the rest come with the next wait.
  */
-#include "../internal.h"
+#include "../machine.h"
 
 #ifdef __linux__
 #include <poll.h>
@@ -23,7 +23,7 @@ struct epoll_be {
   struct epoll_event ev[MAX_EVENTS];
 };
 
-static int epoll_init(chime_loop *loop) {
+static int epoll_init(struct chime__poller *p) {
   struct epoll_be *b = chime__calloc(1, sizeof *b);
   if (!b) return -ENOMEM;
   b->epfd = CHIME__FAULT() ? (errno = EMFILE, -1) : epoll_create1(EPOLL_CLOEXEC);
@@ -32,15 +32,15 @@ static int epoll_init(chime_loop *loop) {
     chime__free(b);
     return err;
   }
-  loop->be = b;
+  p->be = b;
   return 0;
 }
 
-static void epoll_fini(chime_loop *loop) {
-  struct epoll_be *b = loop->be;
+static void epoll_fini(struct chime__poller *p) {
+  struct epoll_be *b = p->be;
   close(b->epfd);
   chime__free(b);
-  loop->be = NULL;
+  p->be = NULL;
 }
 
 static uint32_t to_epoll(const struct chime__io *io) {
@@ -58,18 +58,18 @@ static uint32_t from_epoll(uint32_t ev) {
   return r;
 }
 
-static int ctl(chime_loop *loop, int op, struct chime__io *io) {
-  struct epoll_be *b = loop->be;
+static int ctl(struct chime__poller *p, int op, struct chime__io *io) {
+  struct epoll_be *b = p->be;
   struct epoll_event ev = {.events = to_epoll(io), .data.ptr = io};
   if (CHIME__FAULT()) return -ENOMEM;
   return epoll_ctl(b->epfd, op, io->fd, &ev) == 0 ? 0 : -errno;
 }
 
-static int epoll_add(chime_loop *loop, struct chime__io *io) { return ctl(loop, EPOLL_CTL_ADD, io); }
-static int epoll_mod(chime_loop *loop, struct chime__io *io) { return ctl(loop, EPOLL_CTL_MOD, io); }
+static int epoll_add(struct chime__poller *p, struct chime__io *io) { return ctl(p, EPOLL_CTL_ADD, io); }
+static int epoll_mod(struct chime__poller *p, struct chime__io *io) { return ctl(p, EPOLL_CTL_MOD, io); }
 
-static void epoll_del(chime_loop *loop, struct chime__io *io) {
-  struct epoll_be *b = loop->be;
+static void epoll_del(struct chime__poller *p, struct chime__io *io) {
+  struct epoll_be *b = p->be;
   epoll_ctl(b->epfd, EPOLL_CTL_DEL, io->fd, NULL); /* fails only if already gone */
 }
 
@@ -88,18 +88,18 @@ static int wait_once(struct epoll_be *b, chime_ns timeout) {
   return epoll_wait(b->epfd, b->ev, MAX_EVENTS, chime__timeout_ms(timeout));
 }
 
-static int epoll_wait_events(chime_loop *loop, chime_ns timeout) {
-  struct epoll_be *b = loop->be;
+static int epoll_wait_events(struct chime__poller *p, chime_ns timeout) {
+  struct epoll_be *b = p->be;
   int n = wait_once(b, timeout);
   if (n < 0) return errno == EINTR ? 0 : -errno;
   for (int i = 0; i < n; i++) {
     struct chime__io *io = b->ev[i].data.ptr;
-    io->cb(loop, io, from_epoll(b->ev[i].events));
+    io->cb(p->loop, io, from_epoll(b->ev[i].events));
   }
   return n;
 }
 
-static int epoll_fd(const chime_loop *loop) { return ((const struct epoll_be *)loop->be)->epfd; }
+static int epoll_fd(const struct chime__poller *p) { return ((const struct epoll_be *)p->be)->epfd; }
 
 const struct chime__backend_ops chime__epoll_ops = {
     .name = "epoll",

@@ -5,7 +5,7 @@
  * ppoll takes a timespec, so timeouts keep their nanoseconds; the kernel
  * never returns before the timeout has passed.
  */
-#include "../internal.h"
+#include "../machine.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,26 +17,26 @@ struct poll_be {
   uint32_t n, cap;
 };
 
-static int poll_init(chime_loop *loop) {
+static int poll_init(struct chime__poller *p) {
   struct poll_be *b = chime__calloc(1, sizeof *b);
   if (!b) return -ENOMEM;
-  loop->be = b;
+  p->be = b;
   return 0;
 }
 
-static void poll_fini(chime_loop *loop) {
-  struct poll_be *b = loop->be;
+static void poll_fini(struct chime__poller *p) {
+  struct poll_be *b = p->be;
   chime__free(b->fds);
   chime__free(b->ios);
   chime__free(b);
-  loop->be = NULL;
+  p->be = NULL;
 }
 
 /* epoll refuses a closed descriptor when it is registered: so does this. */
 static int check_open(int fd) { return fcntl(fd, F_GETFD) < 0 ? -errno : 0; }
 
-static int poll_add(chime_loop *loop, struct chime__io *io) {
-  struct poll_be *b = loop->be;
+static int poll_add(struct chime__poller *p, struct chime__io *io) {
+  struct poll_be *b = p->be;
   int rc = check_open(io->fd);
   if (rc) return rc;
   if (b->n == b->cap) {
@@ -55,8 +55,8 @@ static int poll_add(chime_loop *loop, struct chime__io *io) {
   return 0;
 }
 
-static int poll_mod(chime_loop *loop, struct chime__io *io) {
-  struct poll_be *b = loop->be;
+static int poll_mod(struct chime__poller *p, struct chime__io *io) {
+  struct poll_be *b = p->be;
   int rc = check_open(io->fd);
   if (rc) return rc;
   b->fds[io->index].fd = io->fd; /* armed again if it was disarmed */
@@ -64,8 +64,8 @@ static int poll_mod(chime_loop *loop, struct chime__io *io) {
   return 0;
 }
 
-static void poll_del(chime_loop *loop, struct chime__io *io) {
-  struct poll_be *b = loop->be;
+static void poll_del(struct chime__poller *p, struct chime__io *io) {
+  struct poll_be *b = p->be;
   uint32_t i = io->index, last = --b->n;
   if (i != last) {
     b->fds[i] = b->fds[last];
@@ -74,8 +74,8 @@ static void poll_del(chime_loop *loop, struct chime__io *io) {
   }
 }
 
-static int poll_wait(chime_loop *loop, chime_ns timeout) {
-  struct poll_be *b = loop->be;
+static int poll_wait(struct chime__poller *p, chime_ns timeout) {
+  struct poll_be *b = p->be;
   struct timespec ts = {(time_t)(timeout / 1000000000), (long)(timeout % 1000000000)};
   int n = CHIME__TSAN ? poll(b->fds, b->n, chime__timeout_ms(timeout))
                       : ppoll(b->fds, b->n, timeout < 0 ? NULL : &ts, NULL);
@@ -88,7 +88,7 @@ static int poll_wait(chime_loop *loop, chime_ns timeout) {
     b->fds[i].revents = 0;
     if (io->oneshot) b->fds[i].fd = -1; /* disarmed (a negative fd is ignored by poll) until mod */
     called++;
-    io->cb(loop, io, rev);
+    io->cb(p->loop, io, rev);
   }
   return called;
 }

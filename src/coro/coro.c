@@ -11,7 +11,7 @@
 #endif
 #include "coro.h"
 
-#include "../internal.h"
+#include "../machine.h"
 
 #include <pthread.h>
 #include <string.h>
