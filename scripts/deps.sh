@@ -42,6 +42,7 @@ case $target in
     want gcc-aarch64-linux-gnu "$(have_cmd aarch64-linux-gnu-gcc)" "cross-compiles the aarch64 context switch"
     want libc6-dev-arm64-cross "$(have_file /usr/aarch64-linux-gnu/include/stdio.h)" "the aarch64 C library to link the cross test with"
     want qemu-user "$(have_cmd qemu-aarch64)" "runs the aarch64 context-switch test"
+    want bash-completion "$(have_file /usr/share/bash-completion/bash_completion)" "the completion is tested with it loaded too"
     ;;
 esac
 

@@ -3,7 +3,8 @@
 # elsewhere after, then used the three ways README's "Using the library"
 # gives: pkg-config, CMake's find_package, and a plain -lchime.  Each
 # program must load the library of that prefix and print its line; the
-# installed chime must start; its man pages must be there.  ctest runs it (label install):
+# installed chime must start; its man pages and bash completion must be
+# there.  ctest runs it (label install):
 #
 #   install.sh BUILD_DIR LIBDIR CC VERSION WITH_CLI(ON|OFF) [CFLAGS]
 #
@@ -50,11 +51,11 @@ $cc $cflags "$here/consumer/app.c" -o "$work/app-pkg-config" $(pkg-config --cfla
 expect pkg-config "$work/app-pkg-config"
 
 # 2. CMake's find_package
-cmake -S "$here/consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_COMPILER="$cc" \
-  -DCMAKE_C_FLAGS="$cflags" >"$work/cmake.log" 2>&1 && cmake --build "$work/cmake" >>"$work/cmake.log" 2>&1 || {
+if ! { cmake -S "$here/consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_COMPILER="$cc" \
+  -DCMAKE_C_FLAGS="$cflags" && cmake --build "$work/cmake"; } >"$work/cmake.log" 2>&1; then
   cat "$work/cmake.log"
   fail "find_package(chime)"
-}
+fi
 expect find_package "$work/cmake/app"
 
 # 3. a plain -lchime
@@ -62,13 +63,13 @@ expect find_package "$work/cmake/app"
 $cc $cflags "$here/consumer/app.c" -o "$work/app-plain" -I"$P/include" -L"$P/$libdir" -lchime -Wl,-rpath,"$P/$libdir"
 expect -lchime "$work/app-plain"
 
-# The command and its man pages.
+# The command, its man pages and its completion.
 if [ "$with_cli" = ON ]; then
   out=$("$P/bin/chime" --version) || fail "$P/bin/chime --version exited $?"
   [ "$out" = "chime $version" ] || fail "chime --version printed '$out'"
   echo "ok: $P/bin/chime --version: $out"
-  for f in share/man/man1/chime.1 share/man/man5/chime.conf.5; do
+  for f in share/man/man1/chime.1 share/man/man5/chime.conf.5 share/bash-completion/completions/chime; do
     [ -s "$P/$f" ] || fail "$f is not installed"
   done
-  echo "ok: man pages installed"
+  echo "ok: man pages and bash completion installed"
 fi
