@@ -33,6 +33,7 @@ case $target in
   test|ci)
     want libcmocka-dev "$(have_file /usr/include/cmocka.h)" "the unit-test framework the tests use"
     want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
+    want groff-base "$(have_cmd groff)" "a test renders the man pages, to catch their warnings"
     ;;
 esac
 case $target in
