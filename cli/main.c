@@ -271,8 +271,9 @@ static int cmd_check(int argc, char **argv) {
     printf("  command: %s%s\n", j->shell ? "/bin/sh -c " : "", j->command);
     if (!j->shell) check_program(j);
     chime_ns times[5];
-    int n = job_next_runs(j, now, times, 5);
-    printf("  next runs%s:\n", j->cron ? "" : " (if started now)");
+    bool all = j->max_runs && j->max_runs <= 5; /* a job with max_runs = 1 has one run to show */
+    int n = job_next_runs(j, now, times, all ? (int)j->max_runs : 5);
+    printf("  %s%s:\n", all ? "its runs (max_runs)" : "next runs", j->cron ? "" : " (if started now)");
     for (int k = 0; k < n; k++) {
       char utc[64];
       format_wall(times[k], utc, sizeof utc);

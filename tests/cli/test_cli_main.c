@@ -1,0 +1,53 @@
+/* test_cli_main.c - what the chime command's main decides, through the
+ * real binary: what check shows, the names it gives jobs, where the
+ * history goes, how the schedule is logged. */
+#define _GNU_SOURCE
+/* cli_test.h's helpers for daemons (waiting for log lines, process
+ * groups) have no use here. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "cli_test.h"
+
+/* The lines of s from `from` (included) to `to` (excluded, or the end). */
+static char *part(const char *s, const char *from, const char *to) {
+  const char *a = strstr(s, from);
+  assert_non_null(a);
+  const char *b = to ? strstr(a, to) : NULL;
+  return strndup(a, b ? (size_t)(b - a) : strlen(a));
+}
+
+/* check lists a job's next five runs, or all of them when max_runs says
+ * there are fewer. */
+static void check_lists_no_more_runs_than_max_runs(void **state) {
+  (void)state;
+  char dir[64], conf[128];
+  scratch(dir, sizeof dir);
+  snprintf(conf, sizeof conf, "%s/c.conf", dir);
+  write_file(conf,
+             "[job once]\nevery = 3d\nmax_runs = 1\ncommand = true\n"
+             "[job thrice]\nschedule = 0 3 * * *\ntz = UTC\nmax_runs = 3\ncommand = true\n"
+             "[job many]\nevery = 1h\nmax_runs = 9\ncommand = true\n"
+             "[job always]\nevery = 1m\ncommand = true\n",
+             0644);
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 0);
+  char *once = part(p.stdout_text, "[job once]", "[job thrice]");
+  char *thrice = part(p.stdout_text, "[job thrice]", "[job many]");
+  char *many = part(p.stdout_text, "[job many]", "[job always]");
+  char *always = part(p.stdout_text, "[job always]", "job(s), no errors");
+  assert_int_equal(count(once, "Z)\n"), 1);
+  assert_non_null(strstr(once, "its runs (max_runs) (if started now):"));
+  assert_int_equal(count(thrice, " 03:00:00 UTC"), 3);
+  assert_int_equal(count(many, "Z)\n"), 5);
+  assert_non_null(strstr(many, "next runs (if started now):"));
+  assert_int_equal(count(always, "Z)\n"), 5);
+  free(once), free(thrice), free(many), free(always);
+  proc_free(&p);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(check_lists_no_more_runs_than_max_runs),
+  };
+  if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
