@@ -188,6 +188,12 @@ void log_dur(struct logline *l, const char *k, chime_ns d) {
   number(l, k, tmp);
 }
 
+void log_dur_text(struct logline *l, const char *k, chime_ns d) {
+  char tmp[64];
+  chime_format_duration(d, tmp, sizeof tmp);
+  log_str(l, k, tmp);
+}
+
 void format_wall(chime_ns wall, char *buf, size_t size) {
   time_t sec = (time_t)(wall / CHIME_SEC(1));
   long ms = (long)(wall % CHIME_SEC(1) / CHIME_MS(1));

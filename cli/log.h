@@ -43,6 +43,9 @@ void log_mem(struct logline *l, const char *key, const char *value, size_t n);
 void log_int(struct logline *l, const char *key, long long value);
 /* A duration, as seconds with millisecond precision: 1.503. */
 void log_dur(struct logline *l, const char *key, chime_ns d);
+/* A duration as people write it, and chime_parse_duration reads it back:
+ * 3d, 1h30m, 1.5s, 250ms (an interval, where seconds would read badly). */
+void log_dur_text(struct logline *l, const char *key, chime_ns d);
 /* A wall-clock instant, as RFC 3339 UTC with milliseconds. */
 void log_time(struct logline *l, const char *key, chime_ns wall);
 /* Ends the line and writes it with one write(2), if that need not wait. */

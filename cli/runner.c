@@ -65,7 +65,7 @@ static void log_scheduled(const struct job *j) {
   log_begin(&l, "info", "scheduled");
   log_str(&l, "job", j->conf->name);
   if (j->conf->cron) log_str(&l, "schedule", j->conf->schedule);
-  else log_dur(&l, "every", j->conf->every);
+  else log_dur_text(&l, "every", j->conf->every);
   if (chime_every_stats(j->handle, &st) == 0 && st.next != CHIME_NEVER)
     log_time(&l, "next", chime_wall_now() + (st.next - chime_now()));
   log_end(&l);

@@ -44,9 +44,47 @@ static void check_lists_no_more_runs_than_max_runs(void **state) {
   proc_free(&p);
 }
 
+/* The scheduled line gives an interval as a config would write it, in both log
+ * formats; a calendar job's line gives its expression. */
+static void scheduled_line_gives_the_interval_as_written(void **state) {
+  (void)state;
+  static const struct {
+    const char *every, *logfmt, *json;
+  } cases[] = {
+      {"3d", "every=3d ", "\"every\":\"3d\""},
+      {"90m", "every=1h30m ", "\"every\":\"1h30m\""},
+      {"1.5s", "every=1.5s ", "\"every\":\"1.5s\""},
+      {"250ms", "every=250ms ", "\"every\":\"250ms\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (int json = 0; json < 2; json++) {
+      struct proc p;
+      assert_int_equal(run(&p,
+                           (const char *const[]){"every", cases[i].every, "--max-runs", "1", "--db", "none",
+                                                 "--log-format", json ? "json" : "logfmt", "--", "true", NULL},
+                           VIRTUAL),
+                       0);
+      const char *line = strstr(p.log, json ? "\"event\":\"scheduled\"" : "event=scheduled ");
+      assert_non_null(line);
+      const char *want = json ? cases[i].json : cases[i].logfmt, *at = strstr(line, want);
+      if (!at || at > strchr(line, '\n')) print_error("no %s in: %.*s\n", want, (int)strcspn(line, "\n"), line);
+      assert_true(at && at < strchr(line, '\n'));
+      proc_free(&p);
+    }
+  struct proc p;
+  assert_int_equal(run(&p,
+                       (const char *const[]){"cron", "0 3 * * *", "--tz", "UTC", "--max-runs", "1", "--db", "none",
+                                             "--", "true", NULL},
+                       VIRTUAL),
+                   0);
+  assert_non_null(strstr(p.log, "event=scheduled job=true schedule=\"0 3 * * *\" next="));
+  proc_free(&p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(check_lists_no_more_runs_than_max_runs),
+      cmocka_unit_test(scheduled_line_gives_the_interval_as_written),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);
