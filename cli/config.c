@@ -383,13 +383,15 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
   return unknown_key(key, true, err, size);
 }
 
+bool job_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (c && strchr("_.-@", c));
+}
+
 bool job_name_ok(const char *n) {
   size_t len = strlen(n);
   if (len == 0 || len > JOB_NAME_MAX) return false;
   for (size_t i = 0; i < len; i++)
-    if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= '0' && n[i] <= '9') ||
-          strchr("_.-@", n[i])))
-      return false;
+    if (!job_name_char(n[i])) return false;
   return true;
 }
 

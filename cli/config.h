@@ -70,6 +70,8 @@ void errors_free(struct errors *e);
 
 /* Whether a job name is 1 to JOB_NAME_MAX letters, digits and _ . - @. */
 bool job_name_ok(const char *name);
+/* Whether c may stand in a job name. */
+bool job_name_char(char c);
 
 /* Built-in defaults of a job and of the daemon. */
 void job_init(struct job_conf *job);

@@ -143,6 +143,28 @@ static int start(struct config *cfg, const char *config_path, struct daemon_conf
   return runner_main(cfg, config_path, path, make_dirs, d->shutdown_grace);
 }
 
+/* The name of a job --name does not name, into buf (JOB_NAME_MAX + 1
+ * bytes): the program's base name (with --shell, that of the command's
+ * first word: `--shell -- 'echo hi'` is echo), each character a name
+ * cannot hold made '_', cut to JOB_NAME_MAX; "job" if nothing is left. */
+static void default_name(const struct job_conf *job, char *buf) {
+  const char *word = job->argv[0];
+  size_t len = strlen(word);
+  if (job->shell) {
+    word += strspn(word, " \t\n");
+    len = strcspn(word, " \t\n");
+  }
+  while (len > 1 && word[len - 1] == '/') len--;
+  const char *base = word;
+  for (size_t k = 0; k + 1 < len; k++)
+    if (word[k] == '/') base = word + k + 1;
+  len -= (size_t)(base - word);
+  if (len > JOB_NAME_MAX) len = JOB_NAME_MAX;
+  for (size_t k = 0; k < len; k++) buf[k] = job_name_char(base[k]) ? base[k] : '_';
+  buf[len] = '\0';
+  if (len == 0) strcpy(buf, "job");
+}
+
 /* chime every|cron SCHEDULE [options] -- PROGRAM ARGS... */
 static int cmd_job(int argc, char **argv, bool cron) {
   if (argc < 3) return bad_usage("%s needs a schedule and a command", argv[1]);
@@ -163,6 +185,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
     rc = rc == -ENOMEM ? out_of_memory() : 2;
   }
   const char *name = NULL, *value;
+  char derived[JOB_NAME_MAX + 1];
   int i = 3, more;
   while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
     if (strcmp(key, "name") == 0) {
@@ -194,7 +217,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
       else strcat(strcat(job->command, " "), argv[i + (int)k]);
     }
     if (rc == 0) job->argv[n] = NULL;
-    if (rc == 0 && !name) name = strrchr(job->argv[0], '/') ? strrchr(job->argv[0], '/') + 1 : job->argv[0];
+    if (rc == 0 && !name) default_name(job, derived), name = derived;
   }
   if (rc == 0 && !job_name_ok(name))
     rc = bad_usage("\"%s\" is not a job name (--name: 1 to 64 letters, digits and _ . - @)", name);

@@ -81,10 +81,55 @@ static void scheduled_line_gives_the_interval_as_written(void **state) {
   proc_free(&p);
 }
 
+/* The name a job gets without --name, in the log of one run: job=NAME. */
+static void named(const char *const *args, const char *name) {
+  const char *argv[16] = {"every", "1h", "--max-runs", "1", "--db", "none"};
+  size_t n = 6;
+  for (; *args; args++) argv[n++] = *args;
+  argv[n] = NULL;
+  char want[128];
+  snprintf(want, sizeof want, "event=scheduled job=%s every=1h ", name);
+  struct proc p;
+  assert_int_equal(run(&p, argv, VIRTUAL), 0);
+  if (!strstr(p.log, want)) print_error("no \"%s\" in:\n%s\n", want, p.log);
+  assert_non_null(strstr(p.log, want));
+  proc_free(&p);
+}
+
+/* A job from the command line is named for its program, with --shell for
+ * the command's first word (`--shell -- 'echo hi'` needed --name), with
+ * what a name cannot hold made '_'; --name wins. */
+static void command_line_job_is_named_for_its_program(void **state) {
+  (void)state;
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"every", "1h", "--max-runs", "1", "--db", "none", "--shell", "--",
+                                                 "echo hi", NULL},
+                       VIRTUAL),
+                   0);
+  assert_non_null(strstr(p.log, "event=end job=echo "));
+  assert_non_null(strstr(p.log, "line=hi"));
+  proc_free(&p);
+  named((const char *const[]){"--shell", "--", "  /bin/printf '%s' x | cat", NULL}, "printf");
+  named((const char *const[]){"--shell", "--", "cd /tmp && ls", NULL}, "cd");
+  named((const char *const[]){"--shell", "--", "$(true)", NULL}, "__true_");
+  named((const char *const[]){"--", "/usr/bin/", NULL}, "bin");
+  named((const char *const[]){"--", "/no/such dir/my prog", "x", NULL}, "my_prog");
+  char longest[128], name[80];
+  snprintf(longest, sizeof longest, "/bin/%070d", 7);
+  snprintf(name, sizeof name, "%064d", 0);
+  named((const char *const[]){"--", longest, NULL}, name);
+  named((const char *const[]){"--shell", "--name", "greet", "--", "echo hi", NULL}, "greet");
+  /* a --name that is no name is still refused */
+  assert_int_equal(run(&p, (const char *const[]){"every", "1h", "--name", "a b", "--", "true", NULL}, VIRTUAL), 2);
+  assert_non_null(strstr(p.log, "is not a job name"));
+  proc_free(&p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(check_lists_no_more_runs_than_max_runs),
       cmocka_unit_test(scheduled_line_gives_the_interval_as_written),
+      cmocka_unit_test(command_line_job_is_named_for_its_program),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);
