@@ -57,7 +57,10 @@ expect_some() {
   fi
 }
 
-[[ $(complete -p chime) == "complete -F _chime chime" ]] || { echo "FAIL: complete -p chime: $(complete -p chime)"; exit 1; }
+if [[ $(complete -p chime) != "complete -F _chime chime" ]]; then
+  echo "FAIL: complete -p chime: $(complete -p chime)"
+  exit 1
+fi
 
 # commands
 expect "--help --version check cron every history run" ""
@@ -91,7 +94,8 @@ expect "--db --log-format --no-history --shutdown-grace" run "my jobs.conf" --
 expect "" check "my jobs.conf" ""
 expect "none notes.txt" run a.conf --db no
 # history: the job names of the config files in the current directory ...
-printf '[defaults]\ntimeout = 5s\n[job backup]\nevery = 1h\ncommand = true\n  [job  nightly.db@host-2 ]\n' >"my jobs.conf"
+printf '[defaults]\ntimeout = 5s\n[job backup]\nevery = 1h\ncommand = true\n%s\n' '  [job  nightly.db@host-2 ]' \
+  >"my jobs.conf"
 expect "--db --json --limit backup nightly.db@host-2" history ""
 expect "backup" history b
 expect "--db --json --limit" history backup ""
@@ -100,7 +104,8 @@ expect "" history --limit ""
 mkdir etc
 printf '[job heartbeat]\nevery = 1s\ncommand = true\n' >etc/a.conf
 printf '[job disk]\nevery = 1s\ncommand = true\n' >etc/b.conf
-CHIME_CONFIG=$work/etc/a.conf:$work/etc/b.conf:$work/etc/missing.conf expect "--db --json --limit disk heartbeat" history ""
+CHIME_CONFIG=$work/etc/a.conf:$work/etc/b.conf:$work/etc/missing.conf \
+  expect "--db --json --limit disk heartbeat" history ""
 CHIME_CONFIG=$work/etc/a.conf expect "heartbeat" history h
 
 echo "$((checked - failed)) passed, $failed failed"

@@ -51,7 +51,8 @@ done
 # chime.conf(5)'s JOB KEYS: the bold words of the line after each .TP.
 keys=$(sed -n '/job_keys\[\] = {/,/};/p' "$src/cli/config.c" | grep -o '"[a-z_]*"' | tr -d '"' | sort)
 [ "$(echo "$keys" | wc -l)" -ge 20 ] || fail "cli/config.c's job keys: $keys"
-entries=$(section "$man5" 'JOB KEYS' | sed -n '/^\.TP/{n;p}' | sed 's/^\.BR* //; s/"[^"]*"//g' | tr ' ' '\n' | grep . | sort)
+entries=$(section "$man5" 'JOB KEYS' | sed -n '/^\.TP/{n;p}' | sed 's/^\.BR* //; s/"[^"]*"//g' |
+  tr ' ' '\n' | grep . | sort)
 dups=$(echo "$entries" | uniq -d)
 [ -z "$dups" ] || fail "chime.conf(5) has more than one entry for: $dups"
 for k in $keys; do

@@ -44,7 +44,8 @@ expect() {
 # 1. pkg-config
 PKG_CONFIG_PATH=$P/$libdir/pkgconfig
 export PKG_CONFIG_PATH
-[ "$(pkg-config --modversion chime)" = "$version" ] || fail "pkg-config --modversion chime: $(pkg-config --modversion chime)"
+got=$(pkg-config --modversion chime) || fail "pkg-config finds no chime in $PKG_CONFIG_PATH"
+[ "$got" = "$version" ] || fail "pkg-config --modversion chime: $got"
 # shellcheck disable=SC2046,SC2086
 $cc $cflags "$here/consumer/app.c" -o "$work/app-pkg-config" $(pkg-config --cflags --libs chime) \
   -Wl,-rpath,"$(pkg-config --variable=libdir chime)"
