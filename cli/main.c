@@ -82,13 +82,19 @@ static int next_option(int argc, char **argv, int *i, char *key, size_t size, co
   return 1;
 }
 
-/* The history database's path: 0, or 2 after an error. */
+/* The history database's path (NULL for none): --db or the config's db,
+ * else the environment's CHIME_DB (empty is unset), else the default under
+ * XDG_STATE_HOME or HOME, whose directories are made.  0, or 2 after an
+ * error. */
 static int db_path(const struct daemon_conf *d, char *buf, size_t size, const char **path, bool *make_dirs) {
   *make_dirs = false;
-  if (d->db && strcmp(d->db, "none") == 0) return *path = NULL, 0;
-  if (d->db) return *path = d->db, 0;
-  if (history_default_path(buf, size) != 0) {
-    fprintf(stderr, "chime: neither XDG_STATE_HOME nor HOME is set: give --db PATH (or --db none)\n");
+  const char *db = d->db ? d->db : getenv("CHIME_DB");
+  if (db && strcmp(db, "none") == 0) return *path = NULL, 0;
+  if (db && *db) return *path = db, 0;
+  int rc = history_default_path(buf, size);
+  if (rc != 0) {
+    fprintf(stderr, "chime: no history database: %s; set CHIME_DB=PATH or give --db PATH (none: no history)\n",
+            rc == -ENAMETOOLONG ? "the default path is too long" : "neither XDG_STATE_HOME nor HOME is set");
     return 2;
   }
   *make_dirs = true;

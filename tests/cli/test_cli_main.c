@@ -125,11 +125,81 @@ static void command_line_job_is_named_for_its_program(void **state) {
   proc_free(&p);
 }
 
+/* Runs chime with args and env to its end: its exit code. */
+static int run_env(const char *const *args, const char *const *env, struct proc *p) {
+  start(p, args, env);
+  return finish(p, 60);
+}
+
+/* CHIME_DB names the database, for the daemon and for history, when
+ * neither --db nor the config's db does; without it, HOME or
+ * XDG_STATE_HOME, chime says what to set instead of starting. */
+static void chime_db_names_the_database(void **state) {
+  (void)state;
+  char dir[64], env_db[128], flag_db[128], conf_db[128], conf[128], text[256];
+  scratch(dir, sizeof dir);
+  snprintf(env_db, sizeof env_db, "%s/env.db", dir);
+  snprintf(flag_db, sizeof flag_db, "%s/flag.db", dir);
+  snprintf(conf_db, sizeof conf_db, "%s/conf.db", dir);
+  snprintf(conf, sizeof conf, "%s/c.conf", dir);
+  char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+  char *state_home = getenv("XDG_STATE_HOME") ? strdup(getenv("XDG_STATE_HOME")) : NULL;
+  unsetenv("HOME"), unsetenv("XDG_STATE_HOME"), unsetenv("CHIME_DB");
+  char env_var[160];
+  snprintf(env_var, sizeof env_var, "CHIME_DB=%s", env_db);
+  const char *const with_env[] = {"CHIME_CLOCK=virtual", env_var, NULL};
+  const char *const once[] = {"every", "1h", "--max-runs", "1", "--", "true", NULL};
+  struct proc p;
+
+  /* nothing names it: said, nothing runs */
+  assert_int_equal(run_env(once, VIRTUAL, &p), 2);
+  assert_non_null(strstr(p.log, "set CHIME_DB=PATH or give --db PATH"));
+  assert_null(strstr(p.log, "event=start"));
+  proc_free(&p);
+  assert_int_equal(run_env((const char *const[]){"history", NULL}, (const char *const[]){"CHIME_DB=", NULL}, &p), 2);
+  assert_non_null(strstr(p.log, "neither XDG_STATE_HOME nor HOME is set"));
+  proc_free(&p);
+
+  /* CHIME_DB: the daemon writes there, history reads there */
+  assert_int_equal(run_env(once, with_env, &p), 0);
+  snprintf(text, sizeof text, "event=ready jobs=1 pid=%d db=%s\n", (int)p.pid, env_db);
+  assert_non_null(strstr(p.log, text));
+  proc_free(&p);
+  assert_int_equal(run_env((const char *const[]){"history", "--json", NULL}, with_env, &p), 0);
+  assert_int_equal(count(p.stdout_text, "\"job\":\"true\""), 1);
+  proc_free(&p);
+
+  /* --db, then the config's db, win over it */
+  assert_int_equal(run_env((const char *const[]){"every", "1h", "--max-runs", "1", "--db", flag_db, "--", "true", NULL},
+                           with_env, &p),
+                   0);
+  proc_free(&p);
+  snprintf(text, sizeof text, "[chime]\ndb = %s\n[job j]\nevery = 1h\nmax_runs = 1\ncommand = true\n", conf_db);
+  write_file(conf, text, 0644);
+  assert_int_equal(run_env((const char *const[]){"run", conf, NULL}, with_env, &p), 0);
+  proc_free(&p);
+  assert_int_equal(access(flag_db, F_OK), 0);
+  assert_int_equal(access(conf_db, F_OK), 0);
+  assert_int_equal(run_env((const char *const[]){"history", "--json", NULL}, with_env, &p), 0);
+  assert_int_equal(count(p.stdout_text, "\"job\":"), 1); /* still the one run */
+  proc_free(&p);
+
+  /* CHIME_DB=none: no history */
+  assert_int_equal(run_env(once, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_DB=none", NULL}, &p), 0);
+  assert_non_null(strstr(p.log, " db=none\n"));
+  proc_free(&p);
+
+  if (home) setenv("HOME", home, 1);
+  if (state_home) setenv("XDG_STATE_HOME", state_home, 1);
+  free(home), free(state_home);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(check_lists_no_more_runs_than_max_runs),
       cmocka_unit_test(scheduled_line_gives_the_interval_as_written),
       cmocka_unit_test(command_line_job_is_named_for_its_program),
+      cmocka_unit_test(chime_db_names_the_database),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);
