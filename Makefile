@@ -13,7 +13,7 @@ TEST_BUILD ?= build-test
 DEMO_SECONDS ?= 8
 DEMO_DB ?= $(BUILD)/demo-history.db
 
-.PHONY: demo test build clean
+.PHONY: demo test build deb clean
 
 demo: build
 	$(BUILD)/examples/seed
@@ -37,5 +37,11 @@ test:
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS)
 
+# The Debian packages libchime0, libchime-dev and chime, in build-deb/
+# (dpkg-buildpackage over debian/, with debhelper: see scripts/deb.sh).
+deb:
+	@scripts/deps.sh deb
+	@scripts/deb.sh build-deb
+
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) build-deb

@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh - make sure the Debian packages a make target needs are installed.
 #
-#   scripts/deps.sh demo|test|ci
+#   scripts/deps.sh demo|test|deb|ci
 #
 # As root, installs what is missing (apt-get) and says which and why;
 # otherwise prints the exact apt-get line and fails.
@@ -34,6 +34,14 @@ case $target in
     want libcmocka-dev "$(have_file /usr/include/cmocka.h)" "the unit-test framework the tests use"
     want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
     want groff-base "$(have_cmd groff)" "a test renders the man pages, to catch their warnings"
+    want pkgconf "$(have_cmd pkg-config)" "the install and package tests build programs with pkg-config"
+    ;;
+esac
+case $target in
+  deb|ci)
+    want dpkg-dev "$(have_cmd dpkg-buildpackage)" "builds the Debian packages (make deb)"
+    want debhelper "$(have_cmd dh)" "the packages' build rules (debian/rules) are debhelper's"
+    want lintian "$(have_cmd lintian)" "checks the packages against Debian's policy"
     ;;
 esac
 case $target in
