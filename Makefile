@@ -6,36 +6,54 @@
 #               seconds, and show the history it recorded
 #   make test   build with AddressSanitizer and UndefinedBehaviorSanitizer,
 #               then run every test, on both backends, through ctest
+#
+# Each phase is told in a line, its output kept whole in a log
+# ($(BUILD)/make-demo.log, $(TEST_BUILD)/make-test.log) and shown when it
+# fails (scripts/step.sh); V=1 shows everything as it comes, too.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 TEST_BUILD ?= build-test
 DEMO_SECONDS ?= 8
 DEMO_DB ?= $(BUILD)/demo-history.db
+DEMO_LOG = $(BUILD)/make-demo.log
+TEST_LOG = $(TEST_BUILD)/make-test.log
+STEP = scripts/step.sh
+MAKEFLAGS += --no-print-directory
 
 .PHONY: demo test build deb clean
 
 demo: build
-	$(BUILD)/examples/seed
+	@echo
+	@echo "== examples/seed, the tutorial's program (five seconds)"
+	@$(BUILD)/examples/seed
 	@echo
 	@echo "== chime run examples/chime.conf, stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr)"
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	timeout --preserve-status -s INT $(DEMO_SECONDS) $(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB)
+	@timeout --preserve-status -s INT $(DEMO_SECONDS) $(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB)
 	@echo
-	@echo "== chime history: what it recorded"
-	$(BUILD)/cli/chime history --db $(DEMO_DB) --limit 12
+	@echo "== chime history --db $(DEMO_DB): what it recorded"
+	@$(BUILD)/cli/chime history --db $(DEMO_DB) --limit 12
 
 build:
-	@scripts/deps.sh demo
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIME_WERROR=ON -DCHIME_BUILD_BENCH=ON
-	cmake --build $(BUILD) -j $(JOBS)
+	@mkdir -p $(BUILD) && : >$(DEMO_LOG)
+	@CHIME_LOG=$(DEMO_LOG) scripts/deps.sh demo
+	@$(STEP) $(DEMO_LOG) "configuring $(BUILD)/ (RelWithDebInfo, with the benchmarks)" \
+	  cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHIME_WERROR=ON -DCHIME_BUILD_BENCH=ON
+	@$(STEP) $(DEMO_LOG) "building the library, the chime command, the examples and the benchmarks" \
+	  cmake --build $(BUILD) -j $(JOBS)
+	@echo "chime: built; the whole log: $(DEMO_LOG)"
 
 test:
-	@scripts/deps.sh test
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCHIME_BUILD_TESTS=ON -DCHIME_TESTING=ON \
+	@mkdir -p $(TEST_BUILD) && : >$(TEST_LOG)
+	@CHIME_LOG=$(TEST_LOG) scripts/deps.sh test
+	@$(STEP) $(TEST_LOG) "configuring $(TEST_BUILD)/ (Debug, AddressSanitizer and UndefinedBehaviorSanitizer)" \
+	  cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCHIME_BUILD_TESTS=ON -DCHIME_TESTING=ON \
 	  -DCHIME_ASAN=ON -DCHIME_UBSAN=ON -DCHIME_WERROR=ON
-	cmake --build $(TEST_BUILD) -j $(JOBS)
-	ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS)
+	@$(STEP) $(TEST_LOG) "building the library, the chime command and the tests" cmake --build $(TEST_BUILD) -j $(JOBS)
+	@$(STEP) --ctest $(TEST_LOG) "running every test in a process of its own, on both backends" \
+	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS)
+	@echo "chime: the whole log: $(TEST_LOG)"
 
 # The Debian packages libchime0, libchime-dev and chime, in build-deb/
 # (dpkg-buildpackage over debian/, with debhelper: see scripts/deb.sh).

@@ -4,7 +4,8 @@
 #   scripts/deps.sh demo|test|deb|ci
 #
 # As root, installs what is missing (apt-get) and says which and why;
-# otherwise prints the exact apt-get line and fails.
+# otherwise prints the exact apt-get line and fails.  apt-get's own output
+# goes to the file CHIME_LOG names (make's log), if it is set.
 set -eu
 
 need=""       # packages to install
@@ -58,11 +59,16 @@ esac
 [ -z "$need" ] && exit 0
 echo "chime: '$target' needs these Debian packages:$why"
 if [ "$(id -u)" -eq 0 ]; then
-  echo "chime: installing:$need"
+  log=${CHIME_LOG:-/dev/stdout}
+  echo "chime: installing them with apt-get (its output: ${CHIME_LOG:-below})"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
   # shellcheck disable=SC2086
-  apt-get install -y -q --no-install-recommends $need
+  if ! { apt-get update -q && apt-get install -y -q --no-install-recommends $need; } >>"$log" 2>&1; then
+    [ -n "${CHIME_LOG:-}" ] && tail -n 20 "$CHIME_LOG"
+    echo "chime: apt-get could not install:$need"
+    exit 1
+  fi
+  echo "chime: installed:$need"
 else
   echo "chime: not root; run:  sudo apt-get install -y$need"
   exit 1
