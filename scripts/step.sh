@@ -7,10 +7,10 @@
 #
 #   scripts/step.sh [--ctest] LOG "what it does" COMMAND [ARGS...]
 #
-# With --ctest the command is a ctest run: the line that closes the phase
-# gives the counts of tests passed, skipped and failed, and names the
-# skipped ones; when some fail, it shows the output of each failed test
-# and their list instead of the log's end.
+# With --ctest the command is a ctest run: a line of its own closes the
+# phase, "tests: N passed, N failed, N skipped", and the skipped ones are
+# named; when some fail, it shows the output of each failed test and
+# their list instead of the log's end.
 set -u
 ctest=no
 if [ "$1" = --ctest ]; then
@@ -46,7 +46,8 @@ if [ "$ctest" = yes ]; then
   skipped=$(ctest_list "The following tests did not run:" | grep -c '(Skipped)$')
   if [ -n "$summary" ]; then
     failed=${summary% *} total=${summary#* }
-    echo "$((total - failed - skipped)) passed, $skipped skipped, $failed failed, of $total ($took s)"
+    echo "$total tests run ($took s)"
+    echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
   else
     echo "ctest ended (exit $status) without its summary"
   fi
