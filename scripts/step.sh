@@ -52,7 +52,7 @@ if [ "$ctest" = yes ]; then
     echo "ctest ended (exit $status) without its summary"
   fi
   if [ "$skipped" -gt 0 ]; then
-    echo "chime: skipped, as they cannot run here (each test's output in the log says why):"
+    echo "chime: skipped, as they cannot run here (not root, not on this backend, under a sanitizer, ...):"
     ctest_list "The following tests did not run:" | grep '(Skipped)$'
   fi
   if [ "$status" -ne 0 ]; then
