@@ -957,17 +957,49 @@ CHIME_EXPORT int chime_every_join(chime_task job, chime_ns deadline, int *result
  * from the system's zone database (TZif files under $TZDIR or
  * /usr/share/zoneinfo).
  *
- * Expressions: five fields, minute hour day-of-month month day-of-week, or
- * six with a leading seconds field.  Each field is `*`, a number, a range
- * `a-b`, a step (`a-b/n`, `a/n`, or `*` followed by `/n`), or a list of
- * those separated by commas.  Months may be named jan..dec, days of the
- * week sun..sat (0 and 7 are both Sunday); names are case-insensitive.  In
- * day-of-week, `*` and `a/n` run to 6 (Saturday), and sun ending a range
- * is 7, so fri-sun works.  When both day-of-month and day-of-week are
- * restricted (neither starts with `*`), a day matches if either does (the
- * classic cron rule).  Macros, in any case: @yearly (@annually),
- * @monthly, @weekly, @daily (@midnight), @hourly, and @every DURATION (an
- * interval, in the form chime_parse_duration reads).
+ * Expressions: five fields, minute hour day-of-month month day-of-week;
+ * six, with a leading seconds field (chime's own syntax) or a trailing year
+ * field (the crontab syntax, below); or seven, seconds first and year last.
+ * Each field is `*`, a number, a range `a-b`, a step (`a-b/n`, `a/n`, or
+ * `*` followed by `/n`), or a list of those separated by commas.  Months
+ * may be named jan..dec, days of the week sun..sat (0 and 7 are both
+ * Sunday); names are case-insensitive.  In day-of-week, `*` and `a/n` run
+ * to 6 (Saturday), and sun ending a range is 7, so fri-sun works.  Years
+ * are 1970-2099 (`*`: every year, those outside too).  When both
+ * day-of-month and day-of-week are restricted (neither starts with `*`), a
+ * day matches if either does (the classic cron rule).  Macros, in any
+ * case: @yearly (@annually), @monthly, @weekly, @daily (@midnight),
+ * @hourly, and @every DURATION (an interval, in the form
+ * chime_parse_duration reads).
+ *
+ * Days by the month's shape, as Quartz and cronexpr (supercronic) read
+ * them, each a list item of its own (no range or step), in any case:
+ *  - day-of-month `L`: the month's last day; `L-n` (n 0-30): n days before
+ *    it (none in a month shorter than n + 1 days);
+ *  - day-of-month `dW` (d 1-31): the weekday (Monday to Friday) nearest
+ *    the d-th, within the month: a Saturday moves to the Friday before
+ *    (to Monday the 3rd for the 1st), a Sunday to the Monday after (to the
+ *    Friday before for the month's last day); no run in a month without a
+ *    d-th day, as plain d; `LW`: the month's last weekday;
+ *  - day-of-week `wL` (w 0-7 or a name: 5L, friL): the month's last w;
+ *    `w#k` (k 1-5): its k-th w (5#1 the first Friday; none in a month
+ *    without a fifth).
+ * They count as restricting their field for the classic rule: "0 0 L * 5L"
+ * runs on the last day and on the last Friday.  A day they name is a local
+ * date like any other: the daylight saving rules below apply to its times.
+ * L, W and # anywhere else, `L` alone in day-of-week, `32W`, `L-31`,
+ * `5#6` and `5#0` are refused with their column.
+ *
+ * The number of fields, one rule: five fields mean the same everywhere;
+ * seven are seconds first and year last everywhere; six depend on the
+ * syntax the expression is read in (chime_cron_syntax), and nothing else:
+ * chime's own (chime_cron_parse, chime_cron, the chime command's INI
+ * `schedule`) puts seconds first, the crontab syntax (a crontab file read
+ * by the chime command, as supercronic reads one) puts a year last.  So
+ * `0/5 * * * * *` is every 5 seconds in the first and every 5 minutes in
+ * the second: an expression moved between the two must be read again.
+ * In chime's syntax a six-field expression whose last field is a year
+ * (2026) is refused, never read as a weekday.
  *
  * Daylight saving time, the rules:
  *  - A local time that does not exist (the clock jumps forward over it)
@@ -1011,6 +1043,20 @@ CHIME_EXPORT int chime_wall_set(chime_ns t);
  * expected); an expression that can never match (such as "0 0 30 2 *") is
  * an error too.  -ENOMEM.  Thread-safe; needs no loop. */
 CHIME_EXPORT int chime_cron_parse(const char *expr, chime_cron_expr **cron, chime_cron_error *err);
+
+/* How a six-field expression is read (see "The number of fields" above). */
+typedef enum chime_cron_syntax {
+  CHIME_CRON_CHIME = 0, /* chime's own: six fields are seconds first */
+  CHIME_CRON_CRONTAB,   /* a crontab's, as supercronic: six fields are year last */
+} chime_cron_syntax;
+
+/* chime_cron_parse in the given syntax: chime_cron_parse is
+ * chime_cron_parse_syntax(expr, CHIME_CRON_CHIME, cron, err).  The
+ * expression compiled is the same kind of object whatever the syntax, and
+ * chime_cron_next treats it alike.  Returns as chime_cron_parse; -EINVAL
+ * also for a syntax not in the enum. */
+CHIME_EXPORT int chime_cron_parse_syntax(const char *expr, chime_cron_syntax syntax, chime_cron_expr **cron,
+                                         chime_cron_error *err);
 
 /* Frees a compiled expression; NULL does nothing. */
 CHIME_EXPORT void chime_cron_free(chime_cron_expr *cron);

@@ -3,12 +3,16 @@
  * A compiled expression is a bit set per field (bit v set: the value v
  * matches), two flags for the classic day rule, and whether the hour field
  * names every hour (the daylight saving rule of chime.h depends on it); or,
- * for @every, an interval.  It is immutable once made.
+ * for @every, an interval.  Days named by the month's shape (L, L-n, W,
+ * LW, w#k, wL) are kept as sets of their own, and a year field as a set of
+ * years; an expression without them is searched as before, untouched by
+ * their cost.  It is immutable once made.
  *
- * The next fire time is searched field by field in local time: a month
- * that does not match is skipped whole, then a day, an hour, a minute, so
- * that even a leap-day expression costs a few dozen steps per year, never
- * a loop over minutes.  Time zones enter as spans of constant UTC offset
+ * The next fire time is searched field by field in local time: a year or a
+ * month that does not match is skipped whole, then a day, an hour, a
+ * minute, so that even a leap-day expression costs a few dozen steps per
+ * year, never a loop over minutes.  With L, W or #, the days of a month
+ * that match are computed once for the month, as one bit set.  Time zones enter as spans of constant UTC offset
  * (cal.h): within a span local time runs evenly, and at the start of each
  * span the gap or overlap it opens is judged by the rules of chime.h.  The
  * fire times form one fixed set for a given expression and zone; next is
@@ -20,16 +24,31 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-enum { F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, NFIELDS };
+enum { F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, F_YEAR, NFIELDS };
+
+/* The years a year field may name: those of Quartz and of cronexpr (which
+ * supercronic reads crontabs with). */
+#define YEAR_FIRST 1970
+#define YEAR_LAST 2099
+#define YEAR_WORDS ((YEAR_LAST - YEAR_FIRST) / 64 + 1)
 
 struct chime_cron_expr {
-  uint64_t bits[NFIELDS]; /* bit v: value v matches (day-of-week: 0-6, Sunday 0) */
-  chime_ns every;         /* @every: the interval (> 0); 0 for a calendar expression */
-  bool dom_star;          /* the day-of-month text starts with '*' */
-  bool dow_star;          /* the day-of-week text starts with '*' */
-  bool all_hours;         /* the hour field names every hour */
+  uint64_t bits[F_YEAR];          /* bit v: value v matches (day-of-week: 0-6, Sunday 0) */
+  uint64_t years[YEAR_WORDS];     /* with `year`: bit y - YEAR_FIRST, year y matches */
+  uint64_t dow_nth;               /* bit 7 * (k - 1) + w: the k-th weekday w of the month (w#k) */
+  uint32_t dom_last;              /* bit n: the n-th day before the month's last (L-n; L is n = 0) */
+  uint32_t dom_near;              /* bit d: the weekday nearest day d (dW) */
+  uint8_t dow_last;               /* bit w: the month's last weekday w (wL) */
+  bool dom_lw;                    /* LW: the month's last weekday (Monday to Friday) */
+  bool days;                      /* some of the sets above: days are computed per month */
+  bool year;                      /* a year field restricts the years */
+  chime_ns every;                 /* @every: the interval (> 0); 0 for a calendar expression */
+  bool dom_star;                  /* the day-of-month text starts with '*' */
+  bool dow_star;                  /* the day-of-week text starts with '*' */
+  bool all_hours;                 /* the hour field names every hour */
 };
 
 struct field {
@@ -47,6 +66,7 @@ static const struct field fields[NFIELDS] = {
     {"day-of-month", 1, 31, 31, NULL, 0},
     {"month", 1, 12, 12, "janfebmaraprmayjunjulaugsepoctnovdec", 1},
     {"day-of-week", 0, 7, 6, "sunmontuewedthufrisat", 0},
+    {"year", YEAR_FIRST, YEAR_LAST, YEAR_LAST, NULL, 0},
 };
 
 #define ALL_HOURS 0xffffffu
@@ -91,8 +111,20 @@ static const char *quote(char *buf, const char *text, size_t n) {
   return buf;
 }
 
+static bool is_letter(const char *s, char upper) { return *s == upper || *s == upper - 'A' + 'a'; }
+
+/* Why L, W or # cannot stand in field f: NULL where they can. */
+static const char *misplaced(const struct field *f, char c) {
+  bool dom = f == &fields[F_DOM], dow = f == &fields[F_DOW];
+  if ((c == 'L' || c == 'l') && !dom && !dow) return "L (last) is for day-of-month and day-of-week only";
+  if ((c == 'W' || c == 'w') && !dom) return "W (nearest weekday) is for day-of-month only";
+  if (c == '#' && !dow) return "# (nth weekday) is for day-of-week only";
+  return NULL;
+}
+
 /* A value of field f at *p (a number, or a name where the field has
- * names), ending before `end`.  *named tells which it was. */
+ * names), ending before `end`.  *named tells which it was.  In
+ * day-of-week a name may be followed by L (friL). */
 static int value(struct parser *ps, const struct field *f, const char **p, const char *end, int *out, bool *named) {
   const char *s = *p, *q = s;
   char buf[100];
@@ -108,6 +140,13 @@ static int value(struct parser *ps, const struct field *f, const char **p, const
     while (q < end && is_alpha(*q))
       q++;
     size_t n = (size_t)(q - s);
+    if (f == &fields[F_DOW] && n == 4 && is_letter(s + 3, 'L')) q--, n--; /* friL */
+    const char *why = misplaced(f, *s);
+    if (n == 1 && why) return fail(ps, s, "%s field: %s", f->name, why);
+    if (n == 1 && f == &fields[F_DOW] && is_letter(s, 'L'))
+      return fail(ps, s, "%s field: L alone names no day: 5L is the last Friday, 6 is Saturday", f->name);
+    if (n == 1 && f == &fields[F_DOM] && is_letter(s, 'W'))
+      return fail(ps, s, "%s field: W follows a day (15W) or L (LW)", f->name);
     if (!f->names)
       return fail(ps, s, "%s field: expected a number %d-%d, found '%s'", f->name, f->min, f->max, quote(buf, s, n));
     int found = -1;
@@ -127,35 +166,92 @@ static int value(struct parser *ps, const struct field *f, const char **p, const
   return 0;
 }
 
-/* One field: a comma-separated list of '*', a, a-b, each maybe with /n. */
-static int parse_field(struct parser *ps, const struct field *f, const char *s, const char *end, uint64_t *bits) {
+/* A number of 1 or 2 digits at *p, for L-n and w#k; -1 if there is none
+ * (more digits read as 100, out of any range). */
+static int small_number(const char **p, const char *end) {
+  const char *q = *p;
+  int v = 0;
+  while (q < end && is_digit(*q))
+    v = v < 100 ? v * 10 + (*q - '0') : v, q++;
+  if (q == *p) return -1;
+  *p = q;
+  return v;
+}
+
+/* L, L-n or LW at *p ('L') in day-of-month. */
+static int last_of_month(struct parser *ps, const char **p, const char *end, chime_cron_expr *c) {
+  const char *s = *p, *q = s + 1;
+  if (q < end && is_letter(q, 'W')) {
+    c->dom_lw = true;
+    *p = q + 1;
+    return 0;
+  }
+  int n = 0;
+  if (q < end && *q == '-') {
+    q++;
+    if ((n = small_number(&q, end)) < 0 || n > 30)
+      return fail(ps, s + 2, "day-of-month field: L-n counts 0 to 30 days back from the month's last");
+  }
+  c->dom_last |= (uint32_t)1 << n;
+  *p = q;
+  return 0;
+}
+
+/* Sets the values lo..hi (every step-th) of field f in bits (one word a
+ * 64 values from f->min for the year, else the value's own bit). */
+static void set_values(const struct field *f, uint64_t *bits, int lo, int hi, int step) {
+  int base = f == &fields[F_YEAR] ? YEAR_FIRST : 0;
+  for (int v = lo; v <= hi; v += step)
+    bits[(v - base) / 64] |= (uint64_t)1 << ((v - base) % 64);
+}
+
+/* One field: a comma-separated list of '*', a, a-b, each maybe with /n;
+ * in day-of-month also L, L-n, LW and nW, in day-of-week wL and w#k. */
+static int parse_field(struct parser *ps, const struct field *f, const char *s, const char *end, uint64_t *bits,
+                       chime_cron_expr *c) {
   const char *p = s;
   char buf[100], buf2[100];
-  *bits = 0;
+  bool dom = f == &fields[F_DOM], dow = f == &fields[F_DOW];
   for (;;) {
-    int lo, hi, step = 1;
-    bool named, single = false;
+    int lo, hi, step = 1, rc;
+    bool named, single = false, special = false;
     const char *at = p;
     if (p < end && *p == '*') {
       p++;
       lo = f->min;
       hi = f->top;
+    } else if (dom && p < end && is_letter(p, 'L')) {
+      if ((rc = last_of_month(ps, &p, end, c))) return rc;
+      special = true, lo = 1, hi = 0;
     } else {
-      int rc = value(ps, f, &p, end, &lo, &named);
-      if (rc) return rc;
+      if ((rc = value(ps, f, &p, end, &lo, &named))) return rc;
       hi = lo;
       single = true;
-      if (p < end && *p == '-') {
+      if (dom && p < end && is_letter(p, 'W')) {
+        c->dom_near |= (uint32_t)1 << lo;
+        special = true, p++;
+      } else if (dow && p < end && is_letter(p, 'L')) {
+        c->dow_last |= (uint8_t)(1u << (lo % 7));
+        special = true, p++;
+      } else if (dow && p < end && *p == '#') {
+        const char *k_at = ++p;
+        int k = small_number(&p, end);
+        if (k < 1 || k > 5)
+          return fail(ps, k_at, "%s field: %s: the nth weekday of a month is #1 to #5", f->name,
+                      quote(buf, at, (size_t)(p - at)));
+        c->dow_nth |= (uint64_t)1 << (7 * (k - 1) + lo % 7);
+        special = true;
+      } else if (p < end && *p == '-') {
         p++;
         if ((rc = value(ps, f, &p, end, &hi, &named))) return rc;
-        if (named && hi == 0 && f == &fields[F_DOW] && lo > 0) hi = 7; /* "fri-sun" */
+        if (named && hi == 0 && dow && lo > 0) hi = 7; /* "fri-sun" */
         if (lo > hi)
           return fail(ps, at, "%s field: range %s goes backwards (the start must not be after the end)", f->name,
                       quote(buf, at, (size_t)(p - at)));
         single = false;
       }
     }
-    if (p < end && *p == '/') {
+    if (!special && p < end && *p == '/') {
       const char *step_at = ++p;
       long v = 0;
       if (p == end || !is_digit(*p))
@@ -166,29 +262,98 @@ static int parse_field(struct parser *ps, const struct field *f, const char *s, 
       step = (int)v;
       if (single) hi = f->top > lo ? f->top : lo;
     }
-    if (p < end && *p != ',')
+    if (p < end && *p != ',') {
+      const char *why = special ? NULL : misplaced(f, *p);
+      if (why) return fail(ps, p, "%s field: %s", f->name, why);
+      if (!special && !single && (is_letter(p, 'W') || is_letter(p, 'L') || *p == '#'))
+        return fail(ps, p, "%s field: %c follows a single %s, not a range or a step", f->name, *p,
+                    dom ? "day (15W)" : "weekday (5L, 5#3)");
       return fail(ps, p, "%s field: unexpected '%s' after %s", f->name, quote(buf, p, 1),
                   quote(buf2, at, (size_t)(p - at)));
-    for (int v = lo; v <= hi; v += step)
-      *bits |= (uint64_t)1 << v;
+    }
+    if (!special) set_values(f, bits, lo, hi, step);
     if (p == end) break;
     if (++p == end) return fail(ps, p, "%s field: expected a value after ','", f->name);
   }
-  if (f == &fields[F_DOW] && (*bits >> 7 & 1)) *bits = (*bits | 1) & 0x7f;
+  if (dow && (*bits >> 7 & 1)) *bits = (*bits | 1) & 0x7f;
   return 0;
 }
 
+/* The days d of the month (y, m) on which the expression's day fields
+ * match: bit d of the result, for 1 <= d <= the month's length. */
+static uint64_t month_days(const chime_cron_expr *c, int64_t y, int m) {
+  int last = chime__month_days(y, m);
+  int wd1 = chime__weekday(chime__days_from_civil(y, m, 1)); /* the 1st's weekday */
+  uint64_t all = ((uint64_t)2 << last) - 2, dom = c->bits[F_DOM] & all, dow = 0;
+  for (uint32_t b = c->dom_last; b; b &= b - 1) {
+    int d = last - __builtin_ctz(b);
+    if (d >= 1) dom |= (uint64_t)1 << d;
+  }
+  for (uint32_t b = c->dom_near | (c->dom_lw ? (uint32_t)1 << 0 : 0); b; b &= b - 1) {
+    int d = __builtin_ctz(b);
+    if (d == 0) d = last; /* LW */
+    if (d > last) continue; /* 31W in April: no 31st, no run (as 31 alone) */
+    int wd = (wd1 + d - 1) % 7;
+    if (wd == 6) d = d > 1 ? d - 1 : d + 2;    /* Saturday: the Friday before, or Monday the 3rd */
+    if (wd == 0) d = d < last ? d + 1 : d - 2; /* Sunday: the Monday after, or the Friday before the last */
+    dom |= (uint64_t)1 << d;
+  }
+  for (int w = 0; w < 7; w++) {
+    int first = 1 + (w - wd1 + 7) % 7; /* the month's first weekday w */
+    if (c->bits[F_DOW] >> w & 1)
+      for (int d = first; d <= last; d += 7)
+        dow |= (uint64_t)1 << d;
+    for (int k = 0; k < 5; k++)
+      if ((c->dow_nth >> (7 * k + w) & 1) && first + 7 * k <= last) dow |= (uint64_t)1 << (first + 7 * k);
+    if (c->dow_last >> w & 1) dow |= (uint64_t)1 << (first + (last - first) / 7 * 7);
+  }
+  return c->dom_star || c->dow_star ? dom & dow : dom | dow;
+}
+
+static bool year_matches(const chime_cron_expr *c, int64_t y) {
+  return y >= YEAR_FIRST && y <= YEAR_LAST && (c->years[(y - YEAR_FIRST) / 64] >> ((y - YEAR_FIRST) % 64) & 1);
+}
+
+/* The first year >= y the expression names, or -1. */
+static int64_t next_year(const chime_cron_expr *c, int64_t y) {
+  for (y = y < YEAR_FIRST ? YEAR_FIRST : y; y <= YEAR_LAST; y++)
+    if (year_matches(c, y)) return y;
+  return -1;
+}
+
 /* Whether some month of the expression has some day of it (Feb 29 counts:
- * leap years have it). */
+ * leap years have it).  With L, W, # or a year, the months are looked at
+ * one by one: over the years named, or over a 400-year cycle of the
+ * Gregorian calendar, after which weekdays and leap days repeat. */
 static bool some_day_exists(const chime_cron_expr *c) {
   static const unsigned char longest[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  for (int m = 1; m <= 12; m++)
-    if ((c->bits[F_MON] >> m & 1) && (c->bits[F_DOM] & (((uint64_t)2 << longest[m]) - 2))) return true;
+  if (!c->days && !c->year) {
+    if (!c->dom_star && !c->dow_star) return true; /* every weekday occurs in every month */
+    for (int m = 1; m <= 12; m++)
+      if ((c->bits[F_MON] >> m & 1) && (c->bits[F_DOM] & (((uint64_t)2 << longest[m]) - 2))) return true;
+    return false;
+  }
+  int64_t from = c->year ? YEAR_FIRST : 2000, to = c->year ? YEAR_LAST : 2399;
+  for (int64_t y = from; y <= to; y++)
+    for (int m = 1; m <= 12; m++)
+      if ((!c->year || year_matches(c, y)) && (c->bits[F_MON] >> m & 1) && month_days(c, y, m)) return true;
   return false;
 }
 
-/* Five or six blank-separated fields. */
-static int parse_fields(struct parser *ps, const char *s, chime_cron_expr *c) {
+/* Which field each position holds, for 5, 6 and 7 fields. */
+static const unsigned char layout[2][3][NFIELDS] = {
+    /* CHIME_CRON_CHIME: 6 fields are seconds first */
+    {{F_MIN, F_HOUR, F_DOM, F_MON, F_DOW},
+     {F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW},
+     {F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, F_YEAR}},
+    /* CHIME_CRON_CRONTAB: 6 fields are year last */
+    {{F_MIN, F_HOUR, F_DOM, F_MON, F_DOW},
+     {F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, F_YEAR},
+     {F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, F_YEAR}},
+};
+
+/* Five, six or seven blank-separated fields. */
+static int parse_fields(struct parser *ps, const char *s, chime_cron_expr *c, chime_cron_syntax syntax) {
   const char *start[NFIELDS], *stop[NFIELDS], *extra = NULL, *last_end = s;
   int n = 0;
   for (const char *p = s; *p;) {
@@ -205,21 +370,34 @@ static int parse_fields(struct parser *ps, const char *s, chime_cron_expr *c) {
     n++;
     last_end = p = q;
   }
-  if (n > NFIELDS) return fail(ps, extra, "expected 5 or 6 fields, found %d", n);
-  if (n < 5) return fail(ps, last_end, "expected 5 or 6 fields, found %d", n);
-  int first = n == 5 ? F_MIN : F_SEC;
-  c->bits[F_SEC] = 1;
-  for (int i = first; i < NFIELDS; i++) {
-    const char *fs = start[i - first], *fe = stop[i - first];
-    int rc = parse_field(ps, &fields[i], fs, fe, &c->bits[i]);
+  if (n > NFIELDS) return fail(ps, extra, "expected 5, 6 or 7 fields, found %d", n);
+  if (n < 5) return fail(ps, last_end, "expected 5, 6 or 7 fields, found %d", n);
+  const unsigned char *order = layout[syntax][n - 5];
+  const char *dom_at = NULL;
+  c->bits[F_SEC] = order[0] == F_SEC ? 0 : 1; /* without a seconds field: at second 0 */
+  for (int i = 0; i < n; i++) {
+    int f = order[i];
+    const char *fs = start[i], *fe = stop[i];
+    int rc = parse_field(ps, &fields[f], fs, fe, f == F_YEAR ? c->years : &c->bits[f], c);
+    if (rc && f == F_DOW && n == 6 && syntax == CHIME_CRON_CHIME && fe - fs == 4 && ps->err &&
+        strtol(fs, NULL, 10) >= YEAR_FIRST && strtol(fs, NULL, 10) <= YEAR_LAST)
+      snprintf(ps->err->message, sizeof ps->err->message,
+               "day-of-week field: %.4s is out of range 0-7 (six fields are seconds first here: for a year, give "
+               "seven, seconds first and year last)",
+               fs);
     if (rc) return rc;
-    if (i == F_DOM) c->dom_star = *fs == '*';
-    if (i == F_DOW) c->dow_star = *fs == '*';
+    if (f == F_DOM) c->dom_star = *fs == '*', dom_at = fs;
+    if (f == F_DOW) c->dow_star = *fs == '*';
+    if (f == F_YEAR) c->year = *fs != '*' || fe - fs > 1;
   }
+  c->days = c->dom_last || c->dom_near || c->dom_lw || c->dow_nth || c->dow_last;
   c->all_hours = c->bits[F_HOUR] == ALL_HOURS;
-  if ((c->dom_star || c->dow_star) && !some_day_exists(c))
-    return fail(ps, start[F_DOM - first],
-                "day-of-month field: no day given occurs in the months given, so the expression never matches");
+  if (!some_day_exists(c))
+    return fail(ps, dom_at,
+                c->year ? "day-of-month field: no day given occurs in the months and years given, so the expression "
+                          "never matches"
+                        : "day-of-month field: no day given occurs in the months given, so the expression never "
+                          "matches");
   return 0;
 }
 
@@ -260,20 +438,25 @@ static int parse_macro(struct parser *ps, const char *s, chime_cron_expr *c) {
     if (!same_word(s + 1, n, macros[i].name)) continue;
     if (*rest) return fail(ps, rest, "unexpected '%s' after @%s", quote(buf, rest, strlen(rest)), macros[i].name);
     struct parser inner = {macros[i].expr, NULL};
-    return parse_fields(&inner, macros[i].expr, c);
+    return parse_fields(&inner, macros[i].expr, c, CHIME_CRON_CHIME);
   }
   return fail(ps, s, "unknown macro '%s'", quote(buf, s, n + 1));
 }
 
 int chime_cron_parse(const char *expr, chime_cron_expr **cron, chime_cron_error *err) {
-  if (!expr || !cron) return -EINVAL;
+  return chime_cron_parse_syntax(expr, CHIME_CRON_CHIME, cron, err);
+}
+
+int chime_cron_parse_syntax(const char *expr, chime_cron_syntax syntax, chime_cron_expr **cron,
+                            chime_cron_error *err) {
+  if (!expr || !cron || (syntax != CHIME_CRON_CHIME && syntax != CHIME_CRON_CRONTAB)) return -EINVAL;
   struct parser ps = {expr, err};
   chime_cron_expr c;
   memset(&c, 0, sizeof c);
   const char *s = expr;
   while (is_blank(*s))
     s++;
-  int rc = *s == '@' ? parse_macro(&ps, s, &c) : parse_fields(&ps, expr, &c);
+  int rc = *s == '@' ? parse_macro(&ps, s, &c) : parse_fields(&ps, expr, &c, syntax);
   if (rc) return rc;
   chime_cron_expr *out = chime__cron_dup(&c);
   if (!out) return -ENOMEM;
@@ -332,8 +515,18 @@ static int64_t match_from(const chime_cron_expr *c, int64_t from, int64_t end) {
   int64_t sod = from - w.days * 86400;
   chime__civil_from_days(w.days, &w.y, &w.m, &w.d);
   w.h = (int)(sod / 3600), w.mi = (int)(sod / 60 % 60), w.s = (int)(sod % 60);
+  int64_t set_y = 0; /* with c->days: the month whose matching days are in `set` */
+  int set_m = 0;
+  uint64_t set = 0;
   for (;;) {
     if (w.y > CHIME__YEAR_MAX || w.days > chime__floor_div(end, 86400)) return NONE;
+    if (c->year && !year_matches(c, w.y)) {
+      int64_t y = next_year(c, w.y + 1);
+      if (y < 0) return NONE;
+      w.y = y, w.m = 1, w.d = 1, w.h = w.mi = w.s = 0;
+      w.days = chime__days_from_civil(y, 1, 1);
+      continue;
+    }
     if (!(c->bits[F_MON] >> w.m & 1)) {
       int m = next_bit(c->bits[F_MON], w.m + 1, 12);
       if (m < 0) m = next_bit(c->bits[F_MON], 1, 12), w.y++;
@@ -341,7 +534,16 @@ static int64_t match_from(const chime_cron_expr *c, int64_t from, int64_t end) {
       w.days = chime__days_from_civil(w.y, w.m, 1);
       continue;
     }
-    if (!day_matches(c, &w)) {
+    if (c->days) {
+      if (set_y != w.y || set_m != w.m) set = month_days(c, w.y, w.m), set_y = w.y, set_m = w.m;
+      int last = chime__month_days(w.y, w.m), d = next_bit(set, w.d, last);
+      if (d != w.d) {
+        if (d < 0) d = last + 1;
+        w.days += d - 1 - w.d, w.d = d - 1;
+        next_day(&w);
+        continue;
+      }
+    } else if (!day_matches(c, &w)) {
       /* With the AND rule only the day-of-month set's days can match. */
       int d = c->dom_star || c->dow_star ? next_bit(c->bits[F_DOM], w.d + 1, chime__month_days(w.y, w.m)) : w.d + 1;
       if (d < 0) d = chime__month_days(w.y, w.m) + 1;
@@ -437,8 +639,10 @@ int chime_cron_next_n(const chime_cron_expr *cron, const chime_tz *tz, chime_ns 
 /* ---- for calendar jobs (calendar.c) ------------------------------------------ */
 
 bool chime__cron_equal(const chime_cron_expr *a, const chime_cron_expr *b) {
-  return memcmp(a->bits, b->bits, sizeof a->bits) == 0 && a->every == b->every && a->dom_star == b->dom_star &&
-         a->dow_star == b->dow_star && a->all_hours == b->all_hours;
+  return memcmp(a->bits, b->bits, sizeof a->bits) == 0 && memcmp(a->years, b->years, sizeof a->years) == 0 &&
+         a->dow_nth == b->dow_nth && a->dom_last == b->dom_last && a->dom_near == b->dom_near &&
+         a->dow_last == b->dow_last && a->dom_lw == b->dom_lw && a->year == b->year && a->every == b->every &&
+         a->dom_star == b->dom_star && a->dow_star == b->dow_star && a->all_hours == b->all_hours;
 }
 
 chime_cron_expr *chime__cron_dup(const chime_cron_expr *c) {

@@ -36,11 +36,15 @@ static chime_tz *zone(const char *name) {
   return tz;
 }
 
+/* The syntax cron() and refuses() read expressions in; a test that
+ * changes it sets it back. */
+static chime_cron_syntax syntax = CHIME_CRON_CHIME;
+
 static chime_cron_expr *cron(const char *expr) {
   chime_cron_expr *c = NULL;
   chime_cron_error e;
   memset(&e, 0, sizeof e);
-  int rc = chime_cron_parse(expr, &c, &e);
+  int rc = chime_cron_parse_syntax(expr, syntax, &c, &e);
   if (rc) fail_msg("'%s': %s (column %d: %s)", expr, chime_strerror(rc), e.column, e.message);
   return c;
 }
@@ -110,7 +114,7 @@ static void refuses(const char *expr, int column, const char *message) {
   chime_cron_expr *untouched = (chime_cron_expr *)&untouched, *c = untouched;
   chime_cron_error e;
   memset(&e, 0, sizeof e);
-  int rc = chime_cron_parse(expr, &c, &e);
+  int rc = chime_cron_parse_syntax(expr, syntax, &c, &e);
   if (rc != -EINVAL) fail_msg("'%s': got %d, want -EINVAL", expr, rc);
   if (c != untouched) fail_msg("'%s': output touched on failure", expr);
   if (e.column != column || strcmp(e.message, message) != 0)
@@ -230,15 +234,178 @@ static void every_macro_is_an_interval(void **state) {
   chime_tz_free(tz);
 }
 
+/* ---- days by the month's shape, years, the crontab syntax ------------------------- */
+
+static void last_day_of_month_and_days_before_it(void **state) {
+  (void)state;
+  FIRES("0 0 L * *", "Europe/Berlin", "2026-01-15 00:00:00", "2026-01-31 00:00:00 CET", "2026-02-28 00:00:00 CET",
+        "2026-03-31 00:00:00 CEST", "2026-04-30 00:00:00 CEST");
+  FIRES("0 0 L 2 *", "America/New_York", "2027-06-01 00:00:00", "2028-02-29 00:00:00 EST", "2029-02-28 00:00:00 EST");
+  FIRES("0 12 L-3 * *", "America/New_York", "2026-01-01 00:00:00", "2026-01-28 12:00:00 EST",
+        "2026-02-25 12:00:00 EST", "2026-03-28 12:00:00 EDT", "2026-04-27 12:00:00 EDT");
+  /* L-30 is the 1st of a 31-day month, and no day of a shorter one. */
+  FIRES("0 0 l-30 * *", "UTC", "2026-01-01 00:00:00", "2026-03-01 00:00:00 UTC", "2026-05-01 00:00:00 UTC",
+        "2026-07-01 00:00:00 UTC", "2026-08-01 00:00:00 UTC");
+  same_times("0 0 L-0 * *", "0 0 L * *");
+  same_times("0 0 L,15 * *", "0 0 15,L * *");
+}
+
+static void nearest_weekday_stays_in_its_month(void **state) {
+  (void)state;
+  /* Jan 15 2026 is a Thursday; Feb 15 and Mar 15 are Sundays (Monday
+   * after); Aug 15 is a Saturday (Friday before). */
+  FIRES("0 9 15W * *", "Europe/Berlin", "2026-01-01 00:00:00", "2026-01-15 09:00:00 CET", "2026-02-16 09:00:00 CET",
+        "2026-03-16 09:00:00 CET");
+  FIRES("0 9 15W 8 *", "America/New_York", "2026-01-01 00:00:00", "2026-08-14 09:00:00 EDT");
+  /* Aug 1 2026 is a Saturday: not Friday Jul 31 but Monday the 3rd; Nov 1
+   * is a Sunday: Monday the 2nd. */
+  FIRES("0 9 1W 8,11 *", "Europe/Berlin", "2026-01-01 00:00:00", "2026-08-03 09:00:00 CEST",
+        "2026-11-02 09:00:00 CET");
+  /* May 31 2026 is a Sunday: back to Friday the 29th; January's 31st a
+   * Saturday: Friday the 30th; April has no 31st: no run. */
+  FIRES("0 9 31W 1,4,5 *", "America/New_York", "2026-01-01 00:00:00", "2026-01-30 09:00:00 EST",
+        "2026-05-29 09:00:00 EDT", "2027-01-29 09:00:00 EST");
+  /* The last weekday: Jan 31 2026 Saturday, Feb 28 Saturday, May 31 Sunday. */
+  FIRES("0 9 LW * *", "Europe/Berlin", "2026-01-01 00:00:00", "2026-01-30 09:00:00 CET", "2026-02-27 09:00:00 CET",
+        "2026-03-31 09:00:00 CEST", "2026-04-30 09:00:00 CEST", "2026-05-29 09:00:00 CEST");
+}
+
+static void nth_and_last_weekday_of_the_month(void **state) {
+  (void)state;
+  FIRES("0 12 * * 5#1", "Europe/Berlin", "2026-01-01 00:00:00", "2026-01-02 12:00:00 CET", "2026-02-06 12:00:00 CET",
+        "2026-03-06 12:00:00 CET", "2026-04-03 12:00:00 CEST", "2026-05-01 12:00:00 CEST");
+  same_times("0 12 * * fri#1", "0 12 * * 5#1");
+  /* Fifth Mondays of 2026: March, June, August, November. */
+  FIRES("0 12 * * mon#5", "America/New_York", "2026-01-01 00:00:00", "2026-03-30 12:00:00 EDT",
+        "2026-06-29 12:00:00 EDT", "2026-08-31 12:00:00 EDT", "2026-11-30 12:00:00 EST");
+  FIRES("0 18 * * 5L", "America/New_York", "2026-01-01 00:00:00", "2026-01-30 18:00:00 EST",
+        "2026-02-27 18:00:00 EST", "2026-03-27 18:00:00 EDT", "2026-04-24 18:00:00 EDT");
+  same_times("0 18 * * friL", "0 18 * * 5L");
+  same_times("0 18 * * 7L", "0 18 * * 0l");
+  same_times("0 18 * * 7#2", "0 18 * * sun#2");
+  /* Either day field, by the classic rule: the last day, and the last Friday. */
+  FIRES("0 0 L * 5L", "UTC", "2026-01-01 00:00:00", "2026-01-30 00:00:00 UTC", "2026-01-31 00:00:00 UTC",
+        "2026-02-27 00:00:00 UTC", "2026-02-28 00:00:00 UTC");
+  /* With a '*' day-of-month, both: the 2nd Tuesday only if it is in 8-14, always. */
+  same_times("0 0 */1 * 2#2", "0 0 * * tue#2");
+}
+
+/* The days a month's shape names are local dates: the daylight saving
+ * rules hold on them as on any other. */
+static void shaped_days_follow_the_daylight_saving_rules(void **state) {
+  (void)state;
+  /* Europe changes on the last Sunday of March and of October. */
+  FIRES("30 2 * 3 0L", "Europe/Berlin", "2026-01-01 00:00:00", "2026-03-29 03:00:00 CEST",
+        "2027-03-28 03:00:00 CEST");
+  FIRES("30 2 * 10 7L", "Europe/Berlin", "2026-01-01 00:00:00", "2026-10-25 02:30:00 CEST",
+        "2027-10-31 02:30:00 CEST");
+  /* The US on the second Sunday of March and the first of November. */
+  FIRES("30 2 * 3 0#2", "America/New_York", "2026-01-01 00:00:00", "2026-03-08 03:00:00 EDT",
+        "2027-03-14 03:00:00 EDT");
+  FIRES("30 1 * 11 0#1", "America/New_York", "2026-06-01 00:00:00", "2026-11-01 01:30:00 EDT",
+        "2027-11-07 01:30:00 EDT");
+  FIRES("30 * 1 11 0#1", "America/New_York", "2026-11-01 04:00:00", "2026-11-01 00:30:00 EDT",
+        "2026-11-01 01:30:00 EDT", "2026-11-01 01:30:00 EST", "2026-11-01 02:30:00 EST");
+}
+
+static void year_field_names_years(void **state) {
+  (void)state;
+  syntax = CHIME_CRON_CRONTAB;
+  FIRES("0 0 1 1 * 2027", "Europe/Berlin", "2026-05-01 00:00:00", "2027-01-01 00:00:00 CET");
+  FIRES("0 0 29 2 * 2027-2033", "America/New_York", "2026-05-01 00:00:00", "2028-02-29 00:00:00 EST",
+        "2032-02-29 00:00:00 EST");
+  FIRES("0 12 * * 5#1 */10", "UTC", "2029-12-01 00:00:00", "2030-01-04 12:00:00 UTC", "2030-02-01 12:00:00 UTC");
+  chime_cron_expr *c = cron("0 0 1 1 * 2027");
+  chime_tz *tz = zone("UTC");
+  chime_ns times[3], next = 7;
+  assert_int_equal(chime_cron_next_n(c, tz, utc("2026-01-01 00:00:00"), times, 3), 1);
+  assert_int_equal(chime_cron_next(c, tz, utc("2027-01-01 00:00:00"), &next), -ERANGE);
+  assert_int_equal(next, 7);
+  chime_cron_free(c);
+  /* A year is not '*': years before 1970 and after 2099 match only '*'. */
+  c = cron("0 0 1 1 * 1970-2099");
+  assert_int_equal(chime_cron_next(c, tz, utc("1960-01-01 00:00:00"), &next), 0);
+  assert_int_equal(next, utc("1970-01-01 00:00:00"));
+  assert_int_equal(chime_cron_next(c, tz, utc("2099-01-01 00:00:00"), &next), -ERANGE);
+  chime_cron_free(c);
+  c = cron("0 0 1 1 * *");
+  assert_int_equal(chime_cron_next(c, tz, utc("2099-01-01 00:00:00"), &next), 0);
+  assert_int_equal(next, utc("2100-01-01 00:00:00"));
+  chime_cron_free(c);
+  chime_tz_free(tz);
+  syntax = CHIME_CRON_CHIME;
+  /* Seven fields: seconds first and year last, in either syntax. */
+  FIRES("15 0 0 1 1 * 2027,2029", "UTC", "2026-05-01 00:00:00", "2027-01-01 00:00:15 UTC", "2029-01-01 00:00:15 UTC");
+  same_times("0 30 2 * * * *", "30 2 * * *");
+}
+
+/* The rule of chime.h: six fields are seconds first in chime's syntax and
+ * year last in the crontab syntax; five and seven mean the same in both. */
+static void six_fields_depend_on_the_syntax_and_nothing_else(void **state) {
+  (void)state;
+  FIRES("*/5 * * * * *", "UTC", "2026-05-01 10:00:00", "2026-05-01 10:00:05 UTC", "2026-05-01 10:00:10 UTC");
+  syntax = CHIME_CRON_CRONTAB;
+  FIRES("*/5 * * * * *", "UTC", "2026-05-01 10:00:00", "2026-05-01 10:05:00 UTC", "2026-05-01 10:10:00 UTC");
+  FIRES("30 2 * * *", "UTC", "2026-05-01 10:00:00", "2026-05-02 02:30:00 UTC");
+  FIRES("0 30 2 * * * *", "UTC", "2026-05-01 10:00:00", "2026-05-02 02:30:00 UTC");
+  same_times("@daily", "0 0 * * *");
+  refuses("0 0 * * * 1969", 11, "year field: 1969 is out of range 1970-2099");
+  refuses("0 0 * * * 2100", 11, "year field: 2100 is out of range 1970-2099");
+  refuses("0 0 * * * jan", 11, "year field: expected a number 1970-2099, found 'jan'");
+  refuses("0 0 29 2 * 2027", 5,
+          "day-of-month field: no day given occurs in the months and years given, so the expression never matches");
+  refuses("0 0 * * * * * *", 15, "expected 5, 6 or 7 fields, found 8");
+  syntax = CHIME_CRON_CHIME;
+  /* In chime's syntax a year in the sixth field is refused, with the rule. */
+  refuses("0 0 * * * 2026", 11,
+          "day-of-week field: 2026 is out of range 0-7 (six fields are seconds first here: for a year, give seven, "
+          "seconds first and year last)");
+  chime_cron_expr *c = NULL;
+  assert_int_equal(chime_cron_parse_syntax("* * * * *", (chime_cron_syntax)2, &c, NULL), -EINVAL);
+  assert_int_equal(chime_cron_parse_syntax("* * * * *", (chime_cron_syntax)-1, &c, NULL), -EINVAL);
+  assert_null(c);
+}
+
+static void shaped_days_are_refused_where_they_mean_nothing(void **state) {
+  (void)state;
+  refuses("L * * * *", 1, "minute field: L (last) is for day-of-month and day-of-week only");
+  refuses("0 L * * *", 3, "hour field: L (last) is for day-of-month and day-of-week only");
+  refuses("0 0 * L *", 7, "month field: L (last) is for day-of-month and day-of-week only");
+  refuses("5W * * * *", 2, "minute field: W (nearest weekday) is for day-of-month only");
+  refuses("0 0 * * 5W", 10, "day-of-week field: W (nearest weekday) is for day-of-month only");
+  refuses("0 0 5#1 * *", 6, "day-of-month field: # (nth weekday) is for day-of-week only");
+  refuses("0 0 * * L", 9, "day-of-week field: L alone names no day: 5L is the last Friday, 6 is Saturday");
+  refuses("0 0 W * *", 5, "day-of-month field: W follows a day (15W) or L (LW)");
+  refuses("0 0 32W * *", 5, "day-of-month field: 32 is out of range 1-31");
+  refuses("0 0 0W * *", 5, "day-of-month field: 0 is out of range 1-31");
+  refuses("0 0 L-31 * *", 7, "day-of-month field: L-n counts 0 to 30 days back from the month's last");
+  refuses("0 0 L- * *", 7, "day-of-month field: L-n counts 0 to 30 days back from the month's last");
+  refuses("0 0 * * 5#6", 11, "day-of-week field: 5#6: the nth weekday of a month is #1 to #5");
+  refuses("0 0 * * 5#0", 11, "day-of-week field: 5#0: the nth weekday of a month is #1 to #5");
+  refuses("0 0 * * 5#", 11, "day-of-week field: 5#: the nth weekday of a month is #1 to #5");
+  refuses("0 0 * * 8L", 9, "day-of-week field: 8 is out of range 0-7");
+  refuses("0 0 1-5W * *", 8, "day-of-month field: W follows a single day (15W), not a range or a step");
+  refuses("0 0 * * 1-5L", 12, "day-of-week field: L follows a single weekday (5L, 5#3), not a range or a step");
+  refuses("0 0 L/2 * *", 6, "day-of-month field: unexpected '/' after L");
+  refuses("0 0 LW-1 * *", 7, "day-of-month field: unexpected '-' after LW");
+  refuses("0 0 * * 5L-6", 11, "day-of-week field: unexpected '-' after 5L");
+  refuses("0 0 * * 5#2#3", 12, "day-of-week field: unexpected '#' after 5#2");
+  /* A day that never comes. */
+  refuses("0 0 L-30 2 *", 5, "day-of-month field: no day given occurs in the months given, so the expression never matches");
+  refuses("0 0 31W 4,6 *", 5, "day-of-month field: no day given occurs in the months given, so the expression never matches");
+  /* Rare is not never: a fifth Sunday in February (2032, 2060, ...). */
+  chime_cron_free(cron("0 0 * 2 0#5"));
+}
+
 /* ---- errors ------------------------------------------------------------------ */
 
 static void parse_counts_fields(void **state) {
   (void)state;
-  refuses("", 1, "expected 5 or 6 fields, found 0");
-  refuses("   ", 1, "expected 5 or 6 fields, found 0");
-  refuses("* * * *", 8, "expected 5 or 6 fields, found 4");
-  refuses("0 0 * * * * *", 13, "expected 5 or 6 fields, found 7");
-  refuses("1 2 3 4 5 6 7 8", 13, "expected 5 or 6 fields, found 8");
+  refuses("", 1, "expected 5, 6 or 7 fields, found 0");
+  refuses("   ", 1, "expected 5, 6 or 7 fields, found 0");
+  refuses("* * * *", 8, "expected 5, 6 or 7 fields, found 4");
+  refuses("0 0 * * * * * *", 15, "expected 5, 6 or 7 fields, found 8");
+  refuses("1 2 3 4 5 6 7 8", 15, "expected 5, 6 or 7 fields, found 8");
 }
 
 static void parse_reports_values_out_of_range(void **state) {
@@ -260,7 +427,7 @@ static void parse_reports_unknown_names(void **state) {
   refuses("0 0 * * monday", 9, "day-of-week field: unknown name 'monday'");
   refuses("0 0 * jan-xyz *", 11, "month field: unknown name 'xyz'");
   refuses("0 jan * * *", 3, "hour field: expected a number 0-23, found 'jan'");
-  refuses("L * * * *", 1, "minute field: expected a number 0-59, found 'L'");
+  refuses("x * * * *", 1, "minute field: expected a number 0-59, found 'x'");
 }
 
 static void parse_reports_bad_steps_and_ranges(void **state) {
@@ -1141,6 +1308,11 @@ TEST_MAIN(cmocka_unit_test(parse_reads_numbers_ranges_steps_and_lists),
           cmocka_unit_test(six_fields_start_with_seconds), cmocka_unit_test(day_fields_both_restricted_match_either),
           cmocka_unit_test(day_field_starting_with_star_makes_both_match),
           cmocka_unit_test(macros_are_their_expressions), cmocka_unit_test(every_macro_is_an_interval),
+          cmocka_unit_test(last_day_of_month_and_days_before_it), cmocka_unit_test(nearest_weekday_stays_in_its_month),
+          cmocka_unit_test(nth_and_last_weekday_of_the_month),
+          cmocka_unit_test(shaped_days_follow_the_daylight_saving_rules), cmocka_unit_test(year_field_names_years),
+          cmocka_unit_test(six_fields_depend_on_the_syntax_and_nothing_else),
+          cmocka_unit_test(shaped_days_are_refused_where_they_mean_nothing),
           cmocka_unit_test(parse_counts_fields), cmocka_unit_test(parse_reports_values_out_of_range),
           cmocka_unit_test(parse_reports_unknown_names), cmocka_unit_test(parse_reports_bad_steps_and_ranges),
           cmocka_unit_test(parse_reports_unexpected_characters), cmocka_unit_test(parse_reports_bad_macros),

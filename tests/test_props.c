@@ -5,8 +5,16 @@
  *   - runs overlap only as far as the overlap policy allows;
  *   - the counters add up: every grid point before the next tick was run
  *     or skipped, exactly once (runs + skipped = ticks due).
+ * And of calendar expressions, random ones with L, W, #, steps, lists and
+ * a year field, over a year, against a matcher that walks every minute
+ * and reads the expression's parts as generated (never its text):
+ *   - chime_cron_next's times rise strictly;
+ *   - each of them matches;
+ *   - none that matches is skipped (the two lists are equal).
  */
 #include "test.h"
+
+#include <time.h>
 
 #define JOBS 12
 #define YEAR CHIME_HOUR(24 * 365)
@@ -142,6 +150,238 @@ static void a_simulated_year_keeps_every_promise_seed_3(void **state) {
   run_year(0xda942042e4dd58b5ull);
 }
 
+/* ---- calendar expressions against a brute-force matcher ----------------------------- */
+
+enum kind { STAR, STAR_STEP, VAL, VAL_STEP, RANGE, RANGE_STEP, LAST, NEAR, LAST_NEAR, NTH, LAST_WDAY };
+
+struct item {
+  enum kind kind;
+  int a, b, step; /* LAST: a = n of L-n; NEAR: a = day; NTH: a = weekday, b = k; LAST_WDAY: a = weekday */
+};
+
+struct field_spec {
+  int n;
+  struct item it[3];
+};
+
+enum { P_MIN, P_HOUR, P_DOM, P_MON, P_DOW, P_YEAR, P_FIELDS };
+
+struct expr_spec {
+  struct field_spec f[P_FIELDS];
+  bool year; /* a year field is written */
+};
+
+static const int lows[P_FIELDS] = {0, 0, 1, 1, 0, 2020}, highs[P_FIELDS] = {59, 23, 31, 12, 6, 2032};
+
+static int in(int lo, int hi) { return lo + (int)below((uint64_t)(hi - lo + 1)); }
+
+/* A random item of field k; hours of `hours_from` on only (a zone whose
+ * clock changes before then has no repeated or skipped local times after). */
+static struct item random_item(int k, int hours_from) {
+  int lo = k == P_HOUR ? hours_from : lows[k], hi = highs[k];
+  struct item it = {VAL, in(lo, hi), 0, 0};
+  uint64_t r = below(16);
+  if (k == P_DOM && r < 3) return (struct item){r == 0 ? LAST : r == 1 ? NEAR : LAST_NEAR, r == 0 ? in(0, 5) : in(1, 31), 0, 0};
+  if (k == P_DOW && r < 3) return (struct item){r < 2 ? NTH : LAST_WDAY, in(0, 7), in(1, 5), 0};
+  if (r < 6) return it;
+  it.b = in(it.a, hi);
+  it.step = in(1, 9);
+  if (r < 9) it.kind = RANGE;
+  else if (r < 12) it.kind = RANGE_STEP;
+  else if (r < 14) it.kind = VAL_STEP;
+  else it.kind = k == P_HOUR && hours_from > 0 ? RANGE : STAR_STEP;
+  return it;
+}
+
+static void write_item(const struct item *it, int k, char *out) {
+  char *o = out + strlen(out);
+  switch (it->kind) {
+  case STAR: sprintf(o, "*"); break;
+  case STAR_STEP: sprintf(o, "*/%d", it->step); break;
+  case VAL: sprintf(o, "%d", it->a); break;
+  case VAL_STEP: sprintf(o, "%d/%d", it->a, it->step); break;
+  case RANGE: sprintf(o, "%d-%d", it->a, it->b); break;
+  case RANGE_STEP: sprintf(o, "%d-%d/%d", it->a, it->b, it->step); break;
+  case LAST: it->a ? sprintf(o, "L-%d", it->a) : sprintf(o, "L"); break;
+  case NEAR: sprintf(o, "%dW", it->a); break;
+  case LAST_NEAR: sprintf(o, "LW"); break;
+  case NTH: sprintf(o, "%d#%d", it->a, it->b); break;
+  case LAST_WDAY: sprintf(o, "%dL", it->a); break;
+  }
+  (void)k;
+}
+
+static int days_in(int y, int m) {
+  static const int d[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0) ? 29 : d[m - 1];
+}
+
+/* The weekday of day d of the month whose day `mday` has weekday `wday`. */
+static int wday_of(int d, int mday, int wday) { return ((wday + d - mday) % 7 + 7) % 7; }
+
+/* Whether item it of field k matches, at local time tm (tm_year + 1900,
+ * tm_mon + 1, ...). */
+static bool item_matches(const struct item *it, int k, const struct tm *tm) {
+  int y = tm->tm_year + 1900, m = tm->tm_mon + 1, v;
+  int values[P_FIELDS] = {tm->tm_min, tm->tm_hour, tm->tm_mday, m, tm->tm_wday, y};
+  int top = k == P_YEAR ? 2099 : k == P_DOW ? 6 : highs[k], first = k == P_YEAR ? 1970 : lows[k];
+  v = values[k];
+  int last = days_in(y, m);
+  switch (it->kind) {
+  case STAR: return true;
+  case STAR_STEP: return v >= first && v <= top && (v - first) % it->step == 0;
+  case VAL: return v == it->a || (k == P_DOW && it->a == 7 && v == 0);
+  case VAL_STEP: return v >= it->a && v <= top && (v - it->a) % it->step == 0;
+  case RANGE: return v >= it->a && v <= it->b;
+  case RANGE_STEP: return v >= it->a && v <= it->b && (v - it->a) % it->step == 0;
+  case LAST: return v == last - it->a;
+  case NEAR:
+  case LAST_NEAR: {
+    int d = it->kind == NEAR ? it->a : last;
+    if (d > last) return false;
+    /* the weekday nearest d, searched outwards, within the month */
+    for (int dist = 0; dist < 7; dist++)
+      for (int s = -1; s <= 1; s += 2) {
+        int c = d + s * dist;
+        if (c >= 1 && c <= last && wday_of(c, tm->tm_mday, tm->tm_wday) >= 1 && wday_of(c, tm->tm_mday, tm->tm_wday) <= 5)
+          return v == c;
+      }
+    return false;
+  }
+  case NTH: return tm->tm_wday == it->a % 7 && (tm->tm_mday - 1) / 7 == it->b - 1;
+  case LAST_WDAY: return tm->tm_wday == it->a % 7 && tm->tm_mday + 7 > last;
+  }
+  return false;
+}
+
+static bool field_matches(const struct field_spec *f, int k, const struct tm *tm) {
+  for (int i = 0; i < f->n; i++)
+    if (item_matches(&f->it[i], k, tm)) return true;
+  return false;
+}
+
+static bool spec_matches(const struct expr_spec *e, const struct tm *tm) {
+  for (int k = 0; k < P_FIELDS; k++)
+    if (k != P_DOM && k != P_DOW && (k != P_YEAR || e->year) && !field_matches(&e->f[k], k, tm)) return false;
+  bool dom = field_matches(&e->f[P_DOM], P_DOM, tm), dow = field_matches(&e->f[P_DOW], P_DOW, tm);
+  bool dom_star = e->f[P_DOM].it[0].kind == STAR || e->f[P_DOM].it[0].kind == STAR_STEP;
+  bool dow_star = e->f[P_DOW].it[0].kind == STAR || e->f[P_DOW].it[0].kind == STAR_STEP;
+  return dom_star || dow_star ? dom && dow : dom || dow;
+}
+
+/* One random expression: most fields '*', a few with one to three items. */
+static void random_spec(struct expr_spec *e, char *text, int hours_from) {
+  memset(e, 0, sizeof *e);
+  text[0] = '\0';
+  e->year = below(3) == 0;
+  for (int k = 0; k < P_FIELDS; k++) {
+    struct field_spec *f = &e->f[k];
+    bool plain = below(k == P_MIN ? 4 : 2) == 0 && !(k == P_HOUR && hours_from > 0);
+    f->n = plain ? 1 : 1 + (int)below(3);
+    for (int i = 0; i < f->n; i++)
+      f->it[i] = plain ? (struct item){STAR, 0, 0, 0} : random_item(k, hours_from);
+    if (k == P_YEAR && !e->year) continue;
+    if (k == P_MIN && !plain) f->n = 1; /* few minutes: a year of them stays small */
+    if (k) strcat(text, " ");
+    for (int i = 0; i < f->n; i++) {
+      if (i) strcat(text, ",");
+      write_item(&f->it[i], k, text);
+    }
+  }
+}
+
+/* The zone's UTC offset at each minute of the year from t0 (seconds). */
+static long *offsets(const char *zone, time_t t0, long minutes) {
+  long *off = malloc((size_t)minutes * sizeof *off);
+  assert_non_null(off);
+  char *saved = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+  setenv("TZ", zone, 1);
+  tzset();
+  for (long i = 0; i < minutes; i++) {
+    time_t t = t0 + i * 60;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    off[i] = tm.tm_gmtoff;
+  }
+  if (saved) setenv("TZ", saved, 1);
+  else unsetenv("TZ");
+  tzset();
+  free(saved);
+  return off;
+}
+
+/* `count` random expressions in `zone`, over the year from `start`, each
+ * against the brute-force matcher. */
+static void calendar_matches_brute_force(uint64_t seed, const char *zone, int year, int hours_from, int count) {
+  rng = seed;
+  struct tm start_tm = {.tm_year = year - 1900, .tm_mday = 1};
+  time_t t0 = timegm(&start_tm);
+  long minutes = (days_in(year, 2) == 29 ? 366 : 365) * 24L * 60;
+  long *off = offsets(zone, t0, minutes);
+  chime_ns *want = malloc((size_t)minutes * sizeof *want), *got = malloc((size_t)(minutes + 1) * sizeof *got);
+  assert_non_null(want);
+  assert_non_null(got);
+  chime_tz *tz = NULL;
+  assert_int_equal(chime_tz_load(zone, &tz), 0);
+  int never = 0;
+  for (int x = 0; x < count; x++) {
+    struct expr_spec e;
+    char text[256];
+    random_spec(&e, text, hours_from);
+    chime_cron_expr *c = NULL;
+    chime_cron_error err;
+    int rc = chime_cron_parse_syntax(text, CHIME_CRON_CRONTAB, &c, &err);
+    if (rc == -EINVAL && strstr(err.message, "never matches")) { /* checked below: no match in the year either */
+      never++;
+    } else if (rc) {
+      fail_msg("'%s': %s (column %d: %s)", text, chime_strerror(rc), err.column, err.message);
+    }
+    size_t n = 0;
+    for (long i = 0; i < minutes; i++) {
+      time_t l = t0 + i * 60 + off[i];
+      struct tm tm;
+      gmtime_r(&l, &tm);
+      if (spec_matches(&e, &tm)) want[n++] = CHIME_SEC((int64_t)(t0 + i * 60));
+    }
+    if (!c) {
+      if (n) fail_msg("'%s' refused as never matching, but matches %zu times in %d", text, n, year);
+      continue;
+    }
+    int k = chime_cron_next_n(c, tz, CHIME_SEC((int64_t)t0) - 1, got, n + 1);
+    chime_cron_free(c);
+    assert_true(k >= (int)n);
+    for (int i = 1; i < k; i++)
+      if (got[i] <= got[i - 1]) fail_msg("'%s' in %s: run %d is not after run %d", text, zone, i, i - 1);
+    if (k > (int)n && got[n] < CHIME_SEC((int64_t)(t0 + minutes * 60)))
+      fail_msg("'%s' in %s: %zu runs in %d, and more: the matcher found no run at %lld", text, zone, n, year,
+               (long long)(got[n] / CHIME_SEC(1)));
+    for (size_t i = 0; i < n; i++)
+      if (got[i] != want[i])
+        fail_msg("'%s' in %s, run %zu: got %lld, want %lld", text, zone, i, (long long)(got[i] / CHIME_SEC(1)),
+                 (long long)(want[i] / CHIME_SEC(1)));
+  }
+  if (getenv("PROPS_VERBOSE")) fprintf(stderr, "%d expressions, %d never matching\n", count, never);
+  chime_tz_free(tz);
+  free(off);
+  free(want);
+  free(got);
+}
+
+static void calendar_expressions_match_brute_force_in_utc(void **state) {
+  (void)state;
+  calendar_matches_brute_force(0x9e3779b97f4a7c15ull, "UTC", 2026, 0, 60);
+  calendar_matches_brute_force(0x2545f4914f6cdd1dull, "UTC", 2028, 0, 60); /* a leap year */
+}
+
+/* From 04:00 on, New York's local times each occur once: the daylight
+ * saving rules do not enter, only the offsets. */
+static void calendar_expressions_match_brute_force_in_new_york(void **state) {
+  (void)state;
+  calendar_matches_brute_force(0xda942042e4dd58b5ull, "America/New_York", 2026, 4, 60);
+}
+
 TEST_MAIN(cmocka_unit_test(a_simulated_year_keeps_every_promise_seed_1),
           cmocka_unit_test(a_simulated_year_keeps_every_promise_seed_2),
-          cmocka_unit_test(a_simulated_year_keeps_every_promise_seed_3))
+          cmocka_unit_test(a_simulated_year_keeps_every_promise_seed_3),
+          cmocka_unit_test(calendar_expressions_match_brute_force_in_utc),
+          cmocka_unit_test(calendar_expressions_match_brute_force_in_new_york))
