@@ -351,7 +351,7 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
   return 0;
 }
 
-int config_load(const char *path, struct config **out, struct errors *errs) {
+int config_read(const char *path, char **out, size_t *out_len, struct errors *errs) {
   /* O_NONBLOCK: a FIFO given as the config is refused below, not waited on
    * (at a SIGHUP, that would hold up the loop). */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -384,7 +384,21 @@ int config_load(const char *path, struct config **out, struct errors *errs) {
   }
   if (rc == 0 && len > (size_t)st.st_size) rc = -EAGAIN, errors_add(errs, "%s: changed while being read", path);
   close(fd);
-  if (rc == 0) rc = config_parse(path, text, len, out, errs);
+  if (rc == 0) {
+    text[len] = '\0';
+    *out = text, *out_len = len;
+  } else {
+    free(text);
+  }
+  return rc;
+}
+
+int config_load(const char *path, struct config **out, struct errors *errs) {
+  char *text;
+  size_t len;
+  int rc = config_read(path, &text, &len, errs);
+  if (rc) return rc;
+  rc = config_parse(path, text, len, out, errs);
   free(text);
   return rc;
 }

@@ -71,6 +71,9 @@ void job_free(struct job_conf *job) {
   free(job->tz_name);
   free(job->command);
   free(job->argv);
+  free(job->shell_path);
+  free(job->input);
+  free(job->mailto);
   free(job->env);
   free(job->dir);
   free(job->user);
@@ -189,6 +192,14 @@ int job_add_env(struct job_conf *job, const char *word, char *err, size_t size) 
 }
 
 static int set_schedule(struct job_conf *job, const char *v, char *err, size_t size) {
+  if (strcmp(v, "@reboot") == 0) { /* no expression: one run at start */
+    if (set_string(&job->schedule, v)) return -ENOMEM;
+    chime_cron_free(job->cron);
+    job->cron = NULL;
+    job->every = 0;
+    job->reboot = true;
+    return 0;
+  }
   chime_cron_expr *cron = NULL;
   chime_cron_error ce;
   memset(&ce, 0, sizeof ce);
@@ -207,7 +218,59 @@ static int set_schedule(struct job_conf *job, const char *v, char *err, size_t s
   chime_cron_free(job->cron);
   job->cron = cron;
   job->every = interval;
+  job->reboot = false;
   return 0;
+}
+
+/* `shell`: true or false, or the absolute path of a shell to run the
+ * command with (as a crontab's SHELL). */
+static int set_shell(struct job_conf *job, const char *v, char *err, size_t size) {
+  bool b;
+  if (parse_bool(v, &b) == 0) {
+    job->shell = b;
+    free(job->shell_path), job->shell_path = NULL;
+    return 0;
+  }
+  if (v[0] != '/') return say(err, size, "\"%s\" is not true, false or a shell's absolute path", v);
+  if (set_string(&job->shell_path, v)) return -ENOMEM;
+  job->shell = true;
+  return 0;
+}
+
+/* `input`: the child's standard input, with \n for a newline and \\ for
+ * a backslash (an INI value is one line). */
+static int set_input(struct job_conf *job, const char *v, char *err, size_t size) {
+  char *text = malloc(strlen(v) + 1), *o = text;
+  if (!text) return -ENOMEM;
+  for (const char *p = v; *p; p++) {
+    if (*p != '\\') {
+      *o++ = *p;
+      continue;
+    }
+    if (p[1] != 'n' && p[1] != '\\') {
+      free(text);
+      return say(err, size, "\\%c: only \\n (a newline) and \\\\ (a backslash) are escapes", p[1] ? p[1] : ' ');
+    }
+    *o++ = *++p == 'n' ? '\n' : '\\';
+  }
+  *o = '\0';
+  free(job->input);
+  job->input = text;
+  return 0;
+}
+
+/* `mailto`: where a run's output is mailed; empty: nowhere.  A leading '-'
+ * would be read by sendmail as an option: refused. */
+static int set_mailto(struct job_conf *job, const char *v, char *err, size_t size) {
+  if (!*v) {
+    free(job->mailto), job->mailto = NULL;
+    return 0;
+  }
+  for (const char *p = v; *p; p++)
+    if (*p == '-' && (p == v || p[-1] == ',')) return say(err, size, "\"%s\": an address may not start with '-'", v);
+    else if ((unsigned char)*p <= ' ' || strchr("\"'\\;|&<>`$()", *p))
+      return say(err, size, "\"%s\" is not a list of mail addresses", v);
+  return set_string(&job->mailto, v);
 }
 
 static int set_user(struct job_conf *job, const char *v, char *err, size_t size) {
@@ -226,6 +289,7 @@ static const char *const job_keys[] = {
     "schedule", "every",          "tz",       "command", "shell",       "env",      "dir",
     "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
+    "clean_env", "input", "mailto",
 };
 static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
@@ -295,6 +359,7 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     if (set_duration(&job->every, v, 1, err, size)) return -EINVAL;
     free(job->schedule), job->schedule = NULL;
     chime_cron_free(job->cron), job->cron = NULL;
+    job->reboot = false;
     return 0;
   }
   if (strcmp(key, "command") == 0) {
@@ -303,6 +368,9 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     return set_string(&job->command, v);
   }
   if (strcmp(key, "env") == 0) return add_env(job, v, err, size);
+  if (strcmp(key, "shell") == 0) return set_shell(job, v, err, size);
+  if (strcmp(key, "input") == 0) return set_input(job, v, err, size);
+  if (strcmp(key, "mailto") == 0) return set_mailto(job, v, err, size);
   if (strcmp(key, "dir") == 0) {
     if (v[0] != '/') return say(err, size, "\"%s\" is not an absolute path", v);
     return set_string(&job->dir, v);
@@ -332,7 +400,7 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
   static const struct {
     const char *key;
     size_t off;
-  } bools[] = {{"shell", offsetof(struct job_conf, shell)},
+  } bools[] = {{"clean_env", offsetof(struct job_conf, clean_env)},
                {"catch_up", offsetof(struct job_conf, catch_up)},
                {"start_now", offsetof(struct job_conf, start_now)}};
   for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
@@ -411,6 +479,9 @@ static int make_fingerprint(struct job_conf *j) {
   for (char **w = j->env; w && *w; w++) fp(f, "env", *w);
   fp(f, "dir", j->dir);
   fp(f, "user", j->user);
+  fp(f, "input", j->input);
+  fp(f, "mailto", j->mailto);
+  fpn(f, "clean_env", j->clean_env), fpn(f, "reboot", j->reboot);
   fpn(f, "timeout", j->timeout), fpn(f, "kill_grace", j->kill_grace), fpn(f, "jitter", j->jitter);
   fpn(f, "spread", j->spread), fpn(f, "window", j->window), fpn(f, "overlap", j->overlap);
   fpn(f, "max_concurrent", j->max_concurrent), fpn(f, "on_error", j->on_error), fpn(f, "backoff", j->backoff);
@@ -438,7 +509,7 @@ static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
     size_t table = 4 * sizeof(char *);
     argv = malloc(table + strlen(job->command) + 1);
     if (!argv) return -ENOMEM;
-    argv[0] = (char *)sh[0], argv[1] = (char *)sh[1];
+    argv[0] = job->shell_path ? job->shell_path : (char *)sh[0], argv[1] = (char *)sh[1];
     argv[2] = strcpy((char *)argv + table, job->command), argv[3] = NULL;
   } else {
     rc = argv_split(job->command, &argv, &argc, why, sizeof why);
@@ -455,7 +526,7 @@ void job_drop_unfit(struct job_conf *job, bool (*keep)(const void *ctx, const ch
   if (job->cron) {
     if (!keep(ctx, "spread")) job->spread = 0;
     if (!keep(ctx, "start_now")) job->start_now = false;
-  } else if (job->every && !keep(ctx, "tz")) {
+  } else if ((job->every || job->reboot) && !keep(ctx, "tz")) {
     free(job->tz_name);
     job->tz_name = NULL;
   }
@@ -465,7 +536,8 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
   bool calendar = job->cron != NULL;
   int errors = 0, rc;
   char why[200];
-  if (!job->schedule && !job->every) errors++, report(ctx, "schedule", "no schedule: give schedule or every");
+  if (!job->schedule && !job->every && !job->reboot)
+    errors++, report(ctx, "schedule", "no schedule: give schedule or every");
   if (!job->command) errors++, report(ctx, "command", "no command");
   else if ((rc = make_argv(job, report, ctx)) == -ENOMEM) return rc;
   else errors += rc != 0;
@@ -479,6 +551,8 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
     errors++, report(ctx, "start_now", "only an interval (every) starts now: a calendar schedule runs at its times");
   if (!calendar && job->tz_name)
     errors++, report(ctx, "tz", "only a calendar schedule has a time zone (every and @every count time, not the clock)");
+  if (job->reboot && (job->start_now || job->catch_up || job->spread || job->max_runs))
+    errors++, report(ctx, "schedule", "@reboot runs once at start: start_now, catch_up, spread and max_runs do not apply");
   if (calendar && !job->tz && (rc = chime_tz_load(job->tz_name, &job->tz)) != 0) {
     if (rc == -ENOMEM) return rc;
     snprintf(why, sizeof why, "\"%s\": %s", job->tz_name ? job->tz_name : "local", chime_strerror(rc));
@@ -489,6 +563,7 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
 }
 
 int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, int n) {
+  if (job->reboot) return 0;
   if (job->cron) return chime_cron_next_n(job->cron, job->tz, after, times, (size_t)n);
   for (int i = 0; i < n; i++) times[i] = after + (job->start_now ? i : i + 1) * job->every;
   return n;

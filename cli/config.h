@@ -25,9 +25,14 @@ struct job_conf {
   char *tz_name;            /* `tz`, or NULL for the local zone */
   chime_ns every;           /* the interval (from `every` or "@every D"); 0 for a calendar job */
   char *command;            /* the command as written */
-  char **argv;              /* the command split into words (or sh -c COMMAND) */
-  bool shell;               /* run the command with /bin/sh -c */
+  char **argv;              /* the command split into words (or SHELL -c COMMAND) */
+  bool shell;               /* run the command with a shell: shell_path, or /bin/sh */
+  char *shell_path;         /* `shell = /path`, a crontab's SHELL: the shell's absolute path; NULL: /bin/sh */
   char **env;               /* KEY=VALUE words added to the environment, NULL-terminated */
+  bool clean_env;           /* the environment is env and cron's defaults alone (cronenv_build), not chime's */
+  char *input;              /* the child's standard input (a crontab's text after %); NULL: /dev/null */
+  char *mailto;             /* mail a run's output here (cronenv_mail); NULL: no mail */
+  bool reboot;              /* @reboot: one run when chime starts, no schedule */
   char *dir;                /* working directory, or NULL */
   char *user;               /* user to run as (name or uid), or NULL */
   chime_ns timeout;         /* 0: none */
@@ -115,6 +120,10 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx);
  * in *out (free it with config_free), or a negative errno with every error
  * found added to errs: a config with any error is refused whole. */
 int config_load(const char *path, struct config **out, struct errors *errs);
+/* The file's text, read with config_load's checks: 0 and the text in *text
+ * (NUL-terminated; free it) and its length, or a negative errno, said in
+ * errs. */
+int config_read(const char *path, char **text, size_t *len, struct errors *errs);
 /* The same, from text in memory; `name` stands for the file in errors. */
 int config_parse(const char *name, const char *text, size_t len, struct config **out, struct errors *errs);
 void config_free(struct config *cfg);

@@ -1,5 +1,5 @@
 /* main.c - the chime command: parses the command line and runs one of
- * every, cron, run, check and history.
+ * every, cron, run, crontab, check, convert and history.
  *
  * Exit status: 0 success; 1 an error (an invalid config, a job stopped by
  * its errors, a database that cannot be read); 2 a bad command line.
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crontab.h"
 #include "history.h"
 #include "log.h"
 #include "runner.h"
@@ -20,7 +21,9 @@ static const char usage[] =
     "usage: chime every INTERVAL [OPTIONS] -- PROGRAM [ARGS...]\n"
     "       chime cron 'EXPRESSION' [OPTIONS] -- PROGRAM [ARGS...]\n"
     "       chime run FILE [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
-    "       chime check FILE\n"
+    "       chime crontab FILE [--system] [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
+    "       chime check FILE [--crontab|--ini] [--system]\n"
+    "       chime convert FILE [--system]\n"
     "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
     "       chime --help | --version\n"
     "\n"
@@ -62,7 +65,8 @@ static void option_key(const char *opt, char *key, size_t size) {
 
 static bool is_flag(const char *key) {
   return strcmp(key, "shell") == 0 || strcmp(key, "catch_up") == 0 || strcmp(key, "start_now") == 0 ||
-         strcmp(key, "json") == 0 || strcmp(key, "no_history") == 0;
+         strcmp(key, "json") == 0 || strcmp(key, "no_history") == 0 || strcmp(key, "system") == 0 ||
+         strcmp(key, "crontab") == 0 || strcmp(key, "ini") == 0;
 }
 
 /* The next option of argv[*i]: its key and value.  1 if there is one, 0 at
@@ -240,13 +244,57 @@ static int cmd_job(int argc, char **argv, bool cron) {
   return rc;
 }
 
-static int load(const char *path, struct config **cfg) {
-  struct errors errs = {0};
-  int rc = config_load(path, cfg, &errs);
+/* How a file is read: INI, or a crontab (user or system format). */
+struct format {
+  bool crontab, system;
+  char *text; /* a crontab's text, when kept (convert) */
+};
+
+/* Reads the file as `how` says; warnings (a crontab's) are printed. */
+static int load(const char *path, struct config **cfg, struct format *how) {
+  struct errors errs = {0}, warns = {0};
+  struct crontab_opts co = {.system = how && how->system, .euid = -1};
+  int rc = how && how->crontab ? crontab_load(path, &co, cfg, &errs, &warns, &how->text) : config_load(path, cfg, &errs);
+  if (warns.text) fputs(warns.text, stderr);
   if (rc) fprintf(stderr, "%schime: %s: %d error(s): nothing was run\n", errs.text ? errs.text : "", path,
                   errs.count);
   errors_free(&errs);
+  errors_free(&warns);
   return rc ? 1 : 0;
+}
+
+/* The options of check, convert and crontab after FILE: --crontab, --ini,
+ * --system, and the daemon's (crontab only).  Without --crontab or --ini,
+ * a file is a crontab unless its first line that is not blank or a
+ * comment is an INI [section] (crontab_looks_like); --system, or the
+ * file's place (/etc/crontab, /etc/cron.d/NAME), gives the system format.
+ * 0, or the exit status of an error. */
+static int file_options(int argc, char **argv, bool daemon, struct format *how, struct daemon_conf *cli) {
+  char key[64];
+  const char *value;
+  bool ini = false;
+  int i = 3, more, rc = 0;
+  memset(how, 0, sizeof *how);
+  how->crontab = strcmp(argv[1], "check") != 0;
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    if (strcmp(key, "system") == 0) how->system = true, how->crontab = true;
+    else if (strcmp(key, "crontab") == 0 && strcmp(argv[1], "check") == 0) how->crontab = true;
+    else if (strcmp(key, "ini") == 0 && strcmp(argv[1], "check") == 0) ini = true;
+    else if (!daemon || (rc = daemon_option(cli, key, value)) == -ENOENT) rc = unknown_option(key);
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  if (rc == 0 && ini && how->crontab) rc = bad_usage("%s: --ini with --crontab or --system", argv[1]);
+  if (rc || ini) return rc;
+  if (!how->crontab) { /* check: by the content */
+    struct errors errs = {0};
+    char *text;
+    size_t len;
+    if (config_read(argv[2], &text, &len, &errs) == 0) how->crontab = crontab_looks_like(text, len), free(text);
+    errors_free(&errs); /* said again when the file is loaded */
+  }
+  if (how->crontab && crontab_system_path(argv[2])) how->system = true;
+  return 0;
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -261,10 +309,55 @@ static int cmd_run(int argc, char **argv) {
   if (rc == 0 && more == 2) rc = 2;
   if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
   struct config *cfg = NULL;
-  if (rc == 0 && (rc = load(argv[2], &cfg)) == 0) rc = start(cfg, argv[2], &cli);
+  if (rc == 0 && (rc = load(argv[2], &cfg, NULL)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
   free(cli.db);
   return rc;
+}
+
+/* chime crontab FILE [--system] [daemon options]: the crontab's jobs, run
+ * by the daemon as a config file's are. */
+static int cmd_crontab(int argc, char **argv) {
+  if (argc < 3 || strncmp(argv[2], "--", 2) == 0) return bad_usage("%s needs a crontab file", "crontab");
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  struct format how;
+  struct config *cfg = NULL;
+  int rc = file_options(argc, argv, true, &how, &cli);
+  if (rc == 0 && (rc = load(argv[2], &cfg, &how)) == 0) rc = start(cfg, argv[2], &cli);
+  config_free(cfg);
+  free(cli.db);
+  return rc;
+}
+
+/* chime convert FILE [--system]: the crontab in chime's INI format. */
+static int cmd_convert(int argc, char **argv) {
+  if (argc < 3 || strncmp(argv[2], "--", 2) == 0) return bad_usage("%s needs a crontab file", "convert");
+  struct format how;
+  struct config *cfg = NULL;
+  int rc = file_options(argc, argv, false, &how, NULL);
+  if (rc == 0 && (rc = load(argv[2], &cfg, &how)) == 0 && crontab_convert(how.text, strlen(how.text), cfg, stdout))
+    rc = 1, fprintf(stderr, "chime: convert: writing failed\n");
+  free(how.text);
+  config_free(cfg);
+  return rc;
+}
+
+/* Where a six-field `schedule` of the INI format would mean something else
+ * in a crontab (year last): a last field that is a year, or seconds-first
+ * steps (* /5 in the first field), which a crontab reads as minutes. */
+static void check_six_fields(const struct job_conf *j) {
+  char f[7][64];
+  if (!j->cron || sscanf(j->schedule, "%63s %63s %63s %63s %63s %63s %63s", f[0], f[1], f[2], f[3], f[4], f[5], f[6]) != 6)
+    return;
+  char *end;
+  long year = strtol(f[5], &end, 10);
+  if (!*end && year >= 1970 && year <= 2099)
+    printf("  warning: six fields: here the first is seconds and \"%s\" a weekday; in a crontab (supercronic) %s "
+           "would be the year\n", f[5], f[5]);
+  else if (strchr(f[0], '/') || strchr(f[0], ','))
+    printf("  warning: six fields: here \"%s\" is seconds (runs up to 60 times a minute); a crontab (supercronic) "
+           "reads six fields as minutes to year: give seven (\"0 %s\") or five to leave no doubt\n", f[0], j->schedule);
 }
 
 /* Warns about a program that cannot be found from here. */
@@ -285,24 +378,35 @@ static void check_program(const struct job_conf *job) {
 }
 
 static int cmd_check(int argc, char **argv) {
-  if (argc != 3) return bad_usage("%s needs exactly one config file", "check");
+  if (argc < 3 || strncmp(argv[2], "--", 2) == 0) return bad_usage("%s needs exactly one config file", "check");
+  struct format how;
   struct config *cfg;
-  int rc = load(argv[2], &cfg);
+  int rc = file_options(argc, argv, false, &how, NULL);
+  if (rc == 0) rc = load(argv[2], &cfg, &how);
   if (rc) return rc;
   chime_tz *local = NULL;
   chime_tz_load(NULL, &local);
   chime_ns now = chime_wall_now();
   for (size_t i = 0; i < cfg->njobs; i++) {
     const struct job_conf *j = cfg->jobs[i];
-    char text[128];
-    if (j->cron) printf("[job %s]  schedule \"%s\" in %s\n", j->name, j->schedule, chime_tz_name(j->tz));
-    else chime_format_duration(j->every, text, sizeof text), printf("[job %s]  every %s\n", j->name, text);
-    printf("  command: %s%s\n", j->shell ? "/bin/sh -c " : "", j->command);
+    char text[128], head[JOB_NAME_MAX + 8];
+    snprintf(head, sizeof head, "[job %s]", j->name);
+    if (how.crontab) printf("%s  line %d\n", head, j->line), head[0] = '\0';
+    if (j->cron) printf("%s  schedule \"%s\" in %s\n", head, j->schedule, chime_tz_name(j->tz));
+    else if (j->reboot) printf("%s  @reboot: once, when chime starts\n", head);
+    else chime_format_duration(j->every, text, sizeof text), printf("%s  every %s\n", head, text);
+    printf("  command: %s%s%s\n", j->shell ? j->shell_path ? j->shell_path : "/bin/sh" : "", j->shell ? " -c " : "",
+           j->command);
+    if (j->input) printf("  input: %zu bytes on standard input\n", strlen(j->input));
+    if (j->mailto) printf("  mail output to: %s\n", j->mailto);
+    if (j->jitter) chime_format_duration(j->jitter, text, sizeof text), printf("  jitter: %s\n", text);
+    if (j->user) printf("  user: %s\n", j->user);
     if (!j->shell) check_program(j);
+    if (!how.crontab) check_six_fields(j);
     chime_ns times[5];
     bool all = j->max_runs && j->max_runs <= 5; /* a job with max_runs = 1 has one run to show */
     int n = job_next_runs(j, now, times, all ? (int)j->max_runs : 5);
-    printf("  %s%s:\n", all ? "its runs (max_runs)" : "next runs", j->cron ? "" : " (if started now)");
+    if (n > 0) printf("  %s%s:\n", all ? "its runs (max_runs)" : "next runs", j->cron ? "" : " (if started now)");
     for (int k = 0; k < n; k++) {
       char utc[64];
       format_wall(times[k], utc, sizeof utc);
@@ -313,6 +417,7 @@ static int cmd_check(int argc, char **argv) {
   printf("%s: %zu job(s), no errors\n", argv[2], cfg->njobs);
   chime_tz_free(local);
   config_free(cfg);
+  free(how.text);
   return 0;
 }
 
@@ -372,6 +477,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "cron") == 0) return cmd_job(argc, argv, true);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc, argv);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
+  if (strcmp(cmd, "crontab") == 0) return cmd_crontab(argc, argv);
+  if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
   if (strcmp(cmd, "history") == 0) return cmd_history(argc, argv);
   return bad_usage("unknown command \"%s\"", cmd);
 }
