@@ -513,8 +513,8 @@ static void job_line(struct state *st, const char *line) {
   if (rc == 0 && user[0]) rc = job_set(job, "user", user, why, sizeof why);
   const char *v;
   if (rc == 0 && (v = env_get(st, "SHELL"))) rc = job_set(job, "shell", v, why, sizeof why);
-  if (rc == 0 && !job->reboot && ((v = env_get(st, "CRON_TZ")) || (v = env_get(st, "TZ"))) && *v)
-    rc = job_set(job, "tz", v[0] == ':' ? v + 1 : v, why, sizeof why);
+  if (!(v = env_get(st, "CRON_TZ")) || !*v) v = env_get(st, "TZ"); /* CRON_TZ, else TZ */
+  if (rc == 0 && !job->reboot && v && *v) rc = job_set(job, "tz", v[0] == ':' ? v + 1 : v, why, sizeof why);
   v = env_get(st, "MAILTO");
   if (rc == 0) rc = job_set(job, "mailto", v ? v : pw->pw_name, why, sizeof why);
   if (rc == 0 && (v = env_get(st, "RANDOM_DELAY")) && strcmp(v, "0") != 0) {
