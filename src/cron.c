@@ -200,9 +200,18 @@ static int last_of_month(struct parser *ps, const char **p, const char *end, chi
 /* Sets the values lo..hi (every step-th) of field f in bits (one word a
  * 64 values from f->min for the year, else the value's own bit). */
 static void set_values(const struct field *f, uint64_t *bits, int lo, int hi, int step) {
-  int base = f == &fields[F_YEAR] ? YEAR_FIRST : 0;
-  for (int v = lo; v <= hi; v += step)
-    bits[(v - base) / 64] |= (uint64_t)1 << ((v - base) % 64);
+  if (f == &fields[F_YEAR]) {
+    for (int v = lo; v <= hi; v += step)
+      bits[(v - YEAR_FIRST) / 64] |= (uint64_t)1 << ((v - YEAR_FIRST) % 64);
+    return;
+  }
+  uint64_t m = 0;
+  if (step == 1) /* a whole range at once: '*' costs one mask, not a loop */
+    m = (hi >= 63 ? ~(uint64_t)0 : ((uint64_t)2 << hi) - 1) & ~(((uint64_t)1 << lo) - 1);
+  else
+    for (int v = lo; v <= hi; v += step)
+      m |= (uint64_t)1 << v;
+  *bits |= m;
 }
 
 /* One field: a comma-separated list of '*', a, a-b, each maybe with /n;
