@@ -44,6 +44,10 @@ static void keep(struct capture *c, const char *buf, size_t n) {
 void capture_feed(struct capture *c, const char *buf, size_t n) {
   keep(c, buf, n);
   c->bytes += n;
+  if (c->both) { /* both streams, in the order they came */
+    keep(c->both, buf, n);
+    c->both->bytes += n;
+  }
   for (size_t i = 0; i < n; i++) {
     if (buf[i] == '\n') {
       log_line(c, false);
@@ -56,6 +60,21 @@ void capture_feed(struct capture *c, const char *buf, size_t n) {
 
 void capture_flush(struct capture *c) {
   if (c->line_len) log_line(c, true);
+}
+
+size_t capture_straighten(struct capture *c) {
+  /* rotate the ring left by tail_start, in place: three reversals */
+  size_t k = c->tail_start, n = CAPTURE_TAIL;
+  for (int pass = 0; k && pass < 3; pass++) {
+    size_t lo = pass == 0 ? 0 : pass == 1 ? k : 0, hi = pass == 0 ? k : n;
+    for (size_t i = lo, j = hi - 1; i < j; i++, j--) {
+      char t = c->tail[i];
+      c->tail[i] = c->tail[j];
+      c->tail[j] = t;
+    }
+  }
+  c->tail_start = 0;
+  return c->tail_len;
 }
 
 size_t capture_tail(const struct capture *c, char *out) {

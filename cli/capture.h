@@ -19,12 +19,16 @@ struct capture {
   char line[CAPTURE_LINE];
   size_t line_len;
   unsigned long long bytes; /* all the child wrote */
+  struct capture *both;     /* also fed the output's tail (stdout and stderr as they came), or NULL */
 };
 
 /* Takes n more bytes of output: logs each complete line, keeps the tail. */
 void capture_feed(struct capture *c, const char *buf, size_t n);
 /* Logs what is left of an unfinished last line. */
 void capture_flush(struct capture *c);
+/* Puts the tail in order in its own buffer, c->tail (no copy, no
+ * allocation); returns its length. */
+size_t capture_straighten(struct capture *c);
 /* The tail in order, copied to out (CAPTURE_TAIL bytes); returns its length. */
 size_t capture_tail(const struct capture *c, char *out);
 /* A task: reads c->fd until end of file or cancellation, feeding c. */

@@ -119,6 +119,16 @@ static int parse_uint(const char *v, unsigned long long max, unsigned long long 
   return 0;
 }
 
+/* The shortest interval a job may have: a program cannot be started much
+ * more often (a start costs a fork and an exec, about a millisecond of
+ * CPU), and a shorter one would only pile up skipped ticks. */
+#define EVERY_MIN CHIME_MS(10)
+
+static int check_every(chime_ns d, const char *v, char *err, size_t size) {
+  if (d >= EVERY_MIN) return 0;
+  return say(err, size, "\"%s\" is shorter than 10ms, the shortest interval a program can be run at", v);
+}
+
 static int parse_enum(const char *v, const char *const *names, int count, int *out) {
   for (int i = 0; i < count; i++)
     if (names[i] && strcmp(v, names[i]) == 0) return *out = i, 0;
@@ -210,6 +220,7 @@ static int set_schedule(struct job_conf *job, const char *v, char *err, size_t s
   if (chime_cron_interval(cron, &interval) == 0) { /* "@every D": an interval job */
     chime_cron_free(cron);
     cron = NULL;
+    if (check_every(interval, v, err, size)) return -EINVAL;
   }
   if (set_string(&job->schedule, v)) {
     chime_cron_free(cron);
@@ -273,13 +284,19 @@ static int set_mailto(struct job_conf *job, const char *v, char *err, size_t siz
   return set_string(&job->mailto, v);
 }
 
+/* A user: a name, or a uid (all digits), which must fit a uid_t and not be
+ * (uid_t)-1, the "no user" of setuid: 4294967296 must not become 0. */
 static int set_user(struct job_conf *job, const char *v, char *err, size_t size) {
   size_t n = strlen(v);
-  bool ok = n > 0 && n <= 32 && v[0] != '-';
-  for (size_t i = 0; ok && i < n; i++)
+  bool ok = n > 0 && n <= 32 && v[0] != '-', digits = true;
+  for (size_t i = 0; ok && i < n; i++) {
     ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') ||
          strchr("_.-", v[i]);
+    digits = digits && v[i] >= '0' && v[i] <= '9';
+  }
   if (!ok) return say(err, size, "\"%s\" is not a user name or number", v);
+  unsigned long long uid;
+  if (digits && parse_uint(v, 4294967294ull, &uid) != 0) return say(err, size, "uid %s is out of range 0-4294967294", v);
   return set_string(&job->user, v);
 }
 
@@ -356,7 +373,9 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
   if (!v) return say(err, size, "needs a value");
   if (strcmp(key, "schedule") == 0) return set_schedule(job, v, err, size);
   if (strcmp(key, "every") == 0) {
-    if (set_duration(&job->every, v, 1, err, size)) return -EINVAL;
+    chime_ns d = 0;
+    if (set_duration(&d, v, 1, err, size) || check_every(d, v, err, size)) return -EINVAL;
+    job->every = d;
     free(job->schedule), job->schedule = NULL;
     chime_cron_free(job->cron), job->cron = NULL;
     job->reboot = false;
@@ -567,4 +586,31 @@ int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, i
   if (job->cron) return chime_cron_next_n(job->cron, job->tz, after, times, (size_t)n);
   for (int i = 0; i < n; i++) times[i] = after + (job->start_now ? i : i + 1) * job->every;
   return n;
+}
+
+/* The tick after `after` on the job's schedule (wall clock), or 0. */
+static chime_ns tick_after(const struct job_conf *job, chime_ns after) {
+  chime_ns t;
+  if (job->cron) return chime_cron_next(job->cron, job->tz, after, &t) == 0 ? t : 0;
+  return job->every && after <= INT64_MAX - job->every ? after + job->every : 0;
+}
+
+chime_ns job_latest_tick(const struct job_conf *job, chime_ns after, chime_ns until) {
+  if (job->reboot || until <= after) return 0;
+  if (!job->cron) {
+    chime_ns k = (until - after) / job->every;
+    return k > 0 ? after + k * job->every : 0;
+  }
+  /* Look back from `until` over a span that grows fourfold until it holds
+   * a tick, then walk forward to the last one: a few dozen steps, however
+   * long the downtime and dense the schedule. */
+  for (chime_ns back = CHIME_MIN(1);; back = back > INT64_MAX / 4 ? INT64_MAX : back * 4) {
+    chime_ns from = until - after <= back ? after : until - back;
+    chime_ns t = tick_after(job, from);
+    if (t && t <= until) {
+      for (chime_ns n; (n = tick_after(job, t)) != 0 && n <= until;) t = n;
+      return t;
+    }
+    if (from == after) return 0;
+  }
 }

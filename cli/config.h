@@ -128,6 +128,10 @@ int config_read(const char *path, char **text, size_t *len, struct errors *errs)
 int config_parse(const char *name, const char *text, size_t len, struct config **out, struct errors *errs);
 void config_free(struct config *cfg);
 
+/* The wall time of the job's latest tick in (after, until], or 0 if none:
+ * the tick a daemon that was down from after to until missed last. */
+chime_ns job_latest_tick(const struct job_conf *job, chime_ns after, chime_ns until);
+
 /* The job's next n run times (wall clock) after `after`, into times: the
  * count stored, or a negative errno. */
 int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, int n);

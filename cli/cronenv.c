@@ -41,7 +41,7 @@ char **cronenv_build(const struct job_conf *c, const struct passwd *pw) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
     if (strncmp(c->env[i], "LOGNAME=", 8) != 0) env[k++] = c->env[i];
-  const char *fmt[] = {"SHELL=/bin/sh", "HOME=%s", "PATH=" CRONENV_DEFAULT_PATH, "LOGNAME=%s"};
+  const char *fmt[] = {"SHELL=/bin/sh", "HOME=%s", ("PATH=" CRONENV_DEFAULT_PATH), "LOGNAME=%s"};
   const char *names[] = {"SHELL", "HOME", "PATH", "LOGNAME"};
   const char *values[] = {NULL, home, NULL, name};
   for (int i = 0; i < 4; i++) {

@@ -2,13 +2,15 @@
  *
  * One table, `runs`: a row is inserted when a run starts (outcome
  * "running") and completed when it ends, so that a crash leaves the run in
- * flight on record.  The database is in WAL mode (readers never block the
- * daemon) with a short busy timeout: the daemon writes from its loop
- * thread, so a database locked by someone else costs each write at most
- * that long, and the write is then reported and dropped rather than
- * stalling every job.  The schema's version is PRAGMA user_version; each
- * migration takes it one step forward in a transaction of its own.
- * Times are nanoseconds since the Unix epoch; durations nanoseconds.
+ * flight on record; ticks skipped together are one row (outcome
+ * "skipped", their reason, count, first and last tick), so that a job
+ * skipping a million ticks writes one row, not a million.  The database is
+ * in WAL mode (readers never block the daemon).  The daemon's writes come
+ * from a thread of its pool, in transactions (recorder.c): a database
+ * locked by someone else delays them, never a tick.  The schema's version
+ * is PRAGMA user_version; each migration takes it one step forward in a
+ * transaction of its own.  Times are nanoseconds since the Unix epoch;
+ * durations nanoseconds.
  *
  * `chime history` only reads: it opens the database read-only, never
  * creates nor migrates it, and reads an older schema as it is (columns it
@@ -55,6 +57,10 @@ static const char *const migrations[HISTORY_SCHEMA] = {
     "ALTER TABLE runs ADD COLUMN error TEXT;"
     "ALTER TABLE runs ADD COLUMN chime_pid INTEGER;"
     "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);",
+    "ALTER TABLE runs ADD COLUMN triggered INTEGER;"
+    "ALTER TABLE runs ADD COLUMN reason TEXT;"
+    "ALTER TABLE runs ADD COLUMN skipped INTEGER;"
+    "ALTER TABLE runs ADD COLUMN last_scheduled INTEGER;",
 };
 
 int history_default_path(char *buf, size_t size) {
@@ -223,12 +229,16 @@ int history_mark_interrupted(struct history *h) {
   return rc == SQLITE_DONE ? count : fail(h, rc);
 }
 
+int history_begin(struct history *h) { return exec(h, "BEGIN IMMEDIATE"); }
+int history_commit(struct history *h) { return exec(h, "COMMIT"); }
+void history_rollback(struct history *h) { sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL); }
+
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid) {
+                      int pid, bool triggered) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
-                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid)"
-                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
+                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered)"
+                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
                               -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -237,9 +247,31 @@ int64_t history_start(struct history *h, const char *job, chime_ns scheduled, ch
   sqlite3_bind_int64(st, 4, late);
   if (pid > 0) sqlite3_bind_int(st, 5, pid);
   sqlite3_bind_int(st, 6, (int)getpid());
+  sqlite3_bind_int(st, 7, triggered);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(h->db) : fail(h, rc);
+}
+
+int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
+                 const char *reason, chime_ns at, bool triggered) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              "INSERT INTO runs (job, scheduled, started, ended, outcome, late, chime_pid, triggered,"
+                              " reason, skipped, last_scheduled) VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8)",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, first);
+  sqlite3_bind_int64(st, 3, at);
+  sqlite3_bind_int(st, 4, (int)getpid());
+  sqlite3_bind_int(st, 5, triggered);
+  sqlite3_bind_text(st, 6, reason, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 7, count > INT64_MAX ? INT64_MAX : (sqlite3_int64)count);
+  sqlite3_bind_int64(st, 8, last);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
 }
 
 int history_end(struct history *h, int64_t id, const struct run_result *r) {
@@ -264,7 +296,8 @@ int history_end(struct history *h, int64_t id, const struct run_result *r) {
 
 int history_last_scheduled(struct history *h, const char *job, chime_ns *out) {
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(h->db, "SELECT max(scheduled) FROM runs WHERE job = ?1", -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(h->db, "SELECT max(max(scheduled), coalesce(max(last_scheduled), 0)) FROM runs"
+                                     " WHERE job = ?1", -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
@@ -307,6 +340,8 @@ static void print_json(FILE *out, sqlite3_stmt *st, bool first) {
   else fprintf(out, ",\"duration\":%.3f", (double)(sqlite3_column_int64(st, 4) - sqlite3_column_int64(st, 3)) / 1e9);
   json_int(out, "pid", st, 9);
   json_text(out, "error", st, 10), json_text(out, "stdout", st, 11), json_text(out, "stderr", st, 12);
+  fprintf(out, ",\"triggered\":%s", sqlite3_column_int(st, 13) ? "true" : "false");
+  json_text(out, "reason", st, 14), json_int(out, "skipped", st, 15), json_time(out, "last_scheduled", st, 16);
   fputs("}", out);
 }
 
@@ -319,20 +354,28 @@ static void print_row(FILE *out, sqlite3_stmt *st) {
   }
   if (sqlite3_column_type(st, 6) != SQLITE_NULL) snprintf(code, sizeof code, "%d", sqlite3_column_int(st, 6));
   else if (sqlite3_column_type(st, 7) != SQLITE_NULL) snprintf(code, sizeof code, "SIG%d", sqlite3_column_int(st, 7));
+  if (sqlite3_column_type(st, 15) != SQLITE_NULL) { /* skipped ticks: their count and reason */
+    snprintf(dur, sizeof dur, "-");
+    snprintf(code, sizeof code, "%lld", (long long)sqlite3_column_int64(st, 15));
+  }
   fprintf(out, "%-6lld %-16s %-24s %-11s %-10s %-6s %.3fs", (long long)sqlite3_column_int64(st, 0),
           (const char *)sqlite3_column_text(st, 1), sched, (const char *)sqlite3_column_text(st, 5), dur, code,
           (double)sqlite3_column_int64(st, 8) / 1e9);
   if (sqlite3_column_type(st, 10) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 10));
+  if (sqlite3_column_type(st, 14) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 14));
+  if (sqlite3_column_int(st, 13)) fputs("  triggered", out);
   fputc('\n', out);
 }
 
 int history_print(struct history *h, const char *job, int limit, bool json, FILE *out) {
-  /* Version 1 had no error column; version 0 (a new, empty file) no table. */
+  /* Version 1 had no error column, versions below 3 no skipped rows;
+   * version 0 (a new, empty file) no table. */
   static const char sql[] = "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, %s,"
-                            " stdout_tail, stderr_tail FROM runs WHERE ?1 IS NULL OR job = ?1"
+                            " stdout_tail, stderr_tail, %s FROM runs WHERE ?1 IS NULL OR job = ?1"
                             " ORDER BY id DESC LIMIT ?2";
-  char query[sizeof sql + 16];
-  snprintf(query, sizeof query, sql, h->version == 1 ? "NULL" : "error");
+  char query[sizeof sql + 128];
+  snprintf(query, sizeof query, sql, h->version == 1 ? "NULL" : "error",
+           h->version < 3 ? "0, NULL, NULL, NULL" : "triggered, reason, skipped, last_scheduled");
   sqlite3_stmt *st = NULL;
   int rc = h->version == 0 ? SQLITE_OK : sqlite3_prepare_v2(h->db, query, -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);

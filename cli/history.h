@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define HISTORY_SCHEMA 2
+#define HISTORY_SCHEMA 3
 
 struct history;
 
@@ -46,12 +46,22 @@ const char *history_error(struct history *h);
  * restarted pid 1 counts) become "interrupted".  Returns how many, or a
  * negative errno. */
 int history_mark_interrupted(struct history *h);
-/* Records a run as it starts; returns its row id (> 0) or a negative errno. */
+/* A transaction around the writes of a batch: 0 or a negative errno
+ * (-EBUSY: the database is locked by someone else). */
+int history_begin(struct history *h);
+int history_commit(struct history *h);
+void history_rollback(struct history *h);
+/* Records a run as it starts; returns its row id (> 0) or a negative errno.
+ * `triggered`: a run started by hand or by a catch-up, not by its tick. */
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid);
+                      int pid, bool triggered);
+/* Records `count` ticks skipped for `reason`, from `first` to `last`,
+ * decided at `at`: one row.  0 or a negative errno. */
+int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
+                 const char *reason, chime_ns at, bool triggered);
 /* Completes the record of a run.  0 or a negative errno. */
 int history_end(struct history *h, int64_t id, const struct run_result *res);
-/* The scheduled time of the job's latest recorded run: 0, -ENOENT (none),
+/* The latest tick of the job on record, run or skipped: 0, -ENOENT (none),
  * or a negative errno. */
 int history_last_scheduled(struct history *h, const char *job, chime_ns *out);
 /* Prints the latest `limit` runs (of `job`, or all when NULL), newest first,

@@ -327,6 +327,7 @@ static int cmd_crontab(int argc, char **argv) {
   if (rc == 0 && (rc = load(argv[2], &cfg, &how)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
   free(cli.db);
+  free(how.text);
   return rc;
 }
 

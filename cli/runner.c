@@ -1,15 +1,26 @@
-/* runner.c - the daemon: starts each job on the loop, waits for signals,
- * reloads the config on SIGHUP, and shuts down on SIGTERM or SIGINT.
+/* runner.c - the daemon: starts each job on the loop, hears its events,
+ * waits for signals, reloads the config on SIGHUP, and shuts down on
+ * SIGTERM or SIGINT.
+ *
+ * What happens is what the library's events say: a run's end (logged and
+ * recorded with its outcome), ticks skipped (one line and one row for each
+ * run of them, with their count), a job's end.  The command never polls
+ * the library's statistics.  A tick missed while chime was down is run
+ * again by the library (chime_every_trigger) under the job's own overlap
+ * policy; the old version of a job changed by a reload still running is
+ * the veto's to weigh, against the new version's policy: skip (its ticks
+ * are skipped while the old one runs), allow (up to max_concurrent between
+ * the two), queue (the latest tick waits, and is triggered when the old
+ * version ends), replace (the old version is cancelled).
  *
  * The main task owns every job handle.  It waits for SIGHUP, SIGINT and
  * SIGTERM; when every job has ended by itself (max_runs, on_error = stop)
- * the last job's destructor cancels the wait instead.  At shutdown it stops
+ * the last job's end cancels the wait instead.  At shutdown it stops
  * scheduling and cancels every job at once, which cancels their runs: each
  * run sends SIGTERM to its child's group, and SIGKILL to what is left when
- * the one shutdown grace they share ends (stop_deadline), and completes
- * its record; then the main task joins them all, so a shutdown takes one
- * grace, however many runs there are.  A second SIGTERM or SIGINT
- * meanwhile SIGKILLs every child at once.
+ * the one shutdown grace they share ends (stop_deadline), then the history
+ * is written; so a shutdown takes one grace, however many runs there are.
+ * A second SIGTERM or SIGINT meanwhile SIGKILLs every child at once.
  *
  * The daemon is a child subreaper: a process a job leaves behind whose
  * parent has gone (a double fork) is adopted by chime, not by init, so
@@ -17,14 +28,9 @@
  * handler that does nothing, so that a log on a closed pipe costs lines,
  * not the daemon; a handler, not SIG_IGN, so that children do not inherit
  * it ignored.
- *
- * A reload keeps the jobs whose settings did not change (their schedules
- * go on undisturbed), retires the others, and starts the new ones.  A
- * retired job's schedule is stopped (chime_every_stop): no tick of it comes
- * again, not even one that would replace its run, and a run still going is
- * left to finish; the job ends with it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,32 +38,205 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cronenv.h"
 #include "log.h"
 #include "runner.h"
 
-struct history *runner_history(struct runner *r) {
-  if (r->hist || !r->db_path) return r->hist;
-  char err[1024];
-  if (history_open(r->db_path, r->db_make_dirs, &r->hist, err, sizeof err) == 0) {
-    if (r->db_down) log_msg("info", "history", "history database %s: open again, runs are recorded", r->db_path);
-    r->db_down = false;
-    int n = history_mark_interrupted(r->hist);
-    if (n > 0) log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", n);
-  } else if (!r->db_down) {
-    log_msg("error", "history", "%s; jobs go on without history until it can be opened", err);
-    r->db_down = true;
+/* What the veto answers for a tick of a job's new version while its old
+ * version runs (a skip's result, in its event). */
+enum { VETO_OVERLAP = 1, VETO_QUEUED = 2 };
+
+/* ---- a run's end --------------------------------------------------------------- */
+
+/* The outcome of a run: the library's word on how it ended, with what the
+ * child did. */
+static outcome outcome_of(const struct run *run, const chime_event *ev) {
+  switch (ev->outcome) {
+  case CHIME_OUTCOME_OK: return OUTCOME_OK;
+  case CHIME_OUTCOME_ERROR:
+    if (!run->child_done) return OUTCOME_ERROR;
+    return run->rec.signal ? OUTCOME_SIGNAL : OUTCOME_FAILED;
+  case CHIME_OUTCOME_TIMEOUT: return OUTCOME_TIMEOUT;
+  case CHIME_OUTCOME_REPLACED: return OUTCOME_REPLACED;
+  case CHIME_OUTCOME_CANCELLED: /* the daemon cancels a job when it stops, or when a new version replaces it */
+    return run->job->replaced ? OUTCOME_REPLACED : OUTCOME_STOPPED;
+  case CHIME_OUTCOME_SHUTDOWN: return OUTCOME_STOPPED;
+  case CHIME_OUTCOME_ABANDONED: return OUTCOME_INTERRUPTED;
   }
-  return r->hist;
+  return OUTCOME_ERROR;
 }
 
-/* The job's destructor: it has ended (its last run returned). */
-static void job_ended(void *arg) {
-  struct job *j = arg;
-  j->ended = true;
-  if (j->retired) return;
-  j->r->active--;
-  if (j->r->active == 0 && !j->r->stopping) chime_cancel(j->r->main);
+static void log_end_of_run(const struct run *run, const chime_event *ev) {
+  const struct run_record *rec = &run->rec;
+  struct logline l;
+  log_begin(&l, rec->result == OUTCOME_OK ? "info" : "warn", "end");
+  log_str(&l, "job", rec->job);
+  if (run->pid) log_int(&l, "pid", run->pid);
+  log_str(&l, "outcome", outcome_name(rec->result));
+  if (rec->exit_code >= 0) log_int(&l, "exit", rec->exit_code);
+  if (rec->signal > 0) log_str(&l, "signal", sigabbrev_np(rec->signal) ? sigabbrev_np(rec->signal) : "?");
+  log_dur(&l, "duration", ev->duration);
+  log_dur(&l, "late", rec->late);
+  if (rec->error) log_str(&l, "error", rec->error);
+  log_end(&l);
 }
+
+/* A mail of a run's output (cron's MAILTO), sent by a task of its own,
+ * which outlives the run and its job: it keeps what it needs. */
+struct mail {
+  char *output;
+  size_t len;
+  int status;    /* the child's wait status */
+  char **env;    /* the job's env (MAILFROM), one allocation, or NULL */
+  char strings[]; /* name, command, mailto, user: NUL-terminated, one after another */
+};
+
+static int mail_task(void *arg) {
+  struct mail *m = arg;
+  const char *name = m->strings, *command = name + strlen(name) + 1, *mailto = command + strlen(command) + 1;
+  const char *user = mailto + strlen(mailto) + 1;
+  struct job_conf c;
+  job_init(&c);
+  c.name = (char *)name, c.command = (char *)command, c.mailto = (char *)mailto, c.env = m->env;
+  char why[512] = "";
+  int rc = cronenv_mail(&c, user, NULL, m->output, m->len, m->status, CHIME_MIN(1), why, sizeof why);
+  if (rc && rc != -ECANCELED)
+    log_msg("error", "mail", "job %s: its output was not mailed to %s: %s", name, mailto,
+            why[0] ? why : chime_strerror(rc));
+  free(m->env);
+  free(m->output);
+  free(m);
+  return 0;
+}
+
+/* A copy of a NULL-terminated list of strings, in one allocation. */
+static char **strings_copy(char *const *v, bool *nomem) {
+  size_t n = 0, bytes = 0;
+  while (v && v[n]) bytes += strlen(v[n++]) + 1;
+  if (!v) return NULL;
+  char **copy = malloc((n + 1) * sizeof *copy + bytes);
+  if (!copy) return *nomem = true, NULL;
+  char *p = (char *)(copy + n + 1);
+  for (size_t i = 0; i < n; i++)
+    copy[i] = strcpy(p, v[i]), p += strlen(v[i]) + 1;
+  copy[n] = NULL;
+  return copy;
+}
+
+/* Mails the output of a run whose job has a mailto, as cron does: only
+ * when there was output. */
+static void mail_output(struct run *run) {
+  const struct job_conf *c = run->job->conf;
+  if (!c->mailto || !run->mail_len || !run->job->r->mailer) return;
+  const char *user = c->user ? c->user : getenv("LOGNAME") ? getenv("LOGNAME") : "root";
+  const char *parts[4] = {c->name, c->command, c->mailto, user};
+  size_t bytes = 0;
+  for (int i = 0; i < 4; i++) bytes += strlen(parts[i]) + 1;
+  struct mail *m = calloc(1, sizeof *m + bytes);
+  bool nomem = !m;
+  if (m) {
+    char *p = m->strings;
+    for (int i = 0; i < 4; i++) p = stpcpy(p, parts[i]) + 1;
+    m->env = strings_copy(c->env, &nomem);
+  }
+  if (nomem || chime_spawn(mail_task, m, NULL) != 0) {
+    log_msg("error", "mail", "job %s: out of memory: its output was not mailed", c->name);
+    if (m) free(m->env);
+    free(m);
+    return;
+  }
+  m->output = run->mail, m->len = run->mail_len;
+  run->mail = NULL;
+  int code = run->rec.exit_code;
+  m->status = run->rec.signal ? run->rec.signal : code >= 0 ? code << 8 : 0;
+}
+
+static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
+  struct run *run = run_find(r, j, ev->run);
+  if (!run) return; /* its target could not start it (no memory): said then */
+  run->rec.result = outcome_of(run, ev);
+  run->rec.ended = chime_wall_now();
+  log_end_of_run(run, ev);
+  mail_output(run);
+  if (run->prev) run->prev->next = run->next;
+  else r->runs = run->next;
+  if (run->next) run->next->prev = run->prev;
+  free(run->mail);
+  recorder_end(r->rec, &run->rec); /* the run's memory is the recorder's now */
+  j->running--;
+  reap_adopted(r);
+  if (!r->spare) r->spare = calloc(1, sizeof *r->spare);
+}
+
+/* ---- skipped ticks, and a job's end ---------------------------------------------------- */
+
+static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev) {
+  chime_skip_reason reason = ev->reason;
+  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_QUEUED) return; /* not skipped: it waits its turn */
+  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
+  struct logline l;
+  log_begin(&l, "warn", "skip");
+  log_str(&l, "job", j->conf->name);
+  log_str(&l, "reason", skip_reason_name(reason));
+  log_time(&l, "scheduled", ev->wall);
+  if (ev->count > 1) {
+    log_int(&l, "count", ev->count > LLONG_MAX ? LLONG_MAX : (long long)ev->count);
+    log_time(&l, "last", ev->last_wall);
+  }
+  if (reason == CHIME_SKIP_VETOED) log_str(&l, "error", chime_strerror(ev->result));
+  log_end(&l);
+  recorder_skip(r->rec, j->conf->name, ev->wall, ev->last_wall, ev->count, reason, ev->triggered);
+}
+
+static void job_ended(struct runner *r, struct job *j, int result) {
+  j->ended = true;
+  if (result < 0 && result != -ECANCELED && !j->retired) r->failed = true;
+  struct job *next = j->after;
+  if (next) { /* its new version waited on it */
+    next->before = NULL;
+    j->after = NULL;
+    if (next->queued_tick && next->started) chime_every_trigger(next->handle, next->queued_tick);
+    next->queued_tick = 0;
+  }
+  if (j->retired) return;
+  r->active--;
+  if (r->active == 0 && !r->stopping) chime_cancel(r->main);
+}
+
+/* Every event of every job comes here. */
+static void job_event(const chime_event *ev) {
+  struct job *j = ev->arg;
+  struct runner *r = j->r;
+  switch (ev->type) {
+  case CHIME_EVENT_END: run_ended(r, j, ev); break;
+  case CHIME_EVENT_SKIP: ticks_skipped(r, j, ev); break;
+  case CHIME_EVENT_DONE: job_ended(r, j, ev->result); break;
+  default: break;
+  }
+}
+
+/* Before each tick's run: the old version of the job, if a reload left one
+ * running, is weighed by the new version's overlap policy. */
+static int job_veto(const chime_event *tick) {
+  struct job *j = tick->arg;
+  struct job *old = j->before;
+  if (!old || old->running == 0) return 0;
+  const struct job_conf *c = j->conf;
+  switch (c->overlap) {
+  case CHIME_OVERLAP_ALLOW: return old->running + j->running < c->max_concurrent ? 0 : VETO_OVERLAP;
+  case CHIME_OVERLAP_REPLACE:
+    old->replaced = true;
+    chime_cancel(old->handle);
+    return 0;
+  case CHIME_OVERLAP_QUEUE:
+    if (j->queued_tick) return VETO_OVERLAP; /* one waits; later ones are dropped */
+    j->queued_tick = tick->tick;
+    return VETO_QUEUED;
+  default: return VETO_OVERLAP;
+  }
+}
+
+/* ---- starting jobs --------------------------------------------------------------------- */
 
 static void log_scheduled(const struct job *j) {
   chime_job_stats st;
@@ -65,22 +244,43 @@ static void log_scheduled(const struct job *j) {
   log_begin(&l, "info", "scheduled");
   log_str(&l, "job", j->conf->name);
   if (j->conf->cron) log_str(&l, "schedule", j->conf->schedule);
+  else if (j->conf->reboot) log_str(&l, "schedule", "@reboot");
   else log_dur_text(&l, "every", j->conf->every);
-  if (chime_every_stats(j->handle, &st) == 0 && st.next != CHIME_NEVER)
-    log_time(&l, "next", chime_wall_now() + (st.next - chime_now()));
+  if (chime_every_stats(j->handle, &st) == 0 && st.next_wall != CHIME_NEVER) log_time(&l, "next", st.next_wall);
   log_end(&l);
 }
 
+/* A job with catch_up: the latest of its ticks that fell while chime was
+ * down (after `last`, the latest on record, up to now) is run once, late,
+ * by the library, under the job's overlap policy: triggered as the job
+ * starts, it comes before the job's first tick. */
+static void catch_up(struct job *j, chime_ns last) {
+  chime_ns wall = chime_wall_now(), missed = job_latest_tick(j->conf, last, wall);
+  if (!missed) return;
+  struct logline l;
+  log_begin(&l, "info", "catch_up");
+  log_str(&l, "job", j->conf->name);
+  log_time(&l, "missed", missed);
+  log_time(&l, "last", last);
+  log_end(&l);
+  /* on the job's own clock: the wall clock's for a calendar, the loop's for an interval */
+  chime_ns tick = j->conf->cron ? missed : chime_now() - (wall - missed);
+  j->catch_up_tick = tick;
+  int rc = chime_every_trigger(j->handle, tick);
+  if (rc) log_msg("error", "catch_up", "job %s: no catch-up: %s", j->conf->name, chime_strerror(rc));
+}
+
 /* Starts a job; `at_start`: chime is starting (not reloading), so that a
- * job with catch_up runs the tick it missed while chime was down.  On a
- * reload nothing was missed: ticks a job's old version skipped (overlap,
- * backoff) or that a new interval puts in the past are not caught up. */
-static int job_start(struct runner *r, struct job *j, bool at_start) {
+ * job with catch_up runs the tick it missed while chime was down, after
+ * `last` (0: nothing on record).  On a reload nothing was missed: ticks a
+ * job's old version skipped (overlap, backoff) or that a new interval puts
+ * in the past are not caught up. */
+static int job_start(struct runner *r, struct job *j, bool at_start, chime_ns last) {
   const struct job_conf *c = j->conf;
   char key[JOB_NAME_MAX + 300];
   chime_every_opts o = {.overlap = c->overlap, .jitter = c->jitter, .spread = c->spread, .timeout = c->timeout,
-                        .on_error = c->on_error, .max_runs = c->max_runs, .window = c->window, .dtor = job_ended,
-                        .name = c->name};
+                        .on_error = c->on_error, .max_runs = c->max_runs, .window = c->window, .name = c->name,
+                        .on_event = job_event, .veto = job_veto};
   if (c->overlap == CHIME_OVERLAP_ALLOW) o.max_concurrent = c->max_concurrent;
   if (c->spread) { /* the key is NAME@hostname: the same job on other hosts is spread elsewhere */
     char host[256] = "";
@@ -90,33 +290,37 @@ static int job_start(struct runner *r, struct job *j, bool at_start) {
   }
   if (c->on_error == CHIME_ERROR_BACKOFF) o.backoff_base = c->backoff, o.backoff_max = c->backoff_max;
   int rc;
-  if (c->cron) {
+  if (c->reboot) { /* once, when chime starts */
+    o.start = CHIME_START_NOW, o.max_runs = 1;
+    rc = at_start ? chime_every(CHIME_HOUR(1), run_target, j, &o, &j->handle) : 0;
+    if (!at_start) return -EALREADY; /* a reload is not a start */
+  } else if (c->cron) {
     o.tz = c->tz_name;
-    rc = chime_cron(c->schedule, run_tick, j, &o, &j->handle);
+    rc = chime_cron(c->schedule, run_target, j, &o, &j->handle);
   } else {
     if (c->start_now) o.start = CHIME_START_NOW;
-    rc = chime_every(c->every, run_tick, j, &o, &j->handle);
+    rc = chime_every(c->every, run_target, j, &o, &j->handle);
   }
   if (rc) {
-    log_msg("error", "not_started", "job %s: cannot be scheduled: %s", c->name, chime_strerror(rc));
+    log_msg("error", "not_started", "job %s: cannot be scheduled: %s", c->name,
+            chime_every_error()[0] ? chime_every_error() : chime_strerror(rc));
     return rc;
   }
   j->started = true;
   r->active++;
   log_scheduled(j);
-  if (!at_start) return 0;
-  if (c->catch_up && !r->db_path)
+  if (!at_start || !c->catch_up) return 0;
+  if (!r->db_path)
     log_msg("warn", "catch_up", "job %s: catch_up needs the history database: ignored", c->name);
-  else if (c->catch_up && (rc = chime_spawn(run_catch_up, j, &j->catch_up)) == 0)
-    j->catching_up = true;
-  else if (c->catch_up)
-    log_msg("error", "catch_up", "job %s: no catch-up: %s", c->name, chime_strerror(rc));
+  else if (last)
+    catch_up(j, last);
   return 0;
 }
 
 /* Adds a job for conf (taken) to the runner and starts it; a job that
- * cannot start is dropped, the others go on. */
-static void job_add(struct runner *r, struct job_conf *conf, bool at_start) {
+ * cannot start is dropped, the others go on.  `before`: its old version,
+ * still running (a reload). */
+static void job_add(struct runner *r, struct job_conf *conf, bool at_start, struct job *before, chime_ns last) {
   struct job *j = calloc(1, sizeof *j);
   if (!j) {
     log_msg("error", "not_started", "job %s: out of memory", conf->name);
@@ -125,7 +329,9 @@ static void job_add(struct runner *r, struct job_conf *conf, bool at_start) {
     return;
   }
   j->r = r, j->conf = conf;
-  if (job_start(r, j, at_start) != 0) {
+  if (before && !before->ended) j->before = before, before->after = j;
+  if (job_start(r, j, at_start, last) != 0) {
+    if (j->before) j->before->after = NULL;
     job_free(conf);
     free(conf);
     free(j);
@@ -135,29 +341,30 @@ static void job_add(struct runner *r, struct job_conf *conf, bool at_start) {
   r->jobs = j;
 }
 
-/* Cancels (if need be) and joins a job and its catch-up run (cancelled
- * too with `stop`, else waited for), and frees it. */
-static void job_reap(struct runner *r, struct job *j, bool stop) {
-  int result = 0;
-  if (j->catching_up && stop) chime_cancel(j->catch_up);
-  if (j->catching_up) chime_join(j->catch_up, NULL), j->catching_up = false;
-  if (j->started) chime_cancel(j->handle), chime_join(j->handle, &result);
-  if (result < 0 && result != -ECANCELED && !j->retired) r->failed = true;
+/* Cancels (if need be) and joins a job, and frees it. */
+static void job_reap(struct runner *r, struct job *j) {
+  if (j->started) chime_cancel(j->handle), chime_join(j->handle, NULL);
   for (struct job **p = &r->jobs; *p; p = &(*p)->next)
     if (*p == j) {
       *p = j->next;
       break;
     }
+  if (j->after) j->after->before = NULL;
+  if (j->before) j->before->after = NULL;
   job_free(j->conf);
   free(j->conf);
   free(j);
 }
 
+/* ---- reloading ------------------------------------------------------------------------------- */
+
+/* A job changed or removed by a reload: its schedule stops (no tick of it
+ * comes again), a run still going is left to finish; it is reaped at the
+ * next reload or at shutdown. */
 static void retire(struct runner *r, struct job *j) {
   j->retired = true;
   if (j->started) chime_every_stop(j->handle);
   if (!j->ended) r->active--;
-  if (j->running == 0) job_reap(r, j, true);
 }
 
 static void reload(struct runner *r) {
@@ -177,13 +384,14 @@ static void reload(struct runner *r) {
     errors_free(&errs);
     return;
   }
-  for (struct job *j = r->jobs, *next; j; j = next) { /* retired jobs whose last run has ended */
+  for (struct job *j = r->jobs, *next; j; j = next) { /* retired jobs that have ended */
     next = j->next;
-    if (j->retired && j->running == 0) job_reap(r, j, true);
+    if (j->retired && j->ended) job_reap(r, j);
   }
   int kept = 0, stopped = 0, started = 0;
-  for (struct job *j = r->jobs, *next; j; j = next) {
-    next = j->next;
+  struct job *old[cfg->njobs ? cfg->njobs : 1]; /* the old version of each new job, if one runs */
+  memset(old, 0, sizeof old);
+  for (struct job *j = r->jobs; j; j = j->next) {
     if (j->retired) continue;
     size_t i = 0;
     while (i < cfg->njobs && (!cfg->jobs[i] || strcmp(cfg->jobs[i]->name, j->conf->name) != 0)) i++;
@@ -193,13 +401,14 @@ static void reload(struct runner *r) {
       cfg->jobs[i] = NULL;
       kept++;
     } else {
+      if (i < cfg->njobs && j->running) old[i] = j;
       retire(r, j);
       stopped++;
     }
   }
   for (size_t i = 0; i < cfg->njobs; i++) {
     if (!cfg->jobs[i]) continue;
-    job_add(r, cfg->jobs[i], false);
+    job_add(r, cfg->jobs[i], false, old[i], 0);
     cfg->jobs[i] = NULL;
     started++;
   }
@@ -214,6 +423,8 @@ static void reload(struct runner *r) {
   if (r->active == 0) chime_cancel(r->main);
 }
 
+/* ---- stopping ----------------------------------------------------------------------------------- */
+
 static void log_stopping(const struct runner *r, int sig) {
   log_msg("info", "stopping", "%s: stopping every job (grace %.3fs)", sig == SIGINT ? "SIGINT" : "SIGTERM",
           (double)r->shutdown_grace / 1e9);
@@ -221,8 +432,8 @@ static void log_stopping(const struct runner *r, int sig) {
 
 /* During the shutdown: a second SIGTERM or SIGINT kills every child now.
  * A shutdown that no signal began (every job ended by its limits) lets
- * catch-up runs finish: the first signal then stops them, as it would
- * have stopped every run, and a second kills. */
+ * the runs left (a catch-up's) finish: the first signal then stops them,
+ * as it would have stopped every run, and a second kills. */
 static int killer(void *arg) {
   struct runner *r = arg;
   static const int sigs[] = {SIGINT, SIGTERM};
@@ -233,7 +444,7 @@ static int killer(void *arg) {
     r->stop_deadline = chime_now() + r->shutdown_grace;
     log_stopping(r, sig);
     for (struct job *j = r->jobs; j; j = j->next)
-      if (j->catching_up) chime_cancel(j->catch_up);
+      if (j->started) chime_cancel(j->handle);
   }
   if (chime_signal_wait(sigs, 2, CHIME_NEVER) < 0) return 0;
   log_msg("warn", "kill", "second signal: killing every run now");
@@ -247,16 +458,46 @@ struct setup {
   struct config *cfg;
 };
 
+/* CHIME_TEST_WALL (tests): the virtual wall clock starts at that many
+ * seconds of the Unix epoch. */
+static void test_wall(void) {
+  const char *wall = getenv("CHIME_TEST_WALL");
+  if (!wall) return;
+  char *end;
+  errno = 0;
+  long long s = strtoll(wall, &end, 10);
+  if (errno || *end || s < 0 || s > INT64_MAX / CHIME_SEC(1) || chime_wall_set(s * CHIME_SEC(1)) != 0)
+    log_msg("warn", "config", "CHIME_TEST_WALL is seconds, for the virtual clock (CHIME_CLOCK=virtual) only: ignored");
+}
+
 static int main_task(void *arg) {
   struct setup *s = arg;
   struct runner *r = s->r;
+  static const int sigs[] = {SIGHUP, SIGINT, SIGTERM};
   r->main = chime_self();
-  const char *wall = getenv("CHIME_TEST_WALL"); /* tests: start the virtual wall clock here */
-  if (wall && chime_wall_set((chime_ns)strtoll(wall, NULL, 10) * CHIME_SEC(1)) != 0)
-    log_msg("warn", "config", "CHIME_TEST_WALL is for the virtual clock (CHIME_CLOCK=virtual) only: ignored");
-  runner_history(r);
+  test_wall();
+  /* the signals are caught before any job runs: a signal from now on is kept */
+  int sig = chime_signal_wait(sigs, 3, 0);
+  if (sig != -ETIMEDOUT) {
+    log_msg("error", "stop", "cannot wait for signals: %s", chime_strerror(sig));
+    r->failed = true;
+    return 0;
+  }
+  bool mail = false;
+  for (size_t i = 0; i < s->cfg->njobs; i++)
+    mail = mail || s->cfg->jobs[i]->mailto;
+  const char *mailer = NULL;
+  if (mail && cronenv_mailer(&mailer) != 0)
+    log_msg("warn", "mail", "%s is not an executable mailer: the output of jobs with a mailto is not mailed",
+            mailer);
+  r->mailer = mail && cronenv_mailer(&mailer) == 0;
   for (size_t i = 0; i < s->cfg->njobs; i++) {
-    job_add(r, s->cfg->jobs[i], true);
+    /* the tick a job with catch_up last ran, read before it starts (on the
+     * pool: the history may be slow) */
+    chime_ns last = 0;
+    if (s->cfg->jobs[i]->catch_up && r->db_path && recorder_last_tick(r->rec, s->cfg->jobs[i]->name, &last) != 0)
+      last = 0;
+    job_add(r, s->cfg->jobs[i], true, NULL, last);
     s->cfg->jobs[i] = NULL;
   }
   if (r->active == 0) {
@@ -271,14 +512,9 @@ static int main_task(void *arg) {
     log_str(&l, "db", r->db_path ? r->db_path : "none");
     log_end(&l);
   }
-  static const int sigs[] = {SIGHUP, SIGINT, SIGTERM};
-  int sig = 0;
+  sig = 0;
   while (r->active > 0) {
     sig = chime_signal_wait(sigs, 3, CHIME_NEVER);
-    if (sig == -ENOMEM) { /* the signals could not be caught: stop, saying why */
-      log_msg("error", "stop", "cannot wait for signals: %s", chime_strerror(sig));
-      r->failed = true;
-    }
     if (sig != SIGHUP) break;
     reload(r);
   }
@@ -289,15 +525,13 @@ static int main_task(void *arg) {
   bool by_signal = r->signalled = sig == SIGINT || sig == SIGTERM;
   if (by_signal) log_stopping(r, sig);
   bool killer_up = chime_spawn(killer, r, &kill_task) == 0;
-  /* Every run gets its SIGTERM now, before any is waited for; a catch-up
-   * run is stopped by a signal only (after the jobs ended by themselves,
-   * it is let finish, unless a signal comes: killer). */
-  for (struct job *j = r->jobs; j; j = j->next) {
+  /* Every run gets its SIGTERM now, before any is waited for (a job that
+   * ended by itself has none). */
+  for (struct job *j = r->jobs; j; j = j->next)
     if (j->started) chime_cancel(j->handle);
-    if (j->catching_up && by_signal) chime_cancel(j->catch_up);
-  }
-  while (r->jobs) job_reap(r, r->jobs, by_signal);
+  while (r->jobs) job_reap(r, r->jobs);
   reap_adopted(r);
+  recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   log_msg("info", "stop", "chime stopped");
   return 0;
@@ -307,8 +541,13 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
-  struct runner r = {
-      .config_path = config_path, .db_path = db_path, .db_make_dirs = db_make_dirs, .shutdown_grace = shutdown_grace};
+  struct runner r = {.config_path = config_path, .db_path = db_path, .shutdown_grace = shutdown_grace};
+  r.spare = calloc(1, sizeof *r.spare);
+  if (!r.spare || recorder_new(db_path, db_make_dirs, &r.rec) != 0) {
+    free(r.spare);
+    fprintf(stderr, "chime: out of memory\n");
+    return 1;
+  }
   struct sigaction sa = {.sa_handler = ignore_sigpipe, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGPIPE, &sa, NULL);
@@ -317,7 +556,8 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
   struct setup s = {&r, cfg};
   chime_run_opts o = {.loop = {.stack_size = 512 * 1024}};
   int rc = chime_run(main_task, &s, &o, NULL);
-  history_close(r.hist);
+  recorder_free(r.rec);
+  free(r.spare);
   if (rc < 0) {
     fprintf(stderr, "chime: %s\n", chime_strerror(rc));
     return 1;

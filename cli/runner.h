@@ -1,4 +1,6 @@
-/* runner.h - the daemon: jobs on the loop, their runs, shutdown, reload. */
+/* runner.h - the daemon: its jobs on the loop, their runs, shutdown,
+ * reload.  runner.c keeps the jobs and hears their events; run.c is one
+ * run, in its phases. */
 #ifndef CHIME_CLI_RUNNER_H
 #define CHIME_CLI_RUNNER_H
 
@@ -7,37 +9,43 @@
 #include <stdint.h>
 
 #include "config.h"
-
-struct passwd;
-#include "history.h"
+#include "outcome.h"
+#include "recorder.h"
 
 struct runner;
+struct job;
+
+/* A run going now, from its target's start to its end event: what the
+ * daemon knows of it.  Made by the run's target (run.c), ended by the
+ * job's CHIME_EVENT_END (runner.c). */
+struct run {
+  struct run_record rec;   /* its record (first: handed to the recorder at the run's end, it is the run's
+                              memory, which the recorder frees) */
+  struct job *job;
+  uint64_t number;         /* the library's number of the run in its job */
+  int pid;                 /* the child's, 0 until it started */
+  bool catch_up;           /* the tick missed while chime was down */
+  bool child_done;         /* the child ran and was waited for: rec's exit_code and signal say how */
+  char *mail;              /* both streams' tail, for a job with mailto (owned), or NULL */
+  size_t mail_len;
+  struct run *prev, *next; /* the runner's runs */
+};
 
 /* A job on the loop. */
 struct job {
   struct runner *r;
-  struct job_conf *conf;  /* owned */
-  chime_task handle;      /* the periodic job (owned until joined) */
-  bool started;           /* handle is valid */
-  chime_task catch_up;    /* the catch-up run, if one was started */
-  bool catching_up;       /* catch_up is valid */
-  bool retired;           /* replaced or removed by a reload: no new runs */
-  bool ended;             /* the periodic job has ended */
-  unsigned running;       /* runs going now */
-  uint64_t seen[3];       /* skipped ticks already logged: overlap, missed, backoff */
-  chime_ns last_tick;     /* wall time of the latest tick run or logged as skipped; 0: none yet */
+  struct job_conf *conf;     /* owned */
+  chime_task handle;         /* the library's job (owned until joined) */
+  bool started;              /* handle is valid */
+  bool retired;              /* replaced or removed by a reload: no new runs */
+  bool ended;                /* its CHIME_EVENT_DONE came */
+  bool replaced;             /* cancelled by its next version (overlap = replace) */
+  unsigned running;          /* runs going */
+  chime_ns catch_up_tick;    /* the tick triggered as its catch-up, or 0 */
+  struct job *before;        /* its old version, still running, after a reload */
+  struct job *after;         /* its new version, which waits on it */
+  chime_ns queued_tick;      /* overlap = queue behind the old version: the tick that waits, or 0 */
   struct job *next;
-};
-
-/* A run going now (for the second signal, which kills them all, and for
- * the overlap of runs the library does not see: a catch-up run, a run of
- * a job's version before a reload). */
-struct run {
-  struct job *job;
-  int pid;       /* 0 until the child started */
-  bool catch_up; /* the job's catch-up run, not one of its ticks */
-  bool replaced; /* cancelled by a newer run (overlap = replace) */
-  struct run *prev, *next;
 };
 
 struct runner {
@@ -45,16 +53,16 @@ struct runner {
   struct run *runs;
   const char *config_path; /* NULL for a job of the command line */
   const char *db_path;     /* NULL: no history */
-  bool db_make_dirs;       /* the default path: create its directories */
-  bool db_down;            /* opening it failed (said once) */
-  struct history *hist;
+  struct recorder *rec;
   chime_ns shutdown_grace;
   bool stopping;           /* no new runs; running ones are being stopped */
   chime_ns stop_deadline;  /* with stopping: when every run still going gets SIGKILL */
   bool signalled;          /* with stopping: SIGTERM or SIGINT came (else every job ended by itself) */
   chime_task main;
-  int active;              /* periodic jobs alive and not retired */
+  int active;              /* jobs alive and not retired */
   bool failed;             /* a job ended by an error: exit 1 */
+  bool mailer;             /* some job mails its output, and there is a mailer */
+  struct run *spare;       /* a run kept for a run whose own could not be allocated: it is recorded */
 };
 
 /* Runs the daemon until SIGTERM/SIGINT, or until every job has ended.
@@ -63,26 +71,10 @@ struct runner {
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace);
 
-/* run.c: a periodic job's target, and a catch-up run (arg: the job). */
-int run_tick(void *job);
-int run_catch_up(void *job);
-/* The history database, opened (again) if it is not yet. */
-struct history *runner_history(struct runner *r);
-/* Logs the ticks the job has skipped since the last call, one line each. */
-void job_log_skips(struct job *j);
-/* The wall time of the job's next tick after `after`, or 0 if none. */
-chime_ns job_next_tick(const struct job *j, chime_ns after);
-/* The wall time of the job's latest tick in (after, until], or 0 if none. */
-chime_ns job_latest_tick(const struct job *j, chime_ns after, chime_ns until);
-/* The user's groups (getgrouplist: gid and every group that lists the
- * user), for a child run as that user, as login and cron give them.
- * Returns their count and the list in *groups (free it), or -ENOMEM,
- * -E2BIG (more than NGROUPS_MAX). */
-int user_groups(const char *user, unsigned gid, unsigned **groups);
-/* The environment of a run of c: the daemon's, with the job's env over it,
- * and HOME, USER and LOGNAME of pw (may be NULL).  One allocation (free
- * it), or NULL when out of memory. */
-char **job_env(const struct job_conf *c, const struct passwd *pw);
+/* run.c: a job's target: one run, in its phases. */
+int run_target(void *job);
+/* The run of `job` the library numbered `number`, or NULL. */
+struct run *run_find(const struct runner *r, const struct job *job, uint64_t number);
 /* Reaps the processes chime adopted (as a subreaper) that have exited,
  * leaving the children of runs to the library. */
 void reap_adopted(const struct runner *r);

@@ -816,7 +816,8 @@ typedef struct chime_every_opts {
   chime_on_error on_error; /* default: continue */
   chime_ns backoff_base;   /* CHIME_ERROR_BACKOFF: the first delay (> 0, required) */
   chime_ns backoff_max;    /* CHIME_ERROR_BACKOFF: the cap (>= backoff_base, required) */
-  uint64_t max_runs;       /* stop after starting this many runs; 0: no limit */
+  uint64_t max_runs;       /* stop after starting this many runs of its ticks (triggered runs are
+                              not counted); 0: no limit */
   chime_ns until;          /* stop at this instant of chime_now(): no run starts at or after it;
                               0: no limit; a past instant is refused */
   /* How late a run may start (sd-event's accuracy): the loop may wake once
@@ -904,17 +905,19 @@ CHIME_EXPORT int chime_current_run(chime_run_info *info);
  * allow: up to max_concurrent; replace: the runs going are cancelled) and
  * its veto, with its timeout and error policy: a manual "run now", or the
  * catch-up of a tick missed while the program was down.  The job's own
- * schedule is not moved.  `tick` is on the job's clock (chime_now()'s for
- * an interval job, the wall clock's for a calendar job) and is reported
- * as the run's tick; it may lie in the past.  Events say what became of
- * it (their `triggered` is true).  Returns 0; -EINVAL (not a job's
- * handle, tick < 0); -ESRCH (the job is stopping or has ended); -EPERM;
- * -ENOMEM. */
+ * schedule is not moved, and max_runs does not count triggered runs.
+ * `tick` is on the job's clock (chime_now()'s for an interval job, the
+ * wall clock's for a calendar job) and is reported as the run's tick; it
+ * may lie in the past, even before the clock's zero.  Events say what
+ * became of it (their `triggered` is true).  Returns 0; -EINVAL (not a
+ * job's handle, a tick more than 2^62 ns from the clock's zero); -ESRCH
+ * (the job is stopping or has ended); -EPERM; -ENOMEM. */
 CHIME_EXPORT int chime_every_trigger(chime_task job, chime_ns tick);
 
 /* What a job has done so far.  Reading it never changes the schedule. */
 typedef struct chime_job_stats {
   uint64_t runs;            /* runs started */
+  uint64_t triggered;       /* of them, runs of triggered ticks (chime_every_trigger) */
   uint64_t errors;          /* runs that returned a negative result (timeouts included) */
   uint64_t timeouts;        /* runs cancelled by opts.timeout */
   uint64_t skipped_overlap; /* ticks dropped because a run was still going */

@@ -20,6 +20,7 @@ const char *chime_strerror(int err) {
   case EAGAIN: return "resource temporarily unavailable";
   case EBADF: return "bad file descriptor";
   case ENOENT: return "no such file or directory";
+  case ESRCH: return "no such process, or a job that has stopped";
   case EACCES: return "permission denied";
   case ENOSYS: return "not supported by this system";
   case EINTR: return "interrupted";

@@ -104,6 +104,7 @@ struct chime__job {
 /* What a job needs once it ticks: its side record.  Counters saturate. */
 struct chime__job_side {
   uint64_t runs;
+  uint64_t triggered; /* of them, triggered ticks' (which max_runs does not count) */
   uint32_t errors, timeouts;
   uint32_t skipped_overlap, skipped_missed, skipped_backoff, skipped_vetoed;
   uint16_t catch_up; /* catch-up runs in a row (CHIME_MISSED_BURST) */

@@ -27,6 +27,8 @@
 /* No duration of a job may exceed this (about 73 years), so that a few of
  * them add to a deadline without overflow. */
 #define MAX_DURATION ((chime_ns)1 << 61)
+/* A triggered tick lies within this of the clock's zero (146 years). */
+#define TICK_RANGE ((chime_ns)1 << 62)
 
 _Static_assert(sizeof(struct chime__job) == 64, "a job's creation touches 64 bytes");
 _Static_assert(sizeof(struct chime__job_side) <= CHIME__SIDE_BYTES, "a job's side record fits its slot");
@@ -677,7 +679,7 @@ int chime_every_trigger(chime_task h, chime_ns tick) {
   struct chime__job *j;
   int rc = job_of(h, &loop, &j);
   if (rc) return rc;
-  if (tick < 0) return -EINVAL;
+  if (tick < -TICK_RANGE || tick > TICK_RANGE) return -EINVAL;
   if (j->o.state != CHIME__JOB_ACTIVE) return -ESRCH;
   chime_ns *arg = chime__malloc(sizeof *arg);
   if (!arg) return -ENOMEM;
@@ -711,6 +713,7 @@ static void stats_fill(const chime_loop *loop, struct chime__job *j, chime_job_s
   if (j->o.flags & CHIME__J_SIDE) {
     const struct chime__job_side *d = chime__job_side(j);
     st->runs = d->runs;
+    st->triggered = d->triggered;
     st->errors = d->errors;
     st->timeouts = d->timeouts;
     st->skipped_overlap = d->skipped_overlap;

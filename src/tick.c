@@ -301,9 +301,10 @@ chime_ns chime__run(chime_loop *loop, struct chime__jobs *js, struct chime__task
   r->late = now - chime__tick_mono(loop, s, chime__planned(loop, j, r->tick));
   r->start = now;
   r->number = ++d->runs;
+  if (r->triggered) d->triggered++;
   d->last_late = r->late;
   if (r->late > d->max_late) d->max_late = r->late;
-  if (o->max_runs && d->runs >= o->max_runs) chime__job_stop(loop, j, 0);
+  if (o->max_runs && !r->triggered && d->runs - d->triggered >= o->max_runs) chime__job_stop(loop, j, 0);
   if (o->on_event) {
     chime_event ev = event(loop, j, CHIME_EVENT_START, r->tick, r->triggered);
     ev.run = r->number;

@@ -342,7 +342,7 @@ static int trigger_main(void *unused) {
   assert_int_equal(chime_sleep(CHIME_SEC(1)), 0);
   trace_add(&T, "%d", chime_every_trigger(R.job, CHIME_SEC(2)));
   assert_int_equal(chime_sleep(CHIME_SEC(100)), 0);
-  trace_add(&T, "%d", chime_every_trigger(R.job, -1));
+  trace_add(&T, "%d", chime_every_trigger(R.job, INT64_MIN));
   chime_task none = {0};
   trace_add(&T, "%d", chime_every_trigger(none, 1));
   assert_int_equal(chime_every_stop(R.job), 0);
@@ -370,7 +370,7 @@ static void triggered_ticks_follow_the_overlap_policy(void **state) {
     O.max_concurrent = cases[i].max;
     assert_int_equal(run_virtual(trigger_main, NULL), 0);
     assert_string_equal(R.trace.text, cases[i].want);
-    assert_string_equal(T.text, "0 0 -22 -22 -3"); /* tick < 0, no job, a stopped job */
+    assert_string_equal(T.text, "0 0 -22 -22 -3"); /* a tick out of range, no job, a stopped job */
   }
 }
 
@@ -430,6 +430,26 @@ static void joining_a_job_can_give_its_final_statistics(void **state) {
   setup(0, 0);
   assert_int_equal(run_virtual(join_stats_main, NULL), 0);
   assert_int_equal((int)R.done.runs, 3);
+}
+
+/* max_runs counts the runs of a job's ticks; a triggered tick's run is on
+ * top of them. */
+static int max_runs_main(void *unused) {
+  (void)unused;
+  O.max_runs = 2;
+  assert_int_equal(chime_every(CHIME_SEC(10), target, &R, &O, &R.job), 0);
+  assert_int_equal(chime_sleep(CHIME_SEC(1)), 0);
+  assert_int_equal(chime_every_trigger(R.job, CHIME_SEC(1)), 0);
+  return chime_join(R.job, NULL);
+}
+
+static void triggered_runs_are_not_counted_by_max_runs(void **state) {
+  (void)state;
+  setup(0, 0);
+  assert_int_equal(run_virtual(max_runs_main, NULL), 0);
+  assert_string_equal(R.trace.text, "S1#1! E1#1:ok T10 S10#2 E10#2:ok T20 S20#3 E20#3:ok D0");
+  assert_int_equal((int)R.done.runs, 3);
+  assert_int_equal((int)R.done.triggered, 1);
 }
 
 /* A reused slot starts with clean statistics. */
@@ -558,5 +578,6 @@ TEST_MAIN(cmocka_unit_test(events_tell_each_tick_run_and_end_in_order), cmocka_u
           cmocka_unit_test(triggered_ticks_follow_the_overlap_policy),
           cmocka_unit_test(a_task_tells_why_it_was_cancelled),
           cmocka_unit_test(joining_a_job_can_give_its_final_statistics),
+          cmocka_unit_test(triggered_runs_are_not_counted_by_max_runs),
           cmocka_unit_test(a_new_job_in_a_reused_slot_starts_from_zero),
           cmocka_unit_test(every_refusal_names_its_field))

@@ -8,8 +8,11 @@
 
 #include "cli_test.h"
 
-/* Runs of the same job that overlapped in time. */
-#define OVERLAPS "SELECT count(*) FROM runs x JOIN runs y ON x.job = y.job AND x.id < y.id AND y.started < x.ended"
+/* Runs of the same job that overlapped in time (rows of skipped ticks are
+ * no runs). */
+#define OVERLAPS                                                                                                      \
+  "SELECT count(*) FROM runs x JOIN runs y ON x.job = y.job AND x.id < y.id AND y.started < x.ended"                 \
+  " AND x.outcome != 'skipped' AND y.outcome != 'skipped'"
 
 /* The first column of the first row of sql: as a number into *v, and as
  * text into buf (when not NULL).  1 if there was a row, 0 if not, -1 if
@@ -210,7 +213,9 @@ static void catch_up_runs_once_after_a_missed_tick(void **state) {
 }
 
 /* The catch-up run and the first tick's (start_now) fall together: with
- * overlap = skip, one of them runs, and the other is skipped. */
+ * overlap = skip, one of them runs (the catch-up, triggered as the job
+ * starts), and the other is skipped, and recorded so.  max_runs counts the
+ * runs of the job's ticks: its one run is the next tick's. */
 static void catch_up_respects_overlap(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -223,7 +228,11 @@ static void catch_up_respects_overlap(void **state) {
   assert_int_equal(run(&p, args, (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000100", NULL}), 0);
   assert_int_equal(count(p.log, "event=catch_up"), 1);
   assert_int_equal(count(p.log, "event=skip job=cu reason=overlap"), 1);
-  assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'"), 3);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok' AND triggered = 1"), 1);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND reason = 'overlap' AND skipped = 1 "
+                         "AND scheduled = 1000100000000000"),
+                   1);
   assert_int_equal(q(db, OVERLAPS), 0);
   proc_free(&p);
 }
@@ -301,14 +310,15 @@ static void queued_run_cut_by_its_timeout_is_a_timeout(void **state) {
   start_then_reload(&p, conf, db, first, second);
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   double end = mono() + 30;
-  while (q_soon(db, "SELECT count(*) FROM runs WHERE id = 2 AND ended IS NOT NULL") < 1 && mono() < end)
+#define SECOND_RUN "(SELECT id FROM runs WHERE outcome != 'skipped' ORDER BY id LIMIT 1 OFFSET 1)"
+  while (q_soon(db, "SELECT count(*) FROM runs WHERE id = " SECOND_RUN " AND ended IS NOT NULL") < 1 && mono() < end)
     pump(&p, 0.05);
   kill(p.pid, SIGTERM);
   assert_int_equal(finish(&p, 30), 0);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE id = 1 AND outcome = 'ok'"), 1);
   char outcome[32] = "";
   long long v;
-  assert_int_equal(query(db, "SELECT outcome FROM runs WHERE id = 2", &v, outcome, sizeof outcome), 1);
+  assert_int_equal(query(db, "SELECT outcome FROM runs WHERE id = " SECOND_RUN, &v, outcome, sizeof outcome), 1);
   assert_string_equal(outcome, "timeout");
   proc_free(&p);
 }
@@ -382,6 +392,38 @@ static void locked_database_gives_a_clear_error(void **state) {
   assert_non_null(strstr(p.log, "line=on"));
   sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
   sqlite3_close(h);
+  proc_free(&p);
+}
+
+/* A database locked by another process for two seconds, under a job every
+ * 100 ms: no run starts late for it (the history is written by a thread,
+ * not on the path of a tick), and once the lock goes every run is on
+ * record.  Real time; lateness bounded generously (a write on the path of
+ * a tick waits 500 ms for a lock). */
+static void a_locked_database_delays_no_run_and_loses_none(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "100ms", "--name", "tick", "--db", db, "--", "true", NULL}, NULL);
+  assert_true(wait_log(&p, "event=end job=tick", 20));
+  while (q_soon(db, "SELECT count(*) FROM runs") < 1) pump(&p, 0.05);
+  sqlite3 *h;
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  for (double end = mono() + 2; mono() < end;) pump(&p, 0.05);
+  sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(h);
+  for (double end = mono() + 1; mono() < end;) pump(&p, 0.05);
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_non_null(strstr(p.log, "database is locked"));
+  assert_non_null(strstr(p.log, "written again"));
+  long long runs = count(p.log, "event=end job=tick");
+  assert_true(runs >= 20);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome IN ('ok', 'stopped')"), runs);
+  assert_true(q(db, "SELECT max(late) FROM runs") < 250000000LL);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped'"), 0);
   proc_free(&p);
 }
 
@@ -538,7 +580,7 @@ static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **stat
   assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", db, "--", "true", NULL},
                        VIRTUAL),
                    0);
-  assert_int_equal(q(db, "PRAGMA user_version"), 2);
+  assert_int_equal(q(db, "PRAGMA user_version"), 3);
   assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
   proc_free(&p);
   /* a newer schema than this chime knows is refused, by name */
@@ -1084,6 +1126,145 @@ static void endless_output_does_not_freeze_other_jobs(void **state) {
   proc_free(&p);
 }
 
+/* A calendar job's ticks are exact instants, in the log and the history,
+ * across a change of time: 02:30 Berlin on 28, 29 (which has no 02:30: the
+ * first instant after the gap, 03:00 CEST) and 30 March 2026. */
+static void calendar_ticks_are_exact_in_the_log_and_the_history(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"cron", "30 2 * * *", "--tz", "Europe/Berlin", "--max-runs", "3",
+                                                 "--name", "nightly", "--db", db, "--", "true", NULL},
+                       (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1774656000", NULL}),
+                   0);
+  assert_non_null(strstr(p.log, "event=scheduled job=nightly schedule=\"30 2 * * *\" next=2026-03-28T01:30:00.000Z"));
+  assert_non_null(strstr(p.log, "scheduled=2026-03-28T01:30:00.000Z late=0.000"));
+  assert_non_null(strstr(p.log, "scheduled=2026-03-29T01:00:00.000Z late=0.000"));
+  assert_non_null(strstr(p.log, "scheduled=2026-03-30T00:30:00.000Z late=0.000"));
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE scheduled IN (1774661400000000000, 1774746000000000000,"
+                         " 1774830600000000000) AND late = 0 AND outcome = 'ok'"),
+                   3);
+  proc_free(&p);
+}
+
+/* The daemon stopped (SIGSTOP) for a second while a 10 ms job runs: the
+ * ticks it missed are one skip, one line and one row with their count;
+ * the job goes on, and SIGTERM stops it at once.  Real time. */
+static void a_stalled_daemon_records_its_missed_ticks_as_one_row(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "10ms", "--name", "fast", "--db", db, "--", "true", NULL}, NULL);
+  assert_true(wait_log(&p, "event=end job=fast", 20));
+  kill(p.pid, SIGSTOP);
+  usleep(1000000);
+  kill(p.pid, SIGCONT);
+  assert_true(wait_log(&p, "reason=missed", 20));
+  size_t at = (size_t)(strstr(p.log, "reason=missed") - p.log);
+  assert_true(wait_log_from(&p, at, "event=end job=fast", 20)); /* it goes on */
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 20), 0);
+  assert_true(mono() - t0 < 10);
+  assert_true(count(p.log, "reason=missed") <= 3); /* a line per burst, not per tick */
+  assert_true(q(db, "SELECT max(skipped) FROM runs WHERE reason = 'missed'") >= 50);
+  assert_true(q(db, "SELECT count(*) FROM runs WHERE reason = 'missed'") <= 3);
+  assert_true(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND last_scheduled > scheduled") >= 1);
+  proc_free(&p);
+}
+
+/* A uid out of range is refused with the line that gives it (4294967296
+ * would be uid 0 once cast); so is an interval shorter than a program can
+ * be started at. */
+static void out_of_range_numbers_are_refused(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  static const char *const bad[] = {"user = 4294967296\n", "user = 4295032830\n", "user = 4294967295\n",
+                                    "every = 1ns\n", "every = 9ms\n", "schedule = @every 1us\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text, "[job a]\n%s%scommand = true\n", strncmp(bad[i], "user", 4) == 0 ? "every = 1s\n" : "",
+             bad[i]);
+    write_file(conf, text, 0644);
+    struct proc p;
+    assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+    if (!strstr(p.log, "c.conf:")) fail_msg("%s: %s", bad[i], p.log);
+    assert_non_null(strstr(p.log, strncmp(bad[i], "user", 4) == 0 ? "out of range" : "shorter than 10ms"));
+    proc_free(&p);
+  }
+}
+
+/* chime history shows rows of skipped ticks with their count and reason. */
+static void history_shows_skipped_ticks(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"every", "100ms", "--max-runs", "2", "--name", "slow", "--db", db,
+                                                 "--", "sleep", "0.25", NULL},
+                       VIRTUAL),
+                   0);
+  proc_free(&p);
+  assert_true(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND reason = 'overlap'") >= 2);
+  assert_int_equal(run(&p, (const char *const[]){"history", "--db", db, NULL}, NULL), 0);
+  assert_non_null(strstr(p.stdout_text, "skipped"));
+  assert_non_null(strstr(p.stdout_text, "overlap"));
+  proc_free(&p);
+  assert_int_equal(run(&p, (const char *const[]){"history", "--db", db, "--json", NULL}, NULL), 0);
+  assert_non_null(strstr(p.stdout_text, "\"reason\":\"overlap\",\"skipped\":1,"));
+  proc_free(&p);
+}
+
+/* A crontab run as it is: @reboot once at the start, a program found in
+ * the file's PATH (not chime's), its % lines on its standard input, its
+ * output mailed to MAILTO through the mailer (a fake one, recording what
+ * it is given), and the history of both jobs. */
+static void a_crontab_runs_as_cron_runs_it(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], path[256], text[1024], env[300];
+  paths(dir, db, conf);
+  snprintf(path, sizeof path, "%s/mytool", dir);
+  write_file(path, "#!/bin/sh\ncat\necho done\n", 0755);
+  snprintf(path, sizeof path, "%s/sendmail", dir);
+  snprintf(text, sizeof text, "#!/bin/sh\nprintf '%%s\\n' \"$@\" >> %s/mail-args\ncat >> %s/mail-in\n", dir, dir);
+  write_file(path, text, 0755);
+  snprintf(text, sizeof text,
+           "SHELL=/bin/sh\nPATH=%s:/usr/bin:/bin\nMAILTO=ops@example.com\nCRON_TZ=UTC\n"
+           "@reboot echo booted\n"
+           "* * * * * mytool%%line one%%line two\n",
+           dir);
+  snprintf(conf, sizeof conf, "%s/crontab", dir);
+  write_file(conf, text, 0644);
+  snprintf(env, sizeof env, "CHIME_SENDMAIL=%s", path);
+  struct proc p;
+  start(&p, (const char *const[]){"crontab", conf, "--db", db, NULL},
+        (const char *const[]){"CHIME_CLOCK=virtual", "CHIME_TEST_WALL=1000000", env, NULL});
+  assert_true(wait_log(&p, "line=booted", 20));
+  assert_true(wait_log(&p, "line=done", 20));
+  char mail[128], in[8192] = "";
+  snprintf(mail, sizeof mail, "%s/mail-in", dir);
+  for (double end = mono() + 20; !strstr(in, "done\n") && mono() < end; pump(&p, 0.05)) { /* both mails */
+    FILE *f = fopen(mail, "r");
+    size_t n = f ? fread(in, 1, sizeof in - 1, f) : 0;
+    in[n] = '\0';
+    if (f) fclose(f);
+  }
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_int_equal(count(p.log, "line=booted"), 1);
+  assert_non_null(strstr(p.log, "line=\"line one\""));
+  assert_non_null(strstr(p.log, "line=\"line two\""));
+  assert_non_null(strstr(in, "booted\n"));
+  assert_non_null(strstr(in, "To: ops@example.com\n"));
+  assert_non_null(strstr(in, "Subject: Cron <"));
+  assert_non_null(strstr(in, "line one\nline two\ndone\n"));
+  assert_true(q(db, "SELECT count(*) FROM runs WHERE outcome = 'ok'") >= 2);
+  proc_free(&p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_runs_on_time),
@@ -1100,8 +1281,13 @@ int main(int argc, char **argv) {
       cmocka_unit_test(sigterm_stops_a_catch_up_run_let_finish),
       cmocka_unit_test(corrupt_database_gives_a_clear_error),
       cmocka_unit_test(locked_database_gives_a_clear_error),
+      cmocka_unit_test(a_locked_database_delays_no_run_and_loses_none),
       cmocka_unit_test(unwritable_database_directory_is_named_and_jobs_go_on),
       cmocka_unit_test(missing_program_is_named_and_other_jobs_go_on),
+      cmocka_unit_test(calendar_ticks_are_exact_in_the_log_and_the_history),
+      cmocka_unit_test(a_stalled_daemon_records_its_missed_ticks_as_one_row),
+      cmocka_unit_test(out_of_range_numbers_are_refused), cmocka_unit_test(history_shows_skipped_ticks),
+      cmocka_unit_test(a_crontab_runs_as_cron_runs_it),
       cmocka_unit_test(bad_config_is_refused_whole_with_file_line_and_key),
       cmocka_unit_test(world_writable_config_is_refused),
       cmocka_unit_test(check_prints_the_next_five_runs),

@@ -27,6 +27,7 @@
 #include "capture.h"
 #include "config.h"
 #include "log.h"
+#include "child.h"
 #include "runner.h"
 
 static void split_ok(const char *text, int n, const char *const *want) {
@@ -462,16 +463,16 @@ static void latest_missed_tick(void **state) {
                          "[job c]\nschedule = 0 * * * *\ntz = UTC\ncommand = true\n",
                          &cfg, &errs),
                    0);
-  struct job i = {.conf = cfg->jobs[0]}, c = {.conf = cfg->jobs[1]};
+  const struct job_conf *i = cfg->jobs[0], *c = cfg->jobs[1];
   const chime_ns s = CHIME_SEC(1);
-  assert_int_equal(job_latest_tick(&i, 1000010 * s, 1000105 * s), 1000100 * s);
-  assert_int_equal(job_latest_tick(&i, 1000010 * s, 1000020 * s), 1000020 * s);
-  assert_int_equal(job_latest_tick(&i, 1000010 * s, 1000019 * s), 0);
+  assert_int_equal(job_latest_tick(i, 1000010 * s, 1000105 * s), 1000100 * s);
+  assert_int_equal(job_latest_tick(i, 1000010 * s, 1000020 * s), 1000020 * s);
+  assert_int_equal(job_latest_tick(i, 1000010 * s, 1000019 * s), 0);
   const chime_ns hour = 3600 * s, day0 = 1800000000 / 3600 * hour; /* on the hour */
-  assert_int_equal(job_latest_tick(&c, day0, day0 + 30 * 60 * s), 0);
-  assert_int_equal(job_latest_tick(&c, day0, day0 + hour), day0 + hour);
-  assert_int_equal(job_latest_tick(&c, day0, day0 + 3 * hour + 5 * s), day0 + 3 * hour);
-  assert_int_equal(job_latest_tick(&c, day0, day0 + 400 * 24 * hour + 1), day0 + 400 * 24 * hour);
+  assert_int_equal(job_latest_tick(c, day0, day0 + 30 * 60 * s), 0);
+  assert_int_equal(job_latest_tick(c, day0, day0 + hour), day0 + hour);
+  assert_int_equal(job_latest_tick(c, day0, day0 + 3 * hour + 5 * s), day0 + 3 * hour);
+  assert_int_equal(job_latest_tick(c, day0, day0 + 400 * 24 * hour + 1), day0 + 400 * 24 * hour);
   config_free(cfg);
 }
 

@@ -1,0 +1,22 @@
+/* outcome.c - the names of outcomes and skip reasons. */
+#include "outcome.h"
+
+const char *outcome_name(outcome o) {
+  static const char *const names[OUTCOME_COUNT] = {
+      [OUTCOME_RUNNING] = "running",   [OUTCOME_OK] = "ok",         [OUTCOME_FAILED] = "failed",
+      [OUTCOME_SIGNAL] = "signal",     [OUTCOME_TIMEOUT] = "timeout", [OUTCOME_STOPPED] = "stopped",
+      [OUTCOME_REPLACED] = "replaced", [OUTCOME_ERROR] = "error",   [OUTCOME_INTERRUPTED] = "interrupted",
+      [OUTCOME_SKIPPED] = "skipped",
+  };
+  return (unsigned)o < OUTCOME_COUNT ? names[o] : "?";
+}
+
+const char *skip_reason_name(chime_skip_reason r) {
+  switch (r) {
+  case CHIME_SKIP_OVERLAP: return "overlap";
+  case CHIME_SKIP_MISSED: return "missed";
+  case CHIME_SKIP_BACKOFF: return "backoff";
+  case CHIME_SKIP_VETOED: return "vetoed";
+  }
+  return "?";
+}

@@ -1,0 +1,318 @@
+/* recorder.c - the daemon's history, written off the loop (recorder.h).
+ *
+ * The queue is a list of items in the order things happened: a run's
+ * start and end are items embedded in its record (no allocation), a run of
+ * skipped ticks is an item of its own.  A writer task, started when the
+ * queue gets its first item and ending when it is empty, takes up to
+ * BATCH items at a time off the queue and hands them to a thread of the
+ * pool (chime_to_thread), which writes them in one transaction: many runs
+ * ending together cost one commit.  The thread touches only the batch and
+ * the database; the loop goes on meanwhile, and new items join the queue.
+ * A batch that fails goes back to the front of the queue and is tried
+ * again after a pause.
+ */
+#include "recorder.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "history.h"
+#include "log.h"
+
+#define BATCH 256                  /* items in one transaction, at most */
+#define PAUSE_MIN CHIME_MS(100)    /* after a failed batch; doubling */
+#define PAUSE_MAX CHIME_SEC(5)
+
+enum { ITEM_START, ITEM_END, ITEM_SKIP };
+
+struct skip_item {
+  struct rec_item item;
+  chime_ns first, last, at;
+  uint64_t count;
+  chime_skip_reason reason;
+  bool triggered;
+  char job[JOB_NAME_MAX + 1];
+};
+
+struct recorder {
+  const char *path; /* NULL: no history */
+  bool make_dirs;
+  pthread_mutex_t mu;     /* held by the pool's thread that uses the database */
+  struct history *hist;   /* open, once a batch opened it (under mu) */
+  struct rec_item *head;  /* the queue, oldest first */
+  struct rec_item *tail;
+  size_t queued;
+  unsigned long long lost; /* items dropped since the last said */
+  chime_task writer;      /* the writer task, while writer_live */
+  bool writer_live;
+  bool failing;           /* the last batch failed (said once) */
+};
+
+static struct run_record *record_of(struct rec_item *it) {
+  return it->kind == ITEM_START ? (struct run_record *)((char *)it - offsetof(struct run_record, start_item))
+                                : (struct run_record *)((char *)it - offsetof(struct run_record, end_item));
+}
+
+void run_record_free(struct run_record *r) {
+  if (!r) return;
+  free(r->keep);
+  free(r);
+}
+
+int recorder_new(const char *path, bool make_dirs, struct recorder **out) {
+  struct recorder *rec = calloc(1, sizeof *rec);
+  if (!rec) return -ENOMEM;
+  rec->path = path;
+  rec->make_dirs = make_dirs;
+  pthread_mutex_init(&rec->mu, NULL);
+  *out = rec;
+  return 0;
+}
+
+/* What is done with an item once written, or dropped: an end frees its
+ * record, a skip itself. */
+static void item_done(struct rec_item *it) {
+  if (it->kind == ITEM_END)
+    run_record_free(record_of(it));
+  else if (it->kind == ITEM_SKIP)
+    free(it);
+}
+
+void recorder_free(struct recorder *rec) {
+  if (!rec) return;
+  while (rec->head) {
+    struct rec_item *it = rec->head;
+    rec->head = it->next;
+    item_done(it);
+  }
+  history_close(rec->hist);
+  pthread_mutex_destroy(&rec->mu);
+  free(rec);
+}
+
+/* ---- the writer ----------------------------------------------------------------- */
+
+/* A batch, written by a thread of the pool. */
+struct batch {
+  struct recorder *rec;
+  struct rec_item *items; /* in order */
+  size_t n;
+  size_t written;         /* items written when it ended */
+  int rc;
+  char why[1024];         /* why it failed */
+  int interrupted;        /* runs of an earlier chime marked interrupted at the open */
+  bool opened;            /* the database was opened by this batch */
+};
+
+static int write_item(struct history *h, struct rec_item *it) {
+  if (it->kind == ITEM_SKIP) {
+    const struct skip_item *s = (const struct skip_item *)it;
+    return history_skip(h, s->job, s->first, s->last, s->count, skip_reason_name(s->reason), s->at, s->triggered);
+  }
+  struct run_record *r = record_of(it);
+  if (it->kind == ITEM_START || r->row <= 0) { /* an end whose start was not written writes it first */
+    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, r->triggered);
+    if (row < 0) return (int)row;
+    r->row = row;
+  }
+  if (it->kind == ITEM_START) return 0;
+  struct run_result res = {.outcome = outcome_name(r->result), .exit_code = r->exit_code, .signal = r->signal,
+                           .ended = r->ended, .error = r->error, .out = r->out, .err = r->err,
+                           .out_len = r->out_len, .err_len = r->err_len};
+  return history_end(h, r->row, &res);
+}
+
+/* On a thread of the pool: opens the database if it is not, and writes
+ * the batch in one transaction. */
+/* The database, opened if it is not (under rec->mu). */
+static int open_locked(struct recorder *rec, char *why, size_t size, int *interrupted) {
+  if (rec->hist) return 0;
+  int rc = history_open(rec->path, rec->make_dirs, &rec->hist, why, size);
+  if (rc == 0) *interrupted = history_mark_interrupted(rec->hist);
+  return rc ? rc : 1;
+}
+
+static int write_locked(struct batch *b) {
+  struct recorder *rec = b->rec;
+  int rc = open_locked(rec, b->why, sizeof b->why, &b->interrupted);
+  if (rc < 0) return rc;
+  b->opened = rc == 1;
+  rc = history_begin(rec->hist);
+  struct rec_item *it = b->items;
+  for (size_t i = 0; rc == 0 && i < b->n; i++, it = it->next)
+    rc = write_item(rec->hist, it);
+  if (rc == 0) rc = history_commit(rec->hist);
+  if (rc) {
+    snprintf(b->why, sizeof b->why, "history database %s: %s", rec->path, history_error(rec->hist));
+    history_rollback(rec->hist);
+    /* starts written in the rolled back transaction are not */
+    it = b->items;
+    for (size_t i = 0; i < b->n; i++, it = it->next)
+      if (it->kind == ITEM_START) record_of(it)->row = 0;
+  }
+  return rc;
+}
+
+static int write_batch(void *arg) {
+  struct batch *b = arg;
+  pthread_mutex_lock(&b->rec->mu);
+  b->rc = write_locked(b);
+  pthread_mutex_unlock(&b->rec->mu);
+  return b->rc;
+}
+
+static void say_lost(struct recorder *rec) {
+  if (!rec->lost) return;
+  log_msg("error", "history", "history database %s: %llu record(s) lost (the queue was full, or no memory)",
+          rec->path ? rec->path : "none", rec->lost);
+  rec->lost = 0;
+}
+
+/* The writer task: batches until the queue is empty. */
+static int writer_main(void *arg) {
+  struct recorder *rec = arg;
+  chime_ns pause = PAUSE_MIN;
+  while (rec->head) {
+    struct batch b = {.rec = rec, .items = rec->head};
+    struct rec_item *last = rec->head;
+    for (b.n = 1; b.n < BATCH && last->next; b.n++)
+      last = last->next;
+    rec->head = last->next; /* the batch leaves the queue; new items go after it */
+    if (!rec->head) rec->tail = NULL;
+    rec->queued -= b.n;
+    last->next = NULL;
+    int rc = chime_to_thread(write_batch, &b, NULL);
+    if (b.opened && b.interrupted > 0)
+      log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", b.interrupted);
+    if (rc == 0 && b.rc == 0) {
+      if (rec->failing) log_msg("info", "history", "history database %s: written again", rec->path);
+      rec->failing = false;
+      pause = PAUSE_MIN;
+      for (struct rec_item *it = b.items, *next; it; it = next) {
+        next = it->next;
+        item_done(it);
+      }
+      say_lost(rec);
+      continue;
+    }
+    /* the batch goes back to the front, and is tried again after a pause */
+    last->next = rec->head;
+    rec->head = b.items;
+    if (!rec->tail) rec->tail = last;
+    rec->queued += b.n;
+    if (!rec->failing)
+      log_msg("error", "history", "%s; runs go on, and %zu record(s) wait to be written",
+              b.why[0] ? b.why : chime_strerror(rc ? rc : b.rc), rec->queued);
+    rec->failing = true;
+    if (chime_sleep(pause) != 0) return -ECANCELED; /* the flush starts another */
+    pause = pause * 2 < PAUSE_MAX ? pause * 2 : PAUSE_MAX;
+  }
+  return 0;
+}
+
+/* A writer for what was queued, if none is at work. */
+static void wake_writer(struct recorder *rec) {
+  if (rec->writer_live && chime_task_done(rec->writer) == 1) {
+    chime_detach(rec->writer);
+    rec->writer_live = false;
+  }
+  if (!rec->writer_live && chime_spawn(writer_main, rec, &rec->writer) == 0) rec->writer_live = true;
+  /* no memory for a task: the next record tries again */
+}
+
+static void put(struct recorder *rec, struct rec_item *it) {
+  if (!rec->path) { /* no history */
+    item_done(it);
+    return;
+  }
+  it->next = NULL;
+  if (rec->queued >= RECORDER_MAX && rec->head && rec->head->kind != ITEM_START) { /* full: the oldest goes */
+    struct rec_item *old = rec->head;
+    rec->head = old->next;
+    if (!rec->head) rec->tail = NULL;
+    rec->queued--;
+    item_done(old);
+    rec->lost++;
+  }
+  if (rec->tail)
+    rec->tail->next = it;
+  else
+    rec->head = it;
+  rec->tail = it;
+  rec->queued++;
+  wake_writer(rec);
+}
+
+void recorder_start(struct recorder *rec, struct run_record *r) {
+  r->start_item.kind = ITEM_START;
+  put(rec, &r->start_item);
+}
+
+void recorder_end(struct recorder *rec, struct run_record *r) {
+  r->end_item.kind = ITEM_END;
+  put(rec, &r->end_item);
+}
+
+void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
+                   chime_skip_reason reason, bool triggered) {
+  if (!rec->path) return;
+  struct skip_item *s = calloc(1, sizeof *s);
+  if (!s) {
+    rec->lost++;
+    return;
+  }
+  s->item.kind = ITEM_SKIP;
+  snprintf(s->job, sizeof s->job, "%s", job);
+  s->first = first, s->last = last, s->count = count, s->reason = reason, s->triggered = triggered;
+  s->at = chime_wall_now();
+  put(rec, &s->item);
+}
+
+int recorder_flush(struct recorder *rec, chime_ns deadline) {
+  int rc = 0;
+  while (rc == 0 && (rec->head || rec->writer_live)) {
+    if (!rec->writer_live) wake_writer(rec);
+    if (!rec->writer_live) return -ENOMEM;
+    rc = chime_join_until(rec->writer, deadline, NULL);
+    if (rc == 0) rec->writer_live = false;
+  }
+  if (rc == -ETIMEDOUT)
+    log_msg("error", "history", "history database %s: %zu record(s) could not be written before the shutdown",
+            rec->path, rec->queued);
+  say_lost(rec);
+  return rc;
+}
+
+/* ---- reading --------------------------------------------------------------------------- */
+
+struct last_tick {
+  struct recorder *rec;
+  const char *job;
+  chime_ns tick;
+  int rc;
+  int interrupted; /* as a batch's */
+  char why[1024];
+};
+
+static int read_last(void *arg) {
+  struct last_tick *l = arg;
+  pthread_mutex_lock(&l->rec->mu);
+  l->rc = open_locked(l->rec, l->why, sizeof l->why, &l->interrupted);
+  if (l->rc >= 0) l->rc = history_last_scheduled(l->rec->hist, l->job, &l->tick);
+  pthread_mutex_unlock(&l->rec->mu);
+  return l->rc;
+}
+
+int recorder_last_tick(struct recorder *rec, const char *job, chime_ns *out) {
+  if (!rec->path) return -ENOENT;
+  struct last_tick l = {.rec = rec, .job = job};
+  int rc = chime_to_thread(read_last, &l, NULL);
+  if (rc) return rc;
+  if (l.interrupted > 0)
+    log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", l.interrupted);
+  if (l.rc == 0) *out = l.tick;
+  return l.rc;
+}
