@@ -151,11 +151,39 @@ static void mail_output(struct run *run) {
   m->status = run->rec.signal ? run->rec.signal : code >= 0 ? code << 8 : 0;
 }
 
+void runner_observe(struct runner *r, struct observer *o) {
+  o->next = r->observers;
+  r->observers = o;
+}
+
+static void observe(struct runner *r, const struct job *j, const chime_event *ev, const struct run *run) {
+  for (struct observer *o = r->observers; o; o = o->next)
+    o->fn(o->ctx, j, ev, run);
+}
+
+/* The status of a job after one of its runs ended. */
+static void status_ended(struct job_status *st, const struct run_record *rec) {
+  st->runs[rec->result]++;
+  st->last_outcome = rec->result;
+  st->last_start = rec->started;
+  st->last_end = rec->ended;
+  st->last_exit = rec->exit_code;
+  if (rec->result == OUTCOME_OK)
+    st->last_ok = rec->ended;
+  else
+    st->last_failure = rec->ended;
+}
+
 static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
   struct run *run = run_find(r, j, ev->run);
-  if (!run) return; /* its target could not start it (no memory): said then */
+  if (!run) { /* its target could not start it (no memory): said then */
+    observe(r, j, ev, NULL);
+    return;
+  }
   run->rec.result = outcome_of(run, ev);
   run->rec.ended = chime_wall_now();
+  status_ended(&j->status, &run->rec);
+  observe(r, j, ev, run);
   log_end_of_run(run, ev);
   mail_output(run);
   if (run->prev) run->prev->next = run->next;
@@ -174,6 +202,8 @@ static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev
   chime_skip_reason reason = ev->reason;
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_QUEUED) return; /* not skipped: it waits its turn */
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
+  j->status.runs[OUTCOME_SKIPPED] += ev->count;
+  j->status.skipped[reason] += ev->count;
   struct logline l;
   log_begin(&l, "warn", "skip");
   log_str(&l, "job", j->conf->name);
@@ -208,11 +238,12 @@ static void job_event(const chime_event *ev) {
   struct job *j = ev->arg;
   struct runner *r = j->r;
   switch (ev->type) {
-  case CHIME_EVENT_END: run_ended(r, j, ev); break;
+  case CHIME_EVENT_END: run_ended(r, j, ev); return; /* it tells the observers itself */
   case CHIME_EVENT_SKIP: ticks_skipped(r, j, ev); break;
   case CHIME_EVENT_DONE: job_ended(r, j, ev->result); break;
   default: break;
   }
+  observe(r, j, ev, NULL);
 }
 
 /* Before each tick's run: the old version of the job, if a reload left one
@@ -329,6 +360,7 @@ static void job_add(struct runner *r, struct job_conf *conf, bool at_start, stru
     return;
   }
   j->r = r, j->conf = conf;
+  j->status.last_exit = -1;
   if (before && !before->ended) j->before = before, before->after = j;
   if (job_start(r, j, at_start, last) != 0) {
     if (j->before) j->before->after = NULL;

@@ -31,6 +31,17 @@ struct run {
   struct run *prev, *next; /* the runner's runs */
 };
 
+/* What a job has done, as its events told it: what status, metrics and
+ * the control socket show. */
+struct job_status {
+  uint64_t runs[OUTCOME_COUNT];  /* runs ended, by outcome (and OUTCOME_SKIPPED: ticks skipped) */
+  uint64_t skipped[5];           /* ticks skipped, by chime_skip_reason */
+  outcome last_outcome;          /* of the latest run ended (OUTCOME_RUNNING: none yet) */
+  chime_ns last_start, last_end; /* wall clock, of the latest run ended (0: none) */
+  chime_ns last_ok, last_failure; /* wall clock: the end of the latest run ok, and not ok (0: none) */
+  int last_exit;                 /* its exit code (-1: none) */
+};
+
 /* A job on the loop. */
 struct job {
   struct runner *r;
@@ -45,7 +56,18 @@ struct job {
   struct job *before;        /* its old version, still running, after a reload */
   struct job *after;         /* its new version, which waits on it */
   chime_ns queued_tick;      /* overlap = queue behind the old version: the tick that waits, or 0 */
+  struct job_status status;
   struct job *next;
+};
+
+/* Something that hears every job's events after the daemon has (a
+ * metrics exporter, a status page): fn(ctx, job, event, run), where run
+ * is the run an END is about (its record complete; NULL otherwise, or if
+ * it could not be kept). */
+struct observer {
+  void (*fn)(void *ctx, const struct job *job, const chime_event *ev, const struct run *run);
+  void *ctx;
+  struct observer *next;
 };
 
 struct runner {
@@ -63,7 +85,11 @@ struct runner {
   bool failed;             /* a job ended by an error: exit 1 */
   bool mailer;             /* some job mails its output, and there is a mailer */
   struct run *spare;       /* a run kept for a run whose own could not be allocated: it is recorded */
+  struct observer *observers;
 };
+
+/* Adds an observer (the caller keeps it: it must outlive the runner). */
+void runner_observe(struct runner *r, struct observer *o);
 
 /* Runs the daemon until SIGTERM/SIGINT, or until every job has ended.
  * Takes the config's jobs; config_path and db_path are the caller's, for
