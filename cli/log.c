@@ -36,6 +36,7 @@ static enum { HOW_UNKNOWN, HOW_NOWAIT, HOW_POLL } how;
 static char pending[LOG_LINE_MAX]; /* the unwritten end of a line written in part */
 static size_t pending_len;
 static unsigned long long dropped; /* lines dropped since the last one written */
+static unsigned long long dropped_total; /* lines dropped, in all */
 
 int log_format_parse(const char *text, log_format *f) {
   if (!text || !f) return -EINVAL;
@@ -52,6 +53,7 @@ void log_setup(log_format f, int fd) {
 }
 
 unsigned long long log_dropped(void) { return dropped; }
+unsigned long long log_dropped_total(void) { return dropped_total; }
 
 /* Room always kept back for what ends a cut line: a closing quote, the
  * marker ` cut=true` or `,"cut":true}`, and the newline. */
@@ -279,7 +281,7 @@ void log_end(struct logline *l) {
     close_line(&note);
     if (put_line(note.buf, note.len)) dropped = 0;
   }
-  if (pending_len || dropped || !put_line(l->buf, l->len)) dropped++;
+  if (pending_len || dropped || !put_line(l->buf, l->len)) dropped++, dropped_total++;
 }
 
 void log_msg(const char *level, const char *event, const char *fmt, ...) {

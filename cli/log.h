@@ -32,6 +32,8 @@ int log_format_parse(const char *text, log_format *f);
 void log_setup(log_format f, int fd);
 /* Lines dropped since the last one written. */
 unsigned long long log_dropped(void);
+/* Lines dropped since the process started: a counter for metrics. */
+unsigned long long log_dropped_total(void);
 
 /* Starts a line: ts (the wall clock, chime_wall_now), level ("info",
  * "warn", "error") and event: every line has one. */

@@ -46,6 +46,10 @@ struct recorder {
   struct rec_item *tail;
   size_t queued;
   unsigned long long lost; /* items dropped since the last said */
+  unsigned long long lost_total; /* items dropped, in all */
+  unsigned long long failures;   /* batches that failed, in all (each try of one) */
+  chime_ns failing_since;        /* chime_now() when the batches began to fail; 0 while they succeed */
+  char why[1024];                /* why the latest batch failed */
   chime_task writer;      /* the writer task, while writer_live */
   bool writer_live;
   bool failing;           /* the last batch failed (said once) */
@@ -190,6 +194,7 @@ static int writer_main(void *arg) {
     if (rc == 0 && b.rc == 0) {
       if (rec->failing) log_msg("info", "history", "history database %s: written again", rec->path);
       rec->failing = false;
+      rec->failing_since = 0;
       pause = PAUSE_MIN;
       for (struct rec_item *it = b.items, *next; it; it = next) {
         next = it->next;
@@ -207,6 +212,9 @@ static int writer_main(void *arg) {
       log_msg("error", "history", "%s; runs go on, and %zu record(s) wait to be written",
               b.why[0] ? b.why : chime_strerror(rc ? rc : b.rc), rec->queued);
     rec->failing = true;
+    rec->failures++;
+    if (!rec->failing_since) rec->failing_since = chime_now();
+    snprintf(rec->why, sizeof rec->why, "%s", b.why[0] ? b.why : chime_strerror(rc ? rc : b.rc));
     if (chime_sleep(pause) != 0) return -ECANCELED; /* the flush starts another */
     pause = pause * 2 < PAUSE_MAX ? pause * 2 : PAUSE_MAX;
   }
@@ -235,7 +243,7 @@ static void put(struct recorder *rec, struct rec_item *it) {
     if (!rec->head) rec->tail = NULL;
     rec->queued--;
     item_done(old);
-    rec->lost++;
+    rec->lost++, rec->lost_total++;
   }
   if (rec->tail)
     rec->tail->next = it;
@@ -261,7 +269,7 @@ void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_
   if (!rec->path) return;
   struct skip_item *s = calloc(1, sizeof *s);
   if (!s) {
-    rec->lost++;
+    rec->lost++, rec->lost_total++;
     return;
   }
   s->item.kind = ITEM_SKIP;
@@ -284,6 +292,12 @@ int recorder_flush(struct recorder *rec, chime_ns deadline) {
             rec->path, rec->queued);
   say_lost(rec);
   return rc;
+}
+
+void recorder_health(const struct recorder *rec, struct recorder_health *out) {
+  *out = (struct recorder_health){.path = rec->path, .failures = rec->failures, .dropped = rec->lost_total,
+                                  .queued = rec->queued, .failing_since = rec->failing_since,
+                                  .why = rec->failing_since ? rec->why : NULL};
 }
 
 /* ---- reading --------------------------------------------------------------------------- */

@@ -79,6 +79,17 @@ int recorder_flush(struct recorder *rec, chime_ns deadline);
  * read on the pool: 0 and *out, -ENOENT (none), or a negative errno. */
 int recorder_last_tick(struct recorder *rec, const char *job, chime_ns *out);
 
+/* How the writes fare: what metrics and health checks show. */
+struct recorder_health {
+  const char *path;              /* the database, or NULL (no history) */
+  unsigned long long failures;   /* batches that failed to be written, each try counted, since the start */
+  unsigned long long dropped;    /* records dropped (the queue was full, or no memory), since the start */
+  size_t queued;                 /* records waiting to be written */
+  chime_ns failing_since;        /* chime_now() when the writes began to fail; 0 while they succeed */
+  const char *why;               /* why the latest write failed, while they fail (the recorder's), or NULL */
+};
+void recorder_health(const struct recorder *rec, struct recorder_health *out);
+
 /* Frees a record the recorder was never given. */
 void run_record_free(struct run_record *r);
 
