@@ -368,28 +368,35 @@ static void print_row(FILE *out, sqlite3_stmt *st) {
 }
 
 int history_print(struct history *h, const char *job, int limit, bool json, FILE *out) {
+  return history_page(h, &(struct history_query){.job = job, .limit = limit, .json = json}, out);
+}
+
+int history_page(struct history *h, const struct history_query *q, FILE *out) {
   /* Version 1 had no error column, versions below 3 no skipped rows;
    * version 0 (a new, empty file) no table. */
   static const char sql[] = "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, %s,"
-                            " stdout_tail, stderr_tail, %s FROM runs WHERE ?1 IS NULL OR job = ?1"
-                            " ORDER BY id DESC LIMIT ?2";
+                            " stdout_tail, stderr_tail, %s FROM runs WHERE (?1 IS NULL OR job = ?1)"
+                            " AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?2";
   char query[sizeof sql + 128];
   snprintf(query, sizeof query, sql, h->version == 1 ? "NULL" : "error",
            h->version < 3 ? "0, NULL, NULL, NULL" : "triggered, reason, skipped, last_scheduled");
   sqlite3_stmt *st = NULL;
   int rc = h->version == 0 ? SQLITE_OK : sqlite3_prepare_v2(h->db, query, -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
-  if (job) sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-  sqlite3_bind_int(st, 2, limit);
+  if (q->job) sqlite3_bind_text(st, 1, q->job, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, q->limit);
+  if (q->before > 0) sqlite3_bind_int64(st, 3, q->before);
+  bool json = q->json;
   if (json) fputs("[", out);
   else fprintf(out, "%-6s %-16s %-24s %-11s %-10s %-6s %s\n", "ID", "JOB", "SCHEDULED", "OUTCOME", "DURATION", "EXIT",
                "LATE");
   bool first = true;
-  while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while (st && (!q->max_bytes || ftell(out) < (long)q->max_bytes) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (json) print_json(out, st, first);
     else print_row(out, st);
     first = false;
   }
+  if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* cut at max_bytes */
   if (json) fputs(first ? "]\n" : "\n]\n", out);
   sqlite3_finalize(st);
   return !st || rc == SQLITE_DONE ? 0 : fail(h, rc);

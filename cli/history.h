@@ -68,4 +68,15 @@ int history_last_scheduled(struct history *h, const char *job, chime_ns *out);
  * as a table or as a JSON array.  0 or a negative errno. */
 int history_print(struct history *h, const char *job, int limit, bool json, FILE *out);
 
+/* Which runs history_page prints. */
+struct history_query {
+  const char *job;  /* a job's runs, or NULL for every job's */
+  int limit;        /* at most this many rows */
+  int64_t before;   /* only rows whose id is below this (> 0), for the page after one: 0 for the latest */
+  bool json;        /* a JSON array (history --json), else the table */
+  size_t max_bytes; /* no row begun once `out` holds this many bytes (0: no bound) */
+};
+/* As history_print, for the runs q names, newest first. */
+int history_page(struct history *h, const struct history_query *q, FILE *out);
+
 #endif
