@@ -308,7 +308,7 @@ static const char *const job_keys[] = {
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
     "clean_env", "input", "mailto",
 };
-static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace"};
+static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "http"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static bool in(const char *key, const char *const *keys, size_t n) {
@@ -465,6 +465,13 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
   if (strcmp(key, "shutdown_grace") == 0) {
     if (set_duration(&d->shutdown_grace, v, 0, err, size)) return -EINVAL;
     d->grace_set = true;
+    return 0;
+  }
+  if (strcmp(key, "http") == 0) {
+    struct listen_addr a;
+    if (strcmp(v, "none") != 0 && listen_addr_parse(v, &a, err, size)) return -EINVAL;
+    if (strlen(v) >= sizeof d->http) return say(err, size, "\"%.20s...\" is too long for an address", v);
+    strcpy(d->http, v);
     return 0;
   }
   return unknown_key(key, true, err, size);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "listen.h"
 #include "log.h"
 
 /* The longest config file read, and the longest line in it. */
@@ -55,6 +56,7 @@ struct daemon_conf {
   bool format_set;
   chime_ns shutdown_grace;  /* SIGTERM to SIGKILL at shutdown */
   bool grace_set;
+  char http[LISTEN_TEXT_MAX]; /* the HTTP endpoint's address as given (listen_addr_parse), "none", or "": none */
 };
 
 struct config {

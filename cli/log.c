@@ -108,10 +108,7 @@ static bool bare(const char *s, size_t n) {
   return true;
 }
 
-/* Escapes n bytes, handing the pieces to emit(ctx, piece, length); stops
- * early when stop(ctx) says so. */
-typedef void (*emit_fn)(void *ctx, const char *piece, size_t n);
-static void escape(const char *s, size_t n, emit_fn emit, bool (*stop)(void *ctx), void *ctx) {
+void log_escape(const char *s, size_t n, log_emit_fn emit, bool (*stop)(void *ctx), void *ctx) {
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < n && !(stop && stop(ctx));) {
     unsigned char c = p[i];
@@ -139,7 +136,7 @@ static void emit_file(void *ctx, const char *piece, size_t n) { fwrite(piece, 1,
 
 void json_fputs(FILE *f, const char *s, size_t n) {
   fputc('"', f);
-  escape(s, n, emit_file, NULL, f);
+  log_escape(s, n, emit_file, NULL, f);
   fputc('"', f);
 }
 
@@ -163,7 +160,7 @@ void log_mem(struct logline *l, const char *k, const char *v, size_t n) {
   }
   key(l, k, true);
   if (l->cut) return;
-  escape(v, n, emit_line, line_full, l);
+  log_escape(v, n, emit_line, line_full, l);
   if (l->cut) force(l, "\""); /* the value was cut: its string is closed */
   else rawz(l, "\"");
 }

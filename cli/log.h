@@ -56,6 +56,12 @@ void log_end(struct logline *l);
 /* A whole line at once: level, event and msg. */
 void log_msg(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Escapes n bytes as log values are (and JSON strings: \" \\ \n \r \t
+ * \u00XX, \ufffd for bytes that are not UTF-8), handing the pieces to
+ * emit(ctx, piece, length); stops early when stop (if not NULL) says so. */
+typedef void (*log_emit_fn)(void *ctx, const char *piece, size_t n);
+void log_escape(const char *s, size_t n, log_emit_fn emit, bool (*stop)(void *ctx), void *ctx);
+
 /* Writes s[0..n) to f as a JSON string, escaped as log values are. */
 void json_fputs(FILE *f, const char *s, size_t n);
 

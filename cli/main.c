@@ -20,8 +20,9 @@
 static const char usage[] =
     "usage: chime every INTERVAL [OPTIONS] -- PROGRAM [ARGS...]\n"
     "       chime cron 'EXPRESSION' [OPTIONS] -- PROGRAM [ARGS...]\n"
-    "       chime run FILE [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
+    "       chime run FILE [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D] [--http ADDR:PORT]\n"
     "       chime crontab FILE [--system] [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
+    "                     [--http ADDR:PORT]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
     "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
@@ -33,6 +34,7 @@ static const char usage[] =
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
     "  --tz ZONE  --shell  --catch-up  --start-now\n"
     "and the daemon's: --db PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
+    "  --http ADDR:PORT  (metrics, health, a JSON API and a status page; 127.0.0.1:9746)\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
 
 /* Exit status 1, said. */
@@ -144,6 +146,7 @@ static int start(struct config *cfg, const char *config_path, struct daemon_conf
   if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
   if (cli->format_set) d->format = cli->format;
   if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
+  if (cli->http[0]) strcpy(d->http, cli->http);
   char buf[4096];
   const char *path;
   bool make_dirs;

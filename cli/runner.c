@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "cronenv.h"
+#include "http.h"
 #include "log.h"
 #include "runner.h"
 
@@ -543,6 +544,7 @@ static int main_task(void *arg) {
     if (r->config_path) log_str(&l, "config", r->config_path);
     log_str(&l, "db", r->db_path ? r->db_path : "none");
     log_end(&l);
+    http_start(r->http);
   }
   sig = 0;
   while (r->active > 0) {
@@ -565,6 +567,7 @@ static int main_task(void *arg) {
   reap_adopted(r);
   recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
+  http_stop(r->http);
   log_msg("info", "stop", "chime stopped");
   return 0;
 }
@@ -580,6 +583,14 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
     fprintf(stderr, "chime: out of memory\n");
     return 1;
   }
+  char why[512];
+  if (cfg->daemon.http[0] && strcmp(cfg->daemon.http, "none") != 0 &&
+      http_new(&r, cfg->daemon.http, &r.http, why, sizeof why) != 0) {
+    log_msg("error", "http", "%s", why);
+    recorder_free(r.rec);
+    free(r.spare);
+    return 1;
+  }
   struct sigaction sa = {.sa_handler = ignore_sigpipe, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGPIPE, &sa, NULL);
@@ -588,6 +599,7 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
   struct setup s = {&r, cfg};
   chime_run_opts o = {.loop = {.stack_size = 512 * 1024}};
   int rc = chime_run(main_task, &s, &o, NULL);
+  http_free(r.http);
   recorder_free(r.rec);
   free(r.spare);
   if (rc < 0) {

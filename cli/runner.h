@@ -86,6 +86,7 @@ struct runner {
   bool mailer;             /* some job mails its output, and there is a mailer */
   struct run *spare;       /* a run kept for a run whose own could not be allocated: it is recorded */
   struct observer *observers;
+  struct http *http;       /* the HTTP endpoint (http.c), or NULL */
 };
 
 /* Adds an observer (the caller keeps it: it must outlive the runner). */
