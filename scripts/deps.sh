@@ -29,6 +29,7 @@ want libc6-dev "$(have_file /usr/include/stdio.h)" "C library headers"
 want libuv1-dev "$(have_file /usr/include/uv.h)" "the example that runs chime inside libuv's loop links it"
 want libsqlite3-dev "$(have_file /usr/include/sqlite3.h)" "the chime command keeps its history in SQLite"
 want libinih-dev "$(have_file /usr/include/ini.h)" "the chime command reads its config file with inih"
+want libmicrohttpd-dev "$(have_file /usr/include/microhttpd.h)" "the chime command serves metrics, health and its status page with libmicrohttpd"
 case $target in
   demo) ;;
   test|ci)
