@@ -14,9 +14,10 @@
  * thread through a read-only connection of its own, WAL letting it read
  * while the recorder writes).  Meanwhile the connection is suspended (MHD
  * leaves it alone) and a task of the `work` group waits for the thread;
- * when the answer is ready the connection is resumed and MHD run (it
- * asks for the answer again), by that task: MHD with no thread of its own
- * does not make its descriptor readable for a resumed connection.  At most HTTP_ASYNC_MAX such answers are out at once.
+ * when the answer is ready the connection is resumed, and the serving
+ * task is told through an eventfd (MHD without threads of its own makes
+ * nothing readable for a resumed connection): it waits on an epoll set of
+ * both, and runs MHD, which asks for the answer again.  At most HTTP_ASYNC_MAX such answers are out at once.
  *
  * Limits: HTTP_CONNECTIONS at once; a request line and headers in
  * HTTP_REQUEST_BYTES of memory (MHD answers 414 or 431 beyond); no request
@@ -40,6 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,7 +99,9 @@ struct http {
   struct runner *r;
   struct watch *watch;
   struct MHD_Daemon *d;
-  int epfd;
+  int epfd;              /* MHD's */
+  int kick;              /* an eventfd: a connection was resumed */
+  int waitfd;            /* an epoll set of both, which the serving task waits on */
   struct listen_addr addr; /* as bound (its port, if 0 was asked) */
   bool listening;
   chime_task server, heart;
@@ -288,10 +293,8 @@ static int work_task(void *arg) {
   q->snap = NULL;
   q->done = true;
   q->h->async--;
-  /* MHD, without threads of its own, says nothing of a resumed connection
-   * on its descriptor: it is run here (the serving task waits outside it). */
   MHD_resume_connection(q->c);
-  MHD_run(q->h->d);
+  eventfd_write(q->h->kick, 1); /* MHD says nothing of it: the serving task is told */
   return 0;
 }
 
@@ -432,8 +435,10 @@ static int serve(void *arg) {
     if (MHD_get_timeout(h->d, &ms) == MHD_YES && (ms < 3600000 && CHIME_MS((chime_ns)ms) < wait))
       wait = CHIME_MS((chime_ns)ms);
     int rc = wait == 0 ? chime_yield()
-                       : chime_wait_fd(h->epfd, CHIME_READABLE, wait == CHIME_NEVER ? CHIME_NEVER : chime_now() + wait);
+                       : chime_wait_fd(h->waitfd, CHIME_READABLE, wait == CHIME_NEVER ? CHIME_NEVER : chime_now() + wait);
     if (rc == -ECANCELED) return 0;
+    eventfd_t resumed;
+    eventfd_read(h->kick, &resumed);
     cut_late(h);
     MHD_run(h->d);
   }
@@ -471,7 +476,7 @@ int http_new(struct runner *r, const char *addr, struct http **out, char *why, s
   struct http *h = calloc(1, sizeof *h);
   if (!h) return snprintf(why, size, "http: out of memory"), -ENOMEM;
   h->r = r;
-  h->epfd = -1;
+  h->epfd = h->kick = h->waitfd = -1;
   int fd = -1;
   if (addr && (fd = listen_on(h, addr, why, size)) < 0) {
     free(h);
@@ -489,14 +494,17 @@ int http_new(struct runner *r, const char *addr, struct http **out, char *why, s
                           MHD_OPTION_NOTIFY_CONNECTION, connection, h,
                           MHD_OPTION_END);
   const union MHD_DaemonInfo *info = h->d ? MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
-  if (!info || watch_new(r, &h->watch) != 0) {
+  h->epfd = info ? info->epoll_fd : -1;
+  h->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  h->waitfd = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN};
+  if (!info || h->kick < 0 || h->waitfd < 0 || epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->epfd, &ev) != 0 ||
+      epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->kick, &ev) != 0 || watch_new(r, &h->watch) != 0) {
     snprintf(why, size, "http: %s: libmicrohttpd could not start", h->addr.text[0] ? h->addr.text : "no listener");
-    if (h->d) MHD_stop_daemon(h->d);
-    else if (fd >= 0) close(fd);
-    free(h);
+    if (!h->d && fd >= 0) close(fd);
+    http_free(h);
     return -ENOMEM;
   }
-  h->epfd = info->epoll_fd;
   *out = h;
   return 0;
 }
@@ -540,6 +548,8 @@ void http_stop(struct http *h) {
 void http_free(struct http *h) {
   if (!h) return;
   if (h->d) MHD_stop_daemon(h->d); /* closes the listener and every connection */
+  if (h->kick >= 0) close(h->kick);
+  if (h->waitfd >= 0) close(h->waitfd);
   watch_free(h->watch);
   free(h);
 }

@@ -193,7 +193,7 @@ int watch_snapshot(struct watch *w, struct snapshot **out) {
     sj->calendar = c->cron != NULL;
     if (c->reboot) at[2 * i] = keep(&str, "@reboot");
     else if (c->cron) at[2 * i] = keep(&str, c->schedule);
-    else chime_format_duration(c->every, every, sizeof every), at[2 * i] = keep(&str, every);
+    else chime_format_duration(c->every, every, sizeof every), at[2 * i] = keep(&str, every), sj->every = c->every;
     at[2 * i + 1] = c->cron && c->tz_name ? keep(&str, c->tz_name) : NO_STRING;
     sj->st = j->status;
     sj->last = e->last;
@@ -327,8 +327,7 @@ static void civil(int64_t days, int *y, unsigned *m, unsigned *d) {
 }
 
 void text_wall(struct text *t, chime_ns wall) {
-  int64_t ms = wall / CHIME_MS(1);
-  if (wall < 0 && wall % CHIME_MS(1)) ms--;
+  int64_t ms = wall / CHIME_MS(1); /* toward zero, as format_wall */
   int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
   unsigned s = (unsigned)(sec - days * 86400), milli = (unsigned)(ms - sec * 1000);
@@ -507,7 +506,10 @@ static void json_last(struct text *t, const struct last_run *l) {
 static void json_job(struct text *t, const struct snap_job *j) {
   text_puts(t, "{\"name\":"), text_json(t, j->name, strlen(j->name));
   json_str(t, "schedule", j->calendar ? j->schedule : NULL);
-  json_str(t, "every", j->calendar || strcmp(j->schedule, "@reboot") == 0 ? NULL : j->schedule);
+  json_str(t, "every", j->every ? j->schedule : NULL);
+  json_key(t, "interval", false);
+  if (j->every) text_seconds(t, j->every, 3);
+  else text_puts(t, "null");
   json_str(t, "tz", j->tz);
   json_key(t, "reboot", false), text_puts(t, !j->calendar && strcmp(j->schedule, "@reboot") == 0 ? "true" : "false");
   json_wall(t, "next", j->next, j->next != CHIME_NEVER);

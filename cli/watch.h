@@ -58,6 +58,7 @@ struct snap_job {
   char name[JOB_NAME_MAX + 1];
   const char *schedule;      /* a calendar's expression, an interval as written (30s), or @reboot */
   bool calendar;             /* schedule is a cron expression */
+  chime_ns every;            /* an interval job's interval (0: a calendar, or @reboot) */
   const char *tz;            /* a calendar's zone, or NULL for the local one */
   struct job_status st;      /* the runner's counters */
   struct last_run last;
