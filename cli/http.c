@@ -65,11 +65,14 @@ static const struct {
               {"/api/jobs", ROUTE_JOBS},
               {"/api/runs", ROUTE_RUNS}};
 
-/* A connection, for its deadline. */
+/* A connection, for its deadline and its half-close. */
 struct conn {
   int fd;
   chime_ns deadline; /* real time (CLOCK_MONOTONIC) */
   bool cut;          /* its socket was shut down */
+  bool busy;         /* a request's headers are in: it is being answered */
+  bool hup;          /* the client will send nothing more */
+  unsigned quiet;    /* with hup: rounds of MHD seen with nothing to read and no request being answered */
   struct conn *prev, *next;
 };
 
@@ -101,7 +104,8 @@ struct http {
   struct MHD_Daemon *d;
   int epfd;              /* MHD's */
   int kick;              /* an eventfd: a connection was resumed */
-  int waitfd;            /* an epoll set of both, which the serving task waits on */
+  int waitfd;            /* an epoll set of both and of the connections' half-closes: the serving task waits on it */
+  bool cut_soon;         /* a connection is done: its socket is to be shut down */
   struct listen_addr addr; /* as bound (its port, if 0 was asked) */
   bool listening;
   chime_task server, heart;
@@ -321,6 +325,8 @@ static enum MHD_Result request(void *cls, struct MHD_Connection *c, const char *
   struct http *h = cls;
   struct req *q = *req_cls;
   (void)version, (void)upload;
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  if (ci && ci->socket_context) ((struct conn *)ci->socket_context)->busy = true;
   if (q) { /* resumed: its answer is there */
     if (!q->done) return MHD_NO;
     unsigned status = q->status;
@@ -371,9 +377,8 @@ static enum MHD_Result request(void *cls, struct MHD_Connection *c, const char *
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe) {
-  struct http *h = cls;
   struct req *q = *req_cls;
-  (void)toe;
+  (void)cls, (void)toe;
   if (q) { /* its task has ended: it resumed the connection */
     free(q->body.p);
     free(q);
@@ -381,8 +386,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
   }
   const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   struct conn *conn = info ? info->socket_context : NULL;
-  if (conn) conn->deadline = real_now() + HTTP_REQUEST_TIME; /* the next request's time starts */
-  (void)h;
+  if (!conn) return;
+  conn->deadline = real_now() + HTTP_REQUEST_TIME; /* the next request's time starts */
+  conn->busy = false;
 }
 
 static void connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -395,6 +401,12 @@ static void connection(void *cls, struct MHD_Connection *c, void **socket_contex
     if (!conn) return; /* no deadline of ours for it: MHD's idle timeout still holds */
     conn->fd = info ? info->connect_fd : -1;
     conn->deadline = real_now() + HTTP_REQUEST_TIME;
+    /* MHD hears of a client's half-close only by reading, and reads on an
+     * edge: a request cut short, then the end of the client's sending,
+     * reach it as one edge, and the connection would wait for its
+     * deadline.  The set the serving task waits on hears of it. */
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = conn};
+    if (conn->fd >= 0) epoll_ctl(h->waitfd, EPOLL_CTL_ADD, conn->fd, &ev);
     conn->next = h->conns;
     if (h->conns) h->conns->prev = conn;
     h->conns = conn;
@@ -402,6 +414,7 @@ static void connection(void *cls, struct MHD_Connection *c, void **socket_contex
     return;
   }
   if (!conn) return;
+  if (conn->fd >= 0) epoll_ctl(h->waitfd, EPOLL_CTL_DEL, conn->fd, NULL);
   if (conn->prev) conn->prev->next = conn->next;
   else h->conns = conn->next;
   if (conn->next) conn->next->prev = conn->prev;
@@ -409,10 +422,35 @@ static void connection(void *cls, struct MHD_Connection *c, void **socket_contex
   *socket_context = NULL;
 }
 
+/* Notes the connections whose client has half-closed (from the set the
+ * serving task waits on).  One is done once MHD has read all it sent and
+ * answers no request of it: its socket is then shut down, so that MHD
+ * reads its end.  Sets cut_soon when MHD is to run again. */
+static void note_hangups(struct http *h) {
+  struct epoll_event evs[64];
+  int n = epoll_wait(h->waitfd, evs, 64, 0);
+  for (int i = 0; i < n; i++) {
+    struct conn *c = evs[i].data.ptr;
+    if (c && (evs[i].events & (EPOLLRDHUP | EPOLLHUP))) c->hup = true;
+  }
+  for (struct conn *c = h->conns; c; c = c->next) {
+    char byte;
+    if (!c->hup || c->cut) continue;
+    if (c->busy || recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 0) {
+      c->quiet = 0;
+      continue;
+    }
+    /* a second quiet round: a request MHD had read behind the last (pipelined) would have begun */
+    if (++c->quiet >= 2) c->deadline = 0;
+    h->cut_soon = true;
+  }
+}
+
 /* Shuts down the sockets of connections past their deadline; returns how
  * long until the next deadline (CHIME_NEVER: none). */
 static chime_ns cut_late(struct http *h) {
   chime_ns now = real_now(), next = CHIME_NEVER;
+  h->cut_soon = false;
   for (struct conn *c = h->conns; c; c = c->next) {
     if (c->cut || c->fd < 0) continue;
     if (c->deadline <= now) {
@@ -440,7 +478,14 @@ static int serve(void *arg) {
     eventfd_t resumed;
     eventfd_read(h->kick, &resumed);
     cut_late(h);
-    MHD_run(h->d);
+    /* MHD reads what a half-closing client sent; a connection done with is
+     * shut down and MHD run again to close it (a few rounds at most) */
+    for (int round = 0; round < 4; round++) {
+      MHD_run(h->d);
+      note_hangups(h);
+      if (!h->cut_soon) break;
+      cut_late(h);
+    }
   }
 }
 
@@ -485,19 +530,19 @@ int http_new(struct runner *r, const char *addr, struct http **out, char *why, s
   h->listening = addr != NULL;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (addr ? 0 : MHD_USE_NO_LISTEN_SOCKET);
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, request, h,
-                          MHD_OPTION_LISTEN_SOCKET, addr ? fd : MHD_INVALID_SOCKET,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(HTTP_REQUEST_TIME / CHIME_SEC(1)),
                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_REQUEST_BYTES,
                           MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                           MHD_OPTION_NOTIFY_COMPLETED, completed, h,
                           MHD_OPTION_NOTIFY_CONNECTION, connection, h,
+                          addr ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, fd, /* last: none without addr */
                           MHD_OPTION_END);
   const union MHD_DaemonInfo *info = h->d ? MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
   h->epfd = info ? info->epoll_fd : -1;
   h->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   h->waitfd = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN};
+  struct epoll_event ev = {.events = EPOLLIN}; /* data.ptr NULL: not a connection */
   if (!info || h->kick < 0 || h->waitfd < 0 || epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->epfd, &ev) != 0 ||
       epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->kick, &ev) != 0 || watch_new(r, &h->watch) != 0) {
     snprintf(why, size, "http: %s: libmicrohttpd could not start", h->addr.text[0] ? h->addr.text : "no listener");
