@@ -384,7 +384,8 @@ static void unique_name(const struct config *cfg, char *name, size_t size) {
   char base[JOB_NAME_MAX + 1];
   snprintf(base, sizeof base, "%.*s", JOB_NAME_MAX - 6, name);
   for (int k = 1;; k++) {
-    if (k > 1) snprintf(name, size, "%s-%d", base, k);
+    /* k stays below 100000 (a 1 MiB file has fewer lines): so the compiler knows the name fits */
+    if (k > 1 && snprintf(name, size, "%s-%d", base, k % 100000) < 0) return;
     bool taken = false;
     for (size_t i = 0; i < cfg->njobs && !taken; i++)
       taken = strcmp(cfg->jobs[i]->name, name) == 0;
