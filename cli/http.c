@@ -10,7 +10,8 @@
  *
  * What takes longer is worked out off the loop: the metrics and the jobs'
  * JSON from a snapshot (watch.c: the copy on the loop, the writing on a
- * pool thread), and the runs from the history database (read on a pool
+ * pool thread, unless the jobs are HTTP_INLINE_JOBS or fewer: written on
+ * the loop, in less time than a hand-off to a thread), and the runs from the history database (read on a pool
  * thread through a read-only connection of its own, WAL letting it read
  * while the recorder writes).  Meanwhile the connection is suspended (MHD
  * leaves it alone) and a task of the `work` group waits for the thread;
@@ -302,12 +303,39 @@ static int work_task(void *arg) {
   return 0;
 }
 
-/* Starts the answer of q off the loop; suspends its connection. */
+/* Queues q's answer, worked out. */
+static enum MHD_Result give(struct MHD_Connection *c, struct req *q) {
+  unsigned status = q->status;
+  const char *type = q->type ? q->type : "text/plain; charset=utf-8";
+  struct text body = q->body;
+  q->body = (struct text){0};
+  if (status != MHD_HTTP_OK || body.nomem) {
+    enum MHD_Result rc = refuse(c, q->route, body.nomem ? MHD_HTTP_SERVICE_UNAVAILABLE : status,
+                                body.p && !body.nomem ? body.p : "out of memory");
+    free(body.p);
+    return rc;
+  }
+  return answer(c, status, type, body.p ? body.p : "", body.len, body.p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+}
+
+/* Works out q's answer: a small one at once, on the loop (tens of
+ * microseconds, less than handing it to a thread and back); else off the
+ * loop, its connection suspended meanwhile. */
 static enum MHD_Result work(struct http *h, struct req *q) {
-  if (h->async >= HTTP_ASYNC_MAX)
-    return refuse(q->c, q->route, MHD_HTTP_SERVICE_UNAVAILABLE, "busy: too many answers being worked out; try again");
   if (q->route != ROUTE_RUNS && watch_snapshot(h->watch, &q->snap) != 0)
     return refuse(q->c, q->route, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+  if (q->snap && q->snap->njobs <= HTTP_INLINE_JOBS) {
+    work_thread(q);
+    snapshot_free(q->snap);
+    q->snap = NULL;
+    q->done = true;
+    return give(q->c, q);
+  }
+  if (h->async >= HTTP_ASYNC_MAX) {
+    snapshot_free(q->snap);
+    q->snap = NULL;
+    return refuse(q->c, q->route, MHD_HTTP_SERVICE_UNAVAILABLE, "busy: too many answers being worked out; try again");
+  }
   if (chime_group_spawn(h->work, work_task, q) != 0) {
     snapshot_free(q->snap);
     q->snap = NULL;
@@ -327,19 +355,7 @@ static enum MHD_Result request(void *cls, struct MHD_Connection *c, const char *
   (void)version, (void)upload;
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   if (ci && ci->socket_context) ((struct conn *)ci->socket_context)->busy = true;
-  if (q) { /* resumed: its answer is there */
-    if (!q->done) return MHD_NO;
-    unsigned status = q->status;
-    const char *type = q->type ? q->type : "text/plain; charset=utf-8";
-    struct text body = q->body;
-    q->body = (struct text){0};
-    if (status != MHD_HTTP_OK) {
-      enum MHD_Result rc = refuse(c, q->route, status, body.p ? body.p : "failed");
-      free(body.p);
-      return rc;
-    }
-    return answer(c, status, type, body.p ? body.p : "", body.len, body.p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-  }
+  if (q) return q->done ? give(c, q) : MHD_NO; /* resumed: its answer is there */
   enum route route = ROUTE_NONE;
   for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
     if (strcmp(url, routes[i].path) == 0) route = routes[i].route;

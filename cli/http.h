@@ -15,6 +15,7 @@
 #define HTTP_REQUEST_BYTES (16 * 1024)  /* a request's line and headers (431, 414 beyond) */
 #define HTTP_REQUEST_TIME CHIME_SEC(10) /* from a connection's start, or its previous answer, to the end of the next */
 #define HTTP_ASYNC_MAX 4                /* answers worked out off the loop at once (503 beyond) */
+#define HTTP_INLINE_JOBS 16             /* /metrics and /api/jobs of this many jobs or fewer: written on the loop */
 #define HTTP_RUNS_LIMIT 1000            /* /api/runs: rows in one answer, at most */
 #define HTTP_RUNS_BYTES (16 << 20)      /* /api/runs: no row begun past this many bytes */
 /* /healthz answers 503 while the loop has not turned for HTTP_STALL, and

@@ -40,6 +40,7 @@ struct entry {
   uint64_t version;            /* the hash of its version's fingerprint */
   struct hist duration, lateness;
   struct last_run last;
+  char every[24];              /* its version's interval as written (30s), or "" */
   size_t snap;                 /* its job's index in the snapshot numbered gen */
   uint64_t gen;
 };
@@ -53,11 +54,27 @@ struct watch {
   chime_ns started;    /* wall clock */
 };
 
-/* FNV-1a, 64 bits. */
+/* FNV-1a, 64 bits: for names. */
 static uint64_t hash(const char *s) {
   uint64_t h = 14695981039346656037ULL;
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
   return h;
+}
+
+/* A hash of a long text (a fingerprint, hundreds of bytes, hashed for
+ * each job at each snapshot), eight bytes at a step. */
+static uint64_t hash_long(const char *s) {
+  size_t n = strlen(s);
+  uint64_t h = n * 0x9E3779B97F4A7C15ULL, w;
+  for (; n >= 8; s += 8, n -= 8) {
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  w = 0;
+  memcpy(&w, s, n);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 29);
 }
 
 static void last_init(struct last_run *l) {
@@ -93,10 +110,12 @@ static struct entry *entry_of(struct watch *w, const struct job *j) {
   if (w->used * 10 >= w->cap * 7 && grow(w) != 0) return NULL;
   const char *name = j->conf->name;
   struct entry *e = slot(w, name);
-  uint64_t version = hash(j->conf->fingerprint);
+  uint64_t version = hash_long(j->conf->fingerprint);
   if (!e->name[0]) snprintf(e->name, sizeof e->name, "%s", name), w->used++;
   else if (e->version == version) return e;
   e->version = version;
+  e->every[0] = '\0';
+  if (!j->conf->cron && !j->conf->reboot) chime_format_duration(j->conf->every, e->every, sizeof e->every);
   memset(&e->duration, 0, sizeof e->duration);
   memset(&e->lateness, 0, sizeof e->lateness);
   last_init(&e->last);
@@ -188,12 +207,11 @@ int watch_snapshot(struct watch *w, struct snapshot **out) {
     struct entry *e = entry_of(w, j);
     if (!e) goto nomem;
     e->snap = i, e->gen = w->gen;
-    snprintf(sj->name, sizeof sj->name, "%s", c->name);
-    char every[64];
+    memcpy(sj->name, c->name, strlen(c->name) + 1); /* a name fits: job_name_ok */
     sj->calendar = c->cron != NULL;
     if (c->reboot) at[2 * i] = keep(&str, "@reboot");
     else if (c->cron) at[2 * i] = keep(&str, c->schedule);
-    else chime_format_duration(c->every, every, sizeof every), at[2 * i] = keep(&str, every), sj->every = c->every;
+    else at[2 * i] = keep(&str, e->every), sj->every = c->every;
     at[2 * i + 1] = c->cron && c->tz_name ? keep(&str, c->tz_name) : NO_STRING;
     sj->st = j->status;
     sj->last = e->last;
@@ -244,19 +262,12 @@ void snapshot_free(struct snapshot *s) {
 
 /* ---- text ----------------------------------------------------------------------- */
 
+static char *room(struct text *t, size_t n);
+
 void text_put(struct text *t, const char *s, size_t n) {
-  if (t->nomem) return;
-  if (t->len + n + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + n + 1) cap *= 2;
-    char *p = realloc(t->p, cap);
-    if (!p) {
-      t->nomem = true;
-      return;
-    }
-    t->p = p, t->cap = cap;
-  }
-  memcpy(t->p + t->len, s, n);
+  char *p = room(t, n);
+  if (!p) return;
+  memcpy(p, s, n);
   t->len += n;
   t->p[t->len] = '\0';
 }
@@ -348,53 +359,122 @@ void text_wall(struct text *t, chime_ns wall) {
 
 /* ---- the exposition ---------------------------------------------------------------------- */
 
+/* Room for n more bytes (and a NUL) at the end of t: where they go, or
+ * NULL when t could not grow.  The caller writes them and sets t->len. */
+static char *room(struct text *t, size_t n) {
+  if (t->nomem) return NULL;
+  if (t->len + n + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap < t->len + n + 1) cap *= 2;
+    char *p = realloc(t->p, cap);
+    if (!p) {
+      t->nomem = true;
+      return NULL;
+    }
+    t->p = p, t->cap = cap;
+  }
+  return t->p + t->len;
+}
+
+static char *put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+
+static char *put_u64(char *p, uint64_t v) {
+  char buf[24];
+  char *d = digits(v, buf + sizeof buf);
+  return put(p, d, (size_t)(buf + sizeof buf - 1 - d));
+}
+
+/* A piece of text and its length. */
+struct piece {
+  const char *s;
+  size_t n;
+};
+#define PIECE(lit) ((struct piece){lit, sizeof lit - 1})
+
+/* One sample: NAME{LABELS EXTRA} VALUE, the value a count or, with
+ * places > 0, ns as seconds with that many decimals.  Half a million of
+ * them make 10,000 jobs' answer: one reservation, copies, no formatting. */
+static void line(struct text *t, struct piece name, struct piece labels, struct piece extra, uint64_t v,
+                 int places) {
+  char *p = room(t, name.n + labels.n + extra.n + 48);
+  if (!p) return;
+  p = put(p, name.s, name.n);
+  *p++ = '{';
+  p = put(p, labels.s, labels.n);
+  p = put(p, extra.s, extra.n);
+  *p++ = '}', *p++ = ' ';
+  if (places) {
+    p = put_u64(p, v / 1000000000u);
+    *p++ = '.';
+    uint64_t f = v % 1000000000u;
+    char frac[9];
+    for (int k = 8; k >= 0; k--) frac[k] = (char)('0' + f % 10), f /= 10;
+    p = put(p, frac, (size_t)places);
+  } else {
+    p = put_u64(p, v);
+  }
+  *p++ = '\n';
+  *p = '\0';
+  t->len = (size_t)(p - t->p);
+}
+
 static void family(struct text *t, const char *name, const char *type, const char *help) {
   text_puts(t, "# HELP "), text_puts(t, name), text_put(t, " ", 1), text_puts(t, help);
   text_puts(t, "\n# TYPE "), text_puts(t, name), text_put(t, " ", 1), text_puts(t, type), text_put(t, "\n", 1);
 }
 
-/* `name{job="JOB"` (the caller closes the labels). */
-static void sample(struct text *t, const char *name, const char *job) {
-  text_puts(t, name);
-  text_puts(t, "{job=\"");
-  text_label(t, job);
-  text_put(t, "\"", 1);
-}
-
-static void value_u64(struct text *t, uint64_t v) {
-  text_put(t, "} ", 2);
-  text_u64(t, v);
+/* A sample without labels. */
+static void bare(struct text *t, const char *name, const char *type, const char *help, uint64_t v, int places) {
+  family(t, name, type, help);
+  text_puts(t, name), text_put(t, " ", 1);
+  if (places) text_seconds(t, (chime_ns)v, places);
+  else text_u64(t, v);
   text_put(t, "\n", 1);
 }
 
-static void value_time(struct text *t, chime_ns wall) {
-  text_put(t, "} ", 2);
-  text_seconds(t, wall, 3);
-  text_put(t, "\n", 1);
+/* Each job's label, job="NAME" escaped, written once for all its samples. */
+struct labels {
+  struct text text;
+  size_t *at; /* job i's label is text.p[at[i] .. at[i + 1]) */
+};
+
+static int labels_make(const struct snapshot *s, struct labels *l) {
+  memset(l, 0, sizeof *l);
+  l->at = malloc((s->njobs + 1) * sizeof *l->at);
+  if (!l->at) return -ENOMEM;
+  for (size_t i = 0; i < s->njobs; i++) {
+    l->at[i] = l->text.len;
+    text_puts(&l->text, "job=\""), text_label(&l->text, s->jobs[i].name), text_put(&l->text, "\"", 1);
+  }
+  l->at[s->njobs] = l->text.len;
+  return l->text.nomem ? -ENOMEM : 0;
 }
 
-static void histogram(struct text *t, const struct snapshot *s, const char *name, const char *help, bool lateness) {
+static struct piece label(const struct labels *l, size_t i) {
+  return (struct piece){l->text.p ? l->text.p + l->at[i] : "", l->at[i + 1] - l->at[i]};
+}
+
+static void histogram(struct text *t, const struct snapshot *s, const struct labels *l, const char *name,
+                      const char *help, bool lateness) {
   char bucket[96], sum[96], count[96];
-  snprintf(bucket, sizeof bucket, "%s_bucket", name);
-  snprintf(sum, sizeof sum, "%s_sum", name);
-  snprintf(count, sizeof count, "%s_count", name);
+  struct piece pb = {bucket, (size_t)snprintf(bucket, sizeof bucket, "%s_bucket", name)};
+  struct piece ps = {sum, (size_t)snprintf(sum, sizeof sum, "%s_sum", name)};
+  struct piece pc = {count, (size_t)snprintf(count, sizeof count, "%s_count", name)};
   family(t, name, "histogram", help);
   int nb = lateness ? WATCH_LATENESS_BUCKETS : WATCH_DURATION_BUCKETS;
   const char *const *les = lateness ? lateness_les : duration_les;
+  char le[WATCH_DURATION_BUCKETS + 1][24];
+  struct piece ple[WATCH_DURATION_BUCKETS + 1];
+  for (int b = 0; b <= nb; b++) ple[b] = (struct piece){le[b], (size_t)snprintf(le[b], sizeof le[b], ",le=\"%s\"", les[b])};
   for (size_t i = 0; i < s->njobs; i++) {
-    const struct snap_job *j = &s->jobs[i];
-    const struct hist *h = lateness ? &j->lateness : &j->duration;
+    const struct hist *h = lateness ? &s->jobs[i].lateness : &s->jobs[i].duration;
     uint64_t cumulative = 0;
-    for (int b = 0; b <= nb; b++) {
-      cumulative += h->bucket[b];
-      sample(t, bucket, j->name);
-      text_puts(t, ",le=\""), text_puts(t, les[b]), text_put(t, "\"", 1);
-      value_u64(t, cumulative);
-    }
-    sample(t, sum, j->name);
-    text_put(t, "} ", 2), text_seconds(t, h->sum, 9), text_put(t, "\n", 1);
-    sample(t, count, j->name);
-    value_u64(t, h->count);
+    for (int b = 0; b <= nb; b++) cumulative += h->bucket[b], line(t, pb, label(l, i), ple[b], cumulative, 0);
+    line(t, ps, label(l, i), PIECE(""), (uint64_t)h->sum, 9);
+    line(t, pc, label(l, i), PIECE(""), h->count, 0);
   }
 }
 
@@ -402,61 +482,81 @@ static void histogram(struct text *t, const struct snapshot *s, const char *name
  * and skipped are no run's end). */
 static const outcome run_outcomes[] = {OUTCOME_OK,      OUTCOME_FAILED,   OUTCOME_SIGNAL, OUTCOME_TIMEOUT,
                                        OUTCOME_STOPPED, OUTCOME_REPLACED, OUTCOME_ERROR};
+#define RUN_OUTCOMES (sizeof run_outcomes / sizeof *run_outcomes)
+
+/* A gauge of wall-clock instants by job, for the jobs that have one. */
+static void instants(struct text *t, const struct snapshot *s, const struct labels *l, const char *name,
+                     const char *help, size_t field, bool never) {
+  family(t, name, "gauge", help);
+  struct piece pn = {name, strlen(name)};
+  for (size_t i = 0; i < s->njobs; i++) {
+    chime_ns v = *(const chime_ns *)((const char *)&s->jobs[i] + field);
+    if (never ? v != CHIME_NEVER : v != 0) line(t, pn, label(l, i), PIECE(""), (uint64_t)v, 3);
+  }
+}
+
+/* What an answer of n jobs takes, about: reserved at once, rather than
+ * grown by copies. */
+#define METRICS_BYTES_PER_JOB 2700
+#define JOBS_BYTES_PER_JOB 640
 
 void render_metrics(const struct snapshot *s, struct text *t) {
+  room(t, s->njobs * METRICS_BYTES_PER_JOB);
+  struct labels l;
+  if (labels_make(s, &l) != 0) {
+    t->nomem = true;
+    free(l.text.p), free(l.at);
+    return;
+  }
   family(t, "chime_build_info", "gauge", "The chime that runs: its version.");
   text_puts(t, "chime_build_info{version=\""), text_label(t, chime_version()), text_puts(t, "\"} 1\n");
-  family(t, "chime_start_time_seconds", "gauge", "When chime started, in seconds since the Unix epoch.");
-  text_puts(t, "chime_start_time_seconds "), text_seconds(t, s->started, 3), text_put(t, "\n", 1);
-  family(t, "chime_jobs", "gauge", "Jobs in the running config.");
-  text_puts(t, "chime_jobs "), text_u64(t, s->njobs), text_put(t, "\n", 1);
-  family(t, "chime_history_write_failures_total", "counter",
-         "Writes of the history database that failed (each try of a batch of records).");
-  text_puts(t, "chime_history_write_failures_total "), text_u64(t, s->history.failures), text_put(t, "\n", 1);
-  family(t, "chime_history_records_dropped_total", "counter",
-         "Records the history never got: its queue was full, or there was no memory.");
-  text_puts(t, "chime_history_records_dropped_total "), text_u64(t, s->history.dropped), text_put(t, "\n", 1);
-  family(t, "chime_history_queued_records", "gauge", "Records waiting to be written to the history database.");
-  text_puts(t, "chime_history_queued_records "), text_u64(t, s->history.queued), text_put(t, "\n", 1);
-  family(t, "chime_log_lines_dropped_total", "counter", "Log lines dropped because the log could not take them.");
-  text_puts(t, "chime_log_lines_dropped_total "), text_u64(t, s->log_dropped), text_put(t, "\n", 1);
+  bare(t, "chime_start_time_seconds", "gauge", "When chime started, in seconds since the Unix epoch.",
+       (uint64_t)s->started, 3);
+  bare(t, "chime_jobs", "gauge", "Jobs in the running config.", s->njobs, 0);
+  bare(t, "chime_history_write_failures_total", "counter",
+       "Writes of the history database that failed (each try of a batch of records).", s->history.failures, 0);
+  bare(t, "chime_history_records_dropped_total", "counter",
+       "Records the history never got: its queue was full, or there was no memory.", s->history.dropped, 0);
+  bare(t, "chime_history_queued_records", "gauge", "Records waiting to be written to the history database.",
+       s->history.queued, 0);
+  bare(t, "chime_log_lines_dropped_total", "counter", "Log lines dropped because the log could not take them.",
+       s->log_dropped, 0);
 
+  struct piece outcomes[RUN_OUTCOMES];
+  char outcome_text[RUN_OUTCOMES][32];
+  for (size_t k = 0; k < RUN_OUTCOMES; k++)
+    outcomes[k] = (struct piece){outcome_text[k], (size_t)snprintf(outcome_text[k], sizeof outcome_text[k],
+                                                                  ",outcome=\"%s\"", outcome_name(run_outcomes[k]))};
   family(t, "chime_job_runs_total", "counter", "Runs that ended, by job and outcome.");
   for (size_t i = 0; i < s->njobs; i++)
-    for (size_t k = 0; k < sizeof run_outcomes / sizeof *run_outcomes; k++) {
-      sample(t, "chime_job_runs_total", s->jobs[i].name);
-      text_puts(t, ",outcome=\""), text_puts(t, outcome_name(run_outcomes[k])), text_put(t, "\"", 1);
-      value_u64(t, s->jobs[i].st.runs[run_outcomes[k]]);
-    }
+    for (size_t k = 0; k < RUN_OUTCOMES; k++)
+      line(t, PIECE("chime_job_runs_total"), label(&l, i), outcomes[k], s->jobs[i].st.runs[run_outcomes[k]], 0);
+  struct piece reasons[CHIME_SKIP_VETOED + 1];
+  char reason_text[CHIME_SKIP_VETOED + 1][32];
+  for (int r = CHIME_SKIP_OVERLAP; r <= CHIME_SKIP_VETOED; r++)
+    reasons[r] = (struct piece){reason_text[r], (size_t)snprintf(reason_text[r], sizeof reason_text[r],
+                                                                ",reason=\"%s\"", skip_reason_name(r))};
   family(t, "chime_job_skipped_ticks_total", "counter",
          "Ticks that started no run, by job and reason (overlap, missed, backoff, vetoed).");
   for (size_t i = 0; i < s->njobs; i++)
-    for (int reason = CHIME_SKIP_OVERLAP; reason <= CHIME_SKIP_VETOED; reason++) {
-      sample(t, "chime_job_skipped_ticks_total", s->jobs[i].name);
-      text_puts(t, ",reason=\""), text_puts(t, skip_reason_name(reason)), text_put(t, "\"", 1);
-      value_u64(t, s->jobs[i].st.skipped[reason]);
-    }
+    for (int r = CHIME_SKIP_OVERLAP; r <= CHIME_SKIP_VETOED; r++)
+      line(t, PIECE("chime_job_skipped_ticks_total"), label(&l, i), reasons[r], s->jobs[i].st.skipped[r], 0);
   family(t, "chime_job_runs_in_progress", "gauge", "Runs going now, by job.");
-  for (size_t i = 0; i < s->njobs; i++) sample(t, "chime_job_runs_in_progress", s->jobs[i].name), value_u64(t, s->jobs[i].running);
-  histogram(t, s, "chime_job_run_duration_seconds", "How long runs took, by job.", false);
-  histogram(t, s, "chime_job_run_lateness_seconds", "How late runs started after their tick (and jitter), by job.",
-            true);
-  family(t, "chime_job_last_success_timestamp_seconds", "gauge",
-         "When the latest run that succeeded ended, by job (none yet: no sample).");
   for (size_t i = 0; i < s->njobs; i++)
-    if (s->jobs[i].st.last_ok)
-      sample(t, "chime_job_last_success_timestamp_seconds", s->jobs[i].name), value_time(t, s->jobs[i].st.last_ok);
-  family(t, "chime_job_last_failure_timestamp_seconds", "gauge",
-         "When the latest run that did not succeed ended, by job (none yet: no sample).");
-  for (size_t i = 0; i < s->njobs; i++)
-    if (s->jobs[i].st.last_failure)
-      sample(t, "chime_job_last_failure_timestamp_seconds", s->jobs[i].name),
-          value_time(t, s->jobs[i].st.last_failure);
-  family(t, "chime_job_next_run_timestamp_seconds", "gauge",
-         "When the next run is planned, by job (none planned: no sample).");
-  for (size_t i = 0; i < s->njobs; i++)
-    if (s->jobs[i].next != CHIME_NEVER)
-      sample(t, "chime_job_next_run_timestamp_seconds", s->jobs[i].name), value_time(t, s->jobs[i].next);
+    line(t, PIECE("chime_job_runs_in_progress"), label(&l, i), PIECE(""), s->jobs[i].running, 0);
+  histogram(t, s, &l, "chime_job_run_duration_seconds", "How long runs took, by job.", false);
+  histogram(t, s, &l, "chime_job_run_lateness_seconds",
+            "How late runs started after their tick (and jitter), by job.", true);
+  instants(t, s, &l, "chime_job_last_success_timestamp_seconds",
+           "When the latest run that succeeded ended, by job (none yet: no sample).",
+           offsetof(struct snap_job, st) + offsetof(struct job_status, last_ok), false);
+  instants(t, s, &l, "chime_job_last_failure_timestamp_seconds",
+           "When the latest run that did not succeed ended, by job (none yet: no sample).",
+           offsetof(struct snap_job, st) + offsetof(struct job_status, last_failure), false);
+  instants(t, s, &l, "chime_job_next_run_timestamp_seconds",
+           "When the next run is planned, by job (none planned: no sample).", offsetof(struct snap_job, next), true);
+  free(l.text.p);
+  free(l.at);
 }
 
 /* ---- the JSON of /api/jobs -------------------------------------------------------------- */
@@ -521,7 +621,7 @@ static void json_job(struct text *t, const struct snap_job *j) {
   json_wall(t, "last_failure", j->st.last_failure, j->st.last_failure != 0);
   json_key(t, "runs", false);
   text_put(t, "{", 1);
-  for (size_t k = 0; k < sizeof run_outcomes / sizeof *run_outcomes; k++) {
+  for (size_t k = 0; k < RUN_OUTCOMES; k++) {
     json_key(t, outcome_name(run_outcomes[k]), k == 0);
     text_u64(t, j->st.runs[run_outcomes[k]]);
   }
@@ -536,6 +636,7 @@ static void json_job(struct text *t, const struct snap_job *j) {
 }
 
 void render_jobs(const struct snapshot *s, struct text *t) {
+  room(t, s->njobs * JOBS_BYTES_PER_JOB);
   text_put(t, "{", 1);
   json_key(t, "now", true), text_put(t, "\"", 1), text_wall(t, s->now), text_put(t, "\"", 1);
   json_wall(t, "started", s->started, true);
