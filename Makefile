@@ -3,7 +3,9 @@
 #
 #   make demo   build, then run the tutorial's program (examples/seed.c),
 #               then the chime command on examples/chime.conf for a few
-#               seconds, and show the history it recorded
+#               seconds, serving its status page and metrics on
+#               DEMO_HTTP (a few metric lines are shown meanwhile), and
+#               show the history it recorded
 #   make test   build with AddressSanitizer and UndefinedBehaviorSanitizer,
 #               then run every test, on both backends, through ctest
 #
@@ -16,6 +18,7 @@ BUILD ?= build
 TEST_BUILD ?= build-test
 DEMO_SECONDS ?= 8
 DEMO_DB ?= $(BUILD)/demo-history.db
+DEMO_HTTP ?= 127.0.0.1:9746
 DEMO_LOG = $(BUILD)/make-demo.log
 TEST_LOG = $(TEST_BUILD)/make-test.log
 STEP = scripts/step.sh
@@ -28,9 +31,13 @@ demo: build
 	@echo "== examples/seed, the tutorial's program (five seconds)"
 	@$(BUILD)/examples/seed
 	@echo
-	@echo "== chime run examples/chime.conf, stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr)"
+	@echo "== chime run examples/chime.conf --http $(DEMO_HTTP), stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr)"
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	@timeout --preserve-status -s INT $(DEMO_SECONDS) $(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB)
+	@$(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB) --http $(DEMO_HTTP) & pid=$$!; \
+	  sleep 5; \
+	  echo; echo "== while it runs: its status page is http://$(DEMO_HTTP)/ and a few lines of its /metrics:"; \
+	  curl -s http://$(DEMO_HTTP)/metrics | grep -E '^chime_build_info|outcome="(ok|failed|timeout)"\} [1-9]|reason="(overlap|backoff)"\} [1-9]|_in_progress\{job="slow"'; \
+	  echo; sleep $$(( $(DEMO_SECONDS) - 5 )); kill -INT $$pid; wait $$pid
 	@echo
 	@echo "== chime history --db $(DEMO_DB): what it recorded"
 	@$(BUILD)/cli/chime history --db $(DEMO_DB) --limit 12

@@ -31,11 +31,16 @@ want libsqlite3-dev "$(have_file /usr/include/sqlite3.h)" "the chime command kee
 want libinih-dev "$(have_file /usr/include/ini.h)" "the chime command reads its config file with inih"
 want libmicrohttpd-dev "$(have_file /usr/include/microhttpd.h)" "the chime command serves metrics, health and its status page with libmicrohttpd"
 case $target in
-  demo) ;;
+  demo)
+    want curl "$(have_cmd curl)" "make demo reads the running chime's metrics with it"
+    ;;
   test|ci)
     want libcmocka-dev "$(have_file /usr/include/cmocka.h)" "the unit-test framework the tests use"
     want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
     want groff-base "$(have_cmd groff)" "a test renders the man pages, to catch their warnings"
+    want prometheus "$(have_cmd promtool)" "promtool, Prometheus' own parser, checks the chime command's /metrics"
+    want chromium "$(have_cmd chromium)" "the status page is tested in headless Chromium"
+    want python3 "$(have_cmd python3)" "drives Chromium through its DevTools protocol in the status page's test"
     want pkgconf "$(have_cmd pkg-config)" "the install and package tests build programs with pkg-config"
     # Crontabs no one here wrote, read by the crontab tests (absent: skipped).
     want cron "$(have_file /etc/crontab)" "ships /etc/crontab, read by the crontab tests"
