@@ -87,11 +87,11 @@ _chime() {
       return
       ;;
     --name | --timeout | --kill-grace | --jitter | --spread | --window | --max-concurrent | --backoff | \
-      --backoff-max | --max-runs | --env | --shutdown-grace | --limit)
-      return ;; # free text: a name, a duration, a number
+      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --http)
+      return ;; # free text: a name, a duration, a number, an address
   esac
 
-  local daemon="--db --no-history --log-format --shutdown-grace"
+  local daemon="--db --no-history --log-format --shutdown-grace --http"
   case $cmd in
     every | cron)
       if ((COMP_CWORD == 2)); then # the schedule
