@@ -213,7 +213,7 @@ static void *scrape(void *arg) {
 }
 
 /* One lateness run: p50, p99, max in us of the job's runs. */
-static void lateness_run(const char *dir, bool scraped, int64_t out[3], long *runs, long *scrapes) {
+static void lateness_run(const char *dir, bool scraped, int64_t out[3], long *runs, long *scrapes, int64_t *cpu) {
   char conf[512], log[512], db[512];
   snprintf(conf, sizeof conf, "%s/late.conf", dir);
   snprintf(log, sizeof log, "%s/late-%d.log", dir, scraped);
@@ -228,10 +228,12 @@ static void lateness_run(const char *dir, bool scraped, int64_t out[3], long *ru
   start_daemon(&d, conf, db, log);
   struct scraper s = {.port = d.port};
   pthread_t th;
+  int64_t cpu0 = daemon_cpu(d.pid);
   if (scraped && pthread_create(&th, NULL, scrape, &s) != 0) die("pthread_create");
   usleep((useconds_t)(seconds * 1e6));
   s.stop = true;
   if (scraped) pthread_join(th, NULL);
+  *cpu = daemon_cpu(d.pid) - cpu0;
   stop_daemon(&d);
   *scrapes = s.scrapes;
   sqlite3 *h;
@@ -262,8 +264,9 @@ static void lateness_run(const char *dir, bool scraped, int64_t out[3], long *ru
 static void lateness(const char *dir) {
   int64_t quiet[3], loud[3];
   long runs_q, runs_l, scrapes_q, scrapes_l;
-  lateness_run(dir, false, quiet, &runs_q, &scrapes_q);
-  lateness_run(dir, true, loud, &runs_l, &scrapes_l);
+  int64_t cpu_q, cpu_l;
+  lateness_run(dir, false, quiet, &runs_q, &scrapes_q, &cpu_q);
+  lateness_run(dir, true, loud, &runs_l, &scrapes_l, &cpu_l);
   struct jline j;
   j_begin(&j, "http-scrape-lateness");
   j_int(&j, "interval_ms", 100);
@@ -279,6 +282,7 @@ static void lateness(const char *dir) {
   j_int(&j, "late_p99_us", loud[1]);
   j_int(&j, "late_max_us", loud[2]);
   j_int(&j, "late_p99_delta_us", loud[1] - quiet[1]);
+  j_num(&j, "daemon_cpu_us_per_scrape", scrapes_l ? (double)(cpu_l - cpu_q) / (double)scrapes_l / 1e3 : 0, 0);
   j_num(&j, "load_avg", load(), 1);
   j_str(&j, "note", "lateness of a 100 ms job's runs (start against tick), from the history");
   j_end(&j, stdout);
