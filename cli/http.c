@@ -147,7 +147,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
   return rc;
 }
 
-/* A refusal or a failure in one line: JSON for the API's paths, text
+/* One line, a refusal, a failure or the health's word: JSON for the API's paths, text
  * elsewhere. */
 static enum MHD_Result refuse(struct MHD_Connection *c, enum route route, unsigned status, const char *why) {
   struct text t = {0};
