@@ -15,8 +15,8 @@
  * A snapshot copies what the writers need and nothing of the daemon's is
  * touched after it is taken, so it may be written out on another thread
  * while the loop goes on.  Its cost on the loop is a copy per job (about
- * 0.1 us; a millisecond for 10,000 jobs); the writing, tens of
- * milliseconds for 10,000 jobs, is off the loop.
+ * 0.2 us: 2 ms for 10,000 jobs, measured); the writing, 10 to 30 ms of
+ * CPU for 10,000 jobs, is off the loop.
  */
 #ifndef CHIME_CLI_WATCH_H
 #define CHIME_CLI_WATCH_H
