@@ -9,7 +9,7 @@
  * ticks are never held behind a client.
  *
  * What takes longer is worked out off the loop: the metrics and the jobs'
- * JSON from a snapshot (watch.c: the copy on the loop, the writing on a
+ * JSON from a snapshot (snapshot.c: the copy on the loop, the writing on a
  * pool thread, unless the jobs are HTTP_INLINE_JOBS or fewer: written on
  * the loop, in less time than a hand-off to a thread), and the runs from the history database (read on a pool
  * thread through a read-only connection of its own, WAL letting it read
@@ -51,7 +51,7 @@
 #include "history.h"
 #include "listen.h"
 #include "log.h"
-#include "watch.h"
+#include "snapshot.h"
 
 #define HEARTBEAT CHIME_MS(250)
 
@@ -101,7 +101,7 @@ struct req {
 
 struct http {
   struct runner *r;
-  struct watch *watch;
+  struct tally *tally;   /* what the jobs' events said (snapshot.c) */
   struct MHD_Daemon *d;
   int epfd;              /* MHD's */
   int kick;              /* an eventfd: a connection was resumed */
@@ -322,7 +322,7 @@ static enum MHD_Result give(struct MHD_Connection *c, struct req *q) {
  * microseconds, less than handing it to a thread and back); else off the
  * loop, its connection suspended meanwhile. */
 static enum MHD_Result work(struct http *h, struct req *q) {
-  if (q->route != ROUTE_RUNS && watch_snapshot(h->watch, &q->snap) != 0)
+  if (q->route != ROUTE_RUNS && tally_snapshot(h->tally, &q->snap) != 0)
     return refuse(q->c, q->route, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
   if (q->snap && q->snap->njobs <= HTTP_INLINE_JOBS) {
     work_thread(q);
@@ -560,7 +560,7 @@ int http_new(struct runner *r, const char *addr, struct http **out, char *why, s
   h->waitfd = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event ev = {.events = EPOLLIN}; /* data.ptr NULL: not a connection */
   if (!info || h->kick < 0 || h->waitfd < 0 || epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->epfd, &ev) != 0 ||
-      epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->kick, &ev) != 0 || watch_new(r, &h->watch) != 0) {
+      epoll_ctl(h->waitfd, EPOLL_CTL_ADD, h->kick, &ev) != 0 || tally_new(r, &h->tally) != 0) {
     snprintf(why, size, "http: %s: libmicrohttpd could not start", h->addr.text[0] ? h->addr.text : "no listener");
     if (!h->d && fd >= 0) close(fd);
     http_free(h);
@@ -611,7 +611,7 @@ void http_free(struct http *h) {
   if (h->d) MHD_stop_daemon(h->d); /* closes the listener and every connection */
   if (h->kick >= 0) close(h->kick);
   if (h->waitfd >= 0) close(h->waitfd);
-  watch_free(h->watch);
+  tally_free(h->tally);
   free(h);
 }
 

@@ -11,7 +11,7 @@
 
 #include "cli_test.h"
 #include "http.h"
-#include "watch.h"
+#include "snapshot.h"
 
 /* An answer: its status, headers and body (NUL-terminated, owned). */
 struct reply {

@@ -1,8 +1,8 @@
-/* watch.c - the daemon seen from outside (watch.h): what the runner's
+/* snapshot.c - the daemon seen from outside (snapshot.h): what the runner's
  * events say that its job status does not keep, snapshots, and the
  * Prometheus exposition and JSON written from them.
  *
- * What the watch keeps per job name is an entry of an open-addressing
+ * What the tally keeps per job name is an entry of an open-addressing
  * table (names are few and never leave it: a name a reload removed keeps
  * its entry, a hundred bytes, until chime exits).  An entry belongs to one
  * version of its job, told by a hash of the job's fingerprint (every
@@ -12,7 +12,7 @@
  * 10,000 jobs give half a million lines of exposition, where snprintf and
  * strftime would cost more than the 50 ms an answer may take.
  */
-#include "watch.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,18 +23,18 @@
 #include "log.h"
 
 /* Bucket bounds in ns, and as the exposition writes them. */
-static const chime_ns duration_bounds[WATCH_DURATION_BUCKETS] = {
+static const chime_ns duration_bounds[SNAP_DURATION_BUCKETS] = {
     CHIME_MS(10), CHIME_MS(50), CHIME_MS(100), CHIME_MS(500), CHIME_SEC(1), CHIME_SEC(5),
     CHIME_SEC(10), CHIME_SEC(30), CHIME_SEC(60), CHIME_SEC(300), CHIME_SEC(1800)};
-static const char *const duration_les[WATCH_DURATION_BUCKETS + 1] = {
+static const char *const duration_les[SNAP_DURATION_BUCKETS + 1] = {
     "0.01", "0.05", "0.1", "0.5", "1", "5", "10", "30", "60", "300", "1800", "+Inf"};
-static const chime_ns lateness_bounds[WATCH_LATENESS_BUCKETS] = {
+static const chime_ns lateness_bounds[SNAP_LATENESS_BUCKETS] = {
     CHIME_US(100), CHIME_US(500), CHIME_MS(1), CHIME_MS(5), CHIME_MS(10),
     CHIME_MS(50), CHIME_MS(100), CHIME_MS(500), CHIME_SEC(1), CHIME_SEC(5)};
-static const char *const lateness_les[WATCH_LATENESS_BUCKETS + 1] = {
+static const char *const lateness_les[SNAP_LATENESS_BUCKETS + 1] = {
     "0.0001", "0.0005", "0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"};
 
-/* What the watch keeps of a job name. */
+/* What the tally keeps of a job name. */
 struct entry {
   char name[JOB_NAME_MAX + 1]; /* "" : a free slot */
   uint64_t version;            /* the hash of its version's fingerprint */
@@ -45,7 +45,7 @@ struct entry {
   uint64_t gen;
 };
 
-struct watch {
+struct tally {
   struct runner *r;
   struct observer obs;
   struct entry *slots; /* a power of two of them, at most 70% used */
@@ -82,7 +82,7 @@ static void last_init(struct last_run *l) {
   l->exit_code = -1;
 }
 
-static int grow(struct watch *w) {
+static int grow(struct tally *w) {
   size_t cap = w->cap ? w->cap * 2 : 64;
   struct entry *slots = calloc(cap, sizeof *slots);
   if (!slots) return -ENOMEM;
@@ -98,7 +98,7 @@ static int grow(struct watch *w) {
 }
 
 /* The slot of a name: its entry, or the free slot it would take. */
-static struct entry *slot(const struct watch *w, const char *name) {
+static struct entry *slot(const struct tally *w, const char *name) {
   size_t k = hash(name) & (w->cap - 1);
   while (w->slots[k].name[0] && strcmp(w->slots[k].name, name) != 0) k = (k + 1) & (w->cap - 1);
   return &w->slots[k];
@@ -106,7 +106,7 @@ static struct entry *slot(const struct watch *w, const char *name) {
 
 /* The entry of job j's name, made if need be, emptied if it was another
  * version's; NULL without memory. */
-static struct entry *entry_of(struct watch *w, const struct job *j) {
+static struct entry *entry_of(struct tally *w, const struct job *j) {
   if (w->used * 10 >= w->cap * 7 && grow(w) != 0) return NULL;
   const char *name = j->conf->name;
   struct entry *e = slot(w, name);
@@ -133,12 +133,12 @@ static void hist_add(struct hist *h, const chime_ns *bounds, int n, chime_ns v) 
 
 /* The observer: a run's end, of a job's current version. */
 static void observed(void *ctx, const struct job *j, const chime_event *ev, const struct run *run) {
-  struct watch *w = ctx;
+  struct tally *w = ctx;
   if (ev->type != CHIME_EVENT_END || j->retired) return;
   struct entry *e = entry_of(w, j);
   if (!e) return;
-  hist_add(&e->duration, duration_bounds, WATCH_DURATION_BUCKETS, ev->duration);
-  hist_add(&e->lateness, lateness_bounds, WATCH_LATENESS_BUCKETS, ev->late);
+  hist_add(&e->duration, duration_bounds, SNAP_DURATION_BUCKETS, ev->duration);
+  hist_add(&e->lateness, lateness_bounds, SNAP_LATENESS_BUCKETS, ev->late);
   if (!run) return;
   const struct run_record *rec = &run->rec;
   e->last = (struct last_run){.scheduled = rec->scheduled, .started = rec->started, .ended = rec->ended,
@@ -146,8 +146,8 @@ static void observed(void *ctx, const struct job *j, const chime_event *ev, cons
                               .exit_code = rec->exit_code, .signal = rec->signal};
 }
 
-int watch_new(struct runner *r, struct watch **out) {
-  struct watch *w = calloc(1, sizeof *w);
+int tally_new(struct runner *r, struct tally **out) {
+  struct tally *w = calloc(1, sizeof *w);
   if (!w || grow(w) != 0) {
     free(w);
     return -ENOMEM;
@@ -160,7 +160,7 @@ int watch_new(struct runner *r, struct watch **out) {
   return 0;
 }
 
-void watch_free(struct watch *w) {
+void tally_free(struct tally *w) {
   if (!w) return;
   free(w->slots);
   free(w);
@@ -178,7 +178,7 @@ static size_t keep(struct text *t, const char *s) {
 
 #define NO_STRING SIZE_MAX
 
-int watch_snapshot(struct watch *w, struct snapshot **out) {
+int tally_snapshot(struct tally *w, struct snapshot **out) {
   struct runner *r = w->r;
   size_t n = 0;
   for (const struct job *j = r->jobs; j; j = j->next) n += !j->retired;
@@ -464,10 +464,10 @@ static void histogram(struct text *t, const struct snapshot *s, const struct lab
   struct piece ps = {sum, (size_t)snprintf(sum, sizeof sum, "%s_sum", name)};
   struct piece pc = {count, (size_t)snprintf(count, sizeof count, "%s_count", name)};
   family(t, name, "histogram", help);
-  int nb = lateness ? WATCH_LATENESS_BUCKETS : WATCH_DURATION_BUCKETS;
+  int nb = lateness ? SNAP_LATENESS_BUCKETS : SNAP_DURATION_BUCKETS;
   const char *const *les = lateness ? lateness_les : duration_les;
-  char le[WATCH_DURATION_BUCKETS + 1][24];
-  struct piece ple[WATCH_DURATION_BUCKETS + 1];
+  char le[SNAP_DURATION_BUCKETS + 1][24];
+  struct piece ple[SNAP_DURATION_BUCKETS + 1];
   for (int b = 0; b <= nb; b++) ple[b] = (struct piece){le[b], (size_t)snprintf(le[b], sizeof le[b], ",le=\"%s\"", les[b])};
   for (size_t i = 0; i < s->njobs; i++) {
     const struct hist *h = lateness ? &s->jobs[i].lateness : &s->jobs[i].duration;

@@ -1,11 +1,11 @@
-/* watch.h - what the HTTP endpoint shows of a running daemon: each job's
+/* snapshot.h - what the HTTP endpoint shows of a running daemon: each job's
  * schedule, status, runs going and the spread of its durations and
  * lateness, taken in a snapshot on the loop and written out (Prometheus'
  * text exposition, the JSON of /api/jobs) on a thread of the pool.
  *
  * The counters are the runner's (struct job_status, from the jobs'
  * events); what it does not keep, the histograms of durations and
- * lateness and the latest run as the history has it, the watch keeps
+ * lateness and the latest run as the history has it, the tally keeps
  * from the same events (an observer of the runner), by job name.  Both
  * belong to a job's version: a job changed by a reload starts afresh, its
  * counters and histograms alike (Prometheus reads a counter reset), and
@@ -18,8 +18,8 @@
  * 0.2 us: 2 ms for 10,000 jobs, measured); the writing, 10 to 30 ms of
  * CPU for 10,000 jobs, is off the loop.
  */
-#ifndef CHIME_CLI_WATCH_H
-#define CHIME_CLI_WATCH_H
+#ifndef CHIME_CLI_SNAPSHOT_H
+#define CHIME_CLI_SNAPSHOT_H
 
 #include <chime.h>
 #include <stdbool.h>
@@ -34,13 +34,13 @@
 /* Bucket bounds, in seconds: durations from 10 ms to half an hour, lateness
  * from 100 us (a healthy loop) to 5 s; each histogram has one more bucket,
  * +Inf. */
-#define WATCH_DURATION_BUCKETS 11
-#define WATCH_LATENESS_BUCKETS 10
+#define SNAP_DURATION_BUCKETS 11
+#define SNAP_LATENESS_BUCKETS 10
 
 /* A histogram: counts per bucket (not cumulative; the last is +Inf), the
  * count and the sum of the values. */
 struct hist {
-  uint64_t bucket[WATCH_DURATION_BUCKETS + 1];
+  uint64_t bucket[SNAP_DURATION_BUCKETS + 1];
   uint64_t count;
   chime_ns sum;
 };
@@ -84,17 +84,17 @@ struct snapshot {
   char *strings;             /* what the pointers above point into */
 };
 
-struct watch;
+struct tally;
 
-/* A watch of the runner's jobs: an observer of their events, added to the
+/* A tally of the runner's jobs: an observer of their events, added to the
  * runner (so it must be made before the jobs start, and outlive the
  * runner's loop).  Returns 0 or -ENOMEM. */
-int watch_new(struct runner *r, struct watch **out);
-void watch_free(struct watch *w);
+int tally_new(struct runner *r, struct tally **out);
+void tally_free(struct tally *w);
 
 /* On the loop.  The daemon now: 0 and *out (free it with snapshot_free), or
  * -ENOMEM. */
-int watch_snapshot(struct watch *w, struct snapshot **out);
+int tally_snapshot(struct tally *w, struct snapshot **out);
 void snapshot_free(struct snapshot *s);
 
 /* A growing text: appends never fail, but a text that could not grow is
