@@ -414,8 +414,11 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
       {"backoff_max", offsetof(struct job_conf, backoff_max), 1},
   };
   for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
-    if (strcmp(key, durations[i].key) == 0)
-      return set_duration((chime_ns *)((char *)job + durations[i].off), v, durations[i].min, err, size);
+    if (strcmp(key, durations[i].key) == 0) {
+      int rc = set_duration((chime_ns *)((char *)job + durations[i].off), v, durations[i].min, err, size);
+      if (rc == 0 && strncmp(key, "backoff", 7) == 0) job->set_backoff = true;
+      return rc;
+    }
   static const struct {
     const char *key;
     size_t off;
@@ -441,6 +444,7 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
   if (strcmp(key, "max_concurrent") == 0) {
     if (parse_uint(v, 255, &u) || u == 0) return say(err, size, "\"%s\" is not a number from 1 to 255", v);
     job->max_concurrent = (unsigned)u;
+    job->set_max_concurrent = true;
     return 0;
   }
   if (strcmp(key, "max_runs") == 0) {
@@ -542,6 +546,10 @@ static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
 }
 
 void job_drop_unfit(struct job_conf *job, bool (*keep)(const void *ctx, const char *key), const void *ctx) {
+  if (job->set_max_concurrent && job->overlap != CHIME_OVERLAP_ALLOW && !keep(ctx, "max_concurrent"))
+    job->set_max_concurrent = false;
+  if (job->set_backoff && job->on_error != CHIME_ERROR_BACKOFF && !keep(ctx, "backoff") && !keep(ctx, "backoff_max"))
+    job->set_backoff = false;
   if (job->cron) {
     if (!keep(ctx, "spread")) job->spread = 0;
     if (!keep(ctx, "start_now")) job->start_now = false;
@@ -562,6 +570,11 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
   else errors += rc != 0;
   if (job->on_error == CHIME_ERROR_BACKOFF && job->backoff_max < job->backoff)
     errors++, report(ctx, "backoff_max", "shorter than backoff");
+  /* a policy's parameter without its policy would be ignored: refused, as the library refuses it */
+  if (job->set_max_concurrent && job->overlap != CHIME_OVERLAP_ALLOW)
+    errors++, report(ctx, "max_concurrent", "only with overlap = allow");
+  if (job->set_backoff && job->on_error != CHIME_ERROR_BACKOFF)
+    errors++, report(ctx, "backoff", "only with on_error = backoff");
   /* What chime_cron refuses, and what chime_every would ignore, refused here
    * with its key rather than when the job starts. */
   if (calendar && job->spread)

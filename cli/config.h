@@ -43,6 +43,8 @@ struct job_conf {
   chime_on_error on_error;
   chime_ns backoff, backoff_max;
   bool catch_up;            /* run once after downtime that missed a run */
+  bool set_max_concurrent;  /* max_concurrent was given (it needs overlap = allow) */
+  bool set_backoff;         /* backoff or backoff_max was given (they need on_error = backoff) */
   bool start_now;           /* an interval job's first run at once */
   unsigned long long max_runs; /* 0: no limit */
   char *fingerprint;        /* every effective setting, to tell a changed job on reload */

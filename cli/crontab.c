@@ -383,8 +383,8 @@ static void derive_name(const char *command, char *name, size_t size) {
 static void unique_name(const struct config *cfg, char *name, size_t size) {
   char base[JOB_NAME_MAX + 1];
   snprintf(base, sizeof base, "%.*s", JOB_NAME_MAX - 6, name);
-  for (int k = 1;; k++) {
-    if (k > 1) snprintf(name, size, "%s-%d", base, k);
+  for (int k = 1; k < 1000000; k++) {
+    if (k > 1 && (size_t)snprintf(name, size, "%s-%d", base, k) >= size) return; /* (cannot happen: base is short) */
     bool taken = false;
     for (size_t i = 0; i < cfg->njobs && !taken; i++)
       taken = strcmp(cfg->jobs[i]->name, name) == 0;

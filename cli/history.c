@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procinfo.h"
 
 struct history {
   sqlite3 *db;
@@ -61,6 +62,9 @@ static const char *const migrations[HISTORY_SCHEMA] = {
     "ALTER TABLE runs ADD COLUMN reason TEXT;"
     "ALTER TABLE runs ADD COLUMN skipped INTEGER;"
     "ALTER TABLE runs ADD COLUMN last_scheduled INTEGER;",
+    "ALTER TABLE runs ADD COLUMN pid_start INTEGER;"
+    "ALTER TABLE runs ADD COLUMN chime_start INTEGER;"
+    "ALTER TABLE runs ADD COLUMN boot_id TEXT;",
 };
 
 int history_default_path(char *buf, size_t size) {
@@ -204,23 +208,47 @@ void history_close(struct history *h) {
   free(h);
 }
 
+/* Whether the process pid that started at `start` (clock ticks since the
+ * boot `boot`) still lives: not a process that reuses its pid. */
+static bool same_process(pid_t pid, int64_t start, const char *boot) {
+  return pid > 0 && strcmp(boot, boot_id()) == 0 && proc_start_time(pid) == start;
+}
+
+/* A run of a chime that died (SIGKILL, a crash) may have left its child's
+ * group behind, which nothing times any more: it is killed, if it is
+ * still that group (this boot; the child itself gone, or the same process
+ * by its start time: never a group whose id a new process took). */
+static void end_left_behind(pid_t pid, int64_t start, const char *boot) {
+  if (pid <= 0 || start < 0 || !boot[0] || strcmp(boot, boot_id()) != 0) return;
+  int64_t now = proc_start_time(pid);
+  if (now >= 0 && now != start) return; /* the pid is another process's now */
+  kill(-pid, SIGKILL);
+  kill(pid, SIGKILL);
+}
+
 int history_mark_interrupted(struct history *h) {
   sqlite3_stmt *sel, *upd;
-  int rc = sqlite3_prepare_v2(h->db, "SELECT DISTINCT chime_pid FROM runs WHERE outcome = 'running'", -1, &sel, NULL);
+  int rc = sqlite3_prepare_v2(h->db,
+                              "SELECT id, chime_pid, chime_start, boot_id, pid, pid_start FROM runs"
+                              " WHERE outcome = 'running'",
+                              -1, &sel, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
-  rc = sqlite3_prepare_v2(h->db,
-                          "UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running' AND chime_pid IS ?1",
-                          -1, &upd, NULL);
+  rc = sqlite3_prepare_v2(h->db, "UPDATE runs SET outcome = 'interrupted' WHERE id = ?1", -1, &upd, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(sel);
     return fail(h, rc);
   }
   int count = 0;
   while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-    bool null = sqlite3_column_type(sel, 0) == SQLITE_NULL;
-    pid_t pid = (pid_t)sqlite3_column_int64(sel, 0);
-    if (!null && pid != getpid() && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) continue; /* still alive */
-    null ? sqlite3_bind_null(upd, 1) : sqlite3_bind_int64(upd, 1, pid);
+    pid_t chime = (pid_t)sqlite3_column_int64(sel, 1);
+    const char *boot = sqlite3_column_type(sel, 3) == SQLITE_NULL ? "" : (const char *)sqlite3_column_text(sel, 3);
+    bool known = sqlite3_column_type(sel, 2) != SQLITE_NULL;
+    bool alive = chime != getpid() && chime > 0 &&
+                 (known ? same_process(chime, sqlite3_column_int64(sel, 2), boot) : kill(chime, 0) == 0 || errno == EPERM);
+    if (alive) continue; /* its chime runs it still */
+    if (sqlite3_column_type(sel, 5) != SQLITE_NULL)
+      end_left_behind((pid_t)sqlite3_column_int64(sel, 4), sqlite3_column_int64(sel, 5), boot);
+    sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
     if (sqlite3_step(upd) == SQLITE_DONE) count += sqlite3_changes(h->db);
     sqlite3_reset(upd);
   }
@@ -234,11 +262,13 @@ int history_commit(struct history *h) { return exec(h, "COMMIT"); }
 void history_rollback(struct history *h) { sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL); }
 
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, bool triggered) {
+                      int pid, bool triggered, int64_t pid_start) {
+  static int64_t own_start = -2;
+  if (own_start == -2) own_start = proc_start_time(getpid());
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
-                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered)"
-                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
+                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered,"
+                              " pid_start, chime_start, boot_id) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                               -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -248,6 +278,9 @@ int64_t history_start(struct history *h, const char *job, chime_ns scheduled, ch
   if (pid > 0) sqlite3_bind_int(st, 5, pid);
   sqlite3_bind_int(st, 6, (int)getpid());
   sqlite3_bind_int(st, 7, triggered);
+  if (pid > 0 && pid_start >= 0) sqlite3_bind_int64(st, 8, pid_start);
+  if (own_start >= 0) sqlite3_bind_int64(st, 9, own_start);
+  sqlite3_bind_text(st, 10, boot_id(), -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(h->db) : fail(h, rc);

@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define HISTORY_SCHEMA 3
+#define HISTORY_SCHEMA 4
 
 struct history;
 
@@ -43,8 +43,10 @@ void history_close(struct history *h);
 const char *history_error(struct history *h);
 
 /* Runs still marked running whose chime is gone (or is this process, so a
- * restarted pid 1 counts) become "interrupted".  Returns how many, or a
- * negative errno. */
+ * restarted pid 1 counts) become "interrupted", and what they left of
+ * their child's process group is killed (when it is still that group: the
+ * same boot, and the child itself gone or the same by its start time).
+ * Returns how many, or a negative errno. */
 int history_mark_interrupted(struct history *h);
 /* A transaction around the writes of a batch: 0 or a negative errno
  * (-EBUSY: the database is locked by someone else). */
@@ -52,9 +54,10 @@ int history_begin(struct history *h);
 int history_commit(struct history *h);
 void history_rollback(struct history *h);
 /* Records a run as it starts; returns its row id (> 0) or a negative errno.
- * `triggered`: a run started by hand or by a catch-up, not by its tick. */
+ * `triggered`: a run started by hand or by a catch-up, not by its tick;
+ * `pid_start`: the child's start time (proc_start_time), or -1. */
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, bool triggered);
+                      int pid, bool triggered, int64_t pid_start);
 /* Records `count` ticks skipped for `reason`, from `first` to `last`,
  * decided at `at`: one row.  0 or a negative errno. */
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,

@@ -6,6 +6,7 @@
  */
 #include <chime.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,11 @@ static int db_path(const struct daemon_conf *d, char *buf, size_t size, const ch
   *make_dirs = false;
   const char *db = d->db ? d->db : getenv("CHIME_DB");
   if (db && strcmp(db, "none") == 0) return *path = NULL, 0;
+  struct stat st;
+  if (db && *db && stat(db, &st) == 0 && !S_ISREG(st.st_mode)) { /* /dev/null would get a /dev/null-journal */
+    fprintf(stderr, "chime: history database %s: not a regular file\n", db);
+    return 2;
+  }
   if (db && *db) return *path = db, 0;
   int rc = history_default_path(buf, size);
   if (rc != 0) {

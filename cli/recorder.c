@@ -114,7 +114,7 @@ static int write_item(struct history *h, struct rec_item *it) {
   }
   struct run_record *r = record_of(it);
   if (it->kind == ITEM_START || r->row <= 0) { /* an end whose start was not written writes it first */
-    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, r->triggered);
+    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, r->triggered, r->pid_start);
     if (row < 0) return (int)row;
     r->row = row;
   }

@@ -37,6 +37,7 @@ struct run_record {
   chime_ns scheduled, started, late; /* wall clock, wall clock, ns */
   bool triggered;                    /* started by hand or by a catch-up, not by its tick */
   int pid;                           /* the child's, 0 until it started */
+  int64_t pid_start;                 /* its start time (procinfo.h), or -1 */
   /* its end */
   outcome result;
   int exit_code;      /* -1: none */

@@ -25,6 +25,7 @@
 #include "capture.h"
 #include "child.h"
 #include "log.h"
+#include "procinfo.h"
 #include "runner.h"
 
 struct run *run_find(const struct runner *r, const struct job *job, uint64_t number) {
@@ -174,6 +175,7 @@ static int run_child(struct run *run, struct run_state *s) {
   int in_fd = -1;
   if (!rc) rc = child_spawn(c, &s->child, &in_fd, s->why, sizeof s->why);
   run->pid = rec->pid = s->child.pid;
+  rec->pid_start = run->pid > 0 ? proc_start_time(run->pid) : -1; /* to tell it from a pid reused, after a crash */
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
     caps[i]->pid = run->pid, caps[i]->fd = s->child.proc ? chime_proc_fd(s->child.proc, i + 1) : -1;
   recorder_start(j->r->rec, rec); /* the spawn did not suspend: this is still the start */

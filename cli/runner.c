@@ -29,6 +29,7 @@
  * not the daemon; a handler, not SIG_IGN, so that children do not inherit
  * it ignored.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -36,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cronenv.h"
@@ -462,6 +465,39 @@ static void log_stopping(const struct runner *r, int sig) {
           (double)r->shutdown_grace / 1e9);
 }
 
+/* Sends sig to every child of chime (the processes it adopted, as a
+ * subreaper, from runs that left their groups: a double fork, setsid) and
+ * their groups.  Returns how many there were. */
+static int end_adopted(int sig) {
+  int n = 0;
+  DIR *tasks = opendir("/proc/self/task");
+  for (struct dirent *t; tasks && (t = readdir(tasks));) {
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
+    FILE *f = t->d_name[0] != '.' ? fopen(path, "re") : NULL;
+    for (int pid; f && fscanf(f, "%d", &pid) == 1; n++) {
+      if (getpgid(pid) == pid) kill(-pid, sig);
+      kill(pid, sig);
+    }
+    if (f) fclose(f);
+  }
+  if (tasks) closedir(tasks);
+  return n;
+}
+
+/* A thread of the pool: reaps chime's children as they end, for *arg of
+ * real time at most (the loop's clock may be virtual). */
+static int wait_adopted(void *arg) {
+  for (chime_ns waited = 0; waited < *(const chime_ns *)arg; waited += CHIME_MS(10)) {
+    pid_t got;
+    while ((got = waitpid(-1, NULL, WNOHANG)) > 0) {
+    }
+    if (got < 0) return 0; /* none left */
+    nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+  }
+  return 0;
+}
+
 /* During the shutdown: a second SIGTERM or SIGINT kills every child now.
  * A shutdown that no signal began (every job ended by its limits) lets
  * the runs left (a catch-up's) finish: the first signal then stops them,
@@ -482,6 +518,7 @@ static int killer(void *arg) {
   log_msg("warn", "kill", "second signal: killing every run now");
   for (struct run *run = r->runs; run; run = run->next)
     if (run->pid > 0) kill(-run->pid, SIGKILL);
+  end_adopted(SIGKILL); /* and what runs left in sessions of their own */
   return 0;
 }
 
@@ -563,6 +600,12 @@ static int main_task(void *arg) {
     if (j->started) chime_cancel(j->handle);
   while (r->jobs) job_reap(r, r->jobs);
   reap_adopted(r);
+  if (end_adopted(SIGTERM)) { /* descendants of runs that left their groups: as a run's leftovers */
+    chime_ns left = r->stop_deadline - chime_now();
+    chime_to_thread(wait_adopted, &left, NULL);
+    end_adopted(SIGKILL);
+    chime_to_thread(wait_adopted, &(chime_ns){CHIME_SEC(1)}, NULL);
+  }
   recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   log_msg("info", "stop", "chime stopped");

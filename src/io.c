@@ -136,6 +136,21 @@ static void fds_fini(chime_loop *loop, void *state) {
   chime__free(t->recs);
 }
 
+/* A wait whose deadline has passed: a descriptor ready now is ready
+ * (readiness wins over the deadline), else -ETIMEDOUT; a cancellation
+ * wins over both. */
+static int ready_now(const struct chime__task *self, int fd, unsigned events) {
+  if (chime__cancel_pending(self)) return -ECANCELED;
+  struct pollfd p = {.fd = fd, .events = (short)(((events & CHIME_READABLE) ? POLLIN : 0) |
+                                                 ((events & CHIME_WRITABLE) ? POLLOUT : 0))};
+  if (poll(&p, 1, 0) <= 0) return -ETIMEDOUT;
+  if (p.revents & POLLNVAL) return -EBADF;
+  unsigned got = ((p.revents & (POLLIN | POLLERR | POLLHUP)) ? CHIME_READABLE : 0) |
+                 ((p.revents & (POLLOUT | POLLERR | POLLHUP)) ? CHIME_WRITABLE : 0);
+  got &= (p.revents & (POLLERR | POLLHUP)) ? CHIME_READABLE | CHIME_WRITABLE : events;
+  return got ? (int)got : -ETIMEDOUT;
+}
+
 /* chime_wait_fd, plus REGULAR in the result for a regular file. */
 static int fd_wait(int fd, unsigned events, chime_ns deadline, struct chime__fdrec **rec) {
   chime_loop *loop = chime__tls_loop;
@@ -147,6 +162,7 @@ static int fd_wait(int fd, unsigned events, chime_ns deadline, struct chime__fdr
   if (rc) return rc;
   *rec = r;
   if (((events & CHIME_READABLE) && r->reader) || ((events & CHIME_WRITABLE) && r->writer)) return -EBUSY;
+  if (deadline <= chime__now(loop)) return ready_now(self, fd, events);
   uint32_t want = interest(r) | ((events & CHIME_READABLE) ? POLLIN : 0) | ((events & CHIME_WRITABLE) ? POLLOUT : 0);
   rc = chime__io_arm(loop, &r->io, want);
   if (rc == -EPERM) return (int)events | REGULAR; /* a regular file: always ready, as poll(2) says */
@@ -241,7 +257,7 @@ static bool plain_after_wait(int fd, struct chime__fdrec *r, int ready) {
 }
 
 int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
-  if (!buf && n) return -EINVAL;
+  if ((!buf && n) || deadline < 0) return -EINVAL;
   if (n > INT32_MAX) n = INT32_MAX;
   int rc = coop_here();
   if (rc) return rc;
@@ -265,7 +281,7 @@ int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
 
 int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t *written) {
   size_t done = 0;
-  int rc = !buf && n ? -EINVAL : 0, ready = 0;
+  int rc = (!buf && n) || deadline < 0 ? -EINVAL : 0, ready = 0;
   struct chime__fdrec *r = NULL;
   while (rc == 0 && done < n && (rc = coop_here()) == 0) {
     ssize_t w = transfer(fd, (char *)(uintptr_t)buf + done, n - done, true, r && plain_after_wait(fd, r, ready));
@@ -283,6 +299,7 @@ int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t
 }
 
 int chime_accept(int fd, chime_ns deadline) {
+  if (deadline < 0) return -EINVAL;
   int rc = check_nonblocking(fd);
   if (rc) return rc;
   for (;;) {
@@ -298,7 +315,7 @@ int chime_accept(int fd, chime_ns deadline) {
 }
 
 int chime_connect(int fd, const struct sockaddr *addr, unsigned addrlen, chime_ns deadline) {
-  if (!addr) return -EINVAL;
+  if (!addr || deadline < 0) return -EINVAL;
   int rc = check_nonblocking(fd);
   if (rc) return rc;
   if (connect(fd, addr, (socklen_t)addrlen) == 0) return 0;

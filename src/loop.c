@@ -355,6 +355,7 @@ int chime_loop_run_once(chime_loop *loop, chime_ns timeout) {
   if (!loop) return -EINVAL;
   if (!chime__loop_owned(loop)) return -EPERM;
   if (chime__tls_loop) return -EBUSY;
+  if (timeout < 0 && loop->ntasks == 0 && !atomic_load(&loop->posted)) return 0; /* nothing could come */
   chime_ns until = timeout >= 0 && !loop->virtual_clock ? chime__after(chime__now(loop), timeout) : CHIME_NEVER;
   int rc = run_here(loop, until, true, timeout < 0 ? -1 : timeout);
   return rc < 0 ? rc : loop->ntasks > INT32_MAX ? INT32_MAX : (int)loop->ntasks;

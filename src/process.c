@@ -25,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <grp.h>
 #include <limits.h>
 #include <sys/syscall.h>
@@ -187,7 +190,7 @@ static int above_std(int fd) { return fd >= 0 && fd < 3 ? fcntl(fd, F_DUPFD_CLOE
 
 /* Between fork and exec: async-signal-safe calls only. */
 static void child(const char *prog, char *const argv[], char *const envp[], const chime_proc_opts *o, const int in[3],
-                  int err_fd) {
+                  int err_fd, pid_t parent) {
   int err = 0, ends[3];
   err_fd = above_std(err_fd);
   for (int i = 0; i < 3; i++)
@@ -210,6 +213,12 @@ static void child(const char *prog, char *const argv[], char *const envp[], cons
     if (setgroups(o->ngroups ? o->ngroups : 1, list) != 0 || setgid(g) != 0 || setuid((uid_t)o->uid) != 0)
       err = errno;
   }
+#ifdef __linux__
+  /* After the ids change (which clears it); a parent gone already is seen */
+  if (!err && o->die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)) err = ESRCH;
+#else
+  (void)parent;
+#endif
   if (!err) {
     sigset_t none;
     sigemptyset(&none);
@@ -249,8 +258,10 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t self = getpid();
     pid = CHIME__FAULT() ? (errno = EAGAIN, -1) : fork();
-    if (pid == 0) child(prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, err_pipe[1]);
+    if (pid == 0)
+      child(prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, err_pipe[1], self);
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) rc = -err;

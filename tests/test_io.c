@@ -453,7 +453,33 @@ static void a_closed_descriptor_far_away_is_refused_at_once(void **state) {
   assert_int_equal(run_virtual(huge_fd_main, NULL), 0);
 }
 
+/* A descriptor ready when its deadline has passed is ready; negative
+ * deadlines are refused by every operation, as by chime_wait_fd. */
+static int past_main(void *unused) {
+  (void)unused;
+  int p[2];
+  assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  assert_int_equal(chime_wait_fd(p[0], CHIME_READABLE, 0), -ETIMEDOUT); /* nothing yet */
+  assert_int_equal(write(p[1], "x", 1), 1);
+  assert_int_equal(chime_wait_fd(p[0], CHIME_READABLE, 0), CHIME_READABLE);
+  assert_int_equal(chime_wait_fd(p[1], CHIME_WRITABLE, 0), CHIME_WRITABLE);
+  char c;
+  assert_int_equal(chime_read(p[0], &c, 1, -1), -EINVAL);
+  assert_int_equal(chime_write_all(p[1], "y", 1, -1, NULL), -EINVAL);
+  assert_int_equal(chime_accept(p[0], -1), -EINVAL);
+  assert_int_equal(chime_read(p[0], &c, 1, 0), 1);
+  assert_int_equal(chime_close(p[0]), 0);
+  assert_int_equal(chime_close(p[1]), 0);
+  return 0;
+}
+
+static void readiness_wins_over_a_past_deadline(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(past_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(a_reader_that_never_waits_still_lets_the_loop_run),
+          cmocka_unit_test(readiness_wins_over_a_past_deadline),
           cmocka_unit_test(a_closed_descriptor_far_away_is_refused_at_once),
           cmocka_unit_test(two_tasks_play_ping_pong_over_pipes), cmocka_unit_test(a_wait_ends_at_its_deadline),
           cmocka_unit_test(cancel_reaches_a_task_waiting_on_a_descriptor),

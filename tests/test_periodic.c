@@ -929,7 +929,53 @@ static void jobs_due_together_all_start_while_the_first_ones_suspend(void **stat
   assert_true(worst_late < CHIME_MS(500));
 }
 
+/* Jobs near the end of chime_ns: refused where their first tick would pass
+ * it, and stopped (not wrapped around) where a later one would. */
+static int count_run(void *p) {
+  (*(int *)p)++;
+  return 0;
+}
+
+static int far_jobs_main(void *unused) {
+  (void)unused;
+  static int runs;
+
+  assert_int_equal(chime_wall_set(0), 0); /* so that the wall side may go as far */
+  assert_int_equal(chime_clock_advance(INT64_MAX - CHIME_SEC(5) - chime_now()), 0);
+  assert_int_equal(chime_every(CHIME_SEC(10), count_run, &runs, NULL, NULL), -EINVAL);
+  assert_non_null(strstr(chime_every_error(), "interval"));
+  return 0;
+}
+
+static int huge_jobs_main(void *unused) {
+  (void)unused;
+  static int runs;
+  const chime_ns big = (chime_ns)1 << 61;
+  chime_every_opts o = {.jitter = big, .window = big, .spread = big, .key = "k", .start = CHIME_START_NOW};
+  chime_task j;
+  assert_int_equal(chime_wall_set(0), 0);
+  assert_int_equal(chime_every(big, count_run, &runs, &o, &j), 0);
+  for (int i = 0; i < 3; i++) { /* ticks, jitter, window and spread near 2^63 */
+    assert_int_equal(chime_clock_advance(big), 0);
+    assert_int_equal(chime_sleep(1), 0);
+  }
+  chime_every_opts at = {.start = CHIME_START_AT, .start_at = CHIME_NEVER - 2 * big, .jitter = big};
+  chime_task k;
+  assert_int_equal(chime_every(big, count_run, &runs, &at, &k), 0);
+  assert_int_equal(chime_cancel(k), 0);
+  assert_int_equal(chime_join(k, NULL), 0);
+  assert_int_equal(chime_cancel(j), 0);
+  return chime_join(j, NULL);
+}
+
+static void jobs_at_the_end_of_time_stop_rather_than_overflow(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(far_jobs_main, NULL), 0);
+  assert_int_equal(run_virtual(huge_jobs_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(jobs_due_together_all_start_while_the_first_ones_suspend),
+          cmocka_unit_test(jobs_at_the_end_of_time_stop_rather_than_overflow),
           cmocka_unit_test(the_tutorial_with_chime_every), cmocka_unit_test(fixed_rate_stays_on_the_grid),
           cmocka_unit_test(fixed_delay_follows_each_return), cmocka_unit_test(start_now_and_start_at),
           cmocka_unit_test(overlap_skip_drops_ticks_while_a_run_goes),

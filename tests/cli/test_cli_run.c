@@ -580,7 +580,7 @@ static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **stat
   assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", db, "--", "true", NULL},
                        VIRTUAL),
                    0);
-  assert_int_equal(q(db, "PRAGMA user_version"), 3);
+  assert_int_equal(q(db, "PRAGMA user_version"), 4);
   assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
   proc_free(&p);
   /* a newer schema than this chime knows is refused, by name */
@@ -1265,6 +1265,119 @@ static void a_crontab_runs_as_cron_runs_it(void **state) {
   proc_free(&p);
 }
 
+/* A pid from a file a job wrote, waiting for it to be there. */
+static int pid_from(const char *path, struct proc *p) {
+  for (double end = mono() + 20; access(path, R_OK) != 0 && mono() < end;) pump(p, 0.02);
+  FILE *f = fopen(path, "r");
+  int pid = 0;
+  if (f && fscanf(f, "%d", &pid) != 1) pid = 0;
+  if (f) fclose(f);
+  return pid;
+}
+
+static bool process_gone(pid_t pid, double limit) {
+  for (double end = mono() + limit; kill(pid, 0) == 0 || errno == EPERM;) {
+    if (mono() > end) return false;
+    waitpid(pid, NULL, WNOHANG);
+    usleep(10000);
+  }
+  return true;
+}
+
+/* A run's descendant that left its group and session (double fork,
+ * setsid) does not outlive the daemon's shutdown. */
+static void shutdown_ends_a_descendant_in_its_own_session(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/desc", dir);
+  snprintf(cmd, sizeof cmd, "(setsid sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 60' &); sleep 30", pidfile,
+           pidfile, pidfile);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "1h", "--start-now", "--name", "ds", "--db", db, "--", "sh", "-c", cmd, NULL},
+        NULL);
+  int pid = pid_from(pidfile, &p);
+  assert_true(pid > 0);
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_true(mono() - t0 < 15);
+  assert_true(process_gone(pid, 5));
+  proc_free(&p);
+}
+
+/* A daemon killed with SIGKILL: its run's child dies with it (parent-death
+ * signal), and what that child started in its group is killed by the next
+ * chime on the same history, which marks the run interrupted. */
+static void a_sigkilled_daemon_leaves_no_run_behind(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/grandchild", dir);
+  snprintf(cmd, sizeof cmd, "sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 60' & wait", pidfile, pidfile, pidfile);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "1h", "--start-now", "--name", "k9", "--db", db, "--", "sh", "-c", cmd, NULL},
+        NULL);
+  int grandchild = pid_from(pidfile, &p);
+  assert_true(grandchild > 0);
+  while (q_soon(db, "SELECT count(*) FROM runs WHERE outcome = 'running'") < 1) pump(&p, 0.05);
+  pid_t child = (pid_t)q(db, "SELECT pid FROM runs");
+  kill(p.pid, SIGKILL);
+  finish(&p, 30);
+  proc_free(&p);
+  assert_true(process_gone(child, 5));      /* the run's child, at once */
+  assert_int_equal(kill(grandchild, 0), 0); /* its child: left, until the next chime */
+  assert_int_equal(run(&p, (const char *const[]){"every", "1h", "--max-runs", "1", "--name", "other", "--db", db, "--",
+                                                 "true", NULL},
+                       VIRTUAL),
+                   0);
+  assert_true(process_gone(grandchild, 5));
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'k9' AND outcome = 'interrupted'"), 1);
+  proc_free(&p);
+}
+
+/* A policy's parameter without its policy would be ignored: refused with
+ * its line (the library refuses it too); a [defaults] one is a default for
+ * the jobs it fits. */
+static void parameters_without_their_policy_are_refused(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  write_file(conf, "[job a]\nevery = 1s\ncommand = true\nmax_concurrent = 3\n[job b]\nevery = 1s\ncommand = true\n"
+                   "backoff = 5s\n",
+             0644);
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+  assert_non_null(strstr(p.log, "c.conf:4: [job a] max_concurrent: only with overlap = allow"));
+  assert_non_null(strstr(p.log, "c.conf:8: [job b] backoff: only with on_error = backoff"));
+  proc_free(&p);
+  write_file(conf, "[defaults]\nmax_concurrent = 3\nbackoff = 5s\n[job a]\nevery = 1s\ncommand = true\n", 0644);
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 0);
+  proc_free(&p);
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-concurrent", "2", "--", "true", NULL}, NULL), 2);
+  assert_non_null(strstr(p.log, "--max-concurrent: only with overlap = allow"));
+  proc_free(&p);
+}
+
+/* A history that is not a regular file is refused (SQLite would make
+ * /dev/null-journal beside it). */
+static void a_database_that_is_not_a_file_is_refused(void **state) {
+  (void)state;
+  static const char *const paths_[] = {"/dev/null", "/dev/full", "/tmp"};
+  for (size_t i = 0; i < 3; i++) {
+    struct proc p;
+    assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", paths_[i], "--", "true",
+                                                   NULL},
+                         VIRTUAL),
+                     2);
+    assert_non_null(strstr(p.log, "not a regular file"));
+    proc_free(&p);
+    assert_int_equal(run(&p, (const char *const[]){"history", "--db", paths_[i], NULL}, NULL), 2);
+    proc_free(&p);
+  }
+  assert_int_equal(access("/dev/null-journal", F_OK), -1);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_runs_on_time),
@@ -1305,6 +1418,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reload_catches_nothing_up),
       cmocka_unit_test(job_runs_with_the_users_groups),
       cmocka_unit_test(double_forked_leftover_is_adopted_and_reaped),
+      cmocka_unit_test(shutdown_ends_a_descendant_in_its_own_session),
+      cmocka_unit_test(a_sigkilled_daemon_leaves_no_run_behind),
+      cmocka_unit_test(parameters_without_their_policy_are_refused),
+      cmocka_unit_test(a_database_that_is_not_a_file_is_refused),
       cmocka_unit_test(env_options_are_one_variable_each),
       cmocka_unit_test(endless_output_does_not_freeze_other_jobs),
       cmocka_unit_test(every_allocation_failure_ends_cleanly),
