@@ -229,7 +229,13 @@ int run_target(void *arg) {
   if (r->runs) r->runs->prev = run;
   r->runs = run;
   j->running++;
-  struct run_state *s = calloc(1, sizeof *s);
+  /* not calloc: zeroing its 200 KiB of buffers would be the run's largest
+   * cost; what must start at zero is set (capture_init, child_prepare) */
+  struct run_state *s = malloc(sizeof *s);
+  if (s) {
+    capture_init(&s->out), capture_init(&s->err), capture_init(&s->both);
+    s->why[0] = '\0';
+  }
   rec->keep = s; /* freed with the record, which points into it */
   int rc = s ? run_child(run, s) : -ENOMEM;
   if (!s) {
