@@ -9,7 +9,10 @@
  * from a thread of its pool, in transactions (recorder.c): a database
  * locked by someone else delays them, never a tick.  The schema's version
  * is PRAGMA user_version; each migration takes it one step forward in a
- * transaction of its own.  Times are nanoseconds since the Unix epoch;
+ * transaction of its own; a new database is made at the latest version at
+ * once (schema_now: ALTER TABLE re-reads the whole schema, nine of them
+ * cost a first start thousands of allocations), and a test keeps the two
+ * ways to the same schema.  Times are nanoseconds since the Unix epoch;
  * durations nanoseconds.
  *
  * `chime history` only reads: it opens the database read-only, never
@@ -40,21 +43,10 @@ struct history {
   int version; /* the schema's (user_version) */
 };
 
-/* migrations[v] takes the schema from version v to v + 1. */
+/* migrations[v] takes the schema from version v to v + 1; a new database
+ * (version 0) gets schema_now. */
 static const char *const migrations[HISTORY_SCHEMA] = {
-    "CREATE TABLE runs ("
-    " id INTEGER PRIMARY KEY,"
-    " job TEXT NOT NULL,"
-    " scheduled INTEGER NOT NULL,"
-    " started INTEGER NOT NULL,"
-    " ended INTEGER,"
-    " outcome TEXT NOT NULL,"
-    " exit_code INTEGER,"
-    " signal INTEGER,"
-    " late INTEGER NOT NULL,"
-    " pid INTEGER,"
-    " stdout_tail BLOB,"
-    " stderr_tail BLOB);",
+    NULL,
     "ALTER TABLE runs ADD COLUMN error TEXT;"
     "ALTER TABLE runs ADD COLUMN chime_pid INTEGER;"
     "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);",
@@ -66,6 +58,32 @@ static const char *const migrations[HISTORY_SCHEMA] = {
     "ALTER TABLE runs ADD COLUMN chime_start INTEGER;"
     "ALTER TABLE runs ADD COLUMN boot_id TEXT;",
 };
+
+/* The schema at HISTORY_SCHEMA, for a new database: what the migrations
+ * make, in one step. */
+static const char schema_now[] = "CREATE TABLE runs ("
+                                 " id INTEGER PRIMARY KEY,"
+                                 " job TEXT NOT NULL,"
+                                 " scheduled INTEGER NOT NULL,"
+                                 " started INTEGER NOT NULL,"
+                                 " ended INTEGER,"
+                                 " outcome TEXT NOT NULL,"
+                                 " exit_code INTEGER,"
+                                 " signal INTEGER,"
+                                 " late INTEGER NOT NULL,"
+                                 " pid INTEGER,"
+                                 " stdout_tail BLOB,"
+                                 " stderr_tail BLOB,"
+                                 " error TEXT,"
+                                 " chime_pid INTEGER,"
+                                 " triggered INTEGER,"
+                                 " reason TEXT,"
+                                 " skipped INTEGER,"
+                                 " last_scheduled INTEGER,"
+                                 " pid_start INTEGER,"
+                                 " chime_start INTEGER,"
+                                 " boot_id TEXT);"
+                                 "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);";
 
 int history_default_path(char *buf, size_t size) {
   const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
@@ -121,16 +139,24 @@ static int migrate(struct history *h, char *err, size_t size, const char *path) 
              HISTORY_SCHEMA);
     return -EPROTO;
   }
-  for (; v < HISTORY_SCHEMA; v++) {
-    char bump[64];
-    snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", v + 1);
+  while (v < HISTORY_SCHEMA) {
+    /* Each step reads the version again in its transaction: another chime
+     * starting on the same file may have taken it a step already. */
     if ((rc = exec(h, "BEGIN IMMEDIATE")) != 0) return rc;
-    if ((rc = exec(h, migrations[v])) != 0 || (rc = exec(h, bump)) != 0 || (rc = exec(h, "COMMIT")) != 0) {
-      sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
-      return rc;
+    int to = v;
+    if ((rc = user_version(h, &v)) == 0 && v < HISTORY_SCHEMA) {
+      to = v == 0 ? HISTORY_SCHEMA : v + 1;
+      char bump[64];
+      snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", to);
+      if ((rc = exec(h, v == 0 ? schema_now : migrations[v])) == 0) rc = exec(h, bump);
     }
+    if (rc || (rc = exec(h, "COMMIT")) != 0) goto rollback;
+    v = v < to ? to : v;
   }
   return 0;
+rollback:
+  sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
 }
 
 int history_open(const char *path, bool make_dirs, struct history **out, char *err, size_t size) {

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "cli_test.h"
+#include "history.h"
 
 /* Runs of the same job that overlapped in time (rows of skipped ticks are
  * no runs). */
@@ -580,9 +581,25 @@ static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **stat
   assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", db, "--", "true", NULL},
                        VIRTUAL),
                    0);
-  assert_int_equal(q(db, "PRAGMA user_version"), 4);
+  assert_int_equal(q(db, "PRAGMA user_version"), HISTORY_SCHEMA);
   assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
   proc_free(&p);
+  /* the migrations and a new database's schema are the same schema */
+  char fresh[160], migrated[4096], made[4096];
+  snprintf(fresh, sizeof fresh, "%s/fresh.db", dir);
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", fresh, "--", "true", NULL},
+                       VIRTUAL),
+                   0);
+  proc_free(&p);
+  const char *shape = "SELECT group_concat(x, ',') FROM (SELECT 0 AS k, cid AS n, name || ' ' || type || ' ' || "
+                      "\"notnull\" || ' ' || coalesce(dflt_value, '-') || ' ' || pk AS x FROM pragma_table_info('runs') "
+                      "UNION ALL SELECT 1, name, 'index ' || name || ' ' || (SELECT group_concat(name) FROM "
+                      "pragma_index_info(i.name)) FROM pragma_index_list('runs') AS i ORDER BY k, n)";
+  long long ignored;
+  assert_int_equal(query(db, shape, &ignored, migrated, sizeof migrated), 1);
+  assert_int_equal(query(fresh, shape, &ignored, made, sizeof made), 1);
+  assert_string_equal(migrated, made);
+  assert_non_null(strstr(made, "index runs_job_scheduled job,scheduled"));
   /* a newer schema than this chime knows is refused, by name */
   assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
   sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL);
