@@ -368,8 +368,22 @@ struct sockaddr;
  * nothing to do (another reader took the data), so use non-blocking I/O.
  * The descriptor stays the caller's: it may be closed (and its number
  * reused) at any time, but not while a task waits on it.  Cost: one
- * epoll_ctl per wait, besides the wait itself. */
+ * epoll_ctl per wait, besides the wait itself, unless the descriptor is
+ * kept (chime_keep_fd). */
 CHIME_EXPORT int chime_wait_fd(int fd, unsigned events, chime_ns deadline);
+
+/* Loop's thread.  Keeps `fd` registered with the loop from now until
+ * chime_close(fd), across waits, so that a wait (chime_wait_fd, and those
+ * of chime_read, chime_write_all, chime_accept) costs no system call of its
+ * own: a watcher that stays started, as libuv's and libev's.  The
+ * descriptor is then the loop's until chime_close: closing it with
+ * close(2) instead, and waiting on another file under the same number,
+ * may wait for ever.  A kept descriptor nobody waits on wakes the loop at
+ * most once when it becomes ready.  The pipes of children (chime_proc_fd)
+ * are kept already.  Returns 0, -EBADF (fd is not open), -EBUSY (a task
+ * waits on it now), -EINVAL (fd < 0), -ENOMEM, -EPERM (no loop running
+ * here). */
+CHIME_EXPORT int chime_keep_fd(int fd);
 
 /* Closes a descriptor the loop has seen, forgetting what the loop kept for
  * it.  Returns 0, -EBUSY (a task waits on it: nothing done), -EINVAL,

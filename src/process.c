@@ -416,6 +416,8 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   if (ps->head) ps->head->prev = p;
   ps->head = p;
   try_reap(loop, p); /* it may be gone already */
+  for (int i = 0; i < 3; i++) /* closed by the library alone (chime__fd_close): kept, waits cost no epoll_ctl */
+    if (p->fds[i] >= 0) chime__fd_keep(loop, p->fds[i]);
   *out = p;
   return 0;
 }
