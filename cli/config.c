@@ -142,7 +142,8 @@ static const char *const on_error_names[] = {"continue", "stop", "backoff"};
 static int set_duration(chime_ns *field, const char *v, chime_ns min, char *err, size_t size) {
   chime_ns d;
   int rc = chime_parse_duration(v, &d);
-  if (rc == -ERANGE) return say(err, size, "\"%s\" is too long a duration", v);
+  if (rc == -ERANGE) /* under a nanosecond, or past the clock */
+    return say(err, size, "\"%s\" is out of range (from 1ns to 292 years, or 0)", v);
   if (rc) return say(err, size, "\"%s\" is not a duration (such as 30s, 1h30m, 2min)", v);
   if (d < min) return say(err, size, "must be more than 0");
   if (d > CHIME_HOUR(24 * 365 * 10)) return say(err, size, "\"%s\" is more than ten years", v);

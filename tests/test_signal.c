@@ -133,6 +133,52 @@ static void a_signal_from_another_thread_wakes_a_waiting_loop(void **state) {
   assert_int_equal(run_real(thread_main, NULL), 0);
 }
 
+/* The README's promise under load: a job every microsecond on the real
+ * clock (ticks missed by the million) leaves the loop acting on a signal at
+ * once. */
+static long busy_runs;
+static int busy_target(void *arg) {
+  (void)arg;
+  busy_runs++;
+  return 0;
+}
+
+static void *term_later(void *arg) {
+  (void)arg;
+  struct timespec ts = {0, 200 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  kill(getpid(), SIGTERM);
+  return NULL;
+}
+
+static int microsecond_main(void *arg) {
+  (void)arg;
+  const int term[] = {SIGTERM};
+  chime_task j;
+  assert_int_equal(chime_every(CHIME_US(1), busy_target, NULL, NULL, &j), 0);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, term_later, NULL), 0);
+  chime_ns t0 = chime_now();
+  int got = chime_signal_wait(term, 1, t0 + CHIME_SEC(60));
+  chime_ns waited = chime_now() - t0;
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(got, SIGTERM);
+  chime_job_stats st;
+  assert_int_equal(chime_every_stats(j, &st), 0);
+  print_message("SIGTERM after %.3f s, %ld runs, %llu ticks missed\n", (double)waited / 1e9, busy_runs,
+                (unsigned long long)st.skipped_missed);
+  assert_true(waited < CHIME_SEC(10)); /* 0.2 s, and at once after it */
+  assert_true(busy_runs > 100);
+  assert_true(st.skipped_missed > 0);
+  assert_int_equal(chime_cancel(j), 0);
+  return chime_join(j, NULL);
+}
+
+static void a_microsecond_job_leaves_the_loop_acting_on_signals(void **state) {
+  (void)state;
+  assert_int_equal(run_real(microsecond_main, NULL), 0);
+}
+
 static int bad_main(void *arg) {
   (void)arg;
   const int kill9[] = {SIGKILL}, segv[] = {SIGSEGV}, zero[] = {0}, big[] = {64};
@@ -189,6 +235,7 @@ static void a_waiter_abandoned_at_shutdown_leaves_nothing_behind(void **state) {
 }
 
 TEST_MAIN(cmocka_unit_test(each_occurrence_goes_to_one_task_the_oldest_first),
+          cmocka_unit_test(a_microsecond_job_leaves_the_loop_acting_on_signals),
           cmocka_unit_test(occurrences_between_waits_are_kept_until_released),
           cmocka_unit_test(a_cancelled_waiter_leaves_its_signal_to_others),
           cmocka_unit_test(a_signal_from_another_thread_wakes_a_waiting_loop),

@@ -1189,6 +1189,21 @@ static void a_stalled_daemon_records_its_missed_ticks_as_one_row(void **state) {
   assert_true(q(db, "SELECT max(skipped) FROM runs WHERE reason = 'missed'") >= 50);
   assert_true(q(db, "SELECT count(*) FROM runs WHERE reason = 'missed'") <= 3);
   assert_true(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND last_scheduled > scheduled") >= 1);
+  /* the runs and the skipped ticks tile the grid: each tick once, as a run
+   * or in a burst (the tick that ran late is not among the skipped, and
+   * the last skipped tick is); an interval's ticks are monotonic instants,
+   * so their wall times are 10 ms apart to within the wall clock's slew:
+   * counted to the nearest interval */
+  assert_int_equal(q(db, "SELECT count(*) FROM runs r JOIN runs s ON s.outcome = 'skipped' AND r.outcome != 'skipped' "
+                         "AND r.scheduled BETWEEN s.scheduled AND s.last_scheduled"),
+                   0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND "
+                         "(last_scheduled - scheduled + 5000000) / 10000000 + 1 != skipped"),
+                   0);
+  assert_int_equal(q(db, "SELECT (SELECT count(*) FROM runs WHERE outcome != 'skipped') + "
+                         "(SELECT sum(skipped) FROM runs WHERE outcome = 'skipped') - "
+                         "((SELECT max(coalesce(last_scheduled, scheduled)) - min(scheduled) + 5000000 FROM runs) / 10000000 + 1)"),
+                   0);
   proc_free(&p);
 }
 
@@ -1212,6 +1227,11 @@ static void out_of_range_numbers_are_refused(void **state) {
     assert_non_null(strstr(p.log, strncmp(bad[i], "user", 4) == 0 ? "out of range" : "shorter than 10ms"));
     proc_free(&p);
   }
+  write_file(conf, "[job a]\nevery = 0.0000000001s\ncommand = true\n", 0644); /* not zero, under 1ns */
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+  assert_non_null(strstr(p.log, "c.conf:2: [job a] every: \"0.0000000001s\" is out of range"));
+  proc_free(&p);
 }
 
 /* chime history shows rows of skipped ticks with their count and reason. */
@@ -1323,6 +1343,36 @@ static void shutdown_ends_a_descendant_in_its_own_session(void **state) {
   proc_free(&p);
 }
 
+/* A second SIGTERM acts at once, even while a descendant that ignores
+ * SIGTERM holds the run's pipes and the grace is long. */
+static void a_second_sigterm_acts_at_once(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/desc", dir);
+  snprintf(cmd, sizeof cmd,
+           "(setsid sh -c 'trap \"\" TERM; echo $$ > %s.tmp; mv %s.tmp %s; while :; do sleep 1; done' &); "
+           "trap '' TERM; sleep 60",
+           pidfile, pidfile, pidfile);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "1h", "--start-now", "--name", "ds", "--shutdown-grace", "30s", "--db", db,
+                                  "--", "sh", "-c", cmd, NULL},
+        NULL);
+  int pid = pid_from(pidfile, &p);
+  assert_true(pid > 0);
+  kill(p.pid, SIGTERM);
+  assert_true(wait_log(&p, "event=stopping", 10));
+  usleep(300000); /* the first one is being acted on: the grace runs */
+  assert_int_equal(kill(p.pid, 0), 0);
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  finish(&p, 30);
+  print_message("the second SIGTERM ended chime in %.2f s\n", mono() - t0);
+  assert_true(mono() - t0 < 3);
+  assert_true(process_gone(pid, 5));
+  proc_free(&p);
+}
+
 /* A daemon killed with SIGKILL: its run's child dies with it (parent-death
  * signal), and what that child started in its group is killed by the next
  * chime on the same history, which marks the run interrupted. */
@@ -1416,6 +1466,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(missing_program_is_named_and_other_jobs_go_on),
       cmocka_unit_test(calendar_ticks_are_exact_in_the_log_and_the_history),
       cmocka_unit_test(a_stalled_daemon_records_its_missed_ticks_as_one_row),
+      cmocka_unit_test(a_second_sigterm_acts_at_once),
       cmocka_unit_test(out_of_range_numbers_are_refused), cmocka_unit_test(history_shows_skipped_ticks),
       cmocka_unit_test(a_crontab_runs_as_cron_runs_it),
       cmocka_unit_test(bad_config_is_refused_whole_with_file_line_and_key),
