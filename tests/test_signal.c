@@ -108,11 +108,16 @@ static void a_cancelled_waiter_leaves_its_signal_to_others(void **state) {
   assert_int_equal(run_virtual(cancel_main, NULL), 0);
 }
 
-static void *kill_later(void *arg) {
-  (void)arg;
-  struct timespec ts = {0, 20 * 1000 * 1000};
+/* A signal sent to the process from another thread, some ms later. */
+struct later {
+  int sig, ms;
+};
+
+static void *signal_later(void *arg) {
+  const struct later *l = arg;
+  struct timespec ts = {0, l->ms * 1000L * 1000};
   nanosleep(&ts, NULL);
-  kill(getpid(), SIGUSR2);
+  kill(getpid(), l->sig);
   return NULL;
 }
 
@@ -121,7 +126,8 @@ static int thread_main(void *arg) {
   const int usr2[] = {SIGUSR2};
   pthread_t th;
   assert_int_equal(chime_signal_wait(usr2, 1, chime_now()), -ETIMEDOUT);
-  assert_int_equal(pthread_create(&th, NULL, kill_later, NULL), 0);
+  static const struct later usr2_soon = {SIGUSR2, 20};
+  assert_int_equal(pthread_create(&th, NULL, signal_later, (void *)&usr2_soon), 0);
   int got = chime_signal_wait(usr2, 1, chime_now() + CHIME_SEC(30));
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(got, SIGUSR2);
@@ -143,21 +149,14 @@ static int busy_target(void *arg) {
   return 0;
 }
 
-static void *term_later(void *arg) {
-  (void)arg;
-  struct timespec ts = {0, 200 * 1000 * 1000};
-  nanosleep(&ts, NULL);
-  kill(getpid(), SIGTERM);
-  return NULL;
-}
-
 static int microsecond_main(void *arg) {
   (void)arg;
   const int term[] = {SIGTERM};
   chime_task j;
   assert_int_equal(chime_every(CHIME_US(1), busy_target, NULL, NULL, &j), 0);
   pthread_t th;
-  assert_int_equal(pthread_create(&th, NULL, term_later, NULL), 0);
+  static const struct later term_soon = {SIGTERM, 200};
+  assert_int_equal(pthread_create(&th, NULL, signal_later, (void *)&term_soon), 0);
   chime_ns t0 = chime_now();
   int got = chime_signal_wait(term, 1, t0 + CHIME_SEC(60));
   chime_ns waited = chime_now() - t0;
