@@ -11,7 +11,10 @@
  * the veto's to weigh, against the new version's policy: skip (its ticks
  * are skipped while the old one runs), allow (up to max_concurrent between
  * the two), queue (the latest tick waits, and is triggered when the old
- * version ends), replace (the old version is cancelled).
+ * version ends), replace (the old version is cancelled).  After reloads
+ * in a row the versions form a chain: each new one weighs the runs of
+ * every older version still going, and a version that ends hands its
+ * place in the chain to the next.
  *
  * The main task owns every job handle.  It waits for SIGHUP, SIGINT and
  * SIGTERM; when every job has ended by itself (max_runs, on_error = stop)
@@ -225,11 +228,12 @@ static void job_ended(struct runner *r, struct job *j, int result) {
   j->ended = true;
   if (result < 0 && result != -ECANCELED && !j->retired) r->failed = true;
   struct job *next = j->after;
-  if (next) { /* its new version waited on it */
-    next->before = NULL;
-    j->after = NULL;
-    if (next->queued_tick && next->started) chime_every_trigger(next->handle, next->queued_tick);
-    next->queued_tick = 0;
+  if (next) { /* its new version waited on it, and now waits on what it waited on */
+    next->before = j->before;
+    if (j->before) j->before->after = next;
+    j->after = j->before = NULL;
+    if (!next->before && next->queued_tick && next->started) chime_every_trigger(next->handle, next->queued_tick);
+    if (!next->before) next->queued_tick = 0;
   }
   if (j->retired) return;
   r->active--;
@@ -253,14 +257,15 @@ static void job_event(const chime_event *ev) {
  * running, is weighed by the new version's overlap policy. */
 static int job_veto(const chime_event *tick) {
   struct job *j = tick->arg;
-  struct job *old = j->before;
-  if (!old || old->running == 0) return 0;
+  unsigned older = 0; /* runs of its older versions, after reloads in a row */
+  for (const struct job *old = j->before; old; old = old->before) older += old->running;
+  if (older == 0) return 0;
   const struct job_conf *c = j->conf;
   switch (c->overlap) {
-  case CHIME_OVERLAP_ALLOW: return old->running + j->running < c->max_concurrent ? 0 : VETO_OVERLAP;
+  case CHIME_OVERLAP_ALLOW: return older + j->running < c->max_concurrent ? 0 : VETO_OVERLAP;
   case CHIME_OVERLAP_REPLACE:
-    old->replaced = true;
-    chime_cancel(old->handle);
+    for (struct job *old = j->before; old; old = old->before)
+      if (old->running) old->replaced = true, chime_cancel(old->handle);
     return 0;
   case CHIME_OVERLAP_QUEUE:
     if (j->queued_tick) return VETO_OVERLAP; /* one waits; later ones are dropped */
@@ -364,7 +369,12 @@ static void job_add(struct runner *r, struct job_conf *conf, bool at_start, stru
   }
   j->r = r, j->conf = conf;
   j->status.last_exit = -1;
-  if (before && !before->ended) j->before = before, before->after = j;
+  while (before && before->ended) { /* its runs are over; a version older still may run (reloads in a row) */
+    struct job *older = before->before;
+    before->before = NULL;
+    before = older;
+  }
+  if (before) j->before = before, before->after = j;
   if (job_start(r, j, at_start, last) != 0) {
     if (j->before) j->before->after = NULL;
     job_free(conf);
@@ -384,8 +394,8 @@ static void job_reap(struct runner *r, struct job *j) {
       *p = j->next;
       break;
     }
-  if (j->after) j->after->before = NULL;
-  if (j->before) j->before->after = NULL;
+  if (j->after && j->after->before == j) j->after->before = NULL;
+  if (j->before && j->before->after == j) j->before->after = NULL;
   job_free(j->conf);
   free(j->conf);
   free(j);
@@ -436,7 +446,7 @@ static void reload(struct runner *r) {
       cfg->jobs[i] = NULL;
       kept++;
     } else {
-      if (i < cfg->njobs && j->running) old[i] = j;
+      if (i < cfg->njobs && (j->running || j->before)) old[i] = j; /* it, or a version before it, runs */
       retire(r, j);
       stopped++;
     }

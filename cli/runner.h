@@ -53,8 +53,8 @@ struct job {
   bool replaced;             /* cancelled by its next version (overlap = replace) */
   unsigned running;          /* runs going */
   chime_ns catch_up_tick;    /* the tick triggered as its catch-up, or 0 */
-  struct job *before;        /* its old version, still running, after a reload */
-  struct job *after;         /* its new version, which waits on it */
+  struct job *before;        /* its old version, still running (or one older still is), after a reload */
+  struct job *after;         /* its new version, which waits on it (and on its before) */
   chime_ns queued_tick;      /* overlap = queue behind the old version: the tick that waits, or 0 */
   struct job_status status;
   struct job *next;

@@ -811,17 +811,35 @@ static void shutdown_takes_one_grace_for_every_job(void **state) {
   proc_free(&p);
 }
 
+/* Job a, runs of 1.5 s every 100 ms, started; then its version `v`
+ * (env VERSION=v) reloaded while its first run goes. */
+static const char long_runs[] = "[job a]\nevery = 100ms\nstart_now = true\ncommand = sh -c 'echo begin; sleep 1.5; "
+                                "echo done'\n";
+
+static void start_long_runs(struct proc *p, const char *conf, const char *db) {
+  write_file(conf, long_runs, 0644);
+  start(p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(p, "line=begin", 20));
+}
+
+static void reload_version(struct proc *p, const char *conf, int v) {
+  char changed[512];
+  snprintf(changed, sizeof changed, "%senv = VERSION=%d\n", long_runs, v);
+  write_file(conf, changed, 0644);
+  size_t from = p->len;
+  kill(p->pid, SIGHUP);
+  assert_true(wait_log_from(p, from, "event=reload ", 20));
+}
+
 /* A job changed by a reload while its old version runs: with overlap =
  * skip, the new version starts no run until the old one has ended. */
 static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
-  const char *job = "[job a]\nevery = 100ms\nstart_now = true\ncommand = sh -c 'echo begin; sleep 1.5; echo done'\n";
-  char changed[512];
-  snprintf(changed, sizeof changed, "%senv = VERSION=2\n", job);
   struct proc p;
-  start_then_reload(&p, conf, db, job, changed);
+  start_long_runs(&p, conf, db);
+  reload_version(&p, conf, 2);
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   assert_true(wait_log(&p, "line=done", 20));
   size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
@@ -833,6 +851,29 @@ static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   const char *between = strstr(p.log + reload, "event=start job=a ");
   assert_true(between > p.log + done); /* none between the reload and the old run's end */
   assert_non_null(strstr(p.log + reload, "event=skip job=a reason=overlap"));
+  assert_int_equal(q(db, OVERLAPS), 0);
+  proc_free(&p);
+}
+
+/* Reloads in a row, the second before the job's second version ran: its
+ * third version waits for the first's run too (the second, with no run,
+ * has ended by then). */
+static void reloads_in_a_row_wait_for_the_oldest_run(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  start_long_runs(&p, conf, db);
+  size_t first = p.len;
+  reload_version(&p, conf, 2);
+  reload_version(&p, conf, 3);
+  assert_true(wait_log(&p, "line=done", 20));
+  size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
+  assert_true(wait_log_from(&p, done, "event=start job=a ", 20)); /* the third version's first run */
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  const char *between = strstr(p.log + first, "event=start job=a ");
+  assert_true(between > p.log + done); /* none between the reloads and the first run's end */
   assert_int_equal(q(db, OVERLAPS), 0);
   proc_free(&p);
 }
@@ -1463,6 +1504,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(every_allocation_failure_ends_cleanly),
       cmocka_unit_test(every_allocation_failure_of_a_config_run_ends_cleanly),
       cmocka_unit_test(retired_replace_job_lets_its_run_finish),
+      cmocka_unit_test(reloads_in_a_row_wait_for_the_oldest_run),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);
