@@ -1,10 +1,12 @@
 /* cli_db.h - what the chime command's tests read of a history database:
  * one number or text of a query, on a database the daemon may not have
- * made yet.  Include it after cli_test.h. */
+ * made yet. */
 #ifndef CHIME_CLI_DB_H
 #define CHIME_CLI_DB_H
 
 #include <sqlite3.h>
+
+#include "cli_test.h"
 
 /* The first column of the first row of sql: as a number into *v, and as
  * text into buf (when not NULL).  1 if there was a row, 0 if not, -1 if

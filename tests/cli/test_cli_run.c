@@ -15,12 +15,6 @@
   "SELECT count(*) FROM runs x JOIN runs y ON x.job = y.job AND x.id < y.id AND y.started < x.ended"                 \
   " AND x.outcome != 'skipped' AND y.outcome != 'skipped'"
 
-static void paths(char *dir, char *db, char *conf) {
-  scratch(dir, 64);
-  snprintf(db, 128, "%s/h.db", dir);
-  snprintf(conf, 128, "%s/c.conf", dir);
-}
-
 static void every_runs_on_time(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
