@@ -3,11 +3,12 @@
 # first time chime is completed; without bash-completion, source it).
 #
 # Completes the commands, each command's options and their fixed values
-# (--overlap, --on-error, --log-format, --tz, --user, --dir, --db), the
-# config file of run and check, the program after `--` of every and cron,
-# and the job names of history: the [job NAME] sections of the config files
-# in CHIME_CONFIG (separated by ':'), or else of /etc/chime.conf and the
-# *.conf files of the current directory.  It needs nothing but bash; with
+# (--overlap, --on-error, --log-format, --tz, --user, --dir, --db,
+# --socket, --config), the config file of run and check, the program after
+# `--` of every and cron, and the job names of history, trigger, pause and
+# resume: the [job NAME] sections of the config files in CHIME_CONFIG
+# (separated by ':'), or else of /etc/chime.conf and the *.conf files of
+# the current directory.  It needs nothing but bash; with
 # bash-completion loaded, the program after `--` gets its own completion.
 
 # The job names of the config files that history's completion reads.
@@ -54,7 +55,7 @@ _chime() {
   COMPREPLY=()
 
   if ((COMP_CWORD == 1)); then
-    _chime_words "every cron run check history --help --version"
+    _chime_words "every cron run check history status trigger pause resume reload --help --version"
     return
   fi
 
@@ -81,7 +82,7 @@ _chime() {
     --tz) _chime_words "$(_chime_zones)"; return ;;
     --user) _chime_gen -u; return ;;
     --dir) _chime_files -d; return ;;
-    --db)
+    --db | --socket)
       _chime_files
       [[ none == "$cur"* ]] && COMPREPLY+=(none)
       return
@@ -91,7 +92,7 @@ _chime() {
       return ;; # free text: a name, a duration, a number
   esac
 
-  local daemon="--db --no-history --log-format --shutdown-grace"
+  local daemon="--db --no-history --socket --log-format --shutdown-grace"
   case $cmd in
     every | cron)
       if ((COMP_CWORD == 2)); then # the schedule
@@ -116,6 +117,15 @@ _chime() {
         _chime_words "$(_chime_job_names) --limit --json --db"
       fi
       ;;
+    trigger | pause | resume)
+      if ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
+        _chime_words "$(_chime_job_names)"
+      else
+        _chime_words "--socket --db"
+      fi
+      ;;
+    status) _chime_words "--json --socket --db" ;;
+    reload) _chime_words "--socket --db" ;;
   esac
 }
 

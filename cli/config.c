@@ -62,6 +62,12 @@ void daemon_init(struct daemon_conf *d) {
   d->shutdown_grace = CHIME_SEC(8);
 }
 
+void daemon_free(struct daemon_conf *d) {
+  free(d->db);
+  free(d->socket);
+  d->db = d->socket = NULL;
+}
+
 void job_free(struct job_conf *job) {
   if (!job) return;
   free(job->name);
@@ -309,7 +315,7 @@ static const char *const job_keys[] = {
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
     "clean_env", "input", "mailto",
 };
-static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace"};
+static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static bool in(const char *key, const char *const *keys, size_t n) {
@@ -471,6 +477,10 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
     if (set_duration(&d->shutdown_grace, v, 0, err, size)) return -EINVAL;
     d->grace_set = true;
     return 0;
+  }
+  if (strcmp(key, "socket") == 0) {
+    if (!*v) return say(err, size, "is empty");
+    return set_string(&d->socket, v);
   }
   return unknown_key(key, true, err, size);
 }

@@ -57,6 +57,7 @@ struct daemon_conf {
   bool format_set;
   chime_ns shutdown_grace;  /* SIGTERM to SIGKILL at shutdown */
   bool grace_set;
+  char *socket;             /* the control socket's path; NULL: beside db (DB.sock); "none": none */
 };
 
 struct config {
@@ -83,6 +84,7 @@ bool job_name_char(char c);
 /* Built-in defaults of a job and of the daemon. */
 void job_init(struct job_conf *job);
 void daemon_init(struct daemon_conf *d);
+void daemon_free(struct daemon_conf *d);
 void job_free(struct job_conf *job);
 
 /* Sets one key of a job from its text, checking it alone.  Returns 0, or

@@ -57,6 +57,18 @@ static const char *const migrations[HISTORY_SCHEMA] = {
     "ALTER TABLE runs ADD COLUMN pid_start INTEGER;"
     "ALTER TABLE runs ADD COLUMN chime_start INTEGER;"
     "ALTER TABLE runs ADD COLUMN boot_id TEXT;",
+    /* 5: what triggered a run (its tick: NULL); what its hook did; the
+     * paused jobs; indexes for pruning a job's rows newest first */
+    "ALTER TABLE runs ADD COLUMN triggered_by TEXT;"
+    "UPDATE runs SET triggered_by = 'catch_up' WHERE triggered = 1;"
+    "ALTER TABLE runs ADD COLUMN hook TEXT;"
+    "ALTER TABLE runs ADD COLUMN hook_outcome TEXT;"
+    "ALTER TABLE runs ADD COLUMN hook_exit_code INTEGER;"
+    "ALTER TABLE runs ADD COLUMN hook_signal INTEGER;"
+    "ALTER TABLE runs ADD COLUMN hook_error TEXT;"
+    "CREATE INDEX runs_job_id ON runs(job, id);"
+    "CREATE INDEX runs_job_outcome ON runs(job, outcome);"
+    "CREATE TABLE paused (job TEXT PRIMARY KEY, since INTEGER NOT NULL);",
 };
 
 /* The schema at HISTORY_SCHEMA, for a new database: what the migrations
@@ -82,8 +94,17 @@ static const char schema_now[] = "CREATE TABLE runs ("
                                  " last_scheduled INTEGER,"
                                  " pid_start INTEGER,"
                                  " chime_start INTEGER,"
-                                 " boot_id TEXT);"
-                                 "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);";
+                                 " boot_id TEXT,"
+                                 " triggered_by TEXT,"
+                                 " hook TEXT,"
+                                 " hook_outcome TEXT,"
+                                 " hook_exit_code INTEGER,"
+                                 " hook_signal INTEGER,"
+                                 " hook_error TEXT);"
+                                 "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);"
+                                 "CREATE INDEX runs_job_id ON runs(job, id);"
+                                 "CREATE INDEX runs_job_outcome ON runs(job, outcome);"
+                                 "CREATE TABLE paused (job TEXT PRIMARY KEY, since INTEGER NOT NULL);";
 
 int history_default_path(char *buf, size_t size) {
   const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
@@ -288,13 +309,14 @@ int history_commit(struct history *h) { return exec(h, "COMMIT"); }
 void history_rollback(struct history *h) { sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL); }
 
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, bool triggered, int64_t pid_start) {
+                      int pid, const char *trigger, int64_t pid_start) {
   static int64_t own_start = -2;
   if (own_start == -2) own_start = proc_start_time(getpid());
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
                               "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered,"
-                              " pid_start, chime_start, boot_id) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                              " pid_start, chime_start, boot_id, triggered_by)"
+                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                               -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -303,31 +325,34 @@ int64_t history_start(struct history *h, const char *job, chime_ns scheduled, ch
   sqlite3_bind_int64(st, 4, late);
   if (pid > 0) sqlite3_bind_int(st, 5, pid);
   sqlite3_bind_int(st, 6, (int)getpid());
-  sqlite3_bind_int(st, 7, triggered);
+  sqlite3_bind_int(st, 7, trigger != NULL);
   if (pid > 0 && pid_start >= 0) sqlite3_bind_int64(st, 8, pid_start);
   if (own_start >= 0) sqlite3_bind_int64(st, 9, own_start);
   sqlite3_bind_text(st, 10, boot_id(), -1, SQLITE_STATIC);
+  if (trigger) sqlite3_bind_text(st, 11, trigger, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(h->db) : fail(h, rc);
 }
 
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                 const char *reason, chime_ns at, bool triggered) {
+                 const char *reason, chime_ns at, const char *trigger) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
                               "INSERT INTO runs (job, scheduled, started, ended, outcome, late, chime_pid, triggered,"
-                              " reason, skipped, last_scheduled) VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8)",
+                              " reason, skipped, last_scheduled, triggered_by)"
+                              " VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8, ?9)",
                               -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, first);
   sqlite3_bind_int64(st, 3, at);
   sqlite3_bind_int(st, 4, (int)getpid());
-  sqlite3_bind_int(st, 5, triggered);
+  sqlite3_bind_int(st, 5, trigger != NULL);
   sqlite3_bind_text(st, 6, reason, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 7, count > INT64_MAX ? INT64_MAX : (sqlite3_int64)count);
   sqlite3_bind_int64(st, 8, last);
+  if (trigger) sqlite3_bind_text(st, 9, trigger, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? 0 : fail(h, rc);
@@ -366,6 +391,39 @@ int history_last_scheduled(struct history *h, const char *job, chime_ns *out) {
   return result;
 }
 
+int history_set_paused(struct history *h, const char *job, bool paused, chime_ns since) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              paused ? "INSERT OR REPLACE INTO paused (job, since) VALUES (?1, ?2)"
+                                     : "DELETE FROM paused WHERE job = ?1",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  if (paused) sqlite3_bind_int64(st, 2, since);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
+/* Calls fn for the text (and the number, if there is a second column) of
+ * each row of sql, as history_paused says. */
+static int each_row(struct history *h, const char *sql, int (*fn)(void *ctx, const char *text, chime_ns n),
+                    void *ctx) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  int stop = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    stop = fn(ctx, (const char *)sqlite3_column_text(st, 0),
+              sqlite3_column_count(st) > 1 ? sqlite3_column_int64(st, 1) : 0);
+  sqlite3_finalize(st);
+  return stop ? stop : rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
+int history_paused(struct history *h, int (*fn)(void *ctx, const char *job, chime_ns since), void *ctx) {
+  return each_row(h, "SELECT job, since FROM paused ORDER BY job", fn, ctx);
+}
+
 /* A column that may be NULL, as JSON. */
 static void json_int(FILE *out, const char *key, sqlite3_stmt *st, int col) {
   if (sqlite3_column_type(st, col) == SQLITE_NULL) fprintf(out, ",\"%s\":null", key);
@@ -401,6 +459,8 @@ static void print_json(FILE *out, sqlite3_stmt *st, bool first) {
   json_text(out, "error", st, 10), json_text(out, "stdout", st, 11), json_text(out, "stderr", st, 12);
   fprintf(out, ",\"triggered\":%s", sqlite3_column_int(st, 13) ? "true" : "false");
   json_text(out, "reason", st, 14), json_int(out, "skipped", st, 15), json_time(out, "last_scheduled", st, 16);
+  json_text(out, "triggered_by", st, 17), json_text(out, "hook", st, 18), json_text(out, "hook_outcome", st, 19);
+  json_int(out, "hook_exit_code", st, 20), json_int(out, "hook_signal", st, 21), json_text(out, "hook_error", st, 22);
   fputs("}", out);
 }
 
@@ -422,19 +482,25 @@ static void print_row(FILE *out, sqlite3_stmt *st) {
           (double)sqlite3_column_int64(st, 8) / 1e9);
   if (sqlite3_column_type(st, 10) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 10));
   if (sqlite3_column_type(st, 14) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 14));
-  if (sqlite3_column_int(st, 13)) fputs("  triggered", out);
+  if (sqlite3_column_type(st, 17) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 17));
+  else if (sqlite3_column_int(st, 13)) fputs("  triggered", out);
+  if (sqlite3_column_type(st, 18) != SQLITE_NULL) /* its hook: which, and how it went */
+    fprintf(out, "  %s: %s", (const char *)sqlite3_column_text(st, 18), (const char *)sqlite3_column_text(st, 19));
   fputc('\n', out);
 }
 
 int history_print(struct history *h, const char *job, int limit, bool json, FILE *out) {
-  /* Version 1 had no error column, versions below 3 no skipped rows;
-   * version 0 (a new, empty file) no table. */
+  /* Version 1 had no error column, versions below 3 no skipped rows,
+   * below 4 no trigger's name nor hooks; version 0 (a new, empty file) no
+   * table. */
   static const char sql[] = "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, %s,"
-                            " stdout_tail, stderr_tail, %s FROM runs WHERE ?1 IS NULL OR job = ?1"
+                            " stdout_tail, stderr_tail, %s, %s FROM runs WHERE ?1 IS NULL OR job = ?1"
                             " ORDER BY id DESC LIMIT ?2";
-  char query[sizeof sql + 128];
+  char query[sizeof sql + 256];
   snprintf(query, sizeof query, sql, h->version == 1 ? "NULL" : "error",
-           h->version < 3 ? "0, NULL, NULL, NULL" : "triggered, reason, skipped, last_scheduled");
+           h->version < 3 ? "0, NULL, NULL, NULL" : "triggered, reason, skipped, last_scheduled",
+           h->version < 4 ? "NULL, NULL, NULL, NULL, NULL, NULL"
+                          : "triggered_by, hook, hook_outcome, hook_exit_code, hook_signal, hook_error");
   sqlite3_stmt *st = NULL;
   int rc = h->version == 0 ? SQLITE_OK : sqlite3_prepare_v2(h->db, query, -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);

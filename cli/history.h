@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define HISTORY_SCHEMA 4
+#define HISTORY_SCHEMA 5
 
 struct history;
 
@@ -54,14 +54,21 @@ int history_begin(struct history *h);
 int history_commit(struct history *h);
 void history_rollback(struct history *h);
 /* Records a run as it starts; returns its row id (> 0) or a negative errno.
- * `triggered`: a run started by hand or by a catch-up, not by its tick;
+ * `trigger`: what made it run other than its tick falling due
+ * (trigger_name: "catch_up", "manual", "queued"), NULL for its tick;
  * `pid_start`: the child's start time (proc_start_time), or -1. */
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, bool triggered, int64_t pid_start);
+                      int pid, const char *trigger, int64_t pid_start);
 /* Records `count` ticks skipped for `reason`, from `first` to `last`,
  * decided at `at`: one row.  0 or a negative errno. */
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                 const char *reason, chime_ns at, bool triggered);
+                 const char *reason, chime_ns at, const char *trigger);
+/* Records that a job is paused since `since` (chime pause), or is not.
+ * 0 or a negative errno. */
+int history_set_paused(struct history *h, const char *job, bool paused, chime_ns since);
+/* Calls fn(ctx, job, since) for each job on record as paused; stops at
+ * fn's first non-zero return, which it returns.  0 or a negative errno. */
+int history_paused(struct history *h, int (*fn)(void *ctx, const char *job, chime_ns since), void *ctx);
 /* Completes the record of a run.  0 or a negative errno. */
 int history_end(struct history *h, int64_t id, const struct run_result *res);
 /* The latest tick of the job on record, run or skipped: 0, -ENOENT (none),

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "crontab.h"
 #include "history.h"
 #include "log.h"
@@ -21,11 +22,14 @@
 static const char usage[] =
     "usage: chime every INTERVAL [OPTIONS] -- PROGRAM [ARGS...]\n"
     "       chime cron 'EXPRESSION' [OPTIONS] -- PROGRAM [ARGS...]\n"
-    "       chime run FILE [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
-    "       chime crontab FILE [--system] [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
+    "       chime run FILE [DAEMON OPTIONS]\n"
+    "       chime crontab FILE [--system] [DAEMON OPTIONS]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
     "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime status [--json] [--socket PATH] [--db PATH]\n"
+    "       chime trigger|pause|resume JOB [--socket PATH] [--db PATH]\n"
+    "       chime reload [--socket PATH] [--db PATH]\n"
     "       chime --help | --version\n"
     "\n"
     "Job options of every and cron (the config file's keys):\n"
@@ -33,7 +37,8 @@ static const char usage[] =
     "  --overlap skip|queue|allow|replace  --max-concurrent N  --on-error continue|backoff|stop\n"
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
     "  --tz ZONE  --shell  --catch-up  --start-now\n"
-    "and the daemon's: --db PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
+    "DAEMON OPTIONS, of every, cron, run and crontab:\n"
+    "  --db PATH|none  --socket PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
 
 /* Exit status 1, said. */
@@ -148,6 +153,7 @@ static int daemon_option(struct daemon_conf *d, const char *key, const char *val
 static int start(struct config *cfg, const char *config_path, struct daemon_conf *cli) {
   struct daemon_conf *d = &cfg->daemon;
   if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
+  if (cli->socket) free(d->socket), d->socket = cli->socket, cli->socket = NULL;
   if (cli->format_set) d->format = cli->format;
   if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
   char buf[4096];
@@ -246,7 +252,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
   }
   if (job) job_free(job), free(job);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -317,7 +323,7 @@ static int cmd_run(int argc, char **argv) {
   struct config *cfg = NULL;
   if (rc == 0 && (rc = load(argv[2], &cfg, NULL)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -332,7 +338,7 @@ static int cmd_crontab(int argc, char **argv) {
   int rc = file_options(argc, argv, true, &how, &cli);
   if (rc == 0 && (rc = load(argv[2], &cfg, &how)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   free(how.text);
   return rc;
 }
@@ -465,7 +471,43 @@ static int cmd_history(int argc, char **argv) {
     rc = 1;
   }
   history_close(h);
-  free(cli.db);
+  daemon_free(&cli);
+  return rc;
+}
+
+/* chime status|trigger|pause|resume|reload: one request to the daemon's
+ * control socket, found as the daemon finds it: --socket, else the
+ * history's path (--db, CHIME_DB, the default) with .sock added. */
+static int cmd_control(int argc, char **argv) {
+  const char *verb = argv[1], *job = NULL, *value;
+  bool needs_job = strcmp(verb, "status") != 0 && strcmp(verb, "reload") != 0, json = false;
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  char key[64];
+  int i = 2, more, rc = 0;
+  if (needs_job && (i >= argc || strncmp(argv[i], "--", 2) == 0)) rc = bad_usage("%s needs a job's name", verb);
+  else if (needs_job && !job_name_ok(argv[i])) rc = bad_usage("\"%s\" is not a job's name", argv[i]);
+  else if (needs_job) job = argv[i++];
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    if (strcmp(key, "json") == 0 && strcmp(verb, "status") == 0) json = true;
+    else if (strcmp(key, "db") == 0 || strcmp(key, "socket") == 0) rc = daemon_option(&cli, key, value);
+    else rc = bad_usage("unknown option --%s", key);
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  char db[4096], sock[4096], request[128];
+  const char *path = cli.socket;
+  bool make_dirs;
+  if (rc == 0 && !path && (rc = db_path(&cli, db, sizeof db, &path, &make_dirs)) == 0) {
+    if (!path) rc = bad_usage("%s: no history database, so no socket beside it: give --socket", verb);
+    else if (control_default_path(path, sock, sizeof sock) != 0)
+      rc = bad_usage("%s.sock: longer than a socket's path may be: give --socket", path);
+    path = sock;
+  }
+  if (rc == 0 && strcmp(path, "none") == 0) rc = bad_usage("%s: --socket none: there is no socket to ask", verb);
+  snprintf(request, sizeof request, "%s%s%s", verb, job || json ? " " : "", job ? job : json ? "json" : "");
+  if (rc == 0) rc = control_request(path, request, stdout, stderr);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -487,5 +529,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "crontab") == 0) return cmd_crontab(argc, argv);
   if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
   if (strcmp(cmd, "history") == 0) return cmd_history(argc, argv);
+  if (strcmp(cmd, "status") == 0 || strcmp(cmd, "trigger") == 0 || strcmp(cmd, "pause") == 0 ||
+      strcmp(cmd, "resume") == 0 || strcmp(cmd, "reload") == 0)
+    return cmd_control(argc, argv);
   return bad_usage("unknown command \"%s\"", cmd);
 }

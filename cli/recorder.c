@@ -26,15 +26,26 @@
 #define PAUSE_MIN CHIME_MS(100)    /* after a failed batch; doubling */
 #define PAUSE_MAX CHIME_SEC(5)
 
-enum { ITEM_START, ITEM_END, ITEM_SKIP };
+enum { ITEM_START, ITEM_END, ITEM_SKIP, ITEM_PAUSE };
+
+/* What the items of a job's own begin with. */
+struct job_item {
+  struct rec_item item;
+  char job[JOB_NAME_MAX + 1];
+};
 
 struct skip_item {
-  struct rec_item item;
+  struct job_item head;
   chime_ns first, last, at;
   uint64_t count;
-  chime_skip_reason reason;
-  bool triggered;
-  char job[JOB_NAME_MAX + 1];
+  int reason;
+  trigger_kind trigger;
+};
+
+struct pause_item {
+  struct job_item head;
+  bool paused;
+  chime_ns since;
 };
 
 struct recorder {
@@ -73,11 +84,11 @@ int recorder_new(const char *path, bool make_dirs, struct recorder **out) {
 }
 
 /* What is done with an item once written, or dropped: an end frees its
- * record, a skip itself. */
+ * record, an item of its own kind itself. */
 static void item_done(struct rec_item *it) {
   if (it->kind == ITEM_END)
     run_record_free(record_of(it));
-  else if (it->kind == ITEM_SKIP)
+  else if (it->kind != ITEM_START)
     free(it);
 }
 
@@ -108,13 +119,22 @@ struct batch {
 };
 
 static int write_item(struct history *h, struct rec_item *it) {
-  if (it->kind == ITEM_SKIP) {
+  switch (it->kind) {
+  case ITEM_SKIP: {
     const struct skip_item *s = (const struct skip_item *)it;
-    return history_skip(h, s->job, s->first, s->last, s->count, skip_reason_name(s->reason), s->at, s->triggered);
+    return history_skip(h, s->head.job, s->first, s->last, s->count, skip_reason_name(s->reason), s->at,
+                        trigger_name(s->trigger));
+  }
+  case ITEM_PAUSE: {
+    const struct pause_item *p = (const struct pause_item *)it;
+    return history_set_paused(h, p->head.job, p->paused, p->since);
+  }
+  default: break;
   }
   struct run_record *r = record_of(it);
   if (it->kind == ITEM_START || r->row <= 0) { /* an end whose start was not written writes it first */
-    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, r->triggered, r->pid_start);
+    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, trigger_name(r->trigger),
+                                r->pid_start);
     if (row < 0) return (int)row;
     r->row = row;
   }
@@ -256,19 +276,33 @@ void recorder_end(struct recorder *rec, struct run_record *r) {
   put(rec, &r->end_item);
 }
 
-void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                   chime_skip_reason reason, bool triggered) {
-  if (!rec->path) return;
-  struct skip_item *s = calloc(1, sizeof *s);
-  if (!s) {
-    rec->lost++;
-    return;
+/* A new item of a job's own (`size` bytes, a struct beginning with a
+ * job_item), or NULL: no history, or no memory (then counted as lost). */
+static void *job_item(struct recorder *rec, size_t size, int kind, const char *job) {
+  struct job_item *it = rec->path ? calloc(1, size) : NULL;
+  if (!it) {
+    if (rec->path) rec->lost++;
+    return NULL;
   }
-  s->item.kind = ITEM_SKIP;
-  snprintf(s->job, sizeof s->job, "%s", job);
-  s->first = first, s->last = last, s->count = count, s->reason = reason, s->triggered = triggered;
+  it->item.kind = kind;
+  snprintf(it->job, sizeof it->job, "%s", job);
+  return it;
+}
+
+void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
+                   int reason, trigger_kind trigger) {
+  struct skip_item *s = job_item(rec, sizeof *s, ITEM_SKIP, job);
+  if (!s) return;
+  s->first = first, s->last = last, s->count = count, s->reason = reason, s->trigger = trigger;
   s->at = chime_wall_now();
-  put(rec, &s->item);
+  put(rec, &s->head.item);
+}
+
+void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since) {
+  struct pause_item *p = job_item(rec, sizeof *p, ITEM_PAUSE, job);
+  if (!p) return;
+  p->paused = paused, p->since = since;
+  put(rec, &p->head.item);
 }
 
 int recorder_flush(struct recorder *rec, chime_ns deadline) {
@@ -304,6 +338,51 @@ static int read_last(void *arg) {
   if (l->rc >= 0) l->rc = history_last_scheduled(l->rec->hist, l->job, &l->tick);
   pthread_mutex_unlock(&l->rec->mu);
   return l->rc;
+}
+
+/* Reading the paused jobs, on the pool. */
+struct paused_read {
+  struct recorder *rec;
+  struct paused_job *list;
+  bool nomem;
+  int rc;
+  int interrupted; /* as a batch's */
+  char why[1024];
+};
+
+static int add_paused(void *arg, const char *job, chime_ns since) {
+  struct paused_read *p = arg;
+  struct paused_job *x = calloc(1, sizeof *x);
+  if (!x) return p->nomem = true, 1;
+  snprintf(x->job, sizeof x->job, "%s", job ? job : "");
+  x->since = since;
+  x->next = p->list;
+  p->list = x;
+  return 0;
+}
+
+static int read_paused(void *arg) {
+  struct paused_read *p = arg;
+  pthread_mutex_lock(&p->rec->mu);
+  p->rc = open_locked(p->rec, p->why, sizeof p->why, &p->interrupted);
+  if (p->rc >= 0) p->rc = history_paused(p->rec->hist, add_paused, p);
+  pthread_mutex_unlock(&p->rec->mu);
+  return p->rc;
+}
+
+int recorder_paused(struct recorder *rec, struct paused_job **out) {
+  if (!rec->path) return -ENOENT;
+  struct paused_read p = {.rec = rec};
+  int rc = chime_to_thread(read_paused, &p, NULL);
+  if (rc == 0 && p.interrupted > 0)
+    log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", p.interrupted);
+  if (rc == 0) rc = p.nomem ? -ENOMEM : p.rc < 0 ? p.rc : 0;
+  if (rc) {
+    for (struct paused_job *x = p.list, *next; x; x = next) next = x->next, free(x);
+    return rc;
+  }
+  *out = p.list;
+  return 0;
 }
 
 int recorder_last_tick(struct recorder *rec, const char *job, chime_ns *out) {

@@ -35,7 +35,7 @@ struct recorder;
 struct run_record {
   char job[JOB_NAME_MAX + 1];
   chime_ns scheduled, started, late; /* wall clock, wall clock, ns */
-  bool triggered;                    /* started by hand or by a catch-up, not by its tick */
+  trigger_kind trigger;              /* what made it run, other than its tick (TRIGGER_NONE: its tick) */
   int pid;                           /* the child's, 0 until it started */
   int64_t pid_start;                 /* its start time (procinfo.h), or -1 */
   /* its end */
@@ -70,7 +70,22 @@ void recorder_free(struct recorder *rec);
 void recorder_start(struct recorder *rec, struct run_record *r);
 void recorder_end(struct recorder *rec, struct run_record *r);
 void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                   chime_skip_reason reason, bool triggered);
+                   int reason, trigger_kind trigger);
+
+/* Queue that a job is paused since `since` (chime pause), or no longer. */
+void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since);
+
+/* A job on record as paused. */
+struct paused_job {
+  struct paused_job *next;
+  chime_ns since;
+  char job[JOB_NAME_MAX + 1];
+};
+
+/* Task only.  The jobs on record as paused, read on the pool (the
+ * database is opened if it is not): 0 and a list in *out (NULL: none;
+ * free each), or a negative errno (no history: -ENOENT). */
+int recorder_paused(struct recorder *rec, struct paused_job **out);
 
 /* Task only.  Waits until everything queued is written or `deadline`
  * passes.  Returns 0, -ETIMEDOUT (records left: logged), -ECANCELED. */

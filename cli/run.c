@@ -24,6 +24,7 @@
 
 #include "capture.h"
 #include "child.h"
+#include "control.h"
 #include "log.h"
 #include "procinfo.h"
 #include "runner.h"
@@ -220,11 +221,11 @@ int run_target(void *arg) {
   }
   struct run_record *rec = &run->rec;
   snprintf(rec->job, sizeof rec->job, "%s", j->conf->name);
-  rec->scheduled = info.wall, rec->late = info.late, rec->triggered = info.triggered;
+  rec->scheduled = info.wall, rec->late = info.late, rec->trigger = job_trigger(j, info.tick, info.triggered);
   rec->started = chime_wall_now();
   rec->exit_code = -1;
   run->job = j, run->number = info.run;
-  run->catch_up = info.triggered && info.tick == j->catch_up_tick;
+  run->catch_up = rec->trigger == TRIGGER_CATCH_UP;
   run->next = r->runs;
   if (r->runs) r->runs->prev = run;
   r->runs = run;

@@ -44,13 +44,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "cronenv.h"
 #include "log.h"
 #include "runner.h"
 
 /* What the veto answers for a tick of a job's new version while its old
- * version runs (a skip's result, in its event). */
-enum { VETO_OVERLAP = 1, VETO_QUEUED = 2 };
+ * version runs, or of a paused job (a skip's result, in its event). */
+enum { VETO_OVERLAP = 1, VETO_QUEUED = 2, VETO_PAUSED = 3 };
 
 /* ---- a run's end --------------------------------------------------------------- */
 
@@ -205,9 +206,10 @@ static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
 /* ---- skipped ticks, and a job's end ---------------------------------------------------- */
 
 static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev) {
-  chime_skip_reason reason = ev->reason;
+  int reason = ev->reason;
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_QUEUED) return; /* not skipped: it waits its turn */
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
+  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_PAUSED) reason = SKIP_PAUSED;
   j->status.runs[OUTCOME_SKIPPED] += ev->count;
   j->status.skipped[reason] += ev->count;
   struct logline l;
@@ -221,7 +223,8 @@ static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev
   }
   if (reason == CHIME_SKIP_VETOED) log_str(&l, "error", chime_strerror(ev->result));
   log_end(&l);
-  recorder_skip(r->rec, j->conf->name, ev->wall, ev->last_wall, ev->count, reason, ev->triggered);
+  recorder_skip(r->rec, j->conf->name, ev->wall, ev->last_wall, ev->count, reason,
+                job_trigger(j, ev->tick, ev->triggered));
 }
 
 static void job_ended(struct runner *r, struct job *j, int result) {
@@ -257,6 +260,7 @@ static void job_event(const chime_event *ev) {
  * running, is weighed by the new version's overlap policy. */
 static int job_veto(const chime_event *tick) {
   struct job *j = tick->arg;
+  if (j->paused && job_trigger(j, tick->tick, tick->triggered) != TRIGGER_MANUAL) return VETO_PAUSED;
   unsigned older = 0; /* runs of its older versions, after reloads in a row */
   for (const struct job *old = j->before; old; old = old->before) older += old->running;
   if (older == 0) return 0;
@@ -369,6 +373,7 @@ static void job_add(struct runner *r, struct job_conf *conf, bool at_start, stru
   }
   j->r = r, j->conf = conf;
   j->status.last_exit = -1;
+  j->paused = control_paused(r->control, conf->name);
   while (before && before->ended) { /* its runs are over; a version older still may run (reloads in a row) */
     struct job *older = before->before;
     before->before = NULL;
@@ -412,23 +417,28 @@ static void retire(struct runner *r, struct job *j) {
   if (!j->ended) r->active--;
 }
 
-static void reload(struct runner *r) {
+/* Whether a reload is going on (it may suspend, reaping jobs). */
+static bool reloading;
+
+int runner_reload(struct runner *r, struct reload_report *rep) {
   if (!r->config_path) {
-    log_msg("warn", "reload", "SIGHUP: there is no config file to reload");
-    return;
+    log_msg("warn", "reload", "there is no config file to reload");
+    return -ENOENT;
   }
+  if (reloading) return -EBUSY;
   struct config *cfg = NULL;
   struct errors errs = {0};
   if (config_load(r->config_path, &cfg, &errs) != 0) {
-    for (char *line = errs.text, *nl; line && *line; line = nl + 1) {
+    for (const char *line = errs.text, *nl; line && *line; line = nl + 1) {
       nl = strchr(line, '\n');
-      *nl = '\0';
-      log_msg("error", "reload_error", "%s", line);
+      log_msg("error", "reload_error", "%.*s", (int)(nl - line), line);
     }
     log_msg("error", "reload", "%s: %d error(s): refused; the running config goes on", r->config_path, errs.count);
-    errors_free(&errs);
-    return;
+    if (rep) rep->errs = errs;
+    else errors_free(&errs);
+    return -EINVAL;
   }
+  reloading = true;
   for (struct job *j = r->jobs, *next; j; j = next) { /* retired jobs that have ended */
     next = j->next;
     if (j->retired && j->ended) job_reap(r, j);
@@ -465,7 +475,10 @@ static void reload(struct runner *r) {
   log_str(&l, "config", r->config_path);
   log_int(&l, "kept", kept), log_int(&l, "started", started), log_int(&l, "stopped", stopped);
   log_end(&l);
+  if (rep) rep->kept = kept, rep->started = started, rep->stopped = stopped;
+  reloading = false;
   if (r->active == 0) chime_cancel(r->main);
+  return 0;
 }
 
 /* ---- stopping ----------------------------------------------------------------------------------- */
@@ -570,6 +583,10 @@ static int main_task(void *arg) {
     log_msg("warn", "mail", "%s is not an executable mailer: the output of jobs with a mailto is not mailed",
             mailer);
   r->mailer = mail && cronenv_mailer(&mailer) == 0;
+  if (control_start(r, s->cfg) != 0) { /* said */
+    r->failed = true;
+    return 0;
+  }
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     /* the tick a job with catch_up last ran, read before it starts (on the
      * pool: the history may be slow) */
@@ -595,7 +612,7 @@ static int main_task(void *arg) {
   while (r->active > 0) {
     sig = chime_signal_wait(sigs, 3, CHIME_NEVER);
     if (sig != SIGHUP) break;
-    reload(r);
+    if (runner_reload(r, NULL) == -EBUSY) log_msg("warn", "reload", "SIGHUP: a reload is going on: not reloaded again");
   }
   chime_shield(true); /* the cleanup below waits, whatever cancelled us */
   r->stopping = true;
@@ -616,6 +633,7 @@ static int main_task(void *arg) {
     end_adopted(SIGKILL);
     chime_to_thread(wait_adopted, &(chime_ns){CHIME_SEC(1)}, NULL);
   }
+  control_stop(r);
   recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   log_msg("info", "stop", "chime stopped");

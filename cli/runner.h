@@ -14,6 +14,10 @@
 
 struct runner;
 struct job;
+struct control;
+
+/* Runs of a job asked for by chime trigger that may wait at once. */
+#define JOB_MANUAL_MAX 4
 
 /* A run going now, from its target's start to its end event: what the
  * daemon knows of it.  Made by the run's target (run.c), ended by the
@@ -35,7 +39,7 @@ struct run {
  * the control socket show. */
 struct job_status {
   uint64_t runs[OUTCOME_COUNT];  /* runs ended, by outcome (and OUTCOME_SKIPPED: ticks skipped) */
-  uint64_t skipped[5];           /* ticks skipped, by chime_skip_reason */
+  uint64_t skipped[SKIP_REASON_COUNT]; /* ticks skipped, by chime_skip_reason or SKIP_PAUSED */
   outcome last_outcome;          /* of the latest run ended (OUTCOME_RUNNING: none yet) */
   chime_ns last_start, last_end; /* wall clock, of the latest run ended (0: none) */
   chime_ns last_ok, last_failure; /* wall clock: the end of the latest run ok, and not ok (0: none) */
@@ -56,6 +60,8 @@ struct job {
   struct job *before;        /* its old version, still running (or one older still is), after a reload */
   struct job *after;         /* its new version, which waits on it (and on its before) */
   chime_ns queued_tick;      /* overlap = queue behind the old version: the tick that waits, or 0 */
+  bool paused;               /* chime pause: its ticks are skipped (control.c) */
+  chime_ns manual[JOB_MANUAL_MAX]; /* chime trigger's ticks not yet run or skipped (0: a free slot) */
   struct job_status status;
   struct job *next;
 };
@@ -86,6 +92,7 @@ struct runner {
   bool mailer;             /* some job mails its output, and there is a mailer */
   struct run *spare;       /* a run kept for a run whose own could not be allocated: it is recorded */
   struct observer *observers;
+  struct control *control; /* what steers the daemon (control.c), or NULL */
 };
 
 /* Adds an observer (the caller keeps it: it must outlive the runner). */
@@ -96,6 +103,21 @@ void runner_observe(struct runner *r, struct observer *o);
  * the whole call.  Returns the exit status. */
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace);
+
+/* What a reload did: jobs kept, started and stopped, or the errors that
+ * refused the file (errs.count > 0: nothing changed). */
+struct reload_report {
+  int kept, started, stopped;
+  struct errors errs; /* the caller's to free */
+};
+
+/* Task only.  Reloads the config file (SIGHUP's reload): jobs whose
+ * settings did not change keep their schedule, changed and removed jobs
+ * start no new run, new jobs start; a file with errors is refused.  Logs
+ * what it did, and tells it in *rep if not NULL.  0, -EINVAL (refused),
+ * -ENOENT (no config file: jobs of the command line), -EBUSY (a reload
+ * is going on). */
+int runner_reload(struct runner *r, struct reload_report *rep);
 
 /* run.c: a job's target: one run, in its phases. */
 int run_target(void *job);

@@ -63,7 +63,7 @@ if [[ $(complete -p chime) != "complete -F _chime chime" ]]; then
 fi
 
 # commands
-expect "--help --version check cron every history run" ""
+expect "--help --version check cron every history pause reload resume run status trigger" ""
 expect "history" h
 expect "check cron" c
 # options of every and cron, and their fixed values
@@ -90,7 +90,7 @@ expect "notes.txt" every 1m -- echo no
 # run's options
 expect "my jobs.conf" check my
 expect "my jobs.conf" run "my "
-expect "--db --log-format --no-history --shutdown-grace" run "my jobs.conf" --
+expect "--db --log-format --no-history --shutdown-grace --socket" run "my jobs.conf" --
 expect "" check "my jobs.conf" ""
 expect "none notes.txt" run a.conf --db no
 # history: the job names of the config files in the current directory ...
@@ -99,6 +99,12 @@ printf '[defaults]\ntimeout = 5s\n[job backup]\nevery = 1h\ncommand = true\n%s\n
 expect "--db --json --limit backup nightly.db@host-2" history ""
 expect "backup" history b
 expect "--db --json --limit" history backup ""
+# trigger, pause and resume: a job's name, then where the daemon is
+expect "backup nightly.db@host-2" pause ""
+expect "nightly.db@host-2" trigger n
+expect "--db --socket" resume backup ""
+expect "--db --json --socket" status ""
+expect "none notes.txt" status --socket no
 expect "" history --limit ""
 # ... or of those CHIME_CONFIG names, and only those
 mkdir etc

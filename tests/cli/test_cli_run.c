@@ -545,6 +545,8 @@ static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **stat
                    0);
   assert_int_equal(q(db, "PRAGMA user_version"), HISTORY_SCHEMA);
   assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE triggered_by IS NULL AND hook IS NULL"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM paused"), 0);
   proc_free(&p);
   /* the migrations and a new database's schema are the same schema */
   char fresh[160], migrated[4096], made[4096];
@@ -556,7 +558,8 @@ static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **stat
   const char *shape = "SELECT group_concat(x, ',') FROM (SELECT 0 AS k, cid AS n, name || ' ' || type || ' ' || "
                       "\"notnull\" || ' ' || coalesce(dflt_value, '-') || ' ' || pk AS x FROM pragma_table_info('runs') "
                       "UNION ALL SELECT 1, name, 'index ' || name || ' ' || (SELECT group_concat(name) FROM "
-                      "pragma_index_info(i.name)) FROM pragma_index_list('runs') AS i ORDER BY k, n)";
+                      "pragma_index_info(i.name)) FROM pragma_index_list('runs') AS i UNION ALL SELECT 2, name, 'table ' || "
+                      "name FROM sqlite_master WHERE type = 'table' ORDER BY k, n)";
   long long ignored;
   assert_int_equal(query(db, shape, &ignored, migrated, sizeof migrated), 1);
   assert_int_equal(query(fresh, shape, &ignored, made, sizeof made), 1);
