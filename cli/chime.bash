@@ -88,8 +88,9 @@ _chime() {
       return
       ;;
     --name | --timeout | --kill-grace | --jitter | --spread | --window | --max-concurrent | --backoff | \
-      --backoff-max | --max-runs | --env | --shutdown-grace | --limit)
-      return ;; # free text: a name, a duration, a number
+      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --on-failure | --on-recovery | \
+      --hook-timeout)
+      return ;; # free text: a name, a duration, a number, a command
   esac
 
   local daemon="--db --no-history --socket --log-format --shutdown-grace"
@@ -101,7 +102,7 @@ _chime() {
       fi
       _chime_words "--name --timeout --kill-grace --jitter --spread --window --overlap --max-concurrent
         --on-error --backoff --backoff-max --max-runs --env --dir --user --tz --shell --catch-up
-        --start-now $daemon --"
+        --start-now --on-failure --on-recovery --hook-timeout $daemon --"
       ;;
     run | check)
       if ((COMP_CWORD == 2)); then # the config file

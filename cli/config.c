@@ -55,6 +55,7 @@ void job_init(struct job_conf *job) {
   job->max_concurrent = 2;
   job->backoff = CHIME_SEC(10);
   job->backoff_max = CHIME_MIN(10);
+  job->hook_timeout = CHIME_MIN(1);
 }
 
 void daemon_init(struct daemon_conf *d) {
@@ -83,6 +84,10 @@ void job_free(struct job_conf *job) {
   free(job->env);
   free(job->dir);
   free(job->user);
+  free(job->on_failure);
+  free(job->on_recovery);
+  free(job->failure_argv);
+  free(job->recovery_argv);
   free(job->fingerprint);
   memset(job, 0, sizeof *job);
 }
@@ -313,7 +318,7 @@ static const char *const job_keys[] = {
     "schedule", "every",          "tz",       "command", "shell",       "env",      "dir",
     "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
-    "clean_env", "input", "mailto",
+    "clean_env", "input", "mailto", "on_failure", "on_recovery", "hook_timeout",
 };
 static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
@@ -388,10 +393,10 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->reboot = false;
     return 0;
   }
-  if (strcmp(key, "command") == 0) {
+  if (strcmp(key, "command") == 0 || strcmp(key, "on_failure") == 0 || strcmp(key, "on_recovery") == 0) {
     if (!*v) return say(err, size, "is empty");
     if (strlen(v) > ARGV_MAX_TEXT) return say(err, size, "is longer than %d bytes", ARGV_MAX_TEXT);
-    return set_string(&job->command, v);
+    return set_string(key[0] == 'c' ? &job->command : key[3] == 'f' ? &job->on_failure : &job->on_recovery, v);
   }
   if (strcmp(key, "env") == 0) return add_env(job, v, err, size);
   if (strcmp(key, "shell") == 0) return set_shell(job, v, err, size);
@@ -419,6 +424,7 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
       {"jitter", offsetof(struct job_conf, jitter), 0},    {"spread", offsetof(struct job_conf, spread), 0},
       {"window", offsetof(struct job_conf, window), 0},    {"backoff", offsetof(struct job_conf, backoff), 1},
       {"backoff_max", offsetof(struct job_conf, backoff_max), 1},
+      {"hook_timeout", offsetof(struct job_conf, hook_timeout), 1},
   };
   for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
     if (strcmp(key, durations[i].key) == 0) {
@@ -521,6 +527,7 @@ static int make_fingerprint(struct job_conf *j) {
   fpn(f, "max_concurrent", j->max_concurrent), fpn(f, "on_error", j->on_error), fpn(f, "backoff", j->backoff);
   fpn(f, "backoff_max", j->backoff_max), fpn(f, "catch_up", j->catch_up), fpn(f, "start_now", j->start_now);
   fpn(f, "max_runs", (long long)j->max_runs);
+  fp(f, "on_failure", j->on_failure), fp(f, "on_recovery", j->on_recovery), fpn(f, "hook_timeout", j->hook_timeout);
   if (fclose(f) != 0 || !text) {
     free(text);
     return -ENOMEM;
@@ -530,30 +537,44 @@ static int make_fingerprint(struct job_conf *j) {
   return 0;
 }
 
-/* argv for the job: sh -c COMMAND, the words of the command line, or
- * the command split into words.  0, -EINVAL (reported), -ENOMEM. */
-static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
-  char **argv = job->argv;
+/* The words of `text`, the value of `key`, into *out (one allocation;
+ * what was there is freed): SHELL -c TEXT with the job's shell, else the
+ * text split into words.  0, -EINVAL (reported), -ENOMEM. */
+static int split_command(const struct job_conf *job, const char *key, const char *text, char ***out,
+                         finish_report report, void *ctx) {
+  char **argv;
   char why[200];
   int argc, rc;
-  if (argv && !job->shell) {
-    /* words given as such (the command line's PROGRAM ARGS...) */
-  } else if (job->shell) {
+  if (job->shell) {
     static const char *const sh[] = {"/bin/sh", "-c"};
     size_t table = 4 * sizeof(char *);
-    argv = malloc(table + strlen(job->command) + 1);
+    argv = malloc(table + strlen(text) + 1);
     if (!argv) return -ENOMEM;
     argv[0] = job->shell_path ? job->shell_path : (char *)sh[0], argv[1] = (char *)sh[1];
-    argv[2] = strcpy((char *)argv + table, job->command), argv[3] = NULL;
+    argv[2] = strcpy((char *)argv + table, text), argv[3] = NULL;
   } else {
-    rc = argv_split(job->command, &argv, &argc, why, sizeof why);
+    rc = argv_split(text, &argv, &argc, why, sizeof why);
     if (rc == -ENOMEM) return rc;
-    if (rc) return report(ctx, "command", why), -EINVAL;
+    if (rc) return report(ctx, key, why), -EINVAL;
   }
-  if (argv != job->argv) free(job->argv);
-  job->argv = argv;
-  if (!argv[0][0]) return report(ctx, "command", "the program's name is empty"), -EINVAL;
+  free(*out);
+  *out = argv;
+  if (!argv[0][0]) return report(ctx, key, "the program's name is empty"), -EINVAL;
   return 0;
+}
+
+/* argv for the job: the words of the command line (its PROGRAM ARGS...,
+ * given as such), or the command's words; and its hooks'.  0, -EINVAL
+ * (reported), -ENOMEM. */
+static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
+  int rc = 0, bad = 0;
+  if (!job->argv || job->shell) rc = split_command(job, "command", job->command, &job->argv, report, ctx);
+  bad += rc == -EINVAL;
+  if (rc != -ENOMEM && job->on_failure)
+    bad += (rc = split_command(job, "on_failure", job->on_failure, &job->failure_argv, report, ctx)) == -EINVAL;
+  if (rc != -ENOMEM && job->on_recovery)
+    bad += (rc = split_command(job, "on_recovery", job->on_recovery, &job->recovery_argv, report, ctx)) == -EINVAL;
+  return rc == -ENOMEM ? rc : bad ? -EINVAL : 0;
 }
 
 void job_drop_unfit(struct job_conf *job, bool (*keep)(const void *ctx, const char *key), const void *ctx) {

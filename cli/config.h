@@ -47,6 +47,10 @@ struct job_conf {
   bool set_backoff;         /* backoff or backoff_max was given (they need on_error = backoff) */
   bool start_now;           /* an interval job's first run at once */
   unsigned long long max_runs; /* 0: no limit */
+  char *on_failure;         /* the hook run after a run that failed, timed out or could not start, or NULL */
+  char *on_recovery;        /* the hook run after the first success that follows failures, or NULL */
+  char **failure_argv, **recovery_argv; /* the hooks split as command is (or SHELL -c HOOK), or NULL */
+  chime_ns hook_timeout;    /* a hook still going then is ended as a run at its timeout */
   char *fingerprint;        /* every effective setting, to tell a changed job on reload */
 };
 

@@ -1,5 +1,6 @@
 /* control.c - steering a running daemon (control.h): the control socket
- * and its requests, the paused jobs and manual triggers.
+ * and its requests, the paused jobs, manual triggers, and the start and
+ * stop of the hooks.
  *
  * The socket.  Its path is the daemon's (--socket, [chime] socket), or by
  * default its history's with ".sock" added: the client finds it the same
@@ -39,6 +40,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hook.h"
 #include "log.h"
 
 /* ---- triggers and pauses ----------------------------------------------------------- */
@@ -195,7 +197,6 @@ int control_answer(struct control *c, const char *verb, const char *arg, char **
 
 static void observe(void *ctx, const struct job *cj, const chime_event *ev, const struct run *run) {
   struct control *c = ctx;
-  (void)run;
   struct job *j = (struct job *)cj; /* the runner's: its manual slots are control's to free */
   const char *why = NULL;
   switch (ev->type) {
@@ -206,6 +207,7 @@ static void observe(void *ctx, const struct job *cj, const chime_event *ev, cons
   case CHIME_EVENT_END:
     c->running--;
     if (ev->triggered) manual_done(j, ev->tick);
+    hooks_run_ended(c->hooks, j, run);
     break;
   case CHIME_EVENT_SKIP:
     if (ev->triggered) {
@@ -417,6 +419,7 @@ static void control_free(struct control *c) {
     unlink(c->path);
   }
   if (c->lock_fd >= 0) close(c->lock_fd); /* the lock goes with it; the file stays, empty of meaning */
+  hooks_free(c->hooks);
   names_clear(&c->paused, free);
   free(c->path);
   c->r->control = NULL;
@@ -463,6 +466,7 @@ int control_start(struct runner *r, const struct config *cfg) {
     }
   }
   if (rc == 0) rc = read_paused(c);
+  if (rc == 0) rc = hooks_new(r, &c->hooks);
   if (rc == 0) rc = chime_group_new(NULL, &c->conns);
   if (rc == 0 && c->fd >= 0 && (rc = chime_spawn(acceptor, c, &c->acceptor)) == 0) c->acceptor_live = true;
   if (rc) {
@@ -480,5 +484,6 @@ int control_start(struct runner *r, const struct config *cfg) {
 void control_stop(struct runner *r) {
   struct control *c = r->control;
   if (!c) return;
+  hooks_stop(c->hooks, r->stop_deadline);
   control_free(c);
 }

@@ -1,5 +1,5 @@
 /* control.h - steering a running daemon: its control socket (chime status,
- * trigger, pause, resume, reload).
+ * trigger, pause, resume, reload) and its jobs' failure hooks.
  *
  * The daemon calls in at two points (runner.c): control_start before its
  * jobs start, control_stop before the history's last writes; and it asks
@@ -38,6 +38,7 @@
 #define CONTROL_WRITE_TIME CHIME_SEC(10)  /* and to read the answer */
 #define CONTROL_TRIGGER_WAIT CHIME_SEC(2) /* trigger waits this long to tell what became of the run */
 
+struct hooks;
 
 /* A connection of chime trigger waiting to hear what became of its tick. */
 struct trigger_wait {
@@ -61,6 +62,7 @@ struct control {
   struct names paused; /* paused jobs: name -> its chime_ns since (owned) */
   struct observer obs;
   struct trigger_wait *waits;
+  struct hooks *hooks;
   unsigned running; /* runs going, as the events tell */
 };
 
@@ -70,8 +72,8 @@ struct control {
  * socket, or one another daemon serves).  0, or -1 after saying why: the
  * daemon does not start. */
 int control_start(struct runner *r, const struct config *cfg);
-/* Task only.  The jobs have ended: the socket is closed, and what control
- * kept is freed. */
+/* Task only.  The jobs have ended: the socket is closed, hooks going end
+ * within the shutdown's grace, and what control kept is freed. */
 void control_stop(struct runner *r);
 
 /* Whether the job named `name` is paused (c may be NULL: none is). */

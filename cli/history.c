@@ -391,6 +391,24 @@ int history_last_scheduled(struct history *h, const char *job, chime_ns *out) {
   return result;
 }
 
+int history_hook(struct history *h, int64_t id, const struct hook_result *r) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              "UPDATE runs SET hook = ?2, hook_outcome = ?3, hook_exit_code = ?4, hook_signal = ?5,"
+                              " hook_error = ?6 WHERE id = ?1",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_text(st, 2, r->hook, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
+  if (r->exit_code >= 0) sqlite3_bind_int(st, 4, r->exit_code);
+  if (r->signal > 0) sqlite3_bind_int(st, 5, r->signal);
+  if (r->error) sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
 int history_set_paused(struct history *h, const char *job, bool paused, chime_ns since) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,

@@ -24,6 +24,15 @@ struct run_result {
   size_t out_len, err_len;
 };
 
+/* What a run's failure or recovery hook did, for the run's row. */
+struct hook_result {
+  const char *hook;    /* "on_failure" or "on_recovery" */
+  const char *outcome; /* ok, failed, signal, timeout, error */
+  int exit_code;       /* -1: none */
+  int signal;          /* 0: none */
+  const char *error;   /* why it could not start or was stopped, or NULL */
+};
+
 /* The default path: $XDG_STATE_HOME/chime/history.db, or
  * $HOME/.local/state/chime/history.db.  0, or -ENOENT with neither set. */
 int history_default_path(char *buf, size_t size);
@@ -63,6 +72,8 @@ int64_t history_start(struct history *h, const char *job, chime_ns scheduled, ch
  * decided at `at`: one row.  0 or a negative errno. */
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
                  const char *reason, chime_ns at, const char *trigger);
+/* Records on the run's row what its hook did.  0 or a negative errno. */
+int history_hook(struct history *h, int64_t id, const struct hook_result *res);
 /* Records that a job is paused since `since` (chime pause), or is not.
  * 0 or a negative errno. */
 int history_set_paused(struct history *h, const char *job, bool paused, chime_ns since);

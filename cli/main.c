@@ -36,7 +36,7 @@ static const char usage[] =
     "  --name NAME  --timeout D  --kill-grace D  --jitter D  --spread D  --window D\n"
     "  --overlap skip|queue|allow|replace  --max-concurrent N  --on-error continue|backoff|stop\n"
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
-    "  --tz ZONE  --shell  --catch-up  --start-now\n"
+    "  --tz ZONE  --shell  --catch-up  --start-now  --on-failure CMD  --on-recovery CMD  --hook-timeout D\n"
     "DAEMON OPTIONS, of every, cron, run and crontab:\n"
     "  --db PATH|none  --socket PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";

@@ -26,7 +26,7 @@
 #define PAUSE_MIN CHIME_MS(100)    /* after a failed batch; doubling */
 #define PAUSE_MAX CHIME_SEC(5)
 
-enum { ITEM_START, ITEM_END, ITEM_SKIP, ITEM_PAUSE };
+enum { ITEM_START, ITEM_END, ITEM_SKIP, ITEM_PAUSE, ITEM_HOOK };
 
 /* What the items of a job's own begin with. */
 struct job_item {
@@ -48,6 +48,13 @@ struct pause_item {
   chime_ns since;
 };
 
+struct hook_item {
+  struct rec_item item;
+  int64_t row;
+  struct hook_result res; /* its strings in text */
+  char text[];
+};
+
 struct recorder {
   const char *path; /* NULL: no history */
   bool make_dirs;
@@ -60,6 +67,8 @@ struct recorder {
   chime_task writer;      /* the writer task, while writer_live */
   bool writer_live;
   bool failing;           /* the last batch failed (said once) */
+  void (*on_end)(void *ctx, const struct run_record *r, int64_t row); /* recorder_on_end's */
+  void *on_end_ctx;
 };
 
 static struct run_record *record_of(struct rec_item *it) {
@@ -83,13 +92,17 @@ int recorder_new(const char *path, bool make_dirs, struct recorder **out) {
   return 0;
 }
 
-/* What is done with an item once written, or dropped: an end frees its
- * record, an item of its own kind itself. */
-static void item_done(struct rec_item *it) {
-  if (it->kind == ITEM_END)
-    run_record_free(record_of(it));
-  else if (it->kind != ITEM_START)
+/* What is done with an item once written (`written`), or dropped: an end
+ * is told to on_end and frees its record, an item of its own kind frees
+ * itself. */
+static void item_done(struct recorder *rec, struct rec_item *it, bool written) {
+  if (it->kind == ITEM_END) {
+    struct run_record *r = record_of(it);
+    if (rec->on_end) rec->on_end(rec->on_end_ctx, r, written ? r->row : 0);
+    run_record_free(r);
+  } else if (it->kind != ITEM_START) {
     free(it);
+  }
 }
 
 void recorder_free(struct recorder *rec) {
@@ -97,7 +110,7 @@ void recorder_free(struct recorder *rec) {
   while (rec->head) {
     struct rec_item *it = rec->head;
     rec->head = it->next;
-    item_done(it);
+    item_done(rec, it, false);
   }
   history_close(rec->hist);
   pthread_mutex_destroy(&rec->mu);
@@ -128,6 +141,10 @@ static int write_item(struct history *h, struct rec_item *it) {
   case ITEM_PAUSE: {
     const struct pause_item *p = (const struct pause_item *)it;
     return history_set_paused(h, p->head.job, p->paused, p->since);
+  }
+  case ITEM_HOOK: {
+    const struct hook_item *k = (const struct hook_item *)it;
+    return history_hook(h, k->row, &k->res);
   }
   default: break;
   }
@@ -213,7 +230,7 @@ static int writer_main(void *arg) {
       pause = PAUSE_MIN;
       for (struct rec_item *it = b.items, *next; it; it = next) {
         next = it->next;
-        item_done(it);
+        item_done(rec, it, true);
       }
       say_lost(rec);
       continue;
@@ -245,7 +262,7 @@ static void wake_writer(struct recorder *rec) {
 
 static void put(struct recorder *rec, struct rec_item *it) {
   if (!rec->path) { /* no history */
-    item_done(it);
+    item_done(rec, it, false);
     return;
   }
   it->next = NULL;
@@ -254,7 +271,7 @@ static void put(struct recorder *rec, struct rec_item *it) {
     rec->head = old->next;
     if (!rec->head) rec->tail = NULL;
     rec->queued--;
-    item_done(old);
+    item_done(rec, old, false);
     rec->lost++;
   }
   if (rec->tail)
@@ -303,6 +320,31 @@ void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns
   if (!p) return;
   p->paused = paused, p->since = since;
   put(rec, &p->head.item);
+}
+
+void recorder_hook(struct recorder *rec, int64_t row, const struct hook_result *res) {
+  if (!rec->path || row <= 0) return;
+  const char *parts[3] = {res->hook, res->outcome, res->error ? res->error : ""};
+  size_t bytes = 0;
+  for (int i = 0; i < 3; i++) bytes += strlen(parts[i]) + 1;
+  struct hook_item *k = calloc(1, sizeof *k + bytes);
+  if (!k) {
+    rec->lost++;
+    return;
+  }
+  k->item.kind = ITEM_HOOK;
+  k->row = row;
+  k->res = *res;
+  char *p = k->text;
+  const char **fields[3] = {&k->res.hook, &k->res.outcome, &k->res.error};
+  for (int i = 0; i < 3; i++) *fields[i] = p, p = stpcpy(p, parts[i]) + 1;
+  if (!res->error) k->res.error = NULL;
+  put(rec, &k->item);
+}
+
+void recorder_on_end(struct recorder *rec, void (*fn)(void *ctx, const struct run_record *r, int64_t row),
+                     void *ctx) {
+  rec->on_end = fn, rec->on_end_ctx = ctx;
 }
 
 int recorder_flush(struct recorder *rec, chime_ns deadline) {

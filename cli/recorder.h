@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "history.h"
 #include "outcome.h"
 
 #define RECORDER_MAX 10000 /* items waiting to be written, at most */
@@ -74,6 +75,16 @@ void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_
 
 /* Queue that a job is paused since `since` (chime pause), or no longer. */
 void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since);
+/* Queue what a hook did, for the row of its run (its strings copied). */
+void recorder_hook(struct recorder *rec, int64_t row, const struct hook_result *res);
+
+/* Who hears that the end of a run is written: fn(ctx, record, row) is
+ * called on the loop for each record given to recorder_end, once: when
+ * its end is written (row > 0), or when it will not be (0: no history,
+ * the queue was full, the recorder is freed).  The record is valid during
+ * the call only.  NULL fn: no one. */
+void recorder_on_end(struct recorder *rec, void (*fn)(void *ctx, const struct run_record *r, int64_t row),
+                     void *ctx);
 
 /* A job on record as paused. */
 struct paused_job {

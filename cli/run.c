@@ -167,7 +167,7 @@ static int run_child(struct run *run, struct run_state *s) {
   struct capture *caps[2] = {&s->out, &s->err};
   for (int i = 0; !rc && i < 2; i++) {
     caps[i]->job = c->name, caps[i]->stream = i ? "stderr" : "stdout", caps[i]->fd = -1;
-    caps[i]->both = c->mailto ? &s->both : NULL;
+    caps[i]->both = c->mailto || c->on_failure || c->on_recovery ? &s->both : NULL; /* a mail's, a hook's input */
     if ((rc = chime_spawn(capture_task, caps[i], &cap[ncap])) == 0)
       ncap++;
     else
@@ -201,7 +201,7 @@ static int run_child(struct run *run, struct run_state *s) {
   if (WIFSIGNALED(status)) rec->signal = WTERMSIG(status);
   rec->out_len = capture_straighten(&s->out), rec->out = s->out.tail;
   rec->err_len = capture_straighten(&s->err), rec->err = s->err.tail;
-  if (c->mailto) run->mail = tail_copy(&s->both, &run->mail_len);
+  if (caps[0]->both) run->mail = tail_copy(&s->both, &run->mail_len);
   run->child_done = true;
   return rec->exit_code == 0 ? 0 : -EIO;
 }

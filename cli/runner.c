@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "argv.h"
 #include "control.h"
 #include "cronenv.h"
 #include "log.h"
@@ -116,20 +117,6 @@ static int mail_task(void *arg) {
   return 0;
 }
 
-/* A copy of a NULL-terminated list of strings, in one allocation. */
-static char **strings_copy(char *const *v, bool *nomem) {
-  size_t n = 0, bytes = 0;
-  while (v && v[n]) bytes += strlen(v[n++]) + 1;
-  if (!v) return NULL;
-  char **copy = malloc((n + 1) * sizeof *copy + bytes);
-  if (!copy) return *nomem = true, NULL;
-  char *p = (char *)(copy + n + 1);
-  for (size_t i = 0; i < n; i++)
-    copy[i] = strcpy(p, v[i]), p += strlen(v[i]) + 1;
-  copy[n] = NULL;
-  return copy;
-}
-
 /* Mails the output of a run whose job has a mailto, as cron does: only
  * when there was output. */
 static void mail_output(struct run *run) {
@@ -144,7 +131,7 @@ static void mail_output(struct run *run) {
   if (m) {
     char *p = m->strings;
     for (int i = 0; i < 4; i++) p = stpcpy(p, parts[i]) + 1;
-    m->env = strings_copy(c->env, &nomem);
+    m->env = argv_copy(c->env, 0, &nomem);
   }
   if (nomem || chime_spawn(mail_task, m, NULL) != 0) {
     log_msg("error", "mail", "job %s: out of memory: its output was not mailed", c->name);

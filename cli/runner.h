@@ -30,7 +30,7 @@ struct run {
   int pid;                 /* the child's, 0 until it started */
   bool catch_up;           /* the tick missed while chime was down */
   bool child_done;         /* the child ran and was waited for: rec's exit_code and signal say how */
-  char *mail;              /* both streams' tail, for a job with mailto (owned), or NULL */
+  char *mail;              /* both streams' tail, for a job with mailto or hooks (owned), or NULL */
   size_t mail_len;
   struct run *prev, *next; /* the runner's runs */
 };
