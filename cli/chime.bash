@@ -87,13 +87,15 @@ _chime() {
       [[ none == "$cur"* ]] && COMPREPLY+=(none)
       return
       ;;
+    --config) _chime_files; return ;;
     --name | --timeout | --kill-grace | --jitter | --spread | --window | --max-concurrent | --backoff | \
-      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --on-failure | --on-recovery | \
-      --hook-timeout)
+      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --job | --on-failure | --on-recovery | \
+      --hook-timeout | --history-keep | --history-max-runs | --history-keep-ok | --history-keep-failed)
       return ;; # free text: a name, a duration, a number, a command
   esac
 
   local daemon="--db --no-history --socket --log-format --shutdown-grace"
+  local bounds="--history-keep --history-max-runs --history-keep-ok --history-keep-failed"
   case $cmd in
     every | cron)
       if ((COMP_CWORD == 2)); then # the schedule
@@ -102,7 +104,7 @@ _chime() {
       fi
       _chime_words "--name --timeout --kill-grace --jitter --spread --window --overlap --max-concurrent
         --on-error --backoff --backoff-max --max-runs --env --dir --user --tz --shell --catch-up
-        --start-now --on-failure --on-recovery --hook-timeout $daemon --"
+        --start-now --on-failure --on-recovery --hook-timeout $bounds $daemon --"
       ;;
     run | check)
       if ((COMP_CWORD == 2)); then # the config file
@@ -112,10 +114,16 @@ _chime() {
       fi
       ;;
     history)
-      if [[ $cur == -* ]] || ((COMP_CWORD > 2)); then
-        _chime_words "--limit --json --db"
+      if [[ ${COMP_WORDS[2]-} == prune ]] && ((COMP_CWORD > 2)); then
+        if [[ $cur == -* ]] || ((COMP_CWORD > 3)); then
+          _chime_words "--config --db $bounds"
+        else
+          _chime_words "$(_chime_job_names) --config --db $bounds"
+        fi
+      elif [[ $cur == -* ]] || ((COMP_CWORD > 2)); then
+        _chime_words "--limit --json --db --job"
       else
-        _chime_words "$(_chime_job_names) --limit --json --db"
+        _chime_words "$(_chime_job_names) prune --limit --json --db --job"
       fi
       ;;
     trigger | pause | resume)

@@ -318,7 +318,8 @@ static const char *const job_keys[] = {
     "schedule", "every",          "tz",       "command", "shell",       "env",      "dir",
     "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
-    "clean_env", "input", "mailto", "on_failure", "on_recovery", "hook_timeout",
+    "clean_env", "input", "mailto", "on_failure", "on_recovery", "hook_timeout", "history_keep",
+    "history_max_runs", "history_keep_ok", "history_keep_failed",
 };
 static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
@@ -398,6 +399,11 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     if (strlen(v) > ARGV_MAX_TEXT) return say(err, size, "is longer than %d bytes", ARGV_MAX_TEXT);
     return set_string(key[0] == 'c' ? &job->command : key[3] == 'f' ? &job->on_failure : &job->on_recovery, v);
   }
+  if (strcmp(key, "history_keep") == 0) {
+    if (v[0] == '-' || strcmp(v, "0") == 0)
+      return say(err, size, "\"%s\": must be more than 0 (db = none keeps no history)", v);
+    return set_duration(&job->history.keep, v, 1, err, size);
+  }
   if (strcmp(key, "env") == 0) return add_env(job, v, err, size);
   if (strcmp(key, "shell") == 0) return set_shell(job, v, err, size);
   if (strcmp(key, "input") == 0) return set_input(job, v, err, size);
@@ -465,6 +471,20 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->max_runs = u;
     return 0;
   }
+  static const struct {
+    const char *key;
+    size_t off;
+  } counts[] = {{"history_max_runs", offsetof(struct job_conf, history.max_runs)},
+                {"history_keep_ok", offsetof(struct job_conf, history.keep_ok)},
+                {"history_keep_failed", offsetof(struct job_conf, history.keep_failed)}};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+    if (strcmp(key, counts[i].key) == 0) {
+      if (parse_uint(v, HISTORY_BOUND_MAX, &u) || u == 0)
+        return say(err, size, "\"%s\" is not a number from 1 to %llu (db = none keeps no history)", v,
+                   HISTORY_BOUND_MAX);
+      *(uint64_t *)((char *)job + counts[i].off) = u;
+      return 0;
+    }
   return unknown_key(key, false, err, size);
 }
 
@@ -528,6 +548,9 @@ static int make_fingerprint(struct job_conf *j) {
   fpn(f, "backoff_max", j->backoff_max), fpn(f, "catch_up", j->catch_up), fpn(f, "start_now", j->start_now);
   fpn(f, "max_runs", (long long)j->max_runs);
   fp(f, "on_failure", j->on_failure), fp(f, "on_recovery", j->on_recovery), fpn(f, "hook_timeout", j->hook_timeout);
+  fpn(f, "history_keep", j->history.keep), fpn(f, "history_max_runs", (long long)j->history.max_runs);
+  fpn(f, "history_keep_ok", (long long)j->history.keep_ok);
+  fpn(f, "history_keep_failed", (long long)j->history.keep_failed);
   if (fclose(f) != 0 || !text) {
     free(text);
     return -ENOMEM;

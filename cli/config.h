@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "history.h"
 #include "log.h"
 
 /* The longest config file read, and the longest line in it. */
@@ -51,6 +52,7 @@ struct job_conf {
   char *on_recovery;        /* the hook run after the first success that follows failures, or NULL */
   char **failure_argv, **recovery_argv; /* the hooks split as command is (or SHELL -c HOOK), or NULL */
   chime_ns hook_timeout;    /* a hook still going then is ended as a run at its timeout */
+  struct history_bounds history; /* history_keep, history_max_runs, history_keep_ok, history_keep_failed */
   char *fingerprint;        /* every effective setting, to tell a changed job on reload */
 };
 

@@ -1,6 +1,6 @@
 /* control.c - steering a running daemon (control.h): the control socket
- * and its requests, the paused jobs, manual triggers, and the start and
- * stop of the hooks.
+ * and its requests, the paused jobs, manual triggers, the history's prune
+ * steps as runs end, and the start and stop of the hooks.
  *
  * The socket.  Its path is the daemon's (--socket, [chime] socket), or by
  * default its history's with ".sock" added: the client finds it the same
@@ -223,6 +223,7 @@ static void observe(void *ctx, const struct job *cj, const chime_event *ev, cons
     return;
   default: return;
   }
+  if (history_bounded(&j->conf->history)) recorder_prune(c->r->rec, j->conf->name, &j->conf->history);
 }
 
 /* ---- the socket --------------------------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* control.h - steering a running daemon: its control socket (chime status,
- * trigger, pause, resume, reload) and its jobs' failure hooks.
+ * trigger, pause, resume, reload), its jobs' failure hooks, its history's
+ * bounds.
  *
  * The daemon calls in at two points (runner.c): control_start before its
  * jobs start, control_stop before the history's last writes; and it asks

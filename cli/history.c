@@ -391,6 +391,10 @@ int history_last_scheduled(struct history *h, const char *job, chime_ns *out) {
   return result;
 }
 
+bool history_bounded(const struct history_bounds *b) {
+  return b->keep || b->max_runs || b->keep_ok || b->keep_failed;
+}
+
 int history_hook(struct history *h, int64_t id, const struct hook_result *r) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
@@ -440,6 +444,84 @@ static int each_row(struct history *h, const char *sql, int (*fn)(void *ctx, con
 
 int history_paused(struct history *h, int (*fn)(void *ctx, const char *job, chime_ns since), void *ctx) {
   return each_row(h, "SELECT job, since FROM paused ORDER BY job", fn, ctx);
+}
+
+/* history_jobs's fn, called through each_row's. */
+struct jobs_fn {
+  int (*fn)(void *ctx, const char *job);
+  void *ctx;
+};
+
+static int one_job(void *arg, const char *job, chime_ns unused) {
+  const struct jobs_fn *j = arg;
+  (void)unused;
+  return j->fn(j->ctx, job);
+}
+
+int history_jobs(struct history *h, int (*fn)(void *ctx, const char *job), void *ctx) {
+  struct jobs_fn j = {fn, ctx};
+  return each_row(h, "SELECT DISTINCT job FROM runs ORDER BY job", one_job, &j);
+}
+
+/* Runs a statement of bound parameters (?1 the job; then int64s); the
+ * number of rows it changed, or the first column of its first row (*got:
+ * whether there was one), or a negative errno. */
+static int64_t run_bound(struct history *h, const char *sql, const char *job, const int64_t *v, int nv, bool *got) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  for (int i = 0; i < nv; i++) sqlite3_bind_int64(st, i + 2, v[i]);
+  rc = sqlite3_step(st);
+  int64_t out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : sqlite3_changes(h->db);
+  if (got) *got = rc == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? out : fail(h, rc);
+}
+
+/* Deletes at most `limit` rows of the job beyond the newest `keep` that
+ * `filter` selects.  The number deleted, or a negative errno. */
+static int prune_beyond(struct history *h, const char *job, const char *filter, uint64_t keep, int limit) {
+  char sql[512];
+  bool got;
+  snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE job = ?1 AND %s ORDER BY id DESC LIMIT 1 OFFSET ?2", filter);
+  int64_t v[2] = {(int64_t)keep, 0};
+  int64_t cut = run_bound(h, sql, job, v, 1, &got); /* the newest row to go */
+  if (cut < 0 || !got) return cut < 0 ? (int)cut : 0;
+  snprintf(sql, sizeof sql,
+           "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE job = ?1 AND %s AND id <= ?2"
+           " AND outcome != 'running' ORDER BY id LIMIT ?3)",
+           filter);
+  int64_t d[2] = {cut, limit};
+  return (int)run_bound(h, sql, job, d, 2, NULL);
+}
+
+int history_prune(struct history *h, const char *job, const struct history_bounds *b, chime_ns now, int limit) {
+  int done = 0, n = 0;
+  if (b->keep > 0 && now - b->keep > 0) {
+    int64_t v[2] = {now - b->keep, limit};
+    n = (int)run_bound(h,
+                       "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE job = ?1 AND scheduled < ?2"
+                       " AND outcome != 'running' ORDER BY scheduled LIMIT ?3)",
+                       job, v, 2, NULL);
+    if (n < 0) return n;
+    done += n;
+  }
+  static const struct {
+    size_t off;
+    const char *filter;
+  } counts[] = {
+      {offsetof(struct history_bounds, max_runs), "1"},
+      {offsetof(struct history_bounds, keep_ok), "outcome = 'ok'"},
+      {offsetof(struct history_bounds, keep_failed), "outcome NOT IN ('ok', 'running')"},
+  };
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0] && done < limit; i++) {
+    uint64_t keep = *(const uint64_t *)((const char *)b + counts[i].off);
+    if (!keep) continue;
+    if ((n = prune_beyond(h, job, counts[i].filter, keep, limit - done)) < 0) return n;
+    done += n;
+  }
+  return done;
 }
 
 /* A column that may be NULL, as JSON. */

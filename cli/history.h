@@ -24,6 +24,21 @@ struct run_result {
   size_t out_len, err_len;
 };
 
+/* How much of a job's history is kept (its history_* keys); 0: that
+ * bound is not set.  Rows of runs still going are never pruned. */
+struct history_bounds {
+  chime_ns keep;        /* rows whose tick (scheduled) is older than this go */
+  uint64_t max_runs;    /* the job's latest this many rows are kept (runs and skipped ticks) */
+  uint64_t keep_ok;     /* its latest this many runs that succeeded (ok) */
+  uint64_t keep_failed; /* its latest this many other rows (runs that did not succeed, skipped ticks) */
+};
+
+/* Whether any bound is set. */
+bool history_bounded(const struct history_bounds *b);
+
+/* The most a count of history_bounds may be. */
+#define HISTORY_BOUND_MAX 1000000000ull
+
 /* What a run's failure or recovery hook did, for the run's row. */
 struct hook_result {
   const char *hook;    /* "on_failure" or "on_recovery" */
@@ -80,6 +95,15 @@ int history_set_paused(struct history *h, const char *job, bool paused, chime_ns
 /* Calls fn(ctx, job, since) for each job on record as paused; stops at
  * fn's first non-zero return, which it returns.  0 or a negative errno. */
 int history_paused(struct history *h, int (*fn)(void *ctx, const char *job, chime_ns since), void *ctx);
+/* One step of pruning a job's history to its bounds: deletes at most
+ * `limit` of its rows (the oldest first; never a run still going): those
+ * older than b->keep at wall time `now`, then those beyond max_runs,
+ * keep_ok and keep_failed.  Returns how many it deleted (`limit`: there
+ * may be more), or a negative errno.  Its cost: the deletes, and a walk of
+ * the job's latest max_runs (keep_ok, keep_failed) index entries. */
+int history_prune(struct history *h, const char *job, const struct history_bounds *b, chime_ns now, int limit);
+/* Calls fn(ctx, job) for each job with rows, as history_paused does. */
+int history_jobs(struct history *h, int (*fn)(void *ctx, const char *job), void *ctx);
 /* Completes the record of a run.  0 or a negative errno. */
 int history_end(struct history *h, int64_t id, const struct run_result *res);
 /* The latest tick of the job on record, run or skipped: 0, -ENOENT (none),

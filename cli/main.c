@@ -17,6 +17,7 @@
 #include "crontab.h"
 #include "history.h"
 #include "log.h"
+#include "prune.h"
 #include "runner.h"
 
 static const char usage[] =
@@ -26,7 +27,9 @@ static const char usage[] =
     "       chime crontab FILE [--system] [DAEMON OPTIONS]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
-    "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime history [JOB | --job JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime history prune [JOB] [--config FILE] [--db PATH] [--history-keep D] [--history-max-runs N]\n"
+    "                           [--history-keep-ok N] [--history-keep-failed N]\n"
     "       chime status [--json] [--socket PATH] [--db PATH]\n"
     "       chime trigger|pause|resume JOB [--socket PATH] [--db PATH]\n"
     "       chime reload [--socket PATH] [--db PATH]\n"
@@ -37,6 +40,7 @@ static const char usage[] =
     "  --overlap skip|queue|allow|replace  --max-concurrent N  --on-error continue|backoff|stop\n"
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
     "  --tz ZONE  --shell  --catch-up  --start-now  --on-failure CMD  --on-recovery CMD  --hook-timeout D\n"
+    "  --history-keep D  --history-max-runs N  --history-keep-ok N  --history-keep-failed N\n"
     "DAEMON OPTIONS, of every, cron, run and crontab:\n"
     "  --db PATH|none  --socket PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
@@ -446,6 +450,7 @@ static int cmd_history(int argc, char **argv) {
   while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
     char *end;
     if (strcmp(key, "json") == 0) json = true;
+    else if (strcmp(key, "job") == 0 && !job) job = value; /* a job named prune */
     else if (strcmp(key, "limit") == 0) {
       limit = strtol(value, &end, 10);
       if (*end || !*value || limit < 1 || limit > 1000000) rc = bad_usage("--limit \"%s\": give 1 to 1000000", value);
@@ -471,6 +476,42 @@ static int cmd_history(int argc, char **argv) {
     rc = 1;
   }
   history_close(h);
+  daemon_free(&cli);
+  return rc;
+}
+
+/* chime history prune [JOB] [--config FILE] [--db PATH] [bounds]: the
+ * bounds given, else each job's of the config. */
+static int cmd_prune(int argc, char **argv) {
+  const char *job = NULL, *config = NULL, *value;
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  struct job_conf given;
+  job_init(&given);
+  char key[64], why[256];
+  int i = 3, more, rc = 0;
+  if (i < argc && strncmp(argv[i], "--", 2) != 0) job = argv[i++];
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    if (strcmp(key, "config") == 0) config = value;
+    else if (strcmp(key, "db") == 0) rc = daemon_option(&cli, key, value);
+    else if (strncmp(key, "history_", 8) != 0) rc = bad_usage("unknown option --%s", key);
+    else if ((rc = job_set(&given, key, value, why, sizeof why)) != 0) rc = option_error(key, rc, why);
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  if (rc == 0 && !config && !history_bounded(&given.history))
+    rc = bad_usage("%s: give the bounds (--history-keep, ...) or the config that has them (--config FILE)", "prune");
+  struct config *cfg = NULL;
+  if (rc == 0 && config && (rc = load(config, &cfg, NULL)) == 0 && !cli.db && cfg->daemon.db)
+    rc = (cli.db = strdup(cfg->daemon.db)) ? 0 : out_of_memory();
+  char buf[4096];
+  const char *path = NULL;
+  bool make_dirs;
+  if (rc == 0) rc = db_path(&cli, buf, sizeof buf, &path, &make_dirs);
+  if (rc == 0 && !path) rc = bad_usage("%s: there is no history without a database", "prune");
+  if (rc == 0) rc = prune_history(path, job, cfg, history_bounded(&given.history) ? &given.history : NULL);
+  config_free(cfg);
+  job_free(&given);
   daemon_free(&cli);
   return rc;
 }
@@ -528,6 +569,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
   if (strcmp(cmd, "crontab") == 0) return cmd_crontab(argc, argv);
   if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
+  if (strcmp(cmd, "history") == 0 && argc > 2 && strcmp(argv[2], "prune") == 0) return cmd_prune(argc, argv);
   if (strcmp(cmd, "history") == 0) return cmd_history(argc, argv);
   if (strcmp(cmd, "status") == 0 || strcmp(cmd, "trigger") == 0 || strcmp(cmd, "pause") == 0 ||
       strcmp(cmd, "resume") == 0 || strcmp(cmd, "reload") == 0)

@@ -26,7 +26,7 @@
 #define PAUSE_MIN CHIME_MS(100)    /* after a failed batch; doubling */
 #define PAUSE_MAX CHIME_SEC(5)
 
-enum { ITEM_START, ITEM_END, ITEM_SKIP, ITEM_PAUSE, ITEM_HOOK };
+enum { ITEM_START, ITEM_END, ITEM_SKIP, ITEM_PRUNE, ITEM_PAUSE, ITEM_HOOK };
 
 /* What the items of a job's own begin with. */
 struct job_item {
@@ -40,6 +40,13 @@ struct skip_item {
   uint64_t count;
   int reason;
   trigger_kind trigger;
+};
+
+struct prune_item {
+  struct job_item head;
+  struct history_bounds bounds;
+  chime_ns now;   /* the wall clock when queued */
+  bool more;      /* its step may have left rows beyond the bounds: another is queued */
 };
 
 struct pause_item {
@@ -129,15 +136,31 @@ struct batch {
   char why[1024];         /* why it failed */
   int interrupted;        /* runs of an earlier chime marked interrupted at the open */
   bool opened;            /* the database was opened by this batch */
+  int prune_left;         /* rows its prune steps may still delete */
 };
 
-static int write_item(struct history *h, struct rec_item *it) {
+/* A prune step, within what is left of the batch's budget; a job pruned
+ * earlier in the batch is not walked again. */
+static int write_prune(struct history *h, struct batch *b, struct prune_item *p) {
+  p->more = false;
+  for (struct rec_item *o = b->items; o != &p->head.item; o = o->next)
+    if (o->kind == ITEM_PRUNE && strcmp(((struct prune_item *)o)->head.job, p->head.job) == 0) return 0;
+  int limit = b->prune_left < RECORDER_PRUNE_STEP ? b->prune_left : RECORDER_PRUNE_STEP;
+  int n = limit > 0 ? history_prune(h, p->head.job, &p->bounds, p->now, limit) : 0;
+  if (n < 0) return n;
+  b->prune_left -= n;
+  p->more = n == limit;
+  return 0;
+}
+
+static int write_item(struct history *h, struct batch *b, struct rec_item *it) {
   switch (it->kind) {
   case ITEM_SKIP: {
     const struct skip_item *s = (const struct skip_item *)it;
     return history_skip(h, s->head.job, s->first, s->last, s->count, skip_reason_name(s->reason), s->at,
                         trigger_name(s->trigger));
   }
+  case ITEM_PRUNE: return write_prune(h, b, (struct prune_item *)it);
   case ITEM_PAUSE: {
     const struct pause_item *p = (const struct pause_item *)it;
     return history_set_paused(h, p->head.job, p->paused, p->since);
@@ -177,16 +200,21 @@ static int write_locked(struct batch *b) {
   int rc = open_locked(rec, b->why, sizeof b->why, &b->interrupted);
   if (rc < 0) return rc;
   b->opened = rc == 1;
+  b->prune_left = RECORDER_PRUNE_BATCH;
   rc = history_begin(rec->hist);
-  struct rec_item *it = b->items;
-  for (size_t i = 0; rc == 0 && i < b->n; i++, it = it->next)
-    rc = write_item(rec->hist, it);
+  /* the prune steps last, after the rows they count (a run's end makes
+   * it ok or not) */
+  for (int pass = 0; pass < 2; pass++) {
+    struct rec_item *it = b->items;
+    for (size_t i = 0; rc == 0 && i < b->n; i++, it = it->next)
+      if ((it->kind == ITEM_PRUNE) == (pass == 1)) rc = write_item(rec->hist, b, it);
+  }
   if (rc == 0) rc = history_commit(rec->hist);
   if (rc) {
     snprintf(b->why, sizeof b->why, "history database %s: %s", rec->path, history_error(rec->hist));
     history_rollback(rec->hist);
     /* starts written in the rolled back transaction are not */
-    it = b->items;
+    struct rec_item *it = b->items;
     for (size_t i = 0; i < b->n; i++, it = it->next)
       if (it->kind == ITEM_START) record_of(it)->row = 0;
   }
@@ -208,6 +236,8 @@ static void say_lost(struct recorder *rec) {
   rec->lost = 0;
 }
 
+static void put(struct recorder *rec, struct rec_item *it);
+
 /* The writer task: batches until the queue is empty. */
 static int writer_main(void *arg) {
   struct recorder *rec = arg;
@@ -215,7 +245,9 @@ static int writer_main(void *arg) {
   while (rec->head) {
     struct batch b = {.rec = rec, .items = rec->head};
     struct rec_item *last = rec->head;
-    for (b.n = 1; b.n < BATCH && last->next; b.n++)
+    /* a prune step is queued just before the end it follows (its
+     * observer hears the end first): the two go in one batch */
+    for (b.n = 1; (b.n < BATCH || last->kind == ITEM_PRUNE) && last->next; b.n++)
       last = last->next;
     rec->head = last->next; /* the batch leaves the queue; new items go after it */
     if (!rec->head) rec->tail = NULL;
@@ -230,7 +262,10 @@ static int writer_main(void *arg) {
       pause = PAUSE_MIN;
       for (struct rec_item *it = b.items, *next; it; it = next) {
         next = it->next;
-        item_done(rec, it, true);
+        if (it->kind == ITEM_PRUNE && ((struct prune_item *)it)->more && rec->queued < RECORDER_MAX / 2)
+          put(rec, it); /* the next step, behind what came meanwhile */
+        else
+          item_done(rec, it, true);
       }
       say_lost(rec);
       continue;
@@ -294,11 +329,12 @@ void recorder_end(struct recorder *rec, struct run_record *r) {
 }
 
 /* A new item of a job's own (`size` bytes, a struct beginning with a
- * job_item), or NULL: no history, or no memory (then counted as lost). */
-static void *job_item(struct recorder *rec, size_t size, int kind, const char *job) {
+ * job_item), or NULL: no history, or no memory (then counted as lost
+ * when `record`: a record, not a prune step, the next run queues again). */
+static void *job_item(struct recorder *rec, size_t size, int kind, const char *job, bool record) {
   struct job_item *it = rec->path ? calloc(1, size) : NULL;
   if (!it) {
-    if (rec->path) rec->lost++;
+    if (rec->path && record) rec->lost++;
     return NULL;
   }
   it->item.kind = kind;
@@ -308,15 +344,23 @@ static void *job_item(struct recorder *rec, size_t size, int kind, const char *j
 
 void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
                    int reason, trigger_kind trigger) {
-  struct skip_item *s = job_item(rec, sizeof *s, ITEM_SKIP, job);
+  struct skip_item *s = job_item(rec, sizeof *s, ITEM_SKIP, job, true);
   if (!s) return;
   s->first = first, s->last = last, s->count = count, s->reason = reason, s->trigger = trigger;
   s->at = chime_wall_now();
   put(rec, &s->head.item);
 }
 
+void recorder_prune(struct recorder *rec, const char *job, const struct history_bounds *b) {
+  struct prune_item *p = rec->queued < RECORDER_MAX / 2 ? job_item(rec, sizeof *p, ITEM_PRUNE, job, false) : NULL;
+  if (!p) return;
+  p->bounds = *b;
+  p->now = chime_wall_now();
+  put(rec, &p->head.item);
+}
+
 void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since) {
-  struct pause_item *p = job_item(rec, sizeof *p, ITEM_PAUSE, job);
+  struct pause_item *p = job_item(rec, sizeof *p, ITEM_PAUSE, job, true);
   if (!p) return;
   p->paused = paused, p->since = since;
   put(rec, &p->head.item);

@@ -73,6 +73,16 @@ void recorder_end(struct recorder *rec, struct run_record *r);
 void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
                    int reason, trigger_kind trigger);
 
+/* Queue a step of pruning a job's history to its bounds (copied), at the
+ * wall clock's now.  A step deletes at most RECORDER_PRUNE_STEP rows, and
+ * the rows a batch deletes are at most RECORDER_PRUNE_BATCH (written on
+ * the pool, they delay other writes by that much at most, and the loop
+ * not at all); while rows beyond the bounds remain, the next step is
+ * queued behind what came meanwhile.  Steps of one job in one batch are
+ * one.  Not queued while the queue is half full. */
+#define RECORDER_PRUNE_STEP 500
+#define RECORDER_PRUNE_BATCH 2000
+void recorder_prune(struct recorder *rec, const char *job, const struct history_bounds *b);
 /* Queue that a job is paused since `since` (chime pause), or no longer. */
 void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since);
 /* Queue what a hook did, for the row of its run (its strings copied). */
