@@ -1,6 +1,6 @@
 /* control.c - steering a running daemon (control.h): the control socket
  * and its requests, the paused jobs, manual triggers, the history's prune
- * steps as runs end, and the start and stop of the hooks.
+ * steps as runs end, and the start and stop of the hooks and sd_notify.
  *
  * The socket.  Its path is the daemon's (--socket, [chime] socket), or by
  * default its history's with ".sock" added: the client finds it the same
@@ -42,6 +42,7 @@
 
 #include "hook.h"
 #include "log.h"
+#include "notify.h"
 
 /* ---- triggers and pauses ----------------------------------------------------------- */
 
@@ -451,6 +452,7 @@ int control_start(struct runner *r, const struct config *cfg) {
   if (!c) return log_msg("error", "control", "out of memory"), -1;
   c->r = r, c->fd = c->lock_fd = -1;
   r->control = c;
+  c->notify = notify_init();
   const char *clock = getenv("CHIME_CLOCK");
   c->virtual_clock = clock && strcmp(clock, "virtual") == 0;
   bool given;
@@ -482,9 +484,61 @@ int control_start(struct runner *r, const struct config *cfg) {
   return 0;
 }
 
+/* ---- systemd -------------------------------------------------------------------------------- */
+
+/* "3 jobs (1 paused), 2 runs in progress": STATUS='s text. */
+static void status_line(const struct control *c, char *buf, size_t size) {
+  int jobs = 0, paused = 0;
+  for (const struct job *j = c->r->jobs; j; j = j->next)
+    if (!j->retired && !j->ended) jobs++, paused += j->paused;
+  int n = snprintf(buf, size, "%d job(s)", jobs);
+  if (paused && n > 0 && (size_t)n < size) n += snprintf(buf + n, size - (size_t)n, " (%d paused)", paused);
+  if (n > 0 && (size_t)n < size) snprintf(buf + n, size - (size_t)n, ", %u run(s) in progress", c->running);
+}
+
+/* Tells systemd the status when it changes (checked every second), and
+ * WATCHDOG=1 as often as the watchdog asks: from a task of the loop, so
+ * that a loop that hangs is seen by the watchdog. */
+static int notifier(void *arg) {
+  struct control *c = arg;
+  chime_ns every = notify_watchdog(), now = chime_now();
+  chime_ns next_dog = every ? now : CHIME_NEVER, next_status = now + CHIME_SEC(1);
+  char last[256] = "", line[256 + 8];
+  status_line(c, last, sizeof last);
+  for (;;) {
+    now = chime_now();
+    if (now >= next_dog) notify_send("WATCHDOG=1"), next_dog = now + every;
+    if (now >= next_status) {
+      char text[256];
+      status_line(c, text, sizeof text);
+      if (strcmp(text, last) != 0) snprintf(line, sizeof line, "STATUS=%s", text), notify_send(line);
+      snprintf(last, sizeof last, "%s", text);
+      next_status = now + CHIME_SEC(1);
+    }
+    if (chime_sleep_until(next_dog < next_status ? next_dog : next_status) != 0) return 0;
+  }
+}
+
+void control_ready(struct runner *r) {
+  struct control *c = r->control;
+  if (!c) return;
+  if (c->notify) {
+    char text[256], msg[300];
+    status_line(c, text, sizeof text);
+    snprintf(msg, sizeof msg, "READY=1\nSTATUS=%s", text);
+    notify_send(msg);
+    if (chime_spawn(notifier, c, &c->notifier) == 0) c->notifier_live = true;
+  }
+}
+
+void control_stopping(struct runner *r) {
+  if (r->control && r->control->notify) notify_send("STOPPING=1\nSTATUS=stopping every job");
+}
+
 void control_stop(struct runner *r) {
   struct control *c = r->control;
   if (!c) return;
+  if (c->notifier_live) chime_cancel(c->notifier), chime_join(c->notifier, NULL);
   hooks_stop(c->hooks, r->stop_deadline);
   control_free(c);
 }

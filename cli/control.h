@@ -1,10 +1,11 @@
 /* control.h - steering a running daemon: its control socket (chime status,
  * trigger, pause, resume, reload), its jobs' failure hooks, its history's
- * bounds.
+ * bounds and sd_notify.
  *
- * The daemon calls in at two points (runner.c): control_start before its
- * jobs start, control_stop before the history's last writes; and it asks
- * control_paused when it adds a job.  Everything else comes from the
+ * The daemon calls in at four points (runner.c): control_start before its
+ * jobs start, control_ready once they have, control_stopping when the
+ * shutdown begins, control_stop before the history's last writes; and it
+ * asks control_paused when it adds a job.  Everything else comes from the
  * jobs' events, through an observer.
  *
  * The protocol.  A client connects to the Unix socket and sends one
@@ -64,15 +65,22 @@ struct control {
   struct observer obs;
   struct trigger_wait *waits;
   struct hooks *hooks;
+  bool notify;         /* NOTIFY_SOCKET names where to tell systemd */
+  chime_task notifier; /* STATUS= and WATCHDOG=1, while notifier_live */
+  bool notifier_live;
   unsigned running; /* runs going, as the events tell */
 };
 
-/* The daemon's two calls (runner.c). */
+/* The daemon's four calls (runner.c). */
 /* Task only.  Before the jobs start: reads the paused jobs from the
  * history, opens the control socket (refusing a path that is not a
  * socket, or one another daemon serves).  0, or -1 after saying why: the
  * daemon does not start. */
 int control_start(struct runner *r, const struct config *cfg);
+/* The jobs have started: READY=1, and the notifier starts. */
+void control_ready(struct runner *r);
+/* The shutdown begins: STOPPING=1. */
+void control_stopping(struct runner *r);
 /* Task only.  The jobs have ended: the socket is closed, hooks going end
  * within the shutdown's grace, and what control kept is freed. */
 void control_stop(struct runner *r);

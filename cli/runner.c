@@ -594,6 +594,7 @@ static int main_task(void *arg) {
     if (r->config_path) log_str(&l, "config", r->config_path);
     log_str(&l, "db", r->db_path ? r->db_path : "none");
     log_end(&l);
+    control_ready(r);
   }
   sig = 0;
   while (r->active > 0) {
@@ -607,6 +608,7 @@ static int main_task(void *arg) {
   chime_task kill_task;
   bool by_signal = r->signalled = sig == SIGINT || sig == SIGTERM;
   if (by_signal) log_stopping(r, sig);
+  control_stopping(r);
   bool killer_up = chime_spawn(killer, r, &kill_task) == 0;
   /* Every run gets its SIGTERM now, before any is waited for (a job that
    * ended by itself has none). */

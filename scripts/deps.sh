@@ -36,6 +36,7 @@ case $target in
     want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
     want groff-base "$(have_cmd groff)" "a test renders the man pages, to catch their warnings"
     want pkgconf "$(have_cmd pkg-config)" "the install and package tests build programs with pkg-config"
+    want systemd "$(have_cmd systemd-analyze)" "systemd-analyze verifies examples/chime.service"
     # Crontabs no one here wrote, read by the crontab tests (absent: skipped).
     want cron "$(have_file /etc/crontab)" "ships /etc/crontab, read by the crontab tests"
     want e2fsprogs "$(have_file /etc/cron.d/e2scrub_all)" "ships /etc/cron.d/e2scrub_all, read by the crontab tests"

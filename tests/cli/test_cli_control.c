@@ -2,7 +2,8 @@
  * socket, against the real daemon: status (table and JSON), trigger,
  * pause and resume (kept across a reload and a restart), reload; the
  * socket's refusals (a path that is not a socket, a second daemon, a peer
- * of another uid, a stalled or wordy client); reload storms.
+ * of another uid, a stalled or wordy client); sd_notify against a real
+ * datagram socket; reload storms.
  * These run on the real clock, with generous bounds: a client is a real
  * process. */
 #define _GNU_SOURCE
@@ -402,6 +403,90 @@ static void a_stalled_or_wordy_client_holds_up_no_one(void **state) {
   proc_free(&d);
 }
 
+/* A datagram socket standing in for systemd's NOTIFY_SOCKET. */
+static int notify_socket(const char *path) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  return fd;
+}
+
+/* The datagrams received within `limit` s, appended to buf (each ending
+ * with "|"), until one holds `until`: whether it came. */
+static bool datagrams_until(int fd, char *buf, size_t size, const char *until, double limit) {
+  double end = mono() + limit;
+  while (mono() < end) {
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, 50) != 1) continue;
+    char msg[1024];
+    ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
+    if (n <= 0) continue;
+    msg[n] = '\0';
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s|", msg);
+    if (strstr(msg, until)) return true;
+  }
+  return false;
+}
+
+static void sd_notify_tells_ready_status_watchdog_and_stopping(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], ns[160], env[200];
+  paths(dir, db, conf);
+  snprintf(ns, sizeof ns, "%s/notify", dir);
+  snprintf(env, sizeof env, "NOTIFY_SOCKET=%s", ns);
+  write_file(
+      conf,
+      "[job slow]\nevery = 1h\nstart_now = true\ncommand = sh -c 'echo socket=${NOTIFY_SOCKET:-unset}; sleep 30'\n"
+      "[job idle]\nevery = 1h\ncommand = true\n",
+      0644);
+  int fd = notify_socket(ns);
+  struct proc d;
+  static char got[65536];
+  got[0] = '\0';
+  start(&d, (const char *const[]){"run", conf, "--db", db, NULL},
+        (const char *const[]){env, "WATCHDOG_USEC=200000", NULL});
+  assert_true(datagrams_until(fd, got, sizeof got, "READY=1", 20));
+  assert_true(wait_log(&d, "event=ready", 20));
+  assert_true(datagrams_until(fd, got, sizeof got, "STATUS=2 job(s), 1 run(s) in progress", 20));
+  /* WATCHDOG=1 every 100 ms (half of WATCHDOG_USEC): many in a second */
+  got[0] = '\0';
+  double t0 = mono();
+  while (mono() - t0 < 1.0)
+    datagrams_until(fd, got, sizeof got, "never", 0.1);
+  int dogs = 0;
+  for (const char *s = got; (s = strstr(s, "WATCHDOG=1")) != NULL; s++)
+    dogs++;
+  print_message("%d WATCHDOG=1 in a second\n", dogs);
+  assert_true(dogs >= 4 && dogs <= 20);
+  /* no job sees the socket: it is chime's */
+  assert_true(wait_log(&d, "line=\"socket=unset\"", 20));
+  kill(d.pid, SIGTERM);
+  assert_true(datagrams_until(fd, got, sizeof got, "STOPPING=1", 20));
+  assert_int_equal(finish(&d, 30), 0);
+  proc_free(&d);
+  close(fd);
+  /* without WATCHDOG_USEC no WATCHDOG=1; an abstract socket works too */
+  char abstract[64];
+  snprintf(abstract, sizeof abstract, "@chime-test-%d", (int)getpid());
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  memcpy(a.sun_path + 1, abstract + 1, strlen(abstract) - 1);
+  fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_int_equal(
+      bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(abstract))), 0);
+  snprintf(env, sizeof env, "NOTIFY_SOCKET=%s", abstract);
+  got[0] = '\0';
+  start(&d, (const char *const[]){"run", conf, "--db", db, NULL}, (const char *const[]){env, NULL});
+  assert_true(datagrams_until(fd, got, sizeof got, "READY=1", 20));
+  datagrams_until(fd, got, sizeof got, "never", 1.5);
+  assert_null(strstr(got, "WATCHDOG=1"));
+  stop_daemon(&d);
+  proc_free(&d);
+  close(fd);
+}
+
 static void a_reload_storm_leaves_the_daemon_whole(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -452,6 +537,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(two_daemons_on_one_socket_and_a_stale_one),
       cmocka_unit_test(a_peer_of_another_uid_is_refused_and_logged),
       cmocka_unit_test(a_stalled_or_wordy_client_holds_up_no_one),
+      cmocka_unit_test(sd_notify_tells_ready_status_watchdog_and_stopping),
       cmocka_unit_test(a_reload_storm_leaves_the_daemon_whole),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
