@@ -110,7 +110,7 @@ _chime() {
       if ((COMP_CWORD == 2)); then # the config file
         _chime_files
       elif [[ $cmd == run ]]; then
-        _chime_words "$daemon"
+        _chime_words "--watch $daemon"
       fi
       ;;
     history)

@@ -321,7 +321,7 @@ static const char *const job_keys[] = {
     "clean_env", "input", "mailto", "on_failure", "on_recovery", "hook_timeout", "history_keep",
     "history_max_runs", "history_keep_ok", "history_keep_failed",
 };
-static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket"};
+static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket", "watch"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static bool in(const char *key, const char *const *keys, size_t n) {
@@ -507,6 +507,10 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
   if (strcmp(key, "socket") == 0) {
     if (!*v) return say(err, size, "is empty");
     return set_string(&d->socket, v);
+  }
+  if (strcmp(key, "watch") == 0) {
+    if (parse_bool(v, &d->watch)) return say(err, size, "\"%s\" is not true or false", v);
+    return 0;
   }
   return unknown_key(key, true, err, size);
 }

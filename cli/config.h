@@ -64,6 +64,7 @@ struct daemon_conf {
   chime_ns shutdown_grace;  /* SIGTERM to SIGKILL at shutdown */
   bool grace_set;
   char *socket;             /* the control socket's path; NULL: beside db (DB.sock); "none": none */
+  bool watch;               /* reload when the config file changes (inotify) */
 };
 
 struct config {

@@ -1,6 +1,7 @@
 /* control.c - steering a running daemon (control.h): the control socket
  * and its requests, the paused jobs, manual triggers, the history's prune
- * steps as runs end, and the start and stop of the hooks and sd_notify.
+ * steps as runs end, and the start and stop of the hooks, sd_notify and
+ * the watch.
  *
  * The socket.  Its path is the daemon's (--socket, [chime] socket), or by
  * default its history's with ".sock" added: the client finds it the same
@@ -453,6 +454,7 @@ int control_start(struct runner *r, const struct config *cfg) {
   c->r = r, c->fd = c->lock_fd = -1;
   r->control = c;
   c->notify = notify_init();
+  c->watch = cfg->daemon.watch;
   const char *clock = getenv("CHIME_CLOCK");
   c->virtual_clock = clock && strcmp(clock, "virtual") == 0;
   bool given;
@@ -529,6 +531,12 @@ void control_ready(struct runner *r) {
     notify_send(msg);
     if (chime_spawn(notifier, c, &c->notifier) == 0) c->notifier_live = true;
   }
+  if (c->watch && r->config_path) {
+    if (chime_spawn(watch_task, c, &c->watcher) == 0)
+      c->watcher_live = true;
+    else
+      log_msg("error", "watch", "out of memory: %s is not watched", r->config_path);
+  }
 }
 
 void control_stopping(struct runner *r) {
@@ -539,6 +547,7 @@ void control_stop(struct runner *r) {
   struct control *c = r->control;
   if (!c) return;
   if (c->notifier_live) chime_cancel(c->notifier), chime_join(c->notifier, NULL);
+  if (c->watcher_live) chime_cancel(c->watcher), chime_join(c->watcher, NULL);
   hooks_stop(c->hooks, r->stop_deadline);
   control_free(c);
 }

@@ -1,6 +1,6 @@
 /* control.h - steering a running daemon: its control socket (chime status,
  * trigger, pause, resume, reload), its jobs' failure hooks, its history's
- * bounds and sd_notify.
+ * bounds, sd_notify and reloading when the config file changes.
  *
  * The daemon calls in at four points (runner.c): control_start before its
  * jobs start, control_ready once they have, control_stopping when the
@@ -68,6 +68,9 @@ struct control {
   bool notify;         /* NOTIFY_SOCKET names where to tell systemd */
   chime_task notifier; /* STATUS= and WATCHDOG=1, while notifier_live */
   bool notifier_live;
+  chime_task watcher; /* reloads when the config file changes, while watcher_live */
+  bool watcher_live;
+  bool watch;       /* [chime] watch */
   unsigned running; /* runs going, as the events tell */
 };
 
@@ -77,7 +80,7 @@ struct control {
  * socket, or one another daemon serves).  0, or -1 after saying why: the
  * daemon does not start. */
 int control_start(struct runner *r, const struct config *cfg);
-/* The jobs have started: READY=1, and the notifier starts. */
+/* The jobs have started: READY=1, the watch and the notifier start. */
 void control_ready(struct runner *r);
 /* The shutdown begins: STOPPING=1. */
 void control_stopping(struct runner *r);
@@ -100,6 +103,8 @@ int control_answer(struct control *c, const char *verb, const char *arg, char **
 /* status.c: the status of every job, as a table or as JSON: its text
  * (malloc'd, *len bytes), or NULL when out of memory. */
 char *status_text(const struct control *c, bool json, size_t *len);
+/* watch.c: the task that reloads when the config file changes. */
+int watch_task(void *control);
 
 /* The client (control_client.c): the socket beside a history database
  * (DB.sock) into buf: 0, or -ENAMETOOLONG (longer than a socket path may

@@ -23,7 +23,7 @@
 static const char usage[] =
     "usage: chime every INTERVAL [OPTIONS] -- PROGRAM [ARGS...]\n"
     "       chime cron 'EXPRESSION' [OPTIONS] -- PROGRAM [ARGS...]\n"
-    "       chime run FILE [DAEMON OPTIONS]\n"
+    "       chime run FILE [--watch] [DAEMON OPTIONS]\n"
     "       chime crontab FILE [--system] [DAEMON OPTIONS]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
@@ -76,7 +76,7 @@ static void option_key(const char *opt, char *key, size_t size) {
 static bool is_flag(const char *key) {
   return strcmp(key, "shell") == 0 || strcmp(key, "catch_up") == 0 || strcmp(key, "start_now") == 0 ||
          strcmp(key, "json") == 0 || strcmp(key, "no_history") == 0 || strcmp(key, "system") == 0 ||
-         strcmp(key, "crontab") == 0 || strcmp(key, "ini") == 0;
+         strcmp(key, "crontab") == 0 || strcmp(key, "ini") == 0 || strcmp(key, "watch") == 0;
 }
 
 /* The next option of argv[*i]: its key and value.  1 if there is one, 0 at
@@ -158,6 +158,7 @@ static int start(struct config *cfg, const char *config_path, struct daemon_conf
   struct daemon_conf *d = &cfg->daemon;
   if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
   if (cli->socket) free(d->socket), d->socket = cli->socket, cli->socket = NULL;
+  d->watch = d->watch || cli->watch;
   if (cli->format_set) d->format = cli->format;
   if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
   char buf[4096];

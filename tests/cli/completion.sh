@@ -90,7 +90,7 @@ expect "notes.txt" every 1m -- echo no
 # run's options
 expect "my jobs.conf" check my
 expect "my jobs.conf" run "my "
-expect "--db --log-format --no-history --shutdown-grace --socket" run "my jobs.conf" --
+expect "--db --log-format --no-history --shutdown-grace --socket --watch" run "my jobs.conf" --
 expect "" check "my jobs.conf" ""
 expect "none notes.txt" run a.conf --db no
 # history: the job names of the config files in the current directory ...

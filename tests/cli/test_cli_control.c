@@ -3,7 +3,7 @@
  * pause and resume (kept across a reload and a restart), reload; the
  * socket's refusals (a path that is not a socket, a second daemon, a peer
  * of another uid, a stalled or wordy client); sd_notify against a real
- * datagram socket; reload storms.
+ * datagram socket; reloading on a change of the file, and reload storms.
  * These run on the real clock, with generous bounds: a client is a real
  * process. */
 #define _GNU_SOURCE
@@ -487,6 +487,54 @@ static void sd_notify_tells_ready_status_watchdog_and_stopping(void **state) {
   close(fd);
 }
 
+static void watch_reloads_when_the_file_is_replaced_or_edited(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], tmp[160];
+  paths(dir, db, conf);
+  snprintf(tmp, sizeof tmp, "%s/c.conf.new", dir);
+  write_file(conf, "[chime]\nwatch = true\n[job a]\nevery = 100ms\ncommand = echo from-a\n", 0644);
+  struct proc d;
+  start_daemon(&d, conf, db, NULL);
+  assert_true(wait_log(&d, "event=watch", 20));
+  assert_true(wait_log(&d, "line=from-a", 20));
+  /* an editor's save: a new file renamed over the old */
+  write_file(tmp, "[chime]\nwatch = true\n[job b]\nevery = 100ms\ncommand = echo from-b\n", 0644);
+  assert_int_equal(rename(tmp, conf), 0);
+  assert_true(wait_log(&d, "kept=0 started=1 stopped=1", 20));
+  assert_true(wait_log(&d, "line=from-b", 20));
+  /* a write in place, in pieces, and a storm of them: one reload or two */
+  size_t from = d.len;
+  for (int i = 0; i < 50; i++) {
+    FILE *f = fopen(conf, "w");
+    fputs("[chime]\nwatch = true\n[job c]\nevery = 100ms\n", f);
+    fflush(f);
+    fprintf(f, "command = echo from-c-%d\n", i);
+    fclose(f);
+  }
+  assert_true(wait_log_from(&d, from, "line=from-c-49", 20));
+  usleep(500000);
+  pump(&d, 0);
+  int reloads = count(d.log + from, "event=reload config=");
+  print_message("%d reload(s) for 50 writes\n", reloads);
+  assert_true(reloads >= 1 && reloads <= 3);
+  /* a file with errors is refused, the running config goes on */
+  from = d.len;
+  write_file(conf, "[chime]\nwatch = true\n[job c]\nevery = soon\ncommand = true\n", 0644);
+  assert_true(wait_log_from(&d, from, "event=reload_error", 20));
+  assert_true(wait_log_from(&d, from, "the running config goes on", 20));
+  from = d.len;
+  assert_true(wait_log_from(&d, from, "line=from-c-49", 20));
+  /* other files of the directory are no change of it */
+  from = d.len;
+  write_file(tmp, "x", 0644);
+  usleep(700000);
+  pump(&d, 0);
+  if (strstr(d.log + from, "event=reload")) print_error("%s", d.log + from);
+  assert_null(strstr(d.log + from, "event=reload"));
+  stop_daemon(&d);
+  proc_free(&d);
+}
+
 static void a_reload_storm_leaves_the_daemon_whole(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -538,6 +586,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(a_peer_of_another_uid_is_refused_and_logged),
       cmocka_unit_test(a_stalled_or_wordy_client_holds_up_no_one),
       cmocka_unit_test(sd_notify_tells_ready_status_watchdog_and_stopping),
+      cmocka_unit_test(watch_reloads_when_the_file_is_replaced_or_edited),
       cmocka_unit_test(a_reload_storm_leaves_the_daemon_whole),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
