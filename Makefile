@@ -3,7 +3,8 @@
 #
 #   make demo   build, then run the tutorial's program (examples/seed.c),
 #               then the chime command on examples/chime.conf for a few
-#               seconds, and show the history it recorded
+#               seconds (asking it its status meanwhile), and show the
+#               history it recorded
 #   make test   build with AddressSanitizer and UndefinedBehaviorSanitizer,
 #               then run every test, on both backends, through ctest
 #
@@ -15,6 +16,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 TEST_BUILD ?= build-test
 DEMO_SECONDS ?= 8
+DEMO_STATUS_AT ?= 5.5
 DEMO_DB ?= $(BUILD)/demo-history.db
 DEMO_LOG = $(BUILD)/make-demo.log
 TEST_LOG = $(TEST_BUILD)/make-test.log
@@ -28,9 +30,13 @@ demo: build
 	@echo "== examples/seed, the tutorial's program (five seconds)"
 	@$(BUILD)/examples/seed
 	@echo
-	@echo "== chime run examples/chime.conf, stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr)"
+	@echo "== chime run examples/chime.conf, stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr);"
+	@echo "   after $(DEMO_STATUS_AT) s, chime status asks it what it is doing, through its control socket"
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	@timeout --preserve-status -s INT $(DEMO_SECONDS) $(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB)
+	@( sleep $(DEMO_STATUS_AT); echo; echo "== chime status --db $(DEMO_DB), while it runs"; \
+	   $(BUILD)/cli/chime status --db $(DEMO_DB); echo ) & \
+	timeout --preserve-status -s INT $(DEMO_SECONDS) $(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB); \
+	status=$$?; wait; exit $$status
 	@echo
 	@echo "== chime history --db $(DEMO_DB): what it recorded"
 	@$(BUILD)/cli/chime history --db $(DEMO_DB) --limit 12
