@@ -69,10 +69,13 @@ struct daemon_conf {
 
 struct config {
   char *path;
+  int crontab; /* read from a crontab (CRONTAB_USER, CRONTAB_SYSTEM), or 0: INI; a reload reads it the same way */
   struct daemon_conf daemon;
   struct job_conf **jobs;
   size_t njobs;
 };
+
+enum { CRONTAB_USER = 1, CRONTAB_SYSTEM = 2 };
 
 /* Errors, one a line: "FILE:LINE: [SECTION] KEY: why". */
 struct errors {

@@ -565,6 +565,7 @@ int crontab_parse(const char *name, const char *text, size_t len, const struct c
   char *line = malloc(CONFIG_MAX_LINE + 1), *name_buf = malloc(CONFIG_MAX_LINE + 1), *val = malloc(CONFIG_MAX_LINE + 1);
   if (!st.cfg || !line || !name_buf || !val || !(st.cfg->path = strdup(name))) st.nomem = true;
   if (st.cfg) daemon_init(&st.cfg->daemon);
+  if (st.cfg) st.cfg->crontab = o->system ? CRONTAB_SYSTEM : CRONTAB_USER;
   for (const char *p = text, *end = text + len; !st.nomem && p < end;) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);

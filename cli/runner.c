@@ -47,6 +47,7 @@
 #include "argv.h"
 #include "control.h"
 #include "cronenv.h"
+#include "crontab.h"
 #include "log.h"
 #include "runner.h"
 
@@ -415,7 +416,8 @@ int runner_reload(struct runner *r, struct reload_report *rep) {
   if (reloading) return -EBUSY;
   struct config *cfg = NULL;
   struct errors errs = {0};
-  if (config_load(r->config_path, &cfg, &errs) != 0) {
+  struct crontab_opts co = {.system = r->crontab == CRONTAB_SYSTEM, .euid = -1};
+  if ((r->crontab ? crontab_load(r->config_path, &co, &cfg, &errs, NULL, NULL) : config_load(r->config_path, &cfg, &errs)) != 0) {
     for (const char *line = errs.text, *nl; line && *line; line = nl + 1) {
       nl = strchr(line, '\n');
       log_msg("error", "reload_error", "%.*s", (int)(nl - line), line);
@@ -633,7 +635,7 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
-  struct runner r = {.config_path = config_path, .db_path = db_path, .shutdown_grace = shutdown_grace};
+  struct runner r = {.config_path = config_path, .crontab = cfg->crontab, .db_path = db_path, .shutdown_grace = shutdown_grace};
   r.spare = calloc(1, sizeof *r.spare);
   if (!r.spare || recorder_new(db_path, db_make_dirs, &r.rec) != 0) {
     free(r.spare);

@@ -80,6 +80,7 @@ struct runner {
   struct job *jobs;
   struct run *runs;
   const char *config_path; /* NULL for a job of the command line */
+  int crontab;             /* the config is a crontab (config.crontab): reloads read it as one */
   const char *db_path;     /* NULL: no history */
   struct recorder *rec;
   chime_ns shutdown_grace;

@@ -150,6 +150,25 @@ static void sighup_reloads_and_refuses_a_bad_config(void **state) {
   proc_free(&p);
 }
 
+/* A crontab's daemon reloads it as a crontab (not as an INI file). */
+static void sighup_reloads_a_crontab_as_a_crontab(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  write_file(conf, "# every second (seconds first, year last)\n* * * * * * * echo from-a\n", 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"crontab", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(&p, "line=from-a", 20));
+  write_file(conf, "* * * * * * * echo from-b\n", 0644);
+  kill(p.pid, SIGHUP);
+  assert_true(wait_log(&p, "event=reload config=", 20));
+  assert_null(strstr(p.log, "event=reload_error"));
+  assert_true(wait_log(&p, "line=from-b", 20));
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  proc_free(&p);
+}
+
 static void catch_up_runs_once_after_a_missed_tick(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
@@ -1472,7 +1491,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(missing_program_is_named_and_other_jobs_go_on),
       cmocka_unit_test(calendar_ticks_are_exact_in_the_log_and_the_history),
       cmocka_unit_test(a_stalled_daemon_records_its_missed_ticks_as_one_row),
-      cmocka_unit_test(a_second_sigterm_acts_at_once),
+      cmocka_unit_test(a_second_sigterm_acts_at_once), cmocka_unit_test(sighup_reloads_a_crontab_as_a_crontab),
       cmocka_unit_test(out_of_range_numbers_are_refused), cmocka_unit_test(history_shows_skipped_ticks),
       cmocka_unit_test(a_crontab_runs_as_cron_runs_it),
       cmocka_unit_test(bad_config_is_refused_whole_with_file_line_and_key),
