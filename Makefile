@@ -3,9 +3,9 @@
 #
 #   make demo   build, then run the tutorial's program (examples/seed.c),
 #               then the chime command on examples/chime.conf for a few
-#               seconds, serving its status page and metrics on
-#               DEMO_HTTP (a few metric lines are shown meanwhile), and
-#               show the history it recorded
+#               seconds (serving its status page and metrics on DEMO_HTTP,
+#               a few metric lines shown, and asking it its status
+#               meanwhile), and show the history it recorded
 #   make test   build with AddressSanitizer and UndefinedBehaviorSanitizer,
 #               then run every test, on both backends, through ctest
 #
@@ -17,8 +17,10 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 TEST_BUILD ?= build-test
 DEMO_SECONDS ?= 8
+DEMO_STATUS_AT ?= 5.5
 DEMO_DB ?= $(BUILD)/demo-history.db
 DEMO_HTTP ?= 127.0.0.1:9746
+DEMO_METRICS_AT ?= 4
 DEMO_LOG = $(BUILD)/make-demo.log
 TEST_LOG = $(TEST_BUILD)/make-test.log
 STEP = scripts/step.sh
@@ -31,13 +33,17 @@ demo: build
 	@echo "== examples/seed, the tutorial's program (five seconds)"
 	@$(BUILD)/examples/seed
 	@echo
-	@echo "== chime run examples/chime.conf --http $(DEMO_HTTP), stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr)"
+	@echo "== chime run examples/chime.conf --http $(DEMO_HTTP), stopped by SIGINT after $(DEMO_SECONDS) s (log on stderr);"
+	@echo "   after $(DEMO_METRICS_AT) s, its status page's URL and a few lines of its /metrics; after $(DEMO_STATUS_AT) s, chime status"
+	@echo "   asks it what it is doing, through its control socket"
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	@$(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB) --http $(DEMO_HTTP) & pid=$$!; \
-	  sleep 5; \
-	  echo; echo "== while it runs: its status page is http://$(DEMO_HTTP)/ and a few lines of its /metrics:"; \
-	  curl -s http://$(DEMO_HTTP)/metrics | grep -E '^chime_build_info|outcome="(ok|failed|timeout)"\} [1-9]|reason="(overlap|backoff)"\} [1-9]|_in_progress\{job="slow"'; \
-	  echo; sleep $$(( $(DEMO_SECONDS) - 5 )); kill -INT $$pid; wait $$pid
+	@( sleep $(DEMO_METRICS_AT); echo; echo "== while it runs: its status page is http://$(DEMO_HTTP)/ and a few lines of its /metrics:"; \
+	   curl -s http://$(DEMO_HTTP)/metrics | grep -E '^chime_build_info|outcome="(ok|failed|timeout)"\} [1-9]|reason="(overlap|backoff)"\} [1-9]|_in_progress\{job="slow"'; \
+	   echo ) & \
+	( sleep $(DEMO_STATUS_AT); echo; echo "== chime status --db $(DEMO_DB), while it runs"; \
+	   $(BUILD)/cli/chime status --db $(DEMO_DB); echo ) & \
+	timeout --preserve-status -s INT $(DEMO_SECONDS) $(BUILD)/cli/chime run examples/chime.conf --db $(DEMO_DB) --http $(DEMO_HTTP); \
+	status=$$?; wait; exit $$status
 	@echo
 	@echo "== chime history --db $(DEMO_DB): what it recorded"
 	@$(BUILD)/cli/chime history --db $(DEMO_DB) --limit 12

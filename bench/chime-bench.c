@@ -359,6 +359,8 @@ static int pingpong_main(void *arg) {
   (void)arg;
   int a[2], b[2];
   if (pipe2(a, O_NONBLOCK) || pipe2(b, O_NONBLOCK)) fail("pipe2", -errno);
+  for (int i = 0; i < 2; i++) /* registered once, as libuv's uv_read_start does: closed with chime_close */
+    if (chime_keep_fd(a[i]) || chime_keep_fd(b[i])) fail("chime_keep_fd", -EBADF);
   long rounds = n_arg / 2;
   struct pp_end pong = {a[0], b[1], rounds};
   chime_task t;

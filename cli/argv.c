@@ -103,3 +103,16 @@ int argv_split(const char *text, char ***argv, int *argc, char *err, size_t errs
   *argc = w.count;
   return 0;
 }
+
+char **argv_copy(char *const *v, size_t extra, bool *nomem) {
+  size_t n = 0, bytes = 0;
+  while (v && v[n]) bytes += strlen(v[n++]) + 1;
+  if (!v && !extra) return NULL;
+  char **copy = malloc((n + extra + 1) * sizeof *copy + bytes);
+  if (!copy) return *nomem = true, NULL;
+  char *p = (char *)(copy + n + extra + 1);
+  for (size_t i = 0; i < n; i++)
+    copy[i] = strcpy(p, v[i]), p += strlen(v[i]) + 1;
+  for (size_t i = n; i <= n + extra; i++) copy[i] = NULL;
+  return copy;
+}

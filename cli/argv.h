@@ -3,6 +3,7 @@
 #ifndef CHIME_CLI_ARGV_H
 #define CHIME_CLI_ARGV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The most words a command may have, and the most bytes its text may have:
@@ -22,5 +23,11 @@
  * returns 0.  On error returns -EINVAL (or -ENOMEM), leaves the outputs
  * untouched, and writes "column N: why" into err (if not NULL). */
 int argv_split(const char *text, char ***argv, int *argc, char *err, size_t errsize);
+
+/* A copy of the NULL-terminated list v (NULL: none) in one allocation,
+ * as argv_split makes, with room for `extra` more entries (NULL-filled)
+ * after its own, whose strings are then the caller's.  NULL for a NULL v
+ * without extra; NULL with *nomem set when out of memory. */
+char **argv_copy(char *const *v, size_t extra, bool *nomem);
 
 #endif

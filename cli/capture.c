@@ -41,6 +41,15 @@ static void keep(struct capture *c, const char *buf, size_t n) {
   }
 }
 
+void capture_init(struct capture *c) {
+  c->job = c->stream = NULL;
+  c->pid = 0;
+  c->fd = -1;
+  c->tail_start = c->tail_len = c->line_len = 0;
+  c->bytes = 0;
+  c->both = NULL;
+}
+
 void capture_feed(struct capture *c, const char *buf, size_t n) {
   keep(c, buf, n);
   c->bytes += n;

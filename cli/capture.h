@@ -22,6 +22,9 @@ struct capture {
   struct capture *both;     /* also fed the output's tail (stdout and stderr as they came), or NULL */
 };
 
+/* An empty capture (its buffers are not cleared: they are written before
+ * they are read). */
+void capture_init(struct capture *c);
 /* Takes n more bytes of output: logs each complete line, keeps the tail. */
 void capture_feed(struct capture *c, const char *buf, size_t n);
 /* Logs what is left of an unfinished last line. */

@@ -3,11 +3,12 @@
 # first time chime is completed; without bash-completion, source it).
 #
 # Completes the commands, each command's options and their fixed values
-# (--overlap, --on-error, --log-format, --tz, --user, --dir, --db), the
-# config file of run and check, the program after `--` of every and cron,
-# and the job names of history: the [job NAME] sections of the config files
-# in CHIME_CONFIG (separated by ':'), or else of /etc/chime.conf and the
-# *.conf files of the current directory.  It needs nothing but bash; with
+# (--overlap, --on-error, --log-format, --tz, --user, --dir, --db,
+# --socket, --config), the config file of run and check, the program after
+# `--` of every and cron, and the job names of history, trigger, pause and
+# resume: the [job NAME] sections of the config files in CHIME_CONFIG
+# (separated by ':'), or else of /etc/chime.conf and the *.conf files of
+# the current directory.  It needs nothing but bash; with
 # bash-completion loaded, the program after `--` gets its own completion.
 
 # The job names of the config files that history's completion reads.
@@ -54,7 +55,7 @@ _chime() {
   COMPREPLY=()
 
   if ((COMP_CWORD == 1)); then
-    _chime_words "every cron run check history --help --version"
+    _chime_words "every cron run check history status trigger pause resume reload --help --version"
     return
   fi
 
@@ -81,17 +82,20 @@ _chime() {
     --tz) _chime_words "$(_chime_zones)"; return ;;
     --user) _chime_gen -u; return ;;
     --dir) _chime_files -d; return ;;
-    --db)
+    --db | --socket)
       _chime_files
       [[ none == "$cur"* ]] && COMPREPLY+=(none)
       return
       ;;
+    --config) _chime_files; return ;;
     --name | --timeout | --kill-grace | --jitter | --spread | --window | --max-concurrent | --backoff | \
-      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --http)
-      return ;; # free text: a name, a duration, a number, an address
+      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --job | --on-failure | --on-recovery | \
+      --hook-timeout | --history-keep | --history-max-runs | --history-keep-ok | --history-keep-failed | --http)
+      return ;; # free text: a name, a duration, a number, a command, an address
   esac
 
-  local daemon="--db --no-history --log-format --shutdown-grace --http"
+  local daemon="--db --no-history --socket --log-format --shutdown-grace --http"
+  local bounds="--history-keep --history-max-runs --history-keep-ok --history-keep-failed"
   case $cmd in
     every | cron)
       if ((COMP_CWORD == 2)); then # the schedule
@@ -100,22 +104,37 @@ _chime() {
       fi
       _chime_words "--name --timeout --kill-grace --jitter --spread --window --overlap --max-concurrent
         --on-error --backoff --backoff-max --max-runs --env --dir --user --tz --shell --catch-up
-        --start-now $daemon --"
+        --start-now --on-failure --on-recovery --hook-timeout $bounds $daemon --"
       ;;
     run | check)
       if ((COMP_CWORD == 2)); then # the config file
         _chime_files
       elif [[ $cmd == run ]]; then
-        _chime_words "$daemon"
+        _chime_words "--watch $daemon"
       fi
       ;;
     history)
-      if [[ $cur == -* ]] || ((COMP_CWORD > 2)); then
-        _chime_words "--limit --json --db"
+      if [[ ${COMP_WORDS[2]-} == prune ]] && ((COMP_CWORD > 2)); then
+        if [[ $cur == -* ]] || ((COMP_CWORD > 3)); then
+          _chime_words "--config --db $bounds"
+        else
+          _chime_words "$(_chime_job_names) --config --db $bounds"
+        fi
+      elif [[ $cur == -* ]] || ((COMP_CWORD > 2)); then
+        _chime_words "--limit --json --db --job"
       else
-        _chime_words "$(_chime_job_names) --limit --json --db"
+        _chime_words "$(_chime_job_names) prune --limit --json --db --job"
       fi
       ;;
+    trigger | pause | resume)
+      if ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
+        _chime_words "$(_chime_job_names)"
+      else
+        _chime_words "--socket --db"
+      fi
+      ;;
+    status) _chime_words "--json --socket --db" ;;
+    reload) _chime_words "--socket --db" ;;
   esac
 }
 

@@ -309,7 +309,7 @@ void config_free(struct config *cfg) {
     free(cfg->jobs[i]);
   }
   free(cfg->jobs);
-  free(cfg->daemon.db);
+  daemon_free(&cfg->daemon);
   free(cfg->path);
   free(cfg);
 }

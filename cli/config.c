@@ -55,11 +55,18 @@ void job_init(struct job_conf *job) {
   job->max_concurrent = 2;
   job->backoff = CHIME_SEC(10);
   job->backoff_max = CHIME_MIN(10);
+  job->hook_timeout = CHIME_MIN(1);
 }
 
 void daemon_init(struct daemon_conf *d) {
   memset(d, 0, sizeof *d);
   d->shutdown_grace = CHIME_SEC(8);
+}
+
+void daemon_free(struct daemon_conf *d) {
+  free(d->db);
+  free(d->socket);
+  d->db = d->socket = NULL;
 }
 
 void job_free(struct job_conf *job) {
@@ -77,6 +84,10 @@ void job_free(struct job_conf *job) {
   free(job->env);
   free(job->dir);
   free(job->user);
+  free(job->on_failure);
+  free(job->on_recovery);
+  free(job->failure_argv);
+  free(job->recovery_argv);
   free(job->fingerprint);
   memset(job, 0, sizeof *job);
 }
@@ -142,7 +153,8 @@ static const char *const on_error_names[] = {"continue", "stop", "backoff"};
 static int set_duration(chime_ns *field, const char *v, chime_ns min, char *err, size_t size) {
   chime_ns d;
   int rc = chime_parse_duration(v, &d);
-  if (rc == -ERANGE) return say(err, size, "\"%s\" is too long a duration", v);
+  if (rc == -ERANGE) /* under a nanosecond, or past the clock */
+    return say(err, size, "\"%s\" is out of range (from 1ns to 292 years, or 0)", v);
   if (rc) return say(err, size, "\"%s\" is not a duration (such as 30s, 1h30m, 2min)", v);
   if (d < min) return say(err, size, "must be more than 0");
   if (d > CHIME_HOUR(24 * 365 * 10)) return say(err, size, "\"%s\" is more than ten years", v);
@@ -306,9 +318,10 @@ static const char *const job_keys[] = {
     "schedule", "every",          "tz",       "command", "shell",       "env",      "dir",
     "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
-    "clean_env", "input", "mailto",
+    "clean_env", "input", "mailto", "on_failure", "on_recovery", "hook_timeout", "history_keep",
+    "history_max_runs", "history_keep_ok", "history_keep_failed",
 };
-static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "http"};
+static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket", "watch", "http"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static bool in(const char *key, const char *const *keys, size_t n) {
@@ -381,10 +394,15 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->reboot = false;
     return 0;
   }
-  if (strcmp(key, "command") == 0) {
+  if (strcmp(key, "command") == 0 || strcmp(key, "on_failure") == 0 || strcmp(key, "on_recovery") == 0) {
     if (!*v) return say(err, size, "is empty");
     if (strlen(v) > ARGV_MAX_TEXT) return say(err, size, "is longer than %d bytes", ARGV_MAX_TEXT);
-    return set_string(&job->command, v);
+    return set_string(key[0] == 'c' ? &job->command : key[3] == 'f' ? &job->on_failure : &job->on_recovery, v);
+  }
+  if (strcmp(key, "history_keep") == 0) {
+    if (v[0] == '-' || strcmp(v, "0") == 0)
+      return say(err, size, "\"%s\": must be more than 0 (db = none keeps no history)", v);
+    return set_duration(&job->history.keep, v, 1, err, size);
   }
   if (strcmp(key, "env") == 0) return add_env(job, v, err, size);
   if (strcmp(key, "shell") == 0) return set_shell(job, v, err, size);
@@ -412,10 +430,14 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
       {"jitter", offsetof(struct job_conf, jitter), 0},    {"spread", offsetof(struct job_conf, spread), 0},
       {"window", offsetof(struct job_conf, window), 0},    {"backoff", offsetof(struct job_conf, backoff), 1},
       {"backoff_max", offsetof(struct job_conf, backoff_max), 1},
+      {"hook_timeout", offsetof(struct job_conf, hook_timeout), 1},
   };
   for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
-    if (strcmp(key, durations[i].key) == 0)
-      return set_duration((chime_ns *)((char *)job + durations[i].off), v, durations[i].min, err, size);
+    if (strcmp(key, durations[i].key) == 0) {
+      int rc = set_duration((chime_ns *)((char *)job + durations[i].off), v, durations[i].min, err, size);
+      if (rc == 0 && strncmp(key, "backoff", 7) == 0) job->set_backoff = true;
+      return rc;
+    }
   static const struct {
     const char *key;
     size_t off;
@@ -441,6 +463,7 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
   if (strcmp(key, "max_concurrent") == 0) {
     if (parse_uint(v, 255, &u) || u == 0) return say(err, size, "\"%s\" is not a number from 1 to 255", v);
     job->max_concurrent = (unsigned)u;
+    job->set_max_concurrent = true;
     return 0;
   }
   if (strcmp(key, "max_runs") == 0) {
@@ -448,6 +471,20 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->max_runs = u;
     return 0;
   }
+  static const struct {
+    const char *key;
+    size_t off;
+  } counts[] = {{"history_max_runs", offsetof(struct job_conf, history.max_runs)},
+                {"history_keep_ok", offsetof(struct job_conf, history.keep_ok)},
+                {"history_keep_failed", offsetof(struct job_conf, history.keep_failed)}};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+    if (strcmp(key, counts[i].key) == 0) {
+      if (parse_uint(v, HISTORY_BOUND_MAX, &u) || u == 0)
+        return say(err, size, "\"%s\" is not a number from 1 to %llu (db = none keeps no history)", v,
+                   HISTORY_BOUND_MAX);
+      *(uint64_t *)((char *)job + counts[i].off) = u;
+      return 0;
+    }
   return unknown_key(key, false, err, size);
 }
 
@@ -472,6 +509,14 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
     if (strcmp(v, "none") != 0 && listen_addr_parse(v, &a, err, size)) return -EINVAL;
     if (strlen(v) >= sizeof d->http) return say(err, size, "\"%.20s...\" is too long for an address", v);
     strcpy(d->http, v);
+    return 0;
+  }
+  if (strcmp(key, "socket") == 0) {
+    if (!*v) return say(err, size, "is empty");
+    return set_string(&d->socket, v);
+  }
+  if (strcmp(key, "watch") == 0) {
+    if (parse_bool(v, &d->watch)) return say(err, size, "\"%s\" is not true or false", v);
     return 0;
   }
   return unknown_key(key, true, err, size);
@@ -513,6 +558,10 @@ static int make_fingerprint(struct job_conf *j) {
   fpn(f, "max_concurrent", j->max_concurrent), fpn(f, "on_error", j->on_error), fpn(f, "backoff", j->backoff);
   fpn(f, "backoff_max", j->backoff_max), fpn(f, "catch_up", j->catch_up), fpn(f, "start_now", j->start_now);
   fpn(f, "max_runs", (long long)j->max_runs);
+  fp(f, "on_failure", j->on_failure), fp(f, "on_recovery", j->on_recovery), fpn(f, "hook_timeout", j->hook_timeout);
+  fpn(f, "history_keep", j->history.keep), fpn(f, "history_max_runs", (long long)j->history.max_runs);
+  fpn(f, "history_keep_ok", (long long)j->history.keep_ok);
+  fpn(f, "history_keep_failed", (long long)j->history.keep_failed);
   if (fclose(f) != 0 || !text) {
     free(text);
     return -ENOMEM;
@@ -522,33 +571,51 @@ static int make_fingerprint(struct job_conf *j) {
   return 0;
 }
 
-/* argv for the job: sh -c COMMAND, the words of the command line, or
- * the command split into words.  0, -EINVAL (reported), -ENOMEM. */
-static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
-  char **argv = job->argv;
+/* The words of `text`, the value of `key`, into *out (one allocation;
+ * what was there is freed): SHELL -c TEXT with the job's shell, else the
+ * text split into words.  0, -EINVAL (reported), -ENOMEM. */
+static int split_command(const struct job_conf *job, const char *key, const char *text, char ***out,
+                         finish_report report, void *ctx) {
+  char **argv;
   char why[200];
   int argc, rc;
-  if (argv && !job->shell) {
-    /* words given as such (the command line's PROGRAM ARGS...) */
-  } else if (job->shell) {
+  if (job->shell) {
     static const char *const sh[] = {"/bin/sh", "-c"};
     size_t table = 4 * sizeof(char *);
-    argv = malloc(table + strlen(job->command) + 1);
+    argv = malloc(table + strlen(text) + 1);
     if (!argv) return -ENOMEM;
     argv[0] = job->shell_path ? job->shell_path : (char *)sh[0], argv[1] = (char *)sh[1];
-    argv[2] = strcpy((char *)argv + table, job->command), argv[3] = NULL;
+    argv[2] = strcpy((char *)argv + table, text), argv[3] = NULL;
   } else {
-    rc = argv_split(job->command, &argv, &argc, why, sizeof why);
+    rc = argv_split(text, &argv, &argc, why, sizeof why);
     if (rc == -ENOMEM) return rc;
-    if (rc) return report(ctx, "command", why), -EINVAL;
+    if (rc) return report(ctx, key, why), -EINVAL;
   }
-  if (argv != job->argv) free(job->argv);
-  job->argv = argv;
-  if (!argv[0][0]) return report(ctx, "command", "the program's name is empty"), -EINVAL;
+  free(*out);
+  *out = argv;
+  if (!argv[0][0]) return report(ctx, key, "the program's name is empty"), -EINVAL;
   return 0;
 }
 
+/* argv for the job: the words of the command line (its PROGRAM ARGS...,
+ * given as such), or the command's words; and its hooks'.  0, -EINVAL
+ * (reported), -ENOMEM. */
+static int make_argv(struct job_conf *job, finish_report report, void *ctx) {
+  int rc = 0, bad = 0;
+  if (!job->argv || job->shell) rc = split_command(job, "command", job->command, &job->argv, report, ctx);
+  bad += rc == -EINVAL;
+  if (rc != -ENOMEM && job->on_failure)
+    bad += (rc = split_command(job, "on_failure", job->on_failure, &job->failure_argv, report, ctx)) == -EINVAL;
+  if (rc != -ENOMEM && job->on_recovery)
+    bad += (rc = split_command(job, "on_recovery", job->on_recovery, &job->recovery_argv, report, ctx)) == -EINVAL;
+  return rc == -ENOMEM ? rc : bad ? -EINVAL : 0;
+}
+
 void job_drop_unfit(struct job_conf *job, bool (*keep)(const void *ctx, const char *key), const void *ctx) {
+  if (job->set_max_concurrent && job->overlap != CHIME_OVERLAP_ALLOW && !keep(ctx, "max_concurrent"))
+    job->set_max_concurrent = false;
+  if (job->set_backoff && job->on_error != CHIME_ERROR_BACKOFF && !keep(ctx, "backoff") && !keep(ctx, "backoff_max"))
+    job->set_backoff = false;
   if (job->cron) {
     if (!keep(ctx, "spread")) job->spread = 0;
     if (!keep(ctx, "start_now")) job->start_now = false;
@@ -569,6 +636,11 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
   else errors += rc != 0;
   if (job->on_error == CHIME_ERROR_BACKOFF && job->backoff_max < job->backoff)
     errors++, report(ctx, "backoff_max", "shorter than backoff");
+  /* a policy's parameter without its policy would be ignored: refused, as the library refuses it */
+  if (job->set_max_concurrent && job->overlap != CHIME_OVERLAP_ALLOW)
+    errors++, report(ctx, "max_concurrent", "only with overlap = allow");
+  if (job->set_backoff && job->on_error != CHIME_ERROR_BACKOFF)
+    errors++, report(ctx, "backoff", "only with on_error = backoff");
   /* What chime_cron refuses, and what chime_every would ignore, refused here
    * with its key rather than when the job starts. */
   if (calendar && job->spread)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "history.h"
 #include "listen.h"
 #include "log.h"
 
@@ -44,8 +45,15 @@ struct job_conf {
   chime_on_error on_error;
   chime_ns backoff, backoff_max;
   bool catch_up;            /* run once after downtime that missed a run */
+  bool set_max_concurrent;  /* max_concurrent was given (it needs overlap = allow) */
+  bool set_backoff;         /* backoff or backoff_max was given (they need on_error = backoff) */
   bool start_now;           /* an interval job's first run at once */
   unsigned long long max_runs; /* 0: no limit */
+  char *on_failure;         /* the hook run after a run that failed, timed out or could not start, or NULL */
+  char *on_recovery;        /* the hook run after the first success that follows failures, or NULL */
+  char **failure_argv, **recovery_argv; /* the hooks split as command is (or SHELL -c HOOK), or NULL */
+  chime_ns hook_timeout;    /* a hook still going then is ended as a run at its timeout */
+  struct history_bounds history; /* history_keep, history_max_runs, history_keep_ok, history_keep_failed */
   char *fingerprint;        /* every effective setting, to tell a changed job on reload */
 };
 
@@ -57,14 +65,19 @@ struct daemon_conf {
   chime_ns shutdown_grace;  /* SIGTERM to SIGKILL at shutdown */
   bool grace_set;
   char http[LISTEN_TEXT_MAX]; /* the HTTP endpoint's address as given (listen_addr_parse), "none", or "": none */
+  char *socket;             /* the control socket's path; NULL: beside db (DB.sock); "none": none */
+  bool watch;               /* reload when the config file changes (inotify) */
 };
 
 struct config {
   char *path;
+  int crontab; /* read from a crontab (CRONTAB_USER, CRONTAB_SYSTEM), or 0: INI; a reload reads it the same way */
   struct daemon_conf daemon;
   struct job_conf **jobs;
   size_t njobs;
 };
+
+enum { CRONTAB_USER = 1, CRONTAB_SYSTEM = 2 };
 
 /* Errors, one a line: "FILE:LINE: [SECTION] KEY: why". */
 struct errors {
@@ -83,6 +96,7 @@ bool job_name_char(char c);
 /* Built-in defaults of a job and of the daemon. */
 void job_init(struct job_conf *job);
 void daemon_init(struct daemon_conf *d);
+void daemon_free(struct daemon_conf *d);
 void job_free(struct job_conf *job);
 
 /* Sets one key of a job from its text, checking it alone.  Returns 0, or

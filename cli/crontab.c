@@ -21,6 +21,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <search.h>
+#include <stdint.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@ struct state {
   char *pending; /* the `# chime:` options for the next job line, joined by blanks; NULL: none */
   int pending_line;
   struct config *cfg;
+  struct hsearch_data names; /* the jobs' names so far; a name's data: the next suffix to try after it */
   bool nomem;
 };
 
@@ -379,18 +382,29 @@ static void derive_name(const char *command, char *name, size_t size) {
     if (!isalnum((unsigned char)*c) && !strchr("_.-@", *c)) *c = '-';
 }
 
-/* A name not yet taken in cfg: name, or name-2, name-3, ... */
-static void unique_name(const struct config *cfg, char *name, size_t size) {
+static ENTRY *name_find(struct state *st, char *name) {
+  ENTRY q = {.key = name}, *e = NULL;
+  return hsearch_r(q, FIND, &e, &st->names) ? e : NULL;
+}
+
+/* A name not yet taken: name, or name-2, name-3, ... (a thousand lines of
+ * one program are named in linear time: the taken name keeps the suffix
+ * to try next). */
+static void unique_name(struct state *st, char *name, size_t size) {
+  ENTRY *taken = name_find(st, name);
+  if (!taken) return;
   char base[JOB_NAME_MAX + 1];
   snprintf(base, sizeof base, "%.*s", JOB_NAME_MAX - 6, name);
-  for (int k = 1;; k++) {
-    /* k stays below 100000 (a 1 MiB file has fewer lines): so the compiler knows the name fits */
-    if (k > 1 && snprintf(name, size, "%s-%d", base, k % 100000) < 0) return;
-    bool taken = false;
-    for (size_t i = 0; i < cfg->njobs && !taken; i++)
-      taken = strcmp(cfg->jobs[i]->name, name) == 0;
-    if (!taken) return;
-  }
+  intptr_t k = taken->data ? (intptr_t)taken->data : 2;
+  for (; k < 1000000; k++)
+    if ((size_t)snprintf(name, size, "%s-%d", base, (int)k) >= size || !name_find(st, name)) break;
+  taken->data = (void *)(k + 1);
+}
+
+/* The job's name, taken from now on. */
+static void name_take(struct state *st, char *name) {
+  ENTRY q = {.key = name}, *e;
+  if (!hsearch_r(q, ENTER, &e, &st->names)) st->nomem = true; /* (room for every line was made) */
 }
 
 static void finish_error(void *ctx, const char *key, const char *why) {
@@ -528,8 +542,9 @@ static void job_line(struct state *st, const char *line) {
   derive_name(cmd, name, sizeof name);
   if (rc == -EINVAL) line_error(st, "%s", why);
   if (rc == 0) rc = apply_options(st, job, name, sizeof name);
-  unique_name(st->cfg, name, sizeof name);
+  unique_name(st, name, sizeof name);
   if (rc == 0 && !(job->name = strdup(name))) rc = -ENOMEM;
+  if (rc == 0) name_take(st, job->name);
   if (rc == 0) rc = job_finish(job, finish_error, st);
   if (rc == -ENOMEM) st->nomem = true;
   if (!job->name) job->name = strdup("?");
@@ -566,6 +581,10 @@ int crontab_parse(const char *name, const char *text, size_t len, const struct c
   char *line = malloc(CONFIG_MAX_LINE + 1), *name_buf = malloc(CONFIG_MAX_LINE + 1), *val = malloc(CONFIG_MAX_LINE + 1);
   if (!st.cfg || !line || !name_buf || !val || !(st.cfg->path = strdup(name))) st.nomem = true;
   if (st.cfg) daemon_init(&st.cfg->daemon);
+  if (st.cfg) st.cfg->crontab = o->system ? CRONTAB_SYSTEM : CRONTAB_USER;
+  size_t lines = 1;
+  for (const char *c = text; (c = memchr(c, '\n', (size_t)(text + len - c))); c++) lines++;
+  if (!hcreate_r(2 * lines + 16, &st.names)) st.nomem = true; /* a job a line at most */
   for (const char *p = text, *end = text + len; !st.nomem && p < end;) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -635,6 +654,7 @@ int crontab_parse(const char *name, const char *text, size_t len, const struct c
     free(st.env[i]);
   free(st.env);
   free(st.pending);
+  hdestroy_r(&st.names);
   free(line), free(name_buf), free(val);
   if (st.nomem || errs->count > before) {
     config_free(st.cfg);

@@ -9,7 +9,10 @@
  * from a thread of its pool, in transactions (recorder.c): a database
  * locked by someone else delays them, never a tick.  The schema's version
  * is PRAGMA user_version; each migration takes it one step forward in a
- * transaction of its own.  Times are nanoseconds since the Unix epoch;
+ * transaction of its own; a new database is made at the latest version at
+ * once (schema_now: ALTER TABLE re-reads the whole schema, nine of them
+ * cost a first start thousands of allocations), and a test keeps the two
+ * ways to the same schema.  Times are nanoseconds since the Unix epoch;
  * durations nanoseconds.
  *
  * `chime history` only reads: it opens the database read-only, never
@@ -33,27 +36,17 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procinfo.h"
 
 struct history {
   sqlite3 *db;
   int version; /* the schema's (user_version) */
 };
 
-/* migrations[v] takes the schema from version v to v + 1. */
+/* migrations[v] takes the schema from version v to v + 1; a new database
+ * (version 0) gets schema_now. */
 static const char *const migrations[HISTORY_SCHEMA] = {
-    "CREATE TABLE runs ("
-    " id INTEGER PRIMARY KEY,"
-    " job TEXT NOT NULL,"
-    " scheduled INTEGER NOT NULL,"
-    " started INTEGER NOT NULL,"
-    " ended INTEGER,"
-    " outcome TEXT NOT NULL,"
-    " exit_code INTEGER,"
-    " signal INTEGER,"
-    " late INTEGER NOT NULL,"
-    " pid INTEGER,"
-    " stdout_tail BLOB,"
-    " stderr_tail BLOB);",
+    NULL,
     "ALTER TABLE runs ADD COLUMN error TEXT;"
     "ALTER TABLE runs ADD COLUMN chime_pid INTEGER;"
     "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);",
@@ -61,7 +54,57 @@ static const char *const migrations[HISTORY_SCHEMA] = {
     "ALTER TABLE runs ADD COLUMN reason TEXT;"
     "ALTER TABLE runs ADD COLUMN skipped INTEGER;"
     "ALTER TABLE runs ADD COLUMN last_scheduled INTEGER;",
+    "ALTER TABLE runs ADD COLUMN pid_start INTEGER;"
+    "ALTER TABLE runs ADD COLUMN chime_start INTEGER;"
+    "ALTER TABLE runs ADD COLUMN boot_id TEXT;",
+    /* 5: what triggered a run (its tick: NULL); what its hook did; the
+     * paused jobs; indexes for pruning a job's rows newest first */
+    "ALTER TABLE runs ADD COLUMN triggered_by TEXT;"
+    "UPDATE runs SET triggered_by = 'catch_up' WHERE triggered = 1;"
+    "ALTER TABLE runs ADD COLUMN hook TEXT;"
+    "ALTER TABLE runs ADD COLUMN hook_outcome TEXT;"
+    "ALTER TABLE runs ADD COLUMN hook_exit_code INTEGER;"
+    "ALTER TABLE runs ADD COLUMN hook_signal INTEGER;"
+    "ALTER TABLE runs ADD COLUMN hook_error TEXT;"
+    "CREATE INDEX runs_job_id ON runs(job, id);"
+    "CREATE INDEX runs_job_outcome ON runs(job, outcome);"
+    "CREATE TABLE paused (job TEXT PRIMARY KEY, since INTEGER NOT NULL);",
 };
+
+/* The schema at HISTORY_SCHEMA, for a new database: what the migrations
+ * make, in one step. */
+static const char schema_now[] = "CREATE TABLE runs ("
+                                 " id INTEGER PRIMARY KEY,"
+                                 " job TEXT NOT NULL,"
+                                 " scheduled INTEGER NOT NULL,"
+                                 " started INTEGER NOT NULL,"
+                                 " ended INTEGER,"
+                                 " outcome TEXT NOT NULL,"
+                                 " exit_code INTEGER,"
+                                 " signal INTEGER,"
+                                 " late INTEGER NOT NULL,"
+                                 " pid INTEGER,"
+                                 " stdout_tail BLOB,"
+                                 " stderr_tail BLOB,"
+                                 " error TEXT,"
+                                 " chime_pid INTEGER,"
+                                 " triggered INTEGER,"
+                                 " reason TEXT,"
+                                 " skipped INTEGER,"
+                                 " last_scheduled INTEGER,"
+                                 " pid_start INTEGER,"
+                                 " chime_start INTEGER,"
+                                 " boot_id TEXT,"
+                                 " triggered_by TEXT,"
+                                 " hook TEXT,"
+                                 " hook_outcome TEXT,"
+                                 " hook_exit_code INTEGER,"
+                                 " hook_signal INTEGER,"
+                                 " hook_error TEXT);"
+                                 "CREATE INDEX runs_job_scheduled ON runs(job, scheduled);"
+                                 "CREATE INDEX runs_job_id ON runs(job, id);"
+                                 "CREATE INDEX runs_job_outcome ON runs(job, outcome);"
+                                 "CREATE TABLE paused (job TEXT PRIMARY KEY, since INTEGER NOT NULL);";
 
 int history_default_path(char *buf, size_t size) {
   const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
@@ -117,16 +160,24 @@ static int migrate(struct history *h, char *err, size_t size, const char *path) 
              HISTORY_SCHEMA);
     return -EPROTO;
   }
-  for (; v < HISTORY_SCHEMA; v++) {
-    char bump[64];
-    snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", v + 1);
+  while (v < HISTORY_SCHEMA) {
+    /* Each step reads the version again in its transaction: another chime
+     * starting on the same file may have taken it a step already. */
     if ((rc = exec(h, "BEGIN IMMEDIATE")) != 0) return rc;
-    if ((rc = exec(h, migrations[v])) != 0 || (rc = exec(h, bump)) != 0 || (rc = exec(h, "COMMIT")) != 0) {
-      sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
-      return rc;
+    int to = v;
+    if ((rc = user_version(h, &v)) == 0 && v < HISTORY_SCHEMA) {
+      to = v == 0 ? HISTORY_SCHEMA : v + 1;
+      char bump[64];
+      snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", to);
+      if ((rc = exec(h, v == 0 ? schema_now : migrations[v])) == 0) rc = exec(h, bump);
     }
+    if (rc || (rc = exec(h, "COMMIT")) != 0) goto rollback;
+    v = v < to ? to : v;
   }
   return 0;
+rollback:
+  sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
 }
 
 int history_open(const char *path, bool make_dirs, struct history **out, char *err, size_t size) {
@@ -204,23 +255,47 @@ void history_close(struct history *h) {
   free(h);
 }
 
+/* Whether the process pid that started at `start` (clock ticks since the
+ * boot `boot`) still lives: not a process that reuses its pid. */
+static bool same_process(pid_t pid, int64_t start, const char *boot) {
+  return pid > 0 && strcmp(boot, boot_id()) == 0 && proc_start_time(pid) == start;
+}
+
+/* A run of a chime that died (SIGKILL, a crash) may have left its child's
+ * group behind, which nothing times any more: it is killed, if it is
+ * still that group (this boot; the child itself gone, or the same process
+ * by its start time: never a group whose id a new process took). */
+static void end_left_behind(pid_t pid, int64_t start, const char *boot) {
+  if (pid <= 0 || start < 0 || !boot[0] || strcmp(boot, boot_id()) != 0) return;
+  int64_t now = proc_start_time(pid);
+  if (now >= 0 && now != start) return; /* the pid is another process's now */
+  kill(-pid, SIGKILL);
+  kill(pid, SIGKILL);
+}
+
 int history_mark_interrupted(struct history *h) {
   sqlite3_stmt *sel, *upd;
-  int rc = sqlite3_prepare_v2(h->db, "SELECT DISTINCT chime_pid FROM runs WHERE outcome = 'running'", -1, &sel, NULL);
+  int rc = sqlite3_prepare_v2(h->db,
+                              "SELECT id, chime_pid, chime_start, boot_id, pid, pid_start FROM runs"
+                              " WHERE outcome = 'running'",
+                              -1, &sel, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
-  rc = sqlite3_prepare_v2(h->db,
-                          "UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running' AND chime_pid IS ?1",
-                          -1, &upd, NULL);
+  rc = sqlite3_prepare_v2(h->db, "UPDATE runs SET outcome = 'interrupted' WHERE id = ?1", -1, &upd, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(sel);
     return fail(h, rc);
   }
   int count = 0;
   while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-    bool null = sqlite3_column_type(sel, 0) == SQLITE_NULL;
-    pid_t pid = (pid_t)sqlite3_column_int64(sel, 0);
-    if (!null && pid != getpid() && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) continue; /* still alive */
-    null ? sqlite3_bind_null(upd, 1) : sqlite3_bind_int64(upd, 1, pid);
+    pid_t chime = (pid_t)sqlite3_column_int64(sel, 1);
+    const char *boot = sqlite3_column_type(sel, 3) == SQLITE_NULL ? "" : (const char *)sqlite3_column_text(sel, 3);
+    bool known = sqlite3_column_type(sel, 2) != SQLITE_NULL;
+    bool alive = chime != getpid() && chime > 0 &&
+                 (known ? same_process(chime, sqlite3_column_int64(sel, 2), boot) : kill(chime, 0) == 0 || errno == EPERM);
+    if (alive) continue; /* its chime runs it still */
+    if (sqlite3_column_type(sel, 5) != SQLITE_NULL)
+      end_left_behind((pid_t)sqlite3_column_int64(sel, 4), sqlite3_column_int64(sel, 5), boot);
+    sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
     if (sqlite3_step(upd) == SQLITE_DONE) count += sqlite3_changes(h->db);
     sqlite3_reset(upd);
   }
@@ -234,11 +309,14 @@ int history_commit(struct history *h) { return exec(h, "COMMIT"); }
 void history_rollback(struct history *h) { sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL); }
 
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, bool triggered) {
+                      int pid, const char *trigger, int64_t pid_start) {
+  static int64_t own_start = -2;
+  if (own_start == -2) own_start = proc_start_time(getpid());
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
-                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered)"
-                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
+                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered,"
+                              " pid_start, chime_start, boot_id, triggered_by)"
+                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                               -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -247,28 +325,34 @@ int64_t history_start(struct history *h, const char *job, chime_ns scheduled, ch
   sqlite3_bind_int64(st, 4, late);
   if (pid > 0) sqlite3_bind_int(st, 5, pid);
   sqlite3_bind_int(st, 6, (int)getpid());
-  sqlite3_bind_int(st, 7, triggered);
+  sqlite3_bind_int(st, 7, trigger != NULL);
+  if (pid > 0 && pid_start >= 0) sqlite3_bind_int64(st, 8, pid_start);
+  if (own_start >= 0) sqlite3_bind_int64(st, 9, own_start);
+  sqlite3_bind_text(st, 10, boot_id(), -1, SQLITE_STATIC);
+  if (trigger) sqlite3_bind_text(st, 11, trigger, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(h->db) : fail(h, rc);
 }
 
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                 const char *reason, chime_ns at, bool triggered) {
+                 const char *reason, chime_ns at, const char *trigger) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(h->db,
                               "INSERT INTO runs (job, scheduled, started, ended, outcome, late, chime_pid, triggered,"
-                              " reason, skipped, last_scheduled) VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8)",
+                              " reason, skipped, last_scheduled, triggered_by)"
+                              " VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8, ?9)",
                               -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, first);
   sqlite3_bind_int64(st, 3, at);
   sqlite3_bind_int(st, 4, (int)getpid());
-  sqlite3_bind_int(st, 5, triggered);
+  sqlite3_bind_int(st, 5, trigger != NULL);
   sqlite3_bind_text(st, 6, reason, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 7, count > INT64_MAX ? INT64_MAX : (sqlite3_int64)count);
   sqlite3_bind_int64(st, 8, last);
+  if (trigger) sqlite3_bind_text(st, 9, trigger, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? 0 : fail(h, rc);
@@ -307,6 +391,139 @@ int history_last_scheduled(struct history *h, const char *job, chime_ns *out) {
   return result;
 }
 
+bool history_bounded(const struct history_bounds *b) {
+  return b->keep || b->max_runs || b->keep_ok || b->keep_failed;
+}
+
+int history_hook(struct history *h, int64_t id, const struct hook_result *r) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              "UPDATE runs SET hook = ?2, hook_outcome = ?3, hook_exit_code = ?4, hook_signal = ?5,"
+                              " hook_error = ?6 WHERE id = ?1",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_text(st, 2, r->hook, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
+  if (r->exit_code >= 0) sqlite3_bind_int(st, 4, r->exit_code);
+  if (r->signal > 0) sqlite3_bind_int(st, 5, r->signal);
+  if (r->error) sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
+int history_set_paused(struct history *h, const char *job, bool paused, chime_ns since) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db,
+                              paused ? "INSERT OR REPLACE INTO paused (job, since) VALUES (?1, ?2)"
+                                     : "DELETE FROM paused WHERE job = ?1",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  if (paused) sqlite3_bind_int64(st, 2, since);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
+/* Calls fn for the text (and the number, if there is a second column) of
+ * each row of sql, as history_paused says. */
+static int each_row(struct history *h, const char *sql, int (*fn)(void *ctx, const char *text, chime_ns n),
+                    void *ctx) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  int stop = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    stop = fn(ctx, (const char *)sqlite3_column_text(st, 0),
+              sqlite3_column_count(st) > 1 ? sqlite3_column_int64(st, 1) : 0);
+  sqlite3_finalize(st);
+  return stop ? stop : rc == SQLITE_DONE ? 0 : fail(h, rc);
+}
+
+int history_paused(struct history *h, int (*fn)(void *ctx, const char *job, chime_ns since), void *ctx) {
+  return each_row(h, "SELECT job, since FROM paused ORDER BY job", fn, ctx);
+}
+
+/* history_jobs's fn, called through each_row's. */
+struct jobs_fn {
+  int (*fn)(void *ctx, const char *job);
+  void *ctx;
+};
+
+static int one_job(void *arg, const char *job, chime_ns unused) {
+  const struct jobs_fn *j = arg;
+  (void)unused;
+  return j->fn(j->ctx, job);
+}
+
+int history_jobs(struct history *h, int (*fn)(void *ctx, const char *job), void *ctx) {
+  struct jobs_fn j = {fn, ctx};
+  return each_row(h, "SELECT DISTINCT job FROM runs ORDER BY job", one_job, &j);
+}
+
+/* Runs a statement of bound parameters (?1 the job; then int64s); the
+ * number of rows it changed, or the first column of its first row (*got:
+ * whether there was one), or a negative errno. */
+static int64_t run_bound(struct history *h, const char *sql, const char *job, const int64_t *v, int nv, bool *got) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(h->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return fail(h, rc);
+  sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+  for (int i = 0; i < nv; i++) sqlite3_bind_int64(st, i + 2, v[i]);
+  rc = sqlite3_step(st);
+  int64_t out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : sqlite3_changes(h->db);
+  if (got) *got = rc == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? out : fail(h, rc);
+}
+
+/* Deletes at most `limit` rows of the job beyond the newest `keep` that
+ * `filter` selects.  The number deleted, or a negative errno. */
+static int prune_beyond(struct history *h, const char *job, const char *filter, uint64_t keep, int limit) {
+  char sql[512];
+  bool got;
+  snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE job = ?1 AND %s ORDER BY id DESC LIMIT 1 OFFSET ?2", filter);
+  int64_t v[2] = {(int64_t)keep, 0};
+  int64_t cut = run_bound(h, sql, job, v, 1, &got); /* the newest row to go */
+  if (cut < 0 || !got) return cut < 0 ? (int)cut : 0;
+  snprintf(sql, sizeof sql,
+           "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE job = ?1 AND %s AND id <= ?2"
+           " AND outcome != 'running' ORDER BY id LIMIT ?3)",
+           filter);
+  int64_t d[2] = {cut, limit};
+  return (int)run_bound(h, sql, job, d, 2, NULL);
+}
+
+int history_prune(struct history *h, const char *job, const struct history_bounds *b, chime_ns now, int limit) {
+  int done = 0, n = 0;
+  if (b->keep > 0 && now - b->keep > 0) {
+    int64_t v[2] = {now - b->keep, limit};
+    n = (int)run_bound(h,
+                       "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE job = ?1 AND scheduled < ?2"
+                       " AND outcome != 'running' ORDER BY scheduled LIMIT ?3)",
+                       job, v, 2, NULL);
+    if (n < 0) return n;
+    done += n;
+  }
+  static const struct {
+    size_t off;
+    const char *filter;
+  } counts[] = {
+      {offsetof(struct history_bounds, max_runs), "1"},
+      {offsetof(struct history_bounds, keep_ok), "outcome = 'ok'"},
+      {offsetof(struct history_bounds, keep_failed), "outcome NOT IN ('ok', 'running')"},
+  };
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0] && done < limit; i++) {
+    uint64_t keep = *(const uint64_t *)((const char *)b + counts[i].off);
+    if (!keep) continue;
+    if ((n = prune_beyond(h, job, counts[i].filter, keep, limit - done)) < 0) return n;
+    done += n;
+  }
+  return done;
+}
+
 /* A column that may be NULL, as JSON. */
 static void json_int(FILE *out, const char *key, sqlite3_stmt *st, int col) {
   if (sqlite3_column_type(st, col) == SQLITE_NULL) fprintf(out, ",\"%s\":null", key);
@@ -342,6 +559,8 @@ static void print_json(FILE *out, sqlite3_stmt *st, bool first) {
   json_text(out, "error", st, 10), json_text(out, "stdout", st, 11), json_text(out, "stderr", st, 12);
   fprintf(out, ",\"triggered\":%s", sqlite3_column_int(st, 13) ? "true" : "false");
   json_text(out, "reason", st, 14), json_int(out, "skipped", st, 15), json_time(out, "last_scheduled", st, 16);
+  json_text(out, "triggered_by", st, 17), json_text(out, "hook", st, 18), json_text(out, "hook_outcome", st, 19);
+  json_int(out, "hook_exit_code", st, 20), json_int(out, "hook_signal", st, 21), json_text(out, "hook_error", st, 22);
   fputs("}", out);
 }
 
@@ -363,7 +582,10 @@ static void print_row(FILE *out, sqlite3_stmt *st) {
           (double)sqlite3_column_int64(st, 8) / 1e9);
   if (sqlite3_column_type(st, 10) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 10));
   if (sqlite3_column_type(st, 14) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 14));
-  if (sqlite3_column_int(st, 13)) fputs("  triggered", out);
+  if (sqlite3_column_type(st, 17) != SQLITE_NULL) fprintf(out, "  %s", (const char *)sqlite3_column_text(st, 17));
+  else if (sqlite3_column_int(st, 13)) fputs("  triggered", out);
+  if (sqlite3_column_type(st, 18) != SQLITE_NULL) /* its hook: which, and how it went */
+    fprintf(out, "  %s: %s", (const char *)sqlite3_column_text(st, 18), (const char *)sqlite3_column_text(st, 19));
   fputc('\n', out);
 }
 
@@ -372,14 +594,17 @@ int history_print(struct history *h, const char *job, int limit, bool json, FILE
 }
 
 int history_page(struct history *h, const struct history_query *q, FILE *out) {
-  /* Version 1 had no error column, versions below 3 no skipped rows;
-   * version 0 (a new, empty file) no table. */
+  /* Version 1 had no error column, versions below 3 no skipped rows,
+   * below 4 no trigger's name nor hooks; version 0 (a new, empty file) no
+   * table. */
   static const char sql[] = "SELECT id, job, scheduled, started, ended, outcome, exit_code, signal, late, pid, %s,"
-                            " stdout_tail, stderr_tail, %s FROM runs WHERE (?1 IS NULL OR job = ?1)"
+                            " stdout_tail, stderr_tail, %s, %s FROM runs WHERE (?1 IS NULL OR job = ?1)"
                             " AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?2";
-  char query[sizeof sql + 128];
+  char query[sizeof sql + 256];
   snprintf(query, sizeof query, sql, h->version == 1 ? "NULL" : "error",
-           h->version < 3 ? "0, NULL, NULL, NULL" : "triggered, reason, skipped, last_scheduled");
+           h->version < 3 ? "0, NULL, NULL, NULL" : "triggered, reason, skipped, last_scheduled",
+           h->version < 4 ? "NULL, NULL, NULL, NULL, NULL, NULL"
+                          : "triggered_by, hook, hook_outcome, hook_exit_code, hook_signal, hook_error");
   sqlite3_stmt *st = NULL;
   int rc = h->version == 0 ? SQLITE_OK : sqlite3_prepare_v2(h->db, query, -1, &st, NULL);
   if (rc != SQLITE_OK) return fail(h, rc);

@@ -6,34 +6,43 @@
  */
 #include <chime.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "crontab.h"
 #include "history.h"
 #include "log.h"
+#include "prune.h"
 #include "runner.h"
 
 static const char usage[] =
     "usage: chime every INTERVAL [OPTIONS] -- PROGRAM [ARGS...]\n"
     "       chime cron 'EXPRESSION' [OPTIONS] -- PROGRAM [ARGS...]\n"
-    "       chime run FILE [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D] [--http ADDR:PORT]\n"
-    "       chime crontab FILE [--system] [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
-    "                     [--http ADDR:PORT]\n"
+    "       chime run FILE [--watch] [DAEMON OPTIONS]\n"
+    "       chime crontab FILE [--system] [DAEMON OPTIONS]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
-    "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime history [JOB | --job JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime history prune [JOB] [--config FILE] [--db PATH] [--history-keep D] [--history-max-runs N]\n"
+    "                           [--history-keep-ok N] [--history-keep-failed N]\n"
+    "       chime status [--json] [--socket PATH] [--db PATH]\n"
+    "       chime trigger|pause|resume JOB [--socket PATH] [--db PATH]\n"
+    "       chime reload [--socket PATH] [--db PATH]\n"
     "       chime --help | --version\n"
     "\n"
     "Job options of every and cron (the config file's keys):\n"
     "  --name NAME  --timeout D  --kill-grace D  --jitter D  --spread D  --window D\n"
     "  --overlap skip|queue|allow|replace  --max-concurrent N  --on-error continue|backoff|stop\n"
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
-    "  --tz ZONE  --shell  --catch-up  --start-now\n"
-    "and the daemon's: --db PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
+    "  --tz ZONE  --shell  --catch-up  --start-now  --on-failure CMD  --on-recovery CMD  --hook-timeout D\n"
+    "  --history-keep D  --history-max-runs N  --history-keep-ok N  --history-keep-failed N\n"
+    "DAEMON OPTIONS, of every, cron, run and crontab:\n"
+    "  --db PATH|none  --socket PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
     "  --http ADDR:PORT  (metrics, health, a JSON API and a status page; 127.0.0.1:9746)\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
 
@@ -68,7 +77,7 @@ static void option_key(const char *opt, char *key, size_t size) {
 static bool is_flag(const char *key) {
   return strcmp(key, "shell") == 0 || strcmp(key, "catch_up") == 0 || strcmp(key, "start_now") == 0 ||
          strcmp(key, "json") == 0 || strcmp(key, "no_history") == 0 || strcmp(key, "system") == 0 ||
-         strcmp(key, "crontab") == 0 || strcmp(key, "ini") == 0;
+         strcmp(key, "crontab") == 0 || strcmp(key, "ini") == 0 || strcmp(key, "watch") == 0;
 }
 
 /* The next option of argv[*i]: its key and value.  1 if there is one, 0 at
@@ -96,6 +105,11 @@ static int db_path(const struct daemon_conf *d, char *buf, size_t size, const ch
   *make_dirs = false;
   const char *db = d->db ? d->db : getenv("CHIME_DB");
   if (db && strcmp(db, "none") == 0) return *path = NULL, 0;
+  struct stat st;
+  if (db && *db && stat(db, &st) == 0 && !S_ISREG(st.st_mode)) { /* /dev/null would get a /dev/null-journal */
+    fprintf(stderr, "chime: history database %s: not a regular file\n", db);
+    return 2;
+  }
   if (db && *db) return *path = db, 0;
   int rc = history_default_path(buf, size);
   if (rc != 0) {
@@ -144,6 +158,8 @@ static int daemon_option(struct daemon_conf *d, const char *key, const char *val
 static int start(struct config *cfg, const char *config_path, struct daemon_conf *cli) {
   struct daemon_conf *d = &cfg->daemon;
   if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
+  if (cli->socket) free(d->socket), d->socket = cli->socket, cli->socket = NULL;
+  d->watch = d->watch || cli->watch;
   if (cli->format_set) d->format = cli->format;
   if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
   if (cli->http[0]) strcpy(d->http, cli->http);
@@ -243,7 +259,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
   }
   if (job) job_free(job), free(job);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -314,7 +330,7 @@ static int cmd_run(int argc, char **argv) {
   struct config *cfg = NULL;
   if (rc == 0 && (rc = load(argv[2], &cfg, NULL)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -329,7 +345,7 @@ static int cmd_crontab(int argc, char **argv) {
   int rc = file_options(argc, argv, true, &how, &cli);
   if (rc == 0 && (rc = load(argv[2], &cfg, &how)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   free(how.text);
   return rc;
 }
@@ -437,6 +453,7 @@ static int cmd_history(int argc, char **argv) {
   while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
     char *end;
     if (strcmp(key, "json") == 0) json = true;
+    else if (strcmp(key, "job") == 0 && !job) job = value; /* a job named prune */
     else if (strcmp(key, "limit") == 0) {
       limit = strtol(value, &end, 10);
       if (*end || !*value || limit < 1 || limit > 1000000) rc = bad_usage("--limit \"%s\": give 1 to 1000000", value);
@@ -462,7 +479,79 @@ static int cmd_history(int argc, char **argv) {
     rc = 1;
   }
   history_close(h);
-  free(cli.db);
+  daemon_free(&cli);
+  return rc;
+}
+
+/* chime history prune [JOB] [--config FILE] [--db PATH] [bounds]: the
+ * bounds given, else each job's of the config. */
+static int cmd_prune(int argc, char **argv) {
+  const char *job = NULL, *config = NULL, *value;
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  struct job_conf given;
+  job_init(&given);
+  char key[64], why[256];
+  int i = 3, more, rc = 0;
+  if (i < argc && strncmp(argv[i], "--", 2) != 0) job = argv[i++];
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    if (strcmp(key, "config") == 0) config = value;
+    else if (strcmp(key, "db") == 0) rc = daemon_option(&cli, key, value);
+    else if (strncmp(key, "history_", 8) != 0) rc = bad_usage("unknown option --%s", key);
+    else if ((rc = job_set(&given, key, value, why, sizeof why)) != 0) rc = option_error(key, rc, why);
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  if (rc == 0 && !config && !history_bounded(&given.history))
+    rc = bad_usage("%s: give the bounds (--history-keep, ...) or the config that has them (--config FILE)", "prune");
+  struct config *cfg = NULL;
+  if (rc == 0 && config && (rc = load(config, &cfg, NULL)) == 0 && !cli.db && cfg->daemon.db)
+    rc = (cli.db = strdup(cfg->daemon.db)) ? 0 : out_of_memory();
+  char buf[4096];
+  const char *path = NULL;
+  bool make_dirs;
+  if (rc == 0) rc = db_path(&cli, buf, sizeof buf, &path, &make_dirs);
+  if (rc == 0 && !path) rc = bad_usage("%s: there is no history without a database", "prune");
+  if (rc == 0) rc = prune_history(path, job, cfg, history_bounded(&given.history) ? &given.history : NULL);
+  config_free(cfg);
+  job_free(&given);
+  daemon_free(&cli);
+  return rc;
+}
+
+/* chime status|trigger|pause|resume|reload: one request to the daemon's
+ * control socket, found as the daemon finds it: --socket, else the
+ * history's path (--db, CHIME_DB, the default) with .sock added. */
+static int cmd_control(int argc, char **argv) {
+  const char *verb = argv[1], *job = NULL, *value;
+  bool needs_job = strcmp(verb, "status") != 0 && strcmp(verb, "reload") != 0, json = false;
+  struct daemon_conf cli;
+  daemon_init(&cli);
+  char key[64];
+  int i = 2, more, rc = 0;
+  if (needs_job && (i >= argc || strncmp(argv[i], "--", 2) == 0)) rc = bad_usage("%s needs a job's name", verb);
+  else if (needs_job && !job_name_ok(argv[i])) rc = bad_usage("\"%s\" is not a job's name", argv[i]);
+  else if (needs_job) job = argv[i++];
+  while (rc == 0 && (more = next_option(argc, argv, &i, key, sizeof key, &value)) == 1) {
+    if (strcmp(key, "json") == 0 && strcmp(verb, "status") == 0) json = true;
+    else if (strcmp(key, "db") == 0 || strcmp(key, "socket") == 0) rc = daemon_option(&cli, key, value);
+    else rc = bad_usage("unknown option --%s", key);
+  }
+  if (rc == 0 && more == 2) rc = 2;
+  if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
+  char db[4096], sock[4096], request[128];
+  const char *path = cli.socket;
+  bool make_dirs;
+  if (rc == 0 && !path && (rc = db_path(&cli, db, sizeof db, &path, &make_dirs)) == 0) {
+    if (!path) rc = bad_usage("%s: no history database, so no socket beside it: give --socket", verb);
+    else if (control_default_path(path, sock, sizeof sock) != 0)
+      rc = bad_usage("%s.sock: longer than a socket's path may be: give --socket", path);
+    path = sock;
+  }
+  if (rc == 0 && strcmp(path, "none") == 0) rc = bad_usage("%s: --socket none: there is no socket to ask", verb);
+  snprintf(request, sizeof request, "%s%s%s", verb, job || json ? " " : "", job ? job : json ? "json" : "");
+  if (rc == 0) rc = control_request(path, request, stdout, stderr);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -483,6 +572,10 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
   if (strcmp(cmd, "crontab") == 0) return cmd_crontab(argc, argv);
   if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
+  if (strcmp(cmd, "history") == 0 && argc > 2 && strcmp(argv[2], "prune") == 0) return cmd_prune(argc, argv);
   if (strcmp(cmd, "history") == 0) return cmd_history(argc, argv);
+  if (strcmp(cmd, "status") == 0 || strcmp(cmd, "trigger") == 0 || strcmp(cmd, "pause") == 0 ||
+      strcmp(cmd, "resume") == 0 || strcmp(cmd, "reload") == 0)
+    return cmd_control(argc, argv);
   return bad_usage("unknown command \"%s\"", cmd);
 }

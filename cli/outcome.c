@@ -1,4 +1,4 @@
-/* outcome.c - the names of outcomes and skip reasons. */
+/* outcome.c - the names of outcomes, skip reasons and triggers. */
 #include "outcome.h"
 
 const char *outcome_name(outcome o) {
@@ -11,12 +11,22 @@ const char *outcome_name(outcome o) {
   return (unsigned)o < OUTCOME_COUNT ? names[o] : "?";
 }
 
-const char *skip_reason_name(chime_skip_reason r) {
+const char *skip_reason_name(int r) {
   switch (r) {
   case CHIME_SKIP_OVERLAP: return "overlap";
   case CHIME_SKIP_MISSED: return "missed";
   case CHIME_SKIP_BACKOFF: return "backoff";
   case CHIME_SKIP_VETOED: return "vetoed";
+  case SKIP_PAUSED: return "paused";
+  default: return "?";
   }
-  return "?";
+}
+
+const char *trigger_name(trigger_kind t) {
+  switch (t) {
+  case TRIGGER_CATCH_UP: return "catch_up";
+  case TRIGGER_MANUAL: return "manual";
+  case TRIGGER_QUEUED: return "queued";
+  default: return NULL;
+  }
 }

@@ -1,5 +1,6 @@
-/* outcome.h - how a run ended, and why ticks were skipped: enums, and the
- * names the log and the history give them. */
+/* outcome.h - how a run ended, why ticks were skipped, and what made a
+ * tick run other than falling due: enums, and the names the log and the
+ * history give them. */
 #ifndef CHIME_CLI_OUTCOME_H
 #define CHIME_CLI_OUTCOME_H
 
@@ -19,10 +20,29 @@ typedef enum outcome {
   OUTCOME_COUNT
 } outcome;
 
+/* Why ticks were skipped: the library's reasons (chime_skip_reason), then
+ * the daemon's own, which are vetoes of its (runner.c's job_veto) named. */
+enum {
+  SKIP_PAUSED = CHIME_SKIP_VETOED + 1, /* the job is paused (chime pause) */
+  SKIP_REASON_COUNT
+};
+
+/* What made a tick run, other than falling due. */
+typedef enum trigger_kind {
+  TRIGGER_NONE = 0, /* its tick fell due */
+  TRIGGER_CATCH_UP, /* the tick missed while chime was down (catch_up) */
+  TRIGGER_MANUAL,   /* chime trigger: run now */
+  TRIGGER_QUEUED,   /* the latest tick of a job changed by a reload, queued behind its old version */
+} trigger_kind;
+
 /* "ok", "failed", ...: the name the log and the history use. */
 const char *outcome_name(outcome o);
 
-/* "overlap", "missed", "backoff", "vetoed": a skip reason's name. */
-const char *skip_reason_name(chime_skip_reason r);
+/* "overlap", "missed", "backoff", "vetoed", "paused": a skip reason's
+ * name (a chime_skip_reason, or SKIP_PAUSED). */
+const char *skip_reason_name(int r);
+
+/* "catch_up", "manual", "queued"; NULL for TRIGGER_NONE. */
+const char *trigger_name(trigger_kind t);
 
 #endif

@@ -26,15 +26,40 @@
 #define PAUSE_MIN CHIME_MS(100)    /* after a failed batch; doubling */
 #define PAUSE_MAX CHIME_SEC(5)
 
-enum { ITEM_START, ITEM_END, ITEM_SKIP };
+enum { ITEM_START, ITEM_END, ITEM_SKIP, ITEM_PRUNE, ITEM_PAUSE, ITEM_HOOK };
+
+/* What the items of a job's own begin with. */
+struct job_item {
+  struct rec_item item;
+  char job[JOB_NAME_MAX + 1];
+};
 
 struct skip_item {
-  struct rec_item item;
+  struct job_item head;
   chime_ns first, last, at;
   uint64_t count;
-  chime_skip_reason reason;
-  bool triggered;
-  char job[JOB_NAME_MAX + 1];
+  int reason;
+  trigger_kind trigger;
+};
+
+struct prune_item {
+  struct job_item head;
+  struct history_bounds bounds;
+  chime_ns now;   /* the wall clock when queued */
+  bool more;      /* its step may have left rows beyond the bounds: another is queued */
+};
+
+struct pause_item {
+  struct job_item head;
+  bool paused;
+  chime_ns since;
+};
+
+struct hook_item {
+  struct rec_item item;
+  int64_t row;
+  struct hook_result res; /* its strings in text */
+  char text[];
 };
 
 struct recorder {
@@ -53,6 +78,8 @@ struct recorder {
   chime_task writer;      /* the writer task, while writer_live */
   bool writer_live;
   bool failing;           /* the last batch failed (said once) */
+  void (*on_end)(void *ctx, const struct run_record *r, int64_t row); /* recorder_on_end's */
+  void *on_end_ctx;
 };
 
 static struct run_record *record_of(struct rec_item *it) {
@@ -76,13 +103,17 @@ int recorder_new(const char *path, bool make_dirs, struct recorder **out) {
   return 0;
 }
 
-/* What is done with an item once written, or dropped: an end frees its
- * record, a skip itself. */
-static void item_done(struct rec_item *it) {
-  if (it->kind == ITEM_END)
-    run_record_free(record_of(it));
-  else if (it->kind == ITEM_SKIP)
+/* What is done with an item once written (`written`), or dropped: an end
+ * is told to on_end and frees its record, an item of its own kind frees
+ * itself. */
+static void item_done(struct recorder *rec, struct rec_item *it, bool written) {
+  if (it->kind == ITEM_END) {
+    struct run_record *r = record_of(it);
+    if (rec->on_end) rec->on_end(rec->on_end_ctx, r, written ? r->row : 0);
+    run_record_free(r);
+  } else if (it->kind != ITEM_START) {
     free(it);
+  }
 }
 
 void recorder_free(struct recorder *rec) {
@@ -90,7 +121,7 @@ void recorder_free(struct recorder *rec) {
   while (rec->head) {
     struct rec_item *it = rec->head;
     rec->head = it->next;
-    item_done(it);
+    item_done(rec, it, false);
   }
   history_close(rec->hist);
   pthread_mutex_destroy(&rec->mu);
@@ -109,16 +140,45 @@ struct batch {
   char why[1024];         /* why it failed */
   int interrupted;        /* runs of an earlier chime marked interrupted at the open */
   bool opened;            /* the database was opened by this batch */
+  int prune_left;         /* rows its prune steps may still delete */
 };
 
-static int write_item(struct history *h, struct rec_item *it) {
-  if (it->kind == ITEM_SKIP) {
+/* A prune step, within what is left of the batch's budget; a job pruned
+ * earlier in the batch is not walked again. */
+static int write_prune(struct history *h, struct batch *b, struct prune_item *p) {
+  p->more = false;
+  for (struct rec_item *o = b->items; o != &p->head.item; o = o->next)
+    if (o->kind == ITEM_PRUNE && strcmp(((struct prune_item *)o)->head.job, p->head.job) == 0) return 0;
+  int limit = b->prune_left < RECORDER_PRUNE_STEP ? b->prune_left : RECORDER_PRUNE_STEP;
+  int n = limit > 0 ? history_prune(h, p->head.job, &p->bounds, p->now, limit) : 0;
+  if (n < 0) return n;
+  b->prune_left -= n;
+  p->more = n == limit;
+  return 0;
+}
+
+static int write_item(struct history *h, struct batch *b, struct rec_item *it) {
+  switch (it->kind) {
+  case ITEM_SKIP: {
     const struct skip_item *s = (const struct skip_item *)it;
-    return history_skip(h, s->job, s->first, s->last, s->count, skip_reason_name(s->reason), s->at, s->triggered);
+    return history_skip(h, s->head.job, s->first, s->last, s->count, skip_reason_name(s->reason), s->at,
+                        trigger_name(s->trigger));
+  }
+  case ITEM_PRUNE: return write_prune(h, b, (struct prune_item *)it);
+  case ITEM_PAUSE: {
+    const struct pause_item *p = (const struct pause_item *)it;
+    return history_set_paused(h, p->head.job, p->paused, p->since);
+  }
+  case ITEM_HOOK: {
+    const struct hook_item *k = (const struct hook_item *)it;
+    return history_hook(h, k->row, &k->res);
+  }
+  default: break;
   }
   struct run_record *r = record_of(it);
   if (it->kind == ITEM_START || r->row <= 0) { /* an end whose start was not written writes it first */
-    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, r->triggered);
+    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, trigger_name(r->trigger),
+                                r->pid_start);
     if (row < 0) return (int)row;
     r->row = row;
   }
@@ -144,16 +204,21 @@ static int write_locked(struct batch *b) {
   int rc = open_locked(rec, b->why, sizeof b->why, &b->interrupted);
   if (rc < 0) return rc;
   b->opened = rc == 1;
+  b->prune_left = RECORDER_PRUNE_BATCH;
   rc = history_begin(rec->hist);
-  struct rec_item *it = b->items;
-  for (size_t i = 0; rc == 0 && i < b->n; i++, it = it->next)
-    rc = write_item(rec->hist, it);
+  /* the prune steps last, after the rows they count (a run's end makes
+   * it ok or not) */
+  for (int pass = 0; pass < 2; pass++) {
+    struct rec_item *it = b->items;
+    for (size_t i = 0; rc == 0 && i < b->n; i++, it = it->next)
+      if ((it->kind == ITEM_PRUNE) == (pass == 1)) rc = write_item(rec->hist, b, it);
+  }
   if (rc == 0) rc = history_commit(rec->hist);
   if (rc) {
     snprintf(b->why, sizeof b->why, "history database %s: %s", rec->path, history_error(rec->hist));
     history_rollback(rec->hist);
     /* starts written in the rolled back transaction are not */
-    it = b->items;
+    struct rec_item *it = b->items;
     for (size_t i = 0; i < b->n; i++, it = it->next)
       if (it->kind == ITEM_START) record_of(it)->row = 0;
   }
@@ -175,6 +240,8 @@ static void say_lost(struct recorder *rec) {
   rec->lost = 0;
 }
 
+static void put(struct recorder *rec, struct rec_item *it);
+
 /* The writer task: batches until the queue is empty. */
 static int writer_main(void *arg) {
   struct recorder *rec = arg;
@@ -182,7 +249,9 @@ static int writer_main(void *arg) {
   while (rec->head) {
     struct batch b = {.rec = rec, .items = rec->head};
     struct rec_item *last = rec->head;
-    for (b.n = 1; b.n < BATCH && last->next; b.n++)
+    /* a prune step is queued just before the end it follows (its
+     * observer hears the end first): the two go in one batch */
+    for (b.n = 1; (b.n < BATCH || last->kind == ITEM_PRUNE) && last->next; b.n++)
       last = last->next;
     rec->head = last->next; /* the batch leaves the queue; new items go after it */
     if (!rec->head) rec->tail = NULL;
@@ -198,7 +267,10 @@ static int writer_main(void *arg) {
       pause = PAUSE_MIN;
       for (struct rec_item *it = b.items, *next; it; it = next) {
         next = it->next;
-        item_done(it);
+        if (it->kind == ITEM_PRUNE && ((struct prune_item *)it)->more && rec->queued < RECORDER_MAX / 2)
+          put(rec, it); /* the next step, behind what came meanwhile */
+        else
+          item_done(rec, it, true);
       }
       say_lost(rec);
       continue;
@@ -233,7 +305,7 @@ static void wake_writer(struct recorder *rec) {
 
 static void put(struct recorder *rec, struct rec_item *it) {
   if (!rec->path) { /* no history */
-    item_done(it);
+    item_done(rec, it, false);
     return;
   }
   it->next = NULL;
@@ -242,7 +314,7 @@ static void put(struct recorder *rec, struct rec_item *it) {
     rec->head = old->next;
     if (!rec->head) rec->tail = NULL;
     rec->queued--;
-    item_done(old);
+    item_done(rec, old, false);
     rec->lost++, rec->lost_total++;
   }
   if (rec->tail)
@@ -264,19 +336,67 @@ void recorder_end(struct recorder *rec, struct run_record *r) {
   put(rec, &r->end_item);
 }
 
+/* A new item of a job's own (`size` bytes, a struct beginning with a
+ * job_item), or NULL: no history, or no memory (then counted as lost
+ * when `record`: a record, not a prune step, the next run queues again). */
+static void *job_item(struct recorder *rec, size_t size, int kind, const char *job, bool record) {
+  struct job_item *it = rec->path ? calloc(1, size) : NULL;
+  if (!it) {
+    if (rec->path && record) rec->lost++, rec->lost_total++;
+    return NULL;
+  }
+  it->item.kind = kind;
+  snprintf(it->job, sizeof it->job, "%s", job);
+  return it;
+}
+
 void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                   chime_skip_reason reason, bool triggered) {
-  if (!rec->path) return;
-  struct skip_item *s = calloc(1, sizeof *s);
-  if (!s) {
+                   int reason, trigger_kind trigger) {
+  struct skip_item *s = job_item(rec, sizeof *s, ITEM_SKIP, job, true);
+  if (!s) return;
+  s->first = first, s->last = last, s->count = count, s->reason = reason, s->trigger = trigger;
+  s->at = chime_wall_now();
+  put(rec, &s->head.item);
+}
+
+void recorder_prune(struct recorder *rec, const char *job, const struct history_bounds *b) {
+  struct prune_item *p = rec->queued < RECORDER_MAX / 2 ? job_item(rec, sizeof *p, ITEM_PRUNE, job, false) : NULL;
+  if (!p) return;
+  p->bounds = *b;
+  p->now = chime_wall_now();
+  put(rec, &p->head.item);
+}
+
+void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since) {
+  struct pause_item *p = job_item(rec, sizeof *p, ITEM_PAUSE, job, true);
+  if (!p) return;
+  p->paused = paused, p->since = since;
+  put(rec, &p->head.item);
+}
+
+void recorder_hook(struct recorder *rec, int64_t row, const struct hook_result *res) {
+  if (!rec->path || row <= 0) return;
+  const char *parts[3] = {res->hook, res->outcome, res->error ? res->error : ""};
+  size_t bytes = 0;
+  for (int i = 0; i < 3; i++) bytes += strlen(parts[i]) + 1;
+  struct hook_item *k = calloc(1, sizeof *k + bytes);
+  if (!k) {
     rec->lost++, rec->lost_total++;
     return;
   }
-  s->item.kind = ITEM_SKIP;
-  snprintf(s->job, sizeof s->job, "%s", job);
-  s->first = first, s->last = last, s->count = count, s->reason = reason, s->triggered = triggered;
-  s->at = chime_wall_now();
-  put(rec, &s->item);
+  k->item.kind = ITEM_HOOK;
+  k->row = row;
+  k->res = *res;
+  char *p = k->text;
+  const char **fields[3] = {&k->res.hook, &k->res.outcome, &k->res.error};
+  for (int i = 0; i < 3; i++) *fields[i] = p, p = stpcpy(p, parts[i]) + 1;
+  if (!res->error) k->res.error = NULL;
+  put(rec, &k->item);
+}
+
+void recorder_on_end(struct recorder *rec, void (*fn)(void *ctx, const struct run_record *r, int64_t row),
+                     void *ctx) {
+  rec->on_end = fn, rec->on_end_ctx = ctx;
 }
 
 int recorder_flush(struct recorder *rec, chime_ns deadline) {
@@ -318,6 +438,51 @@ static int read_last(void *arg) {
   if (l->rc >= 0) l->rc = history_last_scheduled(l->rec->hist, l->job, &l->tick);
   pthread_mutex_unlock(&l->rec->mu);
   return l->rc;
+}
+
+/* Reading the paused jobs, on the pool. */
+struct paused_read {
+  struct recorder *rec;
+  struct paused_job *list;
+  bool nomem;
+  int rc;
+  int interrupted; /* as a batch's */
+  char why[1024];
+};
+
+static int add_paused(void *arg, const char *job, chime_ns since) {
+  struct paused_read *p = arg;
+  struct paused_job *x = calloc(1, sizeof *x);
+  if (!x) return p->nomem = true, 1;
+  snprintf(x->job, sizeof x->job, "%s", job ? job : "");
+  x->since = since;
+  x->next = p->list;
+  p->list = x;
+  return 0;
+}
+
+static int read_paused(void *arg) {
+  struct paused_read *p = arg;
+  pthread_mutex_lock(&p->rec->mu);
+  p->rc = open_locked(p->rec, p->why, sizeof p->why, &p->interrupted);
+  if (p->rc >= 0) p->rc = history_paused(p->rec->hist, add_paused, p);
+  pthread_mutex_unlock(&p->rec->mu);
+  return p->rc;
+}
+
+int recorder_paused(struct recorder *rec, struct paused_job **out) {
+  if (!rec->path) return -ENOENT;
+  struct paused_read p = {.rec = rec};
+  int rc = chime_to_thread(read_paused, &p, NULL);
+  if (rc == 0 && p.interrupted > 0)
+    log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", p.interrupted);
+  if (rc == 0) rc = p.nomem ? -ENOMEM : p.rc < 0 ? p.rc : 0;
+  if (rc) {
+    for (struct paused_job *x = p.list, *next; x; x = next) next = x->next, free(x);
+    return rc;
+  }
+  *out = p.list;
+  return 0;
 }
 
 int recorder_last_tick(struct recorder *rec, const char *job, chime_ns *out) {

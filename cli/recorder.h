@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "history.h"
 #include "outcome.h"
 
 #define RECORDER_MAX 10000 /* items waiting to be written, at most */
@@ -35,8 +36,9 @@ struct recorder;
 struct run_record {
   char job[JOB_NAME_MAX + 1];
   chime_ns scheduled, started, late; /* wall clock, wall clock, ns */
-  bool triggered;                    /* started by hand or by a catch-up, not by its tick */
+  trigger_kind trigger;              /* what made it run, other than its tick (TRIGGER_NONE: its tick) */
   int pid;                           /* the child's, 0 until it started */
+  int64_t pid_start;                 /* its start time (procinfo.h), or -1 */
   /* its end */
   outcome result;
   int exit_code;      /* -1: none */
@@ -69,7 +71,42 @@ void recorder_free(struct recorder *rec);
 void recorder_start(struct recorder *rec, struct run_record *r);
 void recorder_end(struct recorder *rec, struct run_record *r);
 void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_ns last, uint64_t count,
-                   chime_skip_reason reason, bool triggered);
+                   int reason, trigger_kind trigger);
+
+/* Queue a step of pruning a job's history to its bounds (copied), at the
+ * wall clock's now.  A step deletes at most RECORDER_PRUNE_STEP rows, and
+ * the rows a batch deletes are at most RECORDER_PRUNE_BATCH (written on
+ * the pool, they delay other writes by that much at most, and the loop
+ * not at all); while rows beyond the bounds remain, the next step is
+ * queued behind what came meanwhile.  Steps of one job in one batch are
+ * one.  Not queued while the queue is half full. */
+#define RECORDER_PRUNE_STEP 500
+#define RECORDER_PRUNE_BATCH 2000
+void recorder_prune(struct recorder *rec, const char *job, const struct history_bounds *b);
+/* Queue that a job is paused since `since` (chime pause), or no longer. */
+void recorder_pause(struct recorder *rec, const char *job, bool paused, chime_ns since);
+/* Queue what a hook did, for the row of its run (its strings copied). */
+void recorder_hook(struct recorder *rec, int64_t row, const struct hook_result *res);
+
+/* Who hears that the end of a run is written: fn(ctx, record, row) is
+ * called on the loop for each record given to recorder_end, once: when
+ * its end is written (row > 0), or when it will not be (0: no history,
+ * the queue was full, the recorder is freed).  The record is valid during
+ * the call only.  NULL fn: no one. */
+void recorder_on_end(struct recorder *rec, void (*fn)(void *ctx, const struct run_record *r, int64_t row),
+                     void *ctx);
+
+/* A job on record as paused. */
+struct paused_job {
+  struct paused_job *next;
+  chime_ns since;
+  char job[JOB_NAME_MAX + 1];
+};
+
+/* Task only.  The jobs on record as paused, read on the pool (the
+ * database is opened if it is not): 0 and a list in *out (NULL: none;
+ * free each), or a negative errno (no history: -ENOENT). */
+int recorder_paused(struct recorder *rec, struct paused_job **out);
 
 /* Task only.  Waits until everything queued is written or `deadline`
  * passes.  Returns 0, -ETIMEDOUT (records left: logged), -ECANCELED. */

@@ -24,7 +24,9 @@
 
 #include "capture.h"
 #include "child.h"
+#include "control.h"
 #include "log.h"
+#include "procinfo.h"
 #include "runner.h"
 
 struct run *run_find(const struct runner *r, const struct job *job, uint64_t number) {
@@ -165,7 +167,7 @@ static int run_child(struct run *run, struct run_state *s) {
   struct capture *caps[2] = {&s->out, &s->err};
   for (int i = 0; !rc && i < 2; i++) {
     caps[i]->job = c->name, caps[i]->stream = i ? "stderr" : "stdout", caps[i]->fd = -1;
-    caps[i]->both = c->mailto ? &s->both : NULL;
+    caps[i]->both = c->mailto || c->on_failure || c->on_recovery ? &s->both : NULL; /* a mail's, a hook's input */
     if ((rc = chime_spawn(capture_task, caps[i], &cap[ncap])) == 0)
       ncap++;
     else
@@ -174,6 +176,7 @@ static int run_child(struct run *run, struct run_state *s) {
   int in_fd = -1;
   if (!rc) rc = child_spawn(c, &s->child, &in_fd, s->why, sizeof s->why);
   run->pid = rec->pid = s->child.pid;
+  rec->pid_start = run->pid > 0 ? proc_start_time(run->pid) : -1; /* to tell it from a pid reused, after a crash */
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
     caps[i]->pid = run->pid, caps[i]->fd = s->child.proc ? chime_proc_fd(s->child.proc, i + 1) : -1;
   recorder_start(j->r->rec, rec); /* the spawn did not suspend: this is still the start */
@@ -198,7 +201,7 @@ static int run_child(struct run *run, struct run_state *s) {
   if (WIFSIGNALED(status)) rec->signal = WTERMSIG(status);
   rec->out_len = capture_straighten(&s->out), rec->out = s->out.tail;
   rec->err_len = capture_straighten(&s->err), rec->err = s->err.tail;
-  if (c->mailto) run->mail = tail_copy(&s->both, &run->mail_len);
+  if (caps[0]->both) run->mail = tail_copy(&s->both, &run->mail_len);
   run->child_done = true;
   return rec->exit_code == 0 ? 0 : -EIO;
 }
@@ -218,16 +221,22 @@ int run_target(void *arg) {
   }
   struct run_record *rec = &run->rec;
   snprintf(rec->job, sizeof rec->job, "%s", j->conf->name);
-  rec->scheduled = info.wall, rec->late = info.late, rec->triggered = info.triggered;
+  rec->scheduled = info.wall, rec->late = info.late, rec->trigger = job_trigger(j, info.tick, info.triggered);
   rec->started = chime_wall_now();
   rec->exit_code = -1;
   run->job = j, run->number = info.run;
-  run->catch_up = info.triggered && info.tick == j->catch_up_tick;
+  run->catch_up = rec->trigger == TRIGGER_CATCH_UP;
   run->next = r->runs;
   if (r->runs) r->runs->prev = run;
   r->runs = run;
   j->running++;
-  struct run_state *s = calloc(1, sizeof *s);
+  /* not calloc: zeroing its 200 KiB of buffers would be the run's largest
+   * cost; what must start at zero is set (capture_init, child_prepare) */
+  struct run_state *s = malloc(sizeof *s);
+  if (s) {
+    capture_init(&s->out), capture_init(&s->err), capture_init(&s->both);
+    s->why[0] = '\0';
+  }
   rec->keep = s; /* freed with the record, which points into it */
   int rc = s ? run_child(run, s) : -ENOMEM;
   if (!s) {

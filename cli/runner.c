@@ -11,7 +11,10 @@
  * the veto's to weigh, against the new version's policy: skip (its ticks
  * are skipped while the old one runs), allow (up to max_concurrent between
  * the two), queue (the latest tick waits, and is triggered when the old
- * version ends), replace (the old version is cancelled).
+ * version ends), replace (the old version is cancelled).  After reloads
+ * in a row the versions form a chain: each new one weighs the runs of
+ * every older version still going, and a version that ends hands its
+ * place in the chain to the next.
  *
  * The main task owns every job handle.  It waits for SIGHUP, SIGINT and
  * SIGTERM; when every job has ended by itself (max_runs, on_error = stop)
@@ -29,6 +32,7 @@
  * not the daemon; a handler, not SIG_IGN, so that children do not inherit
  * it ignored.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -36,16 +40,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "argv.h"
+#include "control.h"
 #include "cronenv.h"
+#include "crontab.h"
 #include "http.h"
 #include "log.h"
 #include "runner.h"
 
 /* What the veto answers for a tick of a job's new version while its old
- * version runs (a skip's result, in its event). */
-enum { VETO_OVERLAP = 1, VETO_QUEUED = 2 };
+ * version runs, or of a paused job (a skip's result, in its event). */
+enum { VETO_OVERLAP = 1, VETO_QUEUED = 2, VETO_PAUSED = 3 };
 
 /* ---- a run's end --------------------------------------------------------------- */
 
@@ -110,20 +119,6 @@ static int mail_task(void *arg) {
   return 0;
 }
 
-/* A copy of a NULL-terminated list of strings, in one allocation. */
-static char **strings_copy(char *const *v, bool *nomem) {
-  size_t n = 0, bytes = 0;
-  while (v && v[n]) bytes += strlen(v[n++]) + 1;
-  if (!v) return NULL;
-  char **copy = malloc((n + 1) * sizeof *copy + bytes);
-  if (!copy) return *nomem = true, NULL;
-  char *p = (char *)(copy + n + 1);
-  for (size_t i = 0; i < n; i++)
-    copy[i] = strcpy(p, v[i]), p += strlen(v[i]) + 1;
-  copy[n] = NULL;
-  return copy;
-}
-
 /* Mails the output of a run whose job has a mailto, as cron does: only
  * when there was output. */
 static void mail_output(struct run *run) {
@@ -138,7 +133,7 @@ static void mail_output(struct run *run) {
   if (m) {
     char *p = m->strings;
     for (int i = 0; i < 4; i++) p = stpcpy(p, parts[i]) + 1;
-    m->env = strings_copy(c->env, &nomem);
+    m->env = argv_copy(c->env, 0, &nomem);
   }
   if (nomem || chime_spawn(mail_task, m, NULL) != 0) {
     log_msg("error", "mail", "job %s: out of memory: its output was not mailed", c->name);
@@ -200,9 +195,10 @@ static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
 /* ---- skipped ticks, and a job's end ---------------------------------------------------- */
 
 static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev) {
-  chime_skip_reason reason = ev->reason;
+  int reason = ev->reason;
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_QUEUED) return; /* not skipped: it waits its turn */
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
+  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_PAUSED) reason = SKIP_PAUSED;
   j->status.runs[OUTCOME_SKIPPED] += ev->count;
   j->status.skipped[reason] += ev->count;
   struct logline l;
@@ -216,18 +212,20 @@ static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev
   }
   if (reason == CHIME_SKIP_VETOED) log_str(&l, "error", chime_strerror(ev->result));
   log_end(&l);
-  recorder_skip(r->rec, j->conf->name, ev->wall, ev->last_wall, ev->count, reason, ev->triggered);
+  recorder_skip(r->rec, j->conf->name, ev->wall, ev->last_wall, ev->count, reason,
+                job_trigger(j, ev->tick, ev->triggered));
 }
 
 static void job_ended(struct runner *r, struct job *j, int result) {
   j->ended = true;
   if (result < 0 && result != -ECANCELED && !j->retired) r->failed = true;
   struct job *next = j->after;
-  if (next) { /* its new version waited on it */
-    next->before = NULL;
-    j->after = NULL;
-    if (next->queued_tick && next->started) chime_every_trigger(next->handle, next->queued_tick);
-    next->queued_tick = 0;
+  if (next) { /* its new version waited on it, and now waits on what it waited on */
+    next->before = j->before;
+    if (j->before) j->before->after = next;
+    j->after = j->before = NULL;
+    if (!next->before && next->queued_tick && next->started) chime_every_trigger(next->handle, next->queued_tick);
+    if (!next->before) next->queued_tick = 0;
   }
   if (j->retired) return;
   r->active--;
@@ -251,14 +249,16 @@ static void job_event(const chime_event *ev) {
  * running, is weighed by the new version's overlap policy. */
 static int job_veto(const chime_event *tick) {
   struct job *j = tick->arg;
-  struct job *old = j->before;
-  if (!old || old->running == 0) return 0;
+  if (j->paused && job_trigger(j, tick->tick, tick->triggered) != TRIGGER_MANUAL) return VETO_PAUSED;
+  unsigned older = 0; /* runs of its older versions, after reloads in a row */
+  for (const struct job *old = j->before; old; old = old->before) older += old->running;
+  if (older == 0) return 0;
   const struct job_conf *c = j->conf;
   switch (c->overlap) {
-  case CHIME_OVERLAP_ALLOW: return old->running + j->running < c->max_concurrent ? 0 : VETO_OVERLAP;
+  case CHIME_OVERLAP_ALLOW: return older + j->running < c->max_concurrent ? 0 : VETO_OVERLAP;
   case CHIME_OVERLAP_REPLACE:
-    old->replaced = true;
-    chime_cancel(old->handle);
+    for (struct job *old = j->before; old; old = old->before)
+      if (old->running) old->replaced = true, chime_cancel(old->handle);
     return 0;
   case CHIME_OVERLAP_QUEUE:
     if (j->queued_tick) return VETO_OVERLAP; /* one waits; later ones are dropped */
@@ -362,7 +362,13 @@ static void job_add(struct runner *r, struct job_conf *conf, bool at_start, stru
   }
   j->r = r, j->conf = conf;
   j->status.last_exit = -1;
-  if (before && !before->ended) j->before = before, before->after = j;
+  j->paused = control_paused(r->control, conf->name);
+  while (before && before->ended) { /* its runs are over; a version older still may run (reloads in a row) */
+    struct job *older = before->before;
+    before->before = NULL;
+    before = older;
+  }
+  if (before) j->before = before, before->after = j;
   if (job_start(r, j, at_start, last) != 0) {
     if (j->before) j->before->after = NULL;
     job_free(conf);
@@ -382,8 +388,8 @@ static void job_reap(struct runner *r, struct job *j) {
       *p = j->next;
       break;
     }
-  if (j->after) j->after->before = NULL;
-  if (j->before) j->before->after = NULL;
+  if (j->after && j->after->before == j) j->after->before = NULL;
+  if (j->before && j->before->after == j) j->before->after = NULL;
   job_free(j->conf);
   free(j->conf);
   free(j);
@@ -400,23 +406,29 @@ static void retire(struct runner *r, struct job *j) {
   if (!j->ended) r->active--;
 }
 
-static void reload(struct runner *r) {
+/* Whether a reload is going on (it may suspend, reaping jobs). */
+static bool reloading;
+
+int runner_reload(struct runner *r, struct reload_report *rep) {
   if (!r->config_path) {
-    log_msg("warn", "reload", "SIGHUP: there is no config file to reload");
-    return;
+    log_msg("warn", "reload", "there is no config file to reload");
+    return -ENOENT;
   }
+  if (reloading) return -EBUSY;
   struct config *cfg = NULL;
   struct errors errs = {0};
-  if (config_load(r->config_path, &cfg, &errs) != 0) {
-    for (char *line = errs.text, *nl; line && *line; line = nl + 1) {
+  struct crontab_opts co = {.system = r->crontab == CRONTAB_SYSTEM, .euid = -1};
+  if ((r->crontab ? crontab_load(r->config_path, &co, &cfg, &errs, NULL, NULL) : config_load(r->config_path, &cfg, &errs)) != 0) {
+    for (const char *line = errs.text, *nl; line && *line; line = nl + 1) {
       nl = strchr(line, '\n');
-      *nl = '\0';
-      log_msg("error", "reload_error", "%s", line);
+      log_msg("error", "reload_error", "%.*s", (int)(nl - line), line);
     }
     log_msg("error", "reload", "%s: %d error(s): refused; the running config goes on", r->config_path, errs.count);
-    errors_free(&errs);
-    return;
+    if (rep) rep->errs = errs;
+    else errors_free(&errs);
+    return -EINVAL;
   }
+  reloading = true;
   for (struct job *j = r->jobs, *next; j; j = next) { /* retired jobs that have ended */
     next = j->next;
     if (j->retired && j->ended) job_reap(r, j);
@@ -434,7 +446,7 @@ static void reload(struct runner *r) {
       cfg->jobs[i] = NULL;
       kept++;
     } else {
-      if (i < cfg->njobs && j->running) old[i] = j;
+      if (i < cfg->njobs && (j->running || j->before)) old[i] = j; /* it, or a version before it, runs */
       retire(r, j);
       stopped++;
     }
@@ -453,7 +465,10 @@ static void reload(struct runner *r) {
   log_str(&l, "config", r->config_path);
   log_int(&l, "kept", kept), log_int(&l, "started", started), log_int(&l, "stopped", stopped);
   log_end(&l);
+  if (rep) rep->kept = kept, rep->started = started, rep->stopped = stopped;
+  reloading = false;
   if (r->active == 0) chime_cancel(r->main);
+  return 0;
 }
 
 /* ---- stopping ----------------------------------------------------------------------------------- */
@@ -461,6 +476,39 @@ static void reload(struct runner *r) {
 static void log_stopping(const struct runner *r, int sig) {
   log_msg("info", "stopping", "%s: stopping every job (grace %.3fs)", sig == SIGINT ? "SIGINT" : "SIGTERM",
           (double)r->shutdown_grace / 1e9);
+}
+
+/* Sends sig to every child of chime (the processes it adopted, as a
+ * subreaper, from runs that left their groups: a double fork, setsid) and
+ * their groups.  Returns how many there were. */
+static int end_adopted(int sig) {
+  int n = 0;
+  DIR *tasks = opendir("/proc/self/task");
+  for (struct dirent *t; tasks && (t = readdir(tasks));) {
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
+    FILE *f = t->d_name[0] != '.' ? fopen(path, "re") : NULL;
+    for (int pid; f && fscanf(f, "%d", &pid) == 1; n++) {
+      if (getpgid(pid) == pid) kill(-pid, sig);
+      kill(pid, sig);
+    }
+    if (f) fclose(f);
+  }
+  if (tasks) closedir(tasks);
+  return n;
+}
+
+/* A thread of the pool: reaps chime's children as they end, for *arg of
+ * real time at most (the loop's clock may be virtual). */
+static int wait_adopted(void *arg) {
+  for (chime_ns waited = 0; waited < *(const chime_ns *)arg; waited += CHIME_MS(10)) {
+    pid_t got;
+    while ((got = waitpid(-1, NULL, WNOHANG)) > 0) {
+    }
+    if (got < 0) return 0; /* none left */
+    nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+  }
+  return 0;
 }
 
 /* During the shutdown: a second SIGTERM or SIGINT kills every child now.
@@ -483,6 +531,7 @@ static int killer(void *arg) {
   log_msg("warn", "kill", "second signal: killing every run now");
   for (struct run *run = r->runs; run; run = run->next)
     if (run->pid > 0) kill(-run->pid, SIGKILL);
+  end_adopted(SIGKILL); /* and what runs left in sessions of their own */
   return 0;
 }
 
@@ -524,6 +573,10 @@ static int main_task(void *arg) {
     log_msg("warn", "mail", "%s is not an executable mailer: the output of jobs with a mailto is not mailed",
             mailer);
   r->mailer = mail && cronenv_mailer(&mailer) == 0;
+  if (control_start(r, s->cfg) != 0) { /* said */
+    r->failed = true;
+    return 0;
+  }
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     /* the tick a job with catch_up last ran, read before it starts (on the
      * pool: the history may be slow) */
@@ -544,13 +597,14 @@ static int main_task(void *arg) {
     if (r->config_path) log_str(&l, "config", r->config_path);
     log_str(&l, "db", r->db_path ? r->db_path : "none");
     log_end(&l);
+    control_ready(r);
     http_start(r->http);
   }
   sig = 0;
   while (r->active > 0) {
     sig = chime_signal_wait(sigs, 3, CHIME_NEVER);
     if (sig != SIGHUP) break;
-    reload(r);
+    if (runner_reload(r, NULL) == -EBUSY) log_msg("warn", "reload", "SIGHUP: a reload is going on: not reloaded again");
   }
   chime_shield(true); /* the cleanup below waits, whatever cancelled us */
   r->stopping = true;
@@ -558,6 +612,7 @@ static int main_task(void *arg) {
   chime_task kill_task;
   bool by_signal = r->signalled = sig == SIGINT || sig == SIGTERM;
   if (by_signal) log_stopping(r, sig);
+  control_stopping(r);
   bool killer_up = chime_spawn(killer, r, &kill_task) == 0;
   /* Every run gets its SIGTERM now, before any is waited for (a job that
    * ended by itself has none). */
@@ -565,6 +620,13 @@ static int main_task(void *arg) {
     if (j->started) chime_cancel(j->handle);
   while (r->jobs) job_reap(r, r->jobs);
   reap_adopted(r);
+  if (end_adopted(SIGTERM)) { /* descendants of runs that left their groups: as a run's leftovers */
+    chime_ns left = r->stop_deadline - chime_now();
+    chime_to_thread(wait_adopted, &left, NULL);
+    end_adopted(SIGKILL);
+    chime_to_thread(wait_adopted, &(chime_ns){CHIME_SEC(1)}, NULL);
+  }
+  control_stop(r);
   recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   http_stop(r->http);
@@ -576,7 +638,7 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
-  struct runner r = {.config_path = config_path, .db_path = db_path, .shutdown_grace = shutdown_grace};
+  struct runner r = {.config_path = config_path, .crontab = cfg->crontab, .db_path = db_path, .shutdown_grace = shutdown_grace};
   r.spare = calloc(1, sizeof *r.spare);
   if (!r.spare || recorder_new(db_path, db_make_dirs, &r.rec) != 0) {
     free(r.spare);

@@ -14,6 +14,10 @@
 
 struct runner;
 struct job;
+struct control;
+
+/* Runs of a job asked for by chime trigger that may wait at once. */
+#define JOB_MANUAL_MAX 4
 
 /* A run going now, from its target's start to its end event: what the
  * daemon knows of it.  Made by the run's target (run.c), ended by the
@@ -26,7 +30,7 @@ struct run {
   int pid;                 /* the child's, 0 until it started */
   bool catch_up;           /* the tick missed while chime was down */
   bool child_done;         /* the child ran and was waited for: rec's exit_code and signal say how */
-  char *mail;              /* both streams' tail, for a job with mailto (owned), or NULL */
+  char *mail;              /* both streams' tail, for a job with mailto or hooks (owned), or NULL */
   size_t mail_len;
   struct run *prev, *next; /* the runner's runs */
 };
@@ -35,7 +39,7 @@ struct run {
  * the control socket show. */
 struct job_status {
   uint64_t runs[OUTCOME_COUNT];  /* runs ended, by outcome (and OUTCOME_SKIPPED: ticks skipped) */
-  uint64_t skipped[5];           /* ticks skipped, by chime_skip_reason */
+  uint64_t skipped[SKIP_REASON_COUNT]; /* ticks skipped, by chime_skip_reason or SKIP_PAUSED */
   outcome last_outcome;          /* of the latest run ended (OUTCOME_RUNNING: none yet) */
   chime_ns last_start, last_end; /* wall clock, of the latest run ended (0: none) */
   chime_ns last_ok, last_failure; /* wall clock: the end of the latest run ok, and not ok (0: none) */
@@ -53,9 +57,11 @@ struct job {
   bool replaced;             /* cancelled by its next version (overlap = replace) */
   unsigned running;          /* runs going */
   chime_ns catch_up_tick;    /* the tick triggered as its catch-up, or 0 */
-  struct job *before;        /* its old version, still running, after a reload */
-  struct job *after;         /* its new version, which waits on it */
+  struct job *before;        /* its old version, still running (or one older still is), after a reload */
+  struct job *after;         /* its new version, which waits on it (and on its before) */
   chime_ns queued_tick;      /* overlap = queue behind the old version: the tick that waits, or 0 */
+  bool paused;               /* chime pause: its ticks are skipped (control.c) */
+  chime_ns manual[JOB_MANUAL_MAX]; /* chime trigger's ticks not yet run or skipped (0: a free slot) */
   struct job_status status;
   struct job *next;
 };
@@ -74,6 +80,7 @@ struct runner {
   struct job *jobs;
   struct run *runs;
   const char *config_path; /* NULL for a job of the command line */
+  int crontab;             /* the config is a crontab (config.crontab): reloads read it as one */
   const char *db_path;     /* NULL: no history */
   struct recorder *rec;
   chime_ns shutdown_grace;
@@ -87,6 +94,7 @@ struct runner {
   struct run *spare;       /* a run kept for a run whose own could not be allocated: it is recorded */
   struct observer *observers;
   struct http *http;       /* the HTTP endpoint (http.c), or NULL */
+  struct control *control; /* what steers the daemon (control.c), or NULL */
 };
 
 /* Adds an observer (the caller keeps it: it must outlive the runner). */
@@ -97,6 +105,21 @@ void runner_observe(struct runner *r, struct observer *o);
  * the whole call.  Returns the exit status. */
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace);
+
+/* What a reload did: jobs kept, started and stopped, or the errors that
+ * refused the file (errs.count > 0: nothing changed). */
+struct reload_report {
+  int kept, started, stopped;
+  struct errors errs; /* the caller's to free */
+};
+
+/* Task only.  Reloads the config file (SIGHUP's reload): jobs whose
+ * settings did not change keep their schedule, changed and removed jobs
+ * start no new run, new jobs start; a file with errors is refused.  Logs
+ * what it did, and tells it in *rep if not NULL.  0, -EINVAL (refused),
+ * -ENOENT (no config file: jobs of the command line), -EBUSY (a reload
+ * is going on). */
+int runner_reload(struct runner *r, struct reload_report *rep);
 
 /* run.c: a job's target: one run, in its phases. */
 int run_target(void *job);

@@ -218,6 +218,7 @@ int tally_snapshot(struct tally *w, struct snapshot **out) {
     sj->duration = e->duration, sj->lateness = e->lateness;
     sj->running = j->running;
     sj->ended = j->ended;
+    sj->paused = j->paused;
     chime_job_stats st;
     sj->next = j->started && !j->ended && chime_every_stats(j->handle, &st) == 0 ? st.next_wall : CHIME_NEVER;
   }
@@ -531,15 +532,15 @@ void render_metrics(const struct snapshot *s, struct text *t) {
   for (size_t i = 0; i < s->njobs; i++)
     for (size_t k = 0; k < RUN_OUTCOMES; k++)
       line(t, PIECE("chime_job_runs_total"), label(&l, i), outcomes[k], s->jobs[i].st.runs[run_outcomes[k]], 0);
-  struct piece reasons[CHIME_SKIP_VETOED + 1];
-  char reason_text[CHIME_SKIP_VETOED + 1][32];
-  for (int r = CHIME_SKIP_OVERLAP; r <= CHIME_SKIP_VETOED; r++)
+  struct piece reasons[SKIP_REASON_COUNT];
+  char reason_text[SKIP_REASON_COUNT][32];
+  for (int r = CHIME_SKIP_OVERLAP; r < SKIP_REASON_COUNT; r++)
     reasons[r] = (struct piece){reason_text[r], (size_t)snprintf(reason_text[r], sizeof reason_text[r],
                                                                 ",reason=\"%s\"", skip_reason_name(r))};
   family(t, "chime_job_skipped_ticks_total", "counter",
-         "Ticks that started no run, by job and reason (overlap, missed, backoff, vetoed).");
+         "Ticks that started no run, by job and reason (overlap, missed, backoff, vetoed, paused).");
   for (size_t i = 0; i < s->njobs; i++)
-    for (int r = CHIME_SKIP_OVERLAP; r <= CHIME_SKIP_VETOED; r++)
+    for (int r = CHIME_SKIP_OVERLAP; r < SKIP_REASON_COUNT; r++)
       line(t, PIECE("chime_job_skipped_ticks_total"), label(&l, i), reasons[r], s->jobs[i].st.skipped[r], 0);
   family(t, "chime_job_runs_in_progress", "gauge", "Runs going now, by job.");
   for (size_t i = 0; i < s->njobs; i++)
@@ -614,6 +615,7 @@ static void json_job(struct text *t, const struct snap_job *j) {
   json_key(t, "reboot", false), text_puts(t, !j->calendar && strcmp(j->schedule, "@reboot") == 0 ? "true" : "false");
   json_wall(t, "next", j->next, j->next != CHIME_NEVER);
   json_key(t, "ended", false), text_puts(t, j->ended ? "true" : "false");
+  json_key(t, "paused", false), text_puts(t, j->paused ? "true" : "false");
   json_key(t, "running", false), text_u64(t, j->running);
   json_wall(t, "running_since", j->running_since, j->running_since != 0);
   json_last(t, &j->last);
@@ -628,7 +630,7 @@ static void json_job(struct text *t, const struct snap_job *j) {
   text_put(t, "}", 1);
   json_key(t, "skipped", false);
   text_put(t, "{", 1);
-  for (int reason = CHIME_SKIP_OVERLAP; reason <= CHIME_SKIP_VETOED; reason++) {
+  for (int reason = CHIME_SKIP_OVERLAP; reason < SKIP_REASON_COUNT; reason++) {
     json_key(t, skip_reason_name(reason), reason == CHIME_SKIP_OVERLAP);
     text_u64(t, j->st.skipped[reason]);
   }

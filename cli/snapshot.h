@@ -66,6 +66,7 @@ struct snap_job {
   chime_ns running_since;    /* wall clock: the start of the oldest run going (0: none) */
   chime_ns next;             /* wall clock: the next run planned (CHIME_NEVER: none) */
   bool ended;                /* the job has ended (max_runs, on_error = stop) */
+  bool paused;               /* chime pause: its ticks are skipped */
   struct hist duration, lateness;
 };
 

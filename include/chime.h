@@ -98,7 +98,8 @@ CHIME_EXPORT int chime_clock_advance(chime_ns d);
  * Fractions are exact to the nanosecond ("0.1s" is 100000000).
  * Returns 0 and stores the duration in *out; -EINVAL for NULL arguments,
  * empty text, an unknown unit or a malformed number (negative durations
- * included); -ERANGE if the value does not fit in chime_ns. */
+ * included); -ERANGE if the value does not fit in chime_ns, or is not zero
+ * and less than a nanosecond ("0.0000000001s"). */
 CHIME_EXPORT int chime_parse_duration(const char *text, chime_ns *out);
 
 /* Formats a duration the way chime_parse_duration reads it back, with the
@@ -357,7 +358,8 @@ struct sockaddr;
 /* Task only.  Suspends the calling task until `fd` is ready for one of
  * `events` (CHIME_READABLE, CHIME_WRITABLE or both), `deadline` passes
  * (CHIME_NEVER: no deadline), or the task is cancelled (cancel beats
- * deadline).  Returns the events that are ready (> 0; an error or a
+ * deadline; a descriptor ready when its deadline has already passed is
+ * ready: readiness beats a past deadline).  Returns the events that are ready (> 0; an error or a
  * hang-up counts as both), -ETIMEDOUT, -ECANCELED, -EBADF (fd is not open),
  * -EBUSY (another task already waits on fd in that direction: one reader
  * and one writer per descriptor at a time), -EINVAL (fd < 0, no or unknown
@@ -366,8 +368,22 @@ struct sockaddr;
  * nothing to do (another reader took the data), so use non-blocking I/O.
  * The descriptor stays the caller's: it may be closed (and its number
  * reused) at any time, but not while a task waits on it.  Cost: one
- * epoll_ctl per wait, besides the wait itself. */
+ * epoll_ctl per wait, besides the wait itself, unless the descriptor is
+ * kept (chime_keep_fd). */
 CHIME_EXPORT int chime_wait_fd(int fd, unsigned events, chime_ns deadline);
+
+/* Loop's thread.  Keeps `fd` registered with the loop from now until
+ * chime_close(fd), across waits, so that a wait (chime_wait_fd, and those
+ * of chime_read, chime_write_all, chime_accept) costs no system call of its
+ * own: a watcher that stays started, as libuv's and libev's.  The
+ * descriptor is then the loop's until chime_close: closing it with
+ * close(2) instead, and waiting on another file under the same number,
+ * may wait for ever.  A kept descriptor nobody waits on wakes the loop at
+ * most once when it becomes ready.  The pipes of children (chime_proc_fd)
+ * are kept already.  Returns 0, -EBADF (fd is not open), -EBUSY (a task
+ * waits on it now), -EINVAL (fd < 0), -ENOMEM, -EPERM (no loop running
+ * here). */
+CHIME_EXPORT int chime_keep_fd(int fd);
 
 /* Closes a descriptor the loop has seen, forgetting what the loop kept for
  * it.  Returns 0, -EBUSY (a task waits on it: nothing done), -EINVAL,
@@ -380,7 +396,8 @@ CHIME_EXPORT int chime_close(int fd);
  * (terminals, or any on a kernel without it) must be in non-blocking mode.
  * A descriptor that had nothing at the last read is waited for first.
  * Returns the number of bytes read (0 at end of file), -EINVAL for a
- * descriptor that must be non-blocking and is not, or buf NULL with n > 0,
+ * descriptor that must be non-blocking and is not, buf NULL with n > 0, or
+ * a negative deadline,
  * read(2)'s errno, or chime_wait_fd's.  Reads at most INT32_MAX bytes at a time.
  * A suspension point even when data is there: every 32 reads, writes and
  * accepts that did not have to wait, the task yields to the loop (a
@@ -500,6 +517,10 @@ typedef struct chime_proc_opts {
    * systemd starts services).  Either way the child's signal mask is
    * empty and no handler of the parent's runs in it. */
   bool reset_signals;
+  /* The child is killed (SIGKILL) when the thread that spawned it ends:
+   * when the program dies, even of SIGKILL (Linux's PR_SET_PDEATHSIG; it
+   * reaches the child alone, not what it starts).  Elsewhere, nothing. */
+  bool die_with_parent;
 } chime_proc_opts;
 
 /* Starts a program: argv[0] is run directly (no shell), looked up in the
@@ -568,8 +589,10 @@ CHIME_EXPORT int chime_loop_fd(const chime_loop *loop);
 CHIME_EXPORT chime_ns chime_loop_timeout(chime_loop *loop);
 
 /* Runs one round of the loop on the calling thread: waits up to `timeout`
- * (0: not at all) for work, then runs what is due (timers, ready
- * descriptors, posts, runnable tasks) until it would have to wait.
+ * (0: not at all; < 0: without bound, but not at all for a loop with no
+ * task, where nothing but another thread's post could come) for work, then
+ * runs what is due (timers, ready descriptors, posts, runnable tasks)
+ * until it would have to wait.
  * Returns the number of tasks (periodic jobs included) still alive, or as
  * chime_loop_run. */
 CHIME_EXPORT int chime_loop_run_once(chime_loop *loop, chime_ns timeout);

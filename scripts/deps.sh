@@ -42,6 +42,7 @@ case $target in
     want chromium "$(have_cmd chromium)" "the status page is tested in headless Chromium"
     want python3 "$(have_cmd python3)" "drives Chromium through its DevTools protocol in the status page's test"
     want pkgconf "$(have_cmd pkg-config)" "the install and package tests build programs with pkg-config"
+    want systemd "$(have_cmd systemd-analyze)" "systemd-analyze verifies examples/chime.service"
     # Crontabs no one here wrote, read by the crontab tests (absent: skipped).
     want cron "$(have_file /etc/crontab)" "ships /etc/crontab, read by the crontab tests"
     want e2fsprogs "$(have_file /etc/cron.d/e2scrub_all)" "ships /etc/cron.d/e2scrub_all, read by the crontab tests"

@@ -18,6 +18,8 @@
 /* Closes a descriptor the library opened (a child's pipe): tasks waiting
  * on it see -EBADF. */
 void chime__fd_close(chime_loop *loop, int fd);
+/* chime_keep_fd on `loop`. */
+int chime__fd_keep(chime_loop *loop, int fd);
 
 /* ---- signals (signal.c) ----------------------------------------------------- */
 

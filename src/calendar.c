@@ -54,8 +54,17 @@ static const struct chime__module calendar_module = {
 
 /* ---- the schedule ------------------------------------------------------------- */
 
-static chime_ns wall_now(const chime_loop *loop, chime_ns mono) { return mono + chime__wall_offset(loop); }
-static chime_ns wall_to_mono(const chime_loop *loop, chime_ns t) { return t - chime__wall_offset(loop); }
+/* (Saturating: a virtual clock's offset may be far from its monotonic side.) */
+static chime_ns wall_now(const chime_loop *loop, chime_ns mono) {
+  chime_ns t;
+  return __builtin_add_overflow(mono, chime__wall_offset(loop), &t) ? CHIME_NEVER : t;
+}
+
+static chime_ns wall_to_mono(const chime_loop *loop, chime_ns t) {
+  chime_ns m;
+  if (!__builtin_sub_overflow(t, chime__wall_offset(loop), &m)) return m;
+  return t > 0 ? CHIME_NEVER : 0;
+}
 
 static chime_ns wall_same(const chime_loop *loop, chime_ns t) {
   CHIME__UNUSED(loop);

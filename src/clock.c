@@ -68,10 +68,12 @@ static bool is_space(char c) { return c == ' ' || c == '\t'; }
 
 /* One component: digits[.digits] then an optional unit.  Adds its value to
  * *total.  Returns the position after it, or NULL with *err set. */
-static const char *component(const char *p, bool *unitless, u128 *total, int *err) {
+static const char *component(const char *p, bool *unitless, bool *nonzero, u128 *total, int *err) {
   uint64_t whole = 0;
   u128 frac = 0, frac_scale = 1;
   int digits = 0;
+  for (const char *d = p; is_digit(*d) || *d == '.'; d++)
+    *nonzero = *nonzero || (*d >= '1' && *d <= '9');
   for (; is_digit(*p); p++, digits++) {
     if (whole > (UINT64_MAX - 9) / 10) {
       *err = -ERANGE;
@@ -123,12 +125,12 @@ int chime_parse_duration(const char *text, chime_ns *out) {
   const char *p = text;
   u128 total = 0;
   int n = 0, err = 0;
-  bool unitless = false;
+  bool unitless = false, nonzero = false;
   while (is_space(*p))
     p++;
   while (*p) {
     if (n > 0 && unitless) return -EINVAL; /* "30 5" or "30 5s" */
-    p = component(p, &unitless, &total, &err);
+    p = component(p, &unitless, &nonzero, &total, &err);
     if (!p) return err;
     if (n > 0 && unitless) return -EINVAL; /* "1h 30" */
     n++;
@@ -136,6 +138,7 @@ int chime_parse_duration(const char *text, chime_ns *out) {
       p++;
   }
   if (n == 0) return -EINVAL;
+  if (total == 0 && nonzero) return -ERANGE; /* "0.0000000001s": not nothing, but less than a nanosecond */
   *out = (chime_ns)total;
   return 0;
 }

@@ -4,6 +4,7 @@
 const char *chime_version(void) { return CHIME_VERSION_STRING; }
 
 const char *chime_strerror(int err) {
+  if (err == INT32_MIN) return "unknown error"; /* -err would overflow */
   if (err < 0) err = -err;
   switch (err) {
   case 0: return "success";

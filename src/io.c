@@ -9,6 +9,14 @@
  * Between waits a descriptor keeps its record and its (disarmed)
  * registration, so that the next wait modifies rather than adds.
  *
+ * A kept descriptor (chime_keep_fd, and the pipes of children, which the
+ * library closes itself) is the loop's until chime_close: its registration
+ * is level-triggered and outlives its waits, so that a wait costs no
+ * system call of its own, as a libuv or libev watcher that stays started.
+ * It is taken back lazily: an event that finds no task waiting for it
+ * narrows the registration to the waiters left (or removes it), so a
+ * descriptor nobody waits on wakes the loop at most once.
+ *
  * Per descriptor, one task may wait to read and one to write, at once; a
  * second waiter in the same direction gets -EBUSY.  A wait may come back
  * ready when the operation would still block (another reader won the data,
@@ -38,6 +46,8 @@ struct chime__fdrec {
   struct chime__task *reader; /* the task waiting to read, or NULL */
   struct chime__task *writer; /* the task waiting to write, or NULL */
   bool read_waits;            /* the last chime_read found nothing at first: the next waits first */
+  bool kept;                  /* registered until chime_close (chime_keep_fd) */
+  uint8_t woke;               /* kept: POLLIN, POLLOUT: a waiter woken for it, not waiting again yet */
   uint8_t mode;               /* the file's mode, known while its registration lasts (enum mode) */
 };
 
@@ -60,10 +70,21 @@ static void wake_closed(chime_loop *loop, struct chime__fdrec *r) {
 /* Wakes the waiters the events concern (errors and hang-ups concern both),
  * each with the events it waited for; the registration is disarmed now:
  * re-arm it for a waiter left. */
+/* A kept descriptor's registration narrowed to `keep` (the directions of
+ * the waiters the event woke) and its waiters' interest (none: removed),
+ * after an event that found nobody waiting for part of it. */
+static void kept_narrow(chime_loop *loop, struct chime__fdrec *r, uint32_t keep) {
+  if (chime__io_set(loop, &r->io, keep | interest(r)) != 0) { /* the file is gone: nothing left to narrow */
+    chime__io_set(loop, &r->io, 0);
+    r->io.events = 0;
+  }
+}
+
 static void fd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
   struct chime__fdrec *r = rec_of(io);
   if (revents & POLLNVAL) { /* closed while a task waited on it (poll backend) */
     wake_closed(loop, r);
+    if (r->kept) chime__io_set(loop, io, 0);
     return;
   }
   unsigned ev = ((revents & (POLLIN | POLLERR | POLLHUP)) ? CHIME_READABLE : 0) |
@@ -78,6 +99,17 @@ static void fd_ready(chime_loop *loop, struct chime__io *io, uint32_t revents) {
     chime__task_wake(loop, wr, (int)(ev & (wr == rd ? CHIME_READABLE | CHIME_WRITABLE : CHIME_WRITABLE)));
     r->writer = NULL;
     if (rd == wr) r->reader = NULL;
+  }
+  if (r->kept) {
+    /* Level-triggered: the readiness a woken task has not used yet is
+     * told again, once, before it runs; other readiness that nobody
+     * waits for narrows the registration. */
+    uint32_t unheard = (((revents & (POLLIN | POLLERR | POLLHUP)) && !rd) ? POLLIN : 0) |
+                       (((revents & (POLLOUT | POLLERR | POLLHUP)) && !wr) ? POLLOUT : 0);
+    uint32_t woke = (rd ? POLLIN : 0) | (wr ? POLLOUT : 0);
+    if (unheard & ~(uint32_t)r->woke) kept_narrow(loop, r, woke);
+    r->woke = (uint8_t)woke;
+    return;
   }
   if ((r->reader || r->writer) && chime__io_arm(loop, io, interest(r)) > 0) r->mode = MODE_UNKNOWN;
 }
@@ -136,6 +168,21 @@ static void fds_fini(chime_loop *loop, void *state) {
   chime__free(t->recs);
 }
 
+/* A wait whose deadline has passed: a descriptor ready now is ready
+ * (readiness wins over the deadline), else -ETIMEDOUT; a cancellation
+ * wins over both. */
+static int ready_now(const struct chime__task *self, int fd, unsigned events) {
+  if (chime__cancel_pending(self)) return -ECANCELED;
+  struct pollfd p = {.fd = fd, .events = (short)(((events & CHIME_READABLE) ? POLLIN : 0) |
+                                                 ((events & CHIME_WRITABLE) ? POLLOUT : 0))};
+  if (poll(&p, 1, 0) <= 0) return -ETIMEDOUT;
+  if (p.revents & POLLNVAL) return -EBADF;
+  unsigned got = ((p.revents & (POLLIN | POLLERR | POLLHUP)) ? CHIME_READABLE : 0) |
+                 ((p.revents & (POLLOUT | POLLERR | POLLHUP)) ? CHIME_WRITABLE : 0);
+  got &= (p.revents & (POLLERR | POLLHUP)) ? CHIME_READABLE | CHIME_WRITABLE : events;
+  return got ? (int)got : -ETIMEDOUT;
+}
+
 /* chime_wait_fd, plus REGULAR in the result for a regular file. */
 static int fd_wait(int fd, unsigned events, chime_ns deadline, struct chime__fdrec **rec) {
   chime_loop *loop = chime__tls_loop;
@@ -147,11 +194,15 @@ static int fd_wait(int fd, unsigned events, chime_ns deadline, struct chime__fdr
   if (rc) return rc;
   *rec = r;
   if (((events & CHIME_READABLE) && r->reader) || ((events & CHIME_WRITABLE) && r->writer)) return -EBUSY;
+  if (deadline != CHIME_NEVER && deadline <= chime__now(loop)) return ready_now(self, fd, events);
   uint32_t want = interest(r) | ((events & CHIME_READABLE) ? POLLIN : 0) | ((events & CHIME_WRITABLE) ? POLLOUT : 0);
-  rc = chime__io_arm(loop, &r->io, want);
-  if (rc == -EPERM) return (int)events | REGULAR; /* a regular file: always ready, as poll(2) says */
-  if (rc < 0) return rc;
-  if (rc) r->mode = MODE_UNKNOWN; /* perhaps another file than the last time */
+  r->woke &= (uint8_t) ~((events & CHIME_READABLE ? POLLIN : 0) | (events & CHIME_WRITABLE ? POLLOUT : 0));
+  if (!r->kept || (r->io.events & want) != want) { /* a kept registration serves while it covers the wait */
+    rc = chime__io_arm(loop, &r->io, r->kept ? (r->io.events | want) : want);
+    if (rc == -EPERM) return (int)events | REGULAR; /* a regular file: always ready, as poll(2) says */
+    if (rc < 0) return rc;
+    if (rc && !r->kept) r->mode = MODE_UNKNOWN; /* perhaps another file than the last time */
+  }
   if (events & CHIME_READABLE) r->reader = self;
   if (events & CHIME_WRITABLE) r->writer = self;
   loop->nwatch++;
@@ -176,8 +227,30 @@ void chime__fd_close(chime_loop *loop, int fd) {
   if (r) {
     wake_closed(loop, r);
     chime__io_set(loop, &r->io, 0);
+    r->kept = false;
+    r->io.oneshot = true;
   }
   close(fd);
+}
+
+int chime__fd_keep(chime_loop *loop, int fd) {
+  if (fd < 0) return -EINVAL;
+  int fl = fcntl(fd, F_GETFL); /* checked here: a record may outlive its file */
+  if (fl < 0) return -EBADF;
+  struct chime__fdrec *r;
+  int rc = rec_get(loop, fd, &r);
+  if (rc || r->kept) return rc;
+  if (r->reader || r->writer) return -EBUSY; /* armed one-shot for them */
+  chime__io_set(loop, &r->io, 0); /* a one-shot registration left from earlier waits */
+  r->kept = true;
+  r->io.oneshot = false;
+  r->mode = (fl & O_NONBLOCK) ? MODE_NONBLOCKING : MODE_BLOCKING;
+  return 0;
+}
+
+int chime_keep_fd(int fd) {
+  chime_loop *loop = chime__tls_loop;
+  return loop ? chime__fd_keep(loop, fd) : -EPERM;
 }
 
 int chime_close(int fd) {
@@ -241,7 +314,7 @@ static bool plain_after_wait(int fd, struct chime__fdrec *r, int ready) {
 }
 
 int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
-  if (!buf && n) return -EINVAL;
+  if ((!buf && n) || deadline < 0) return -EINVAL;
   if (n > INT32_MAX) n = INT32_MAX;
   int rc = coop_here();
   if (rc) return rc;
@@ -265,8 +338,10 @@ int chime_read(int fd, void *buf, size_t n, chime_ns deadline) {
 
 int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t *written) {
   size_t done = 0;
-  int rc = !buf && n ? -EINVAL : 0, ready = 0;
-  struct chime__fdrec *r = NULL;
+  int rc = (!buf && n) || deadline < 0 ? -EINVAL : 0, ready = 0;
+  struct chime__fdrec *r = rec_find(chime__tls_loop, fd);
+  if (r && r->kept && r->mode == MODE_NONBLOCKING) ready = 1; /* the same file, known non-blocking: write plainly */
+  else r = NULL;
   while (rc == 0 && done < n && (rc = coop_here()) == 0) {
     ssize_t w = transfer(fd, (char *)(uintptr_t)buf + done, n - done, true, r && plain_after_wait(fd, r, ready));
     if (w >= 0) {
@@ -283,6 +358,7 @@ int chime_write_all(int fd, const void *buf, size_t n, chime_ns deadline, size_t
 }
 
 int chime_accept(int fd, chime_ns deadline) {
+  if (deadline < 0) return -EINVAL;
   int rc = check_nonblocking(fd);
   if (rc) return rc;
   for (;;) {
@@ -298,7 +374,7 @@ int chime_accept(int fd, chime_ns deadline) {
 }
 
 int chime_connect(int fd, const struct sockaddr *addr, unsigned addrlen, chime_ns deadline) {
-  if (!addr) return -EINVAL;
+  if (!addr || deadline < 0) return -EINVAL;
   int rc = check_nonblocking(fd);
   if (rc) return rc;
   if (connect(fd, addr, (socklen_t)addrlen) == 0) return 0;

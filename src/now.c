@@ -22,6 +22,8 @@ chime_ns chime_now(void) {
   return loop ? chime__now(loop) : chime__mono();
 }
 
+/* A virtual clock's two sides stay within chime_ns: vnow >= 0, and the wall
+ * side, wall_base + vnow, in [0, CHIME_NEVER]. */
 int chime_wall_set(chime_ns t) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;
@@ -35,7 +37,10 @@ int chime_wall_set(chime_ns t) {
 int chime_clock_advance(chime_ns d) {
   chime_loop *loop = chime__tls_loop;
   if (!loop) return -EPERM;
-  if (!loop->virtual_clock || d < 0 || loop->vnow > CHIME_NEVER - d) return -EINVAL;
-  loop->vnow += d;
+  chime_ns v, wall;
+  if (!loop->virtual_clock || d < 0 || __builtin_add_overflow(loop->vnow, d, &v) ||
+      __builtin_add_overflow(loop->wall_base, v, &wall))
+    return -EINVAL;
+  loop->vnow = v;
   return 0;
 }

@@ -158,7 +158,10 @@ static chime_ns mono_same(const chime_loop *loop, chime_ns t) {
   return t;
 }
 
-static chime_ns mono_to_wall(const chime_loop *loop, chime_ns t) { return t + chime__wall_offset(loop); }
+static chime_ns mono_to_wall(const chime_loop *loop, chime_ns t) {
+  chime_ns w;
+  return __builtin_add_overflow(t, chime__wall_offset(loop), &w) ? (t > 0 ? CHIME_NEVER : 0) : w;
+}
 
 static chime_ns grid_after(const struct chime__spec *s, chime_ns interval, chime_ns t) {
   CHIME__UNUSED(s);
@@ -566,9 +569,9 @@ static int first_tick(const chime_every_opts *o, chime_ns interval, chime_ns now
     *out = t;
     return 0;
   }
-  chime_ns base = o->start == CHIME_START_AT ? o->start_at : o->start == CHIME_START_NOW ? now : now + interval;
   if (o->start == CHIME_START_AFTER_INTERVAL && chime__after(now, interval) == CHIME_NEVER)
     return chime__every_why("interval: the first tick would be past the end of the clock"), -EINVAL;
+  chime_ns base = o->start == CHIME_START_AT ? o->start_at : o->start == CHIME_START_NOW ? now : now + interval;
   *out = o->spread ? chime__after(base, spread_of(o->key, o->spread)) : base;
   return 0;
 }

@@ -57,6 +57,9 @@ static void pool_destroy(struct chime__pool *pool) {
 
 static void *worker(void *arg) {
   struct chime__pool *pool = arg;
+#ifdef __linux__
+  pthread_setname_np(pthread_self(), "chime-pool"); /* as top -H and gdb show it */
+#endif
   pthread_mutex_lock(&pool->mu);
   for (;;) {
     while (!pool->head && !pool->stop) {

@@ -23,6 +23,11 @@ long chime__test_pool_threads(void);
 void chime__test_no_pidfd(bool on);
 /* Wall-clock jumps the loops' timerfds have told of. */
 long chime__test_wall_jumps(void);
+/* Waits of every loop's backend (epoll_wait, poll) since the process
+ * started. */
+long chime__test_backend_waits(void);
+/* The timeout (ns, < 0: none) of the latest of those waits. */
+long long chime__test_last_wait_timeout(void);
 /* Stacks of the loop running on this thread that tasks hold now (mapped
  * and not in the pool). */
 long chime__test_stacks_in_use(void);

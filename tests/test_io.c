@@ -60,6 +60,104 @@ static void two_tasks_play_ping_pong_over_pipes(void **state) {
   assert_int_equal(run_real(pingpong_main, NULL), 0);
 }
 
+/* A pipe made now takes the number `old` (closed just before): a wait on
+ * it sees the new file, not a registration left from the old one. */
+static void new_file_under(int old) {
+  int b[2];
+  nonblocking_pipe(b);
+  assert_int_equal(b[0], old);
+  assert_int_equal(write(b[1], "z", 1), 1);
+  assert_int_equal(chime_wait_fd(b[0], CHIME_READABLE, chime_now() + CHIME_SEC(5)), (int)CHIME_READABLE);
+  close(b[0]);
+  close(b[1]);
+}
+
+/* ---- kept descriptors ------------------------------------------------------------ */
+
+static bool on_epoll(void) { return !getenv("CHIME_BACKEND") || !strcmp(getenv("CHIME_BACKEND"), "epoll"); }
+
+/* The fallible calls (allocations, epoll_ctl) a 1000-round ping-pong
+ * makes besides the backend's waits, its pipes kept or not. */
+static long pingpong_calls(bool keep) {
+  int a[2], b[2];
+  nonblocking_pipe(a);
+  nonblocking_pipe(b);
+  for (int i = 0; keep && i < 2; i++) {
+    assert_int_equal(chime_keep_fd(a[i]), 0);
+    assert_int_equal(chime_keep_fd(b[i]), 0);
+    assert_int_equal(chime_keep_fd(b[i]), 0); /* kept already: nothing to do */
+  }
+  struct pp pongs = {a[0], b[1], 1000, 0};
+  chime_task t;
+  assert_int_equal(chime_spawn(pong, &pongs, &t), 0);
+  assert_int_equal(chime_yield(), 0); /* the pong task waits */
+  long before = chime__test_calls() - chime__test_backend_waits();
+  char c = 'x';
+  for (int i = 0; i < pongs.rounds; i++) {
+    assert_int_equal(chime_write_all(a[1], &c, 1, CHIME_NEVER, NULL), 0);
+    assert_int_equal(chime_read(b[0], &c, 1, CHIME_NEVER), 1);
+  }
+  long calls = chime__test_calls() - chime__test_backend_waits() - before;
+  int rc;
+  assert_int_equal(chime_join(t, &rc), 0);
+  assert_int_equal(rc, 0);
+  assert_int_equal(pongs.seen, 1000);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(chime_close(a[i]), 0);
+    assert_int_equal(chime_close(b[i]), 0);
+  }
+  return calls;
+}
+
+static int kept_main(void *unused) {
+  (void)unused;
+  long kept = pingpong_calls(true), armed = pingpong_calls(false);
+  print_message("fallible calls in 1000 rounds: %ld kept, %ld armed at each wait\n", kept, armed);
+  assert_true(kept < 10);
+  if (on_epoll()) assert_true(armed >= 2000); /* an epoll_ctl for each wait, on either side */
+  return 0;
+}
+
+static void a_kept_descriptor_is_waited_on_without_a_call_per_wait(void **state) {
+  (void)state;
+  assert_int_equal(run_real(kept_main, NULL), 0);
+}
+
+/* A kept descriptor: ready with nobody waiting, it wakes the loop once (not
+ * at every turn: a sleep of 50 ms is a handful of turns, not a spin); its
+ * peer gone, a wait sees the end; closed with chime_close, its number
+ * reused, the new file is waited on; keeping is refused where it cannot
+ * be. */
+static int idle_main(void *unused) {
+  (void)unused;
+  int a[2];
+  nonblocking_pipe(a);
+  assert_int_equal(chime_keep_fd(a[0]), 0);
+  assert_int_equal(chime_wait_fd(a[0], CHIME_READABLE, chime_now() + CHIME_MS(5)), -ETIMEDOUT);
+  assert_int_equal(write(a[1], "zz", 2), 2); /* ready, nobody waits */
+  long waits = chime__test_backend_waits();
+  assert_int_equal(chime_sleep(CHIME_MS(50)), 0);
+  waits = chime__test_backend_waits() - waits;
+  print_message("%ld waits of the backend in 50 ms\n", waits);
+  assert_true(waits < 10);
+  char buf[8];
+  assert_int_equal(chime_read(a[0], buf, sizeof buf, CHIME_NEVER), 2); /* registered again as it waits */
+  close(a[1]);
+  assert_int_equal(chime_read(a[0], buf, sizeof buf, chime_now() + CHIME_SEC(5)), 0);
+  int old = a[0];
+  assert_int_equal(chime_close(a[0]), 0);
+  new_file_under(old);
+  assert_int_equal(chime_keep_fd(-1), -EINVAL);
+  assert_int_equal(chime_keep_fd(old), -EBADF); /* closed */
+  return 0;
+}
+
+static void a_kept_descriptor_nobody_waits_on_does_not_spin_the_loop(void **state) {
+  (void)state;
+  assert_int_equal(run_real(idle_main, NULL), 0);
+  assert_int_equal(chime_keep_fd(0), -EPERM); /* no loop here */
+}
+
 /* ---- deadlines and cancellation ----------------------------------------------- */
 
 static int deadline_main(void *unused) {
@@ -155,19 +253,14 @@ static void one_reader_and_one_writer_per_descriptor(void **state) {
  * is waited on, not the old registration. */
 static int reuse_main(void *unused) {
   (void)unused;
-  int a[2], b[2];
+  int a[2];
   nonblocking_pipe(a);
   assert_int_equal(chime_wait_fd(a[1], CHIME_WRITABLE, CHIME_NEVER), (int)CHIME_WRITABLE);
   assert_int_equal(chime_wait_fd(a[0], CHIME_READABLE, chime_now() + CHIME_MS(5)), -ETIMEDOUT);
   int old = a[0];
   close(a[0]);
   close(a[1]);
-  nonblocking_pipe(b); /* takes the same numbers */
-  assert_int_equal(b[0], old);
-  assert_int_equal(write(b[1], "z", 1), 1);
-  assert_int_equal(chime_wait_fd(b[0], CHIME_READABLE, chime_now() + CHIME_SEC(5)), (int)CHIME_READABLE);
-  close(b[0]);
-  close(b[1]);
+  new_file_under(old);
   return 0;
 }
 
@@ -453,9 +546,37 @@ static void a_closed_descriptor_far_away_is_refused_at_once(void **state) {
   assert_int_equal(run_virtual(huge_fd_main, NULL), 0);
 }
 
+/* A descriptor ready when its deadline has passed is ready; negative
+ * deadlines are refused by every operation, as by chime_wait_fd. */
+static int past_main(void *unused) {
+  (void)unused;
+  int p[2];
+  assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  assert_int_equal(chime_wait_fd(p[0], CHIME_READABLE, 0), -ETIMEDOUT); /* nothing yet */
+  assert_int_equal(write(p[1], "x", 1), 1);
+  assert_int_equal(chime_wait_fd(p[0], CHIME_READABLE, 0), CHIME_READABLE);
+  assert_int_equal(chime_wait_fd(p[1], CHIME_WRITABLE, 0), CHIME_WRITABLE);
+  char c;
+  assert_int_equal(chime_read(p[0], &c, 1, -1), -EINVAL);
+  assert_int_equal(chime_write_all(p[1], "y", 1, -1, NULL), -EINVAL);
+  assert_int_equal(chime_accept(p[0], -1), -EINVAL);
+  assert_int_equal(chime_read(p[0], &c, 1, 0), 1);
+  assert_int_equal(chime_close(p[0]), 0);
+  assert_int_equal(chime_close(p[1]), 0);
+  return 0;
+}
+
+static void readiness_wins_over_a_past_deadline(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(past_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(a_reader_that_never_waits_still_lets_the_loop_run),
+          cmocka_unit_test(readiness_wins_over_a_past_deadline),
           cmocka_unit_test(a_closed_descriptor_far_away_is_refused_at_once),
           cmocka_unit_test(two_tasks_play_ping_pong_over_pipes), cmocka_unit_test(a_wait_ends_at_its_deadline),
+          cmocka_unit_test(a_kept_descriptor_is_waited_on_without_a_call_per_wait),
+          cmocka_unit_test(a_kept_descriptor_nobody_waits_on_does_not_spin_the_loop),
           cmocka_unit_test(cancel_reaches_a_task_waiting_on_a_descriptor),
           cmocka_unit_test(one_reader_and_one_writer_per_descriptor),
           cmocka_unit_test(a_reused_descriptor_number_is_a_new_file),

@@ -388,7 +388,60 @@ static void a_second_signal_terminates_at_once(void **state) {
   assert_int_equal(WTERMSIG(status), SIGTERM);
 }
 
-TEST_MAIN(cmocka_unit_test(the_tutorial_prints_its_six_lines), cmocka_unit_test(loop_runs_until_no_task_is_left),
+/* The virtual clock's sides stay within chime_ns: an advance that would take
+ * either past it is refused, and nothing overflows reading them. */
+static int far_clock_main(void *unused) {
+  (void)unused;
+  assert_int_equal(chime_clock_advance(INT64_MAX), -EINVAL); /* the wall side would overflow */
+  assert_true(chime_wall_now() > 0);
+  assert_int_equal(chime_wall_set(INT64_MAX), 0);
+  assert_int_equal(chime_clock_advance(1), -EINVAL);
+  assert_int_equal(chime_wall_now(), INT64_MAX);
+  assert_int_equal(chime_wall_set(0), 0);
+  assert_int_equal(chime_clock_advance(INT64_MAX - chime_now()), 0);
+  assert_int_equal(chime_now(), INT64_MAX);
+  assert_int_equal(chime_wall_now(), INT64_MAX);
+  assert_int_equal(chime_clock_advance(1), -EINVAL);
+  return 0;
+}
+
+static void the_virtual_clock_never_overflows(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(far_clock_main, NULL), 0);
+}
+
+/* run_once with no bound on an empty loop: nothing could come, it returns. */
+static void run_once_on_an_empty_loop_returns(void **state) {
+  (void)state;
+  chime_loop *loop;
+  assert_int_equal(chime_loop_new(NULL, &loop), 0);
+  assert_int_equal(chime_loop_run_once(loop, -1), 0);
+  chime_loop_free(loop);
+}
+
+/* A deadline seconds away on the real clock: the kernel may end a wait late
+ * by 0.1% of its length (2 ms here), whatever the timer slack, so the
+ * loop's last wait before it is a short one. */
+static int far_deadline_main(void *unused) {
+  (void)unused;
+  chime_ns t0 = chime_now();
+  assert_int_equal(chime_sleep(CHIME_SEC(2)), 0);
+  chime_ns late = chime_now() - t0 - CHIME_SEC(2);
+  long long last = chime__test_last_wait_timeout();
+  print_message("woke %.3f ms late; the last wait asked for %.3f ms\n", (double)late / 1e6, (double)last / 1e6);
+  assert_true(late >= 0);
+  assert_true(last >= 0 && last <= CHIME_MS(10));
+  return 0;
+}
+
+static void a_far_deadline_ends_with_a_short_wait(void **state) {
+  (void)state;
+  assert_int_equal(run_real(far_deadline_main, NULL), 0);
+}
+
+TEST_MAIN(cmocka_unit_test(the_tutorial_prints_its_six_lines),
+          cmocka_unit_test(a_far_deadline_ends_with_a_short_wait), cmocka_unit_test(loop_runs_until_no_task_is_left),
+          cmocka_unit_test(the_virtual_clock_never_overflows), cmocka_unit_test(run_once_on_an_empty_loop_returns),
           cmocka_unit_test(stop_returns_from_run_and_tasks_resume_later), cmocka_unit_test(loops_do_not_nest),
           cmocka_unit_test(a_loop_refuses_other_threads), cmocka_unit_test(loop_options_are_checked),
           cmocka_unit_test(shutdown_waits_for_cleanup_without_bound_by_default),

@@ -929,7 +929,75 @@ static void jobs_due_together_all_start_while_the_first_ones_suspend(void **stat
   assert_true(worst_late < CHIME_MS(500));
 }
 
+/* Jobs near the end of chime_ns: refused where their first tick would pass
+ * it, and stopped (not wrapped around) where a later one would. */
+static int count_run(void *p) {
+  (*(int *)p)++;
+  return 0;
+}
+
+static int far_jobs_main(void *unused) {
+  (void)unused;
+  static int runs;
+
+  assert_int_equal(chime_wall_set(0), 0); /* so that the wall side may go as far */
+  assert_int_equal(chime_clock_advance(INT64_MAX - CHIME_SEC(5) - chime_now()), 0);
+  assert_int_equal(chime_every(CHIME_SEC(10), count_run, &runs, NULL, NULL), -EINVAL);
+  assert_non_null(strstr(chime_every_error(), "interval"));
+  return 0;
+}
+
+/* Advances the virtual clock in steps of `step` to the end of time,
+ * letting the jobs tick on the way. */
+static void drive_to_the_end(chime_ns step) {
+  for (int i = 0; i < 64; i++) {
+    chime_ns left = INT64_MAX - chime_now();
+    if (left <= 2) break;
+    assert_int_equal(chime_clock_advance(left - 2 < step ? left - 2 : step), 0);
+    assert_int_equal(chime_sleep(1), 0);
+  }
+  assert_true(INT64_MAX - chime_now() <= 3);
+}
+
+/* Ticks, jitter, window and spread near 2^63, driven to the end of the
+ * clock (periodic.c's tick and start_at arithmetic overflowed there); a
+ * job that started at start_at's limit, the same. */
+static int huge_jobs_main(void *unused) {
+  (void)unused;
+  static int runs;
+  const chime_ns big = (chime_ns)1 << 61;
+  chime_every_opts o = {.jitter = big, .window = big, .spread = big, .key = "k", .start = CHIME_START_NOW};
+  chime_task j;
+  assert_int_equal(chime_wall_set(0), 0);
+  assert_int_equal(chime_every(big, count_run, &runs, &o, &j), 0);
+  drive_to_the_end(big / 8);
+  assert_true(runs >= 2);
+  assert_int_equal(chime_cancel(j), 0);
+  return chime_join(j, NULL);
+}
+
+static int start_at_limit_main(void *unused) {
+  (void)unused;
+  static int runs;
+  const chime_ns big = (chime_ns)1 << 61;
+  chime_every_opts at = {.start = CHIME_START_AT, .start_at = CHIME_NEVER - 2 * big, .jitter = big};
+  chime_task k;
+  assert_int_equal(chime_wall_set(0), 0);
+  assert_int_equal(chime_every(big, count_run, &runs, &at, &k), 0);
+  drive_to_the_end(big / 8);
+  assert_int_equal(chime_cancel(k), 0);
+  return chime_join(k, NULL);
+}
+
+static void jobs_at_the_end_of_time_stop_rather_than_overflow(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(far_jobs_main, NULL), 0);
+  assert_int_equal(run_virtual(huge_jobs_main, NULL), 0);
+  assert_int_equal(run_virtual(start_at_limit_main, NULL), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(jobs_due_together_all_start_while_the_first_ones_suspend),
+          cmocka_unit_test(jobs_at_the_end_of_time_stop_rather_than_overflow),
           cmocka_unit_test(the_tutorial_with_chime_every), cmocka_unit_test(fixed_rate_stays_on_the_grid),
           cmocka_unit_test(fixed_delay_follows_each_return), cmocka_unit_test(start_now_and_start_at),
           cmocka_unit_test(overlap_skip_drops_ticks_while_a_run_goes),

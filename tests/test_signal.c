@@ -108,11 +108,16 @@ static void a_cancelled_waiter_leaves_its_signal_to_others(void **state) {
   assert_int_equal(run_virtual(cancel_main, NULL), 0);
 }
 
-static void *kill_later(void *arg) {
-  (void)arg;
-  struct timespec ts = {0, 20 * 1000 * 1000};
+/* A signal sent to the process from another thread, some ms later. */
+struct later {
+  int sig, ms;
+};
+
+static void *signal_later(void *arg) {
+  const struct later *l = arg;
+  struct timespec ts = {0, l->ms * 1000L * 1000};
   nanosleep(&ts, NULL);
-  kill(getpid(), SIGUSR2);
+  kill(getpid(), l->sig);
   return NULL;
 }
 
@@ -121,7 +126,8 @@ static int thread_main(void *arg) {
   const int usr2[] = {SIGUSR2};
   pthread_t th;
   assert_int_equal(chime_signal_wait(usr2, 1, chime_now()), -ETIMEDOUT);
-  assert_int_equal(pthread_create(&th, NULL, kill_later, NULL), 0);
+  static const struct later usr2_soon = {SIGUSR2, 20};
+  assert_int_equal(pthread_create(&th, NULL, signal_later, (void *)&usr2_soon), 0);
   int got = chime_signal_wait(usr2, 1, chime_now() + CHIME_SEC(30));
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(got, SIGUSR2);
@@ -131,6 +137,45 @@ static int thread_main(void *arg) {
 static void a_signal_from_another_thread_wakes_a_waiting_loop(void **state) {
   (void)state;
   assert_int_equal(run_real(thread_main, NULL), 0);
+}
+
+/* The README's promise under load: a job every microsecond on the real
+ * clock (ticks missed by the million) leaves the loop acting on a signal at
+ * once. */
+static long busy_runs;
+static int busy_target(void *arg) {
+  (void)arg;
+  busy_runs++;
+  return 0;
+}
+
+static int microsecond_main(void *arg) {
+  (void)arg;
+  const int term[] = {SIGTERM};
+  chime_task j;
+  assert_int_equal(chime_every(CHIME_US(1), busy_target, NULL, NULL, &j), 0);
+  pthread_t th;
+  static const struct later term_soon = {SIGTERM, 200};
+  assert_int_equal(pthread_create(&th, NULL, signal_later, (void *)&term_soon), 0);
+  chime_ns t0 = chime_now();
+  int got = chime_signal_wait(term, 1, t0 + CHIME_SEC(60));
+  chime_ns waited = chime_now() - t0;
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(got, SIGTERM);
+  chime_job_stats st;
+  assert_int_equal(chime_every_stats(j, &st), 0);
+  print_message("SIGTERM after %.3f s, %ld runs, %llu ticks missed\n", (double)waited / 1e9, busy_runs,
+                (unsigned long long)st.skipped_missed);
+  assert_true(waited < CHIME_SEC(10)); /* 0.2 s, and at once after it */
+  assert_true(busy_runs > 100);
+  assert_true(st.skipped_missed > 0);
+  assert_int_equal(chime_cancel(j), 0);
+  return chime_join(j, NULL);
+}
+
+static void a_microsecond_job_leaves_the_loop_acting_on_signals(void **state) {
+  (void)state;
+  assert_int_equal(run_real(microsecond_main, NULL), 0);
 }
 
 static int bad_main(void *arg) {
@@ -189,6 +234,7 @@ static void a_waiter_abandoned_at_shutdown_leaves_nothing_behind(void **state) {
 }
 
 TEST_MAIN(cmocka_unit_test(each_occurrence_goes_to_one_task_the_oldest_first),
+          cmocka_unit_test(a_microsecond_job_leaves_the_loop_acting_on_signals),
           cmocka_unit_test(occurrences_between_waits_are_kept_until_released),
           cmocka_unit_test(a_cancelled_waiter_leaves_its_signal_to_others),
           cmocka_unit_test(a_signal_from_another_thread_wakes_a_waiting_loop),

@@ -39,7 +39,6 @@ static void parse_duration_reads_every_unit(void **state) {
   parses("2days", CHIME_HOUR(48));
   parses("1w", CHIME_HOUR(168));
   parses("1.000000001s", CHIME_SEC(1) + 1);
-  parses("0.0000000009s", 0); /* below a nanosecond: truncated */
   parses("1.5h", CHIME_MIN(90));
   parses("0s", 0);
   parses("9223372036.854775807s", INT64_MAX);
@@ -193,7 +192,24 @@ static void real_clock_sleeps_are_never_short(void **state) {
   assert_true(seen[1] - seen[0] < CHIME_SEC(5)); /* generous */
 }
 
+/* Text that is not zero never reads as zero; no errno overflows a name. */
+static void tiny_durations_and_odd_errors_are_refused_or_named(void **state) {
+  (void)state;
+  chime_ns d = 7;
+  assert_int_equal(chime_parse_duration("0.0000000001s", &d), -ERANGE);
+  assert_int_equal(chime_parse_duration("0.0000000009s", &d), -ERANGE); /* was 0: truncated */
+  assert_int_equal(chime_parse_duration("0.00000000000000000000001w", &d), -ERANGE);
+  assert_int_equal(d, 7);
+  assert_int_equal(chime_parse_duration("0.000s", &d), 0);
+  assert_int_equal(d, 0);
+  assert_int_equal(chime_parse_duration("1.0000000001s", &d), 0); /* what is below a nanosecond is dropped */
+  assert_int_equal(d, CHIME_SEC(1));
+  assert_string_equal(chime_strerror(INT32_MIN), "unknown error");
+  assert_string_equal(chime_strerror(INT32_MAX), "unknown error");
+}
+
 TEST_MAIN(cmocka_unit_test(parse_duration_reads_every_unit), cmocka_unit_test(parse_duration_refuses_bad_text),
+          cmocka_unit_test(tiny_durations_and_odd_errors_are_refused_or_named),
           cmocka_unit_test(format_duration_writes_largest_units_first), cmocka_unit_test(format_duration_round_trips),
           cmocka_unit_test(format_duration_truncates_like_snprintf),
           cmocka_unit_test(now_outside_a_loop_is_the_monotonic_clock),

@@ -199,6 +199,14 @@ static void scratch(char *dir, size_t size) {
   assert_non_null(mkdtemp(dir));
 }
 
+/* A scratch directory (64 bytes), with the paths of a history database
+ * and a config file in it (128 bytes each). */
+static void paths(char *dir, char *db, char *conf) {
+  scratch(dir, 64);
+  snprintf(db, 128, "%s/h.db", dir);
+  snprintf(conf, 128, "%s/c.conf", dir);
+}
+
 static void write_file(const char *path, const char *text, mode_t mode) {
   FILE *f = fopen(path, "w");
   assert_non_null(f);

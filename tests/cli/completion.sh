@@ -63,7 +63,7 @@ if [[ $(complete -p chime) != "complete -F _chime chime" ]]; then
 fi
 
 # commands
-expect "--help --version check cron every history run" ""
+expect "--help --version check cron every history pause reload resume run status trigger" ""
 expect "history" h
 expect "check cron" c
 # options of every and cron, and their fixed values
@@ -90,22 +90,31 @@ expect "notes.txt" every 1m -- echo no
 # run's options
 expect "my jobs.conf" check my
 expect "my jobs.conf" run "my "
-expect "--db --http --log-format --no-history --shutdown-grace" run "my jobs.conf" --
+expect "--db --http --log-format --no-history --shutdown-grace --socket --watch" run "my jobs.conf" --
 expect "" check "my jobs.conf" ""
 expect "none notes.txt" run a.conf --db no
 # history: the job names of the config files in the current directory ...
 printf '[defaults]\ntimeout = 5s\n[job backup]\nevery = 1h\ncommand = true\n%s\n' '  [job  nightly.db@host-2 ]' \
   >"my jobs.conf"
-expect "--db --json --limit backup nightly.db@host-2" history ""
+expect "--db --job --json --limit backup nightly.db@host-2 prune" history ""
 expect "backup" history b
-expect "--db --json --limit" history backup ""
+expect "--db --job --json --limit" history backup ""
+expect "--config --db --history-keep --history-keep-failed --history-keep-ok --history-max-runs backup nightly.db@host-2" \
+  history prune ""
+expect "--config" history prune --co
+# trigger, pause and resume: a job's name, then where the daemon is
+expect "backup nightly.db@host-2" pause ""
+expect "nightly.db@host-2" trigger n
+expect "--db --socket" resume backup ""
+expect "--db --json --socket" status ""
+expect "none notes.txt" status --socket no
 expect "" history --limit ""
 # ... or of those CHIME_CONFIG names, and only those
 mkdir etc
 printf '[job heartbeat]\nevery = 1s\ncommand = true\n' >etc/a.conf
 printf '[job disk]\nevery = 1s\ncommand = true\n' >etc/b.conf
 CHIME_CONFIG=$work/etc/a.conf:$work/etc/b.conf:$work/etc/missing.conf \
-  expect "--db --json --limit disk heartbeat" history ""
+  expect "--db --job --json --limit disk heartbeat prune" history ""
 CHIME_CONFIG=$work/etc/a.conf expect "heartbeat" history h
 
 echo "$((checked - failed)) passed, $failed failed"

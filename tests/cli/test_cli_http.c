@@ -106,12 +106,6 @@ static void expect(int port, const char *method, const char *target, int status,
   reply_free(&r);
 }
 
-static void paths(char *dir, char *db, char *conf) {
-  scratch(dir, 64);
-  snprintf(db, 128, "%s/h.db", dir);
-  snprintf(conf, 128, "%s/c.conf", dir);
-}
-
 /* A daemon of a few jobs on the real clock, serving HTTP. */
 static const char jobs_conf[] = "[chime]\nhttp = 127.0.0.1:0\n"
                                 "[job good]\nevery = 200ms\nstart_now = true\ncommand = true\n"

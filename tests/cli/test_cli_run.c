@@ -4,53 +4,16 @@
 #define _GNU_SOURCE
 #include <grp.h>
 #include <pwd.h>
-#include <sqlite3.h>
 
 #include "cli_test.h"
+#include "cli_db.h"
+#include "history.h"
 
 /* Runs of the same job that overlapped in time (rows of skipped ticks are
  * no runs). */
 #define OVERLAPS                                                                                                      \
   "SELECT count(*) FROM runs x JOIN runs y ON x.job = y.job AND x.id < y.id AND y.started < x.ended"                 \
   " AND x.outcome != 'skipped' AND y.outcome != 'skipped'"
-
-/* The first column of the first row of sql: as a number into *v, and as
- * text into buf (when not NULL).  1 if there was a row, 0 if not, -1 if
- * the database or its table is not there (yet). */
-static int query(const char *db, const char *sql, long long *v, char *buf, size_t size) {
-  sqlite3 *h;
-  sqlite3_stmt *st;
-  int rc = -1;
-  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-      sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-    rc = sqlite3_step(st) == SQLITE_ROW;
-    if (rc) *v = sqlite3_column_int64(st, 0);
-    if (rc && buf) snprintf(buf, size, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(h);
-  return rc;
-}
-
-/* One number from the database (-1 if no row). */
-static long long q(const char *db, const char *sql) {
-  long long v = -1;
-  assert_true(query(db, sql, &v, NULL, 0) >= 0);
-  return v;
-}
-
-/* As q, for a database that may not be there yet: -1 until it is. */
-static long long q_soon(const char *db, const char *sql) {
-  long long v = -1;
-  query(db, sql, &v, NULL, 0);
-  return v;
-}
-
-static void paths(char *dir, char *db, char *conf) {
-  scratch(dir, 64);
-  snprintf(db, 128, "%s/h.db", dir);
-  snprintf(conf, 128, "%s/c.conf", dir);
-}
 
 static void every_runs_on_time(void **state) {
   (void)state;
@@ -184,6 +147,25 @@ static void sighup_reloads_and_refuses_a_bad_config(void **state) {
   assert_int_equal(finish(&p, 30), 0);
   size_t a_after = strstr(p.log, "event=reload config=") - p.log;
   assert_null(strstr(p.log + a_after + 1, "event=start job=a "));
+  proc_free(&p);
+}
+
+/* A crontab's daemon reloads it as a crontab (not as an INI file). */
+static void sighup_reloads_a_crontab_as_a_crontab(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  write_file(conf, "# every second (seconds first, year last)\n* * * * * * * echo from-a\n", 0644);
+  struct proc p;
+  start(&p, (const char *const[]){"crontab", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(&p, "line=from-a", 20));
+  write_file(conf, "* * * * * * * echo from-b\n", 0644);
+  kill(p.pid, SIGHUP);
+  assert_true(wait_log(&p, "event=reload config=", 20));
+  assert_null(strstr(p.log, "event=reload_error"));
+  assert_true(wait_log(&p, "line=from-b", 20));
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
   proc_free(&p);
 }
 
@@ -580,9 +562,28 @@ static void old_schema_is_read_by_history_and_migrated_by_the_daemon(void **stat
   assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", db, "--", "true", NULL},
                        VIRTUAL),
                    0);
-  assert_int_equal(q(db, "PRAGMA user_version"), 3);
+  assert_int_equal(q(db, "PRAGMA user_version"), HISTORY_SCHEMA);
   assert_int_equal(q(db, "SELECT count(*) FROM runs"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE triggered_by IS NULL AND hook IS NULL"), 2);
+  assert_int_equal(q(db, "SELECT count(*) FROM paused"), 0);
   proc_free(&p);
+  /* the migrations and a new database's schema are the same schema */
+  char fresh[160], migrated[4096], made[4096];
+  snprintf(fresh, sizeof fresh, "%s/fresh.db", dir);
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", fresh, "--", "true", NULL},
+                       VIRTUAL),
+                   0);
+  proc_free(&p);
+  const char *shape = "SELECT group_concat(x, ',') FROM (SELECT 0 AS k, cid AS n, name || ' ' || type || ' ' || "
+                      "\"notnull\" || ' ' || coalesce(dflt_value, '-') || ' ' || pk AS x FROM pragma_table_info('runs') "
+                      "UNION ALL SELECT 1, name, 'index ' || name || ' ' || (SELECT group_concat(name) FROM "
+                      "pragma_index_info(i.name)) FROM pragma_index_list('runs') AS i UNION ALL SELECT 2, name, 'table ' || "
+                      "name FROM sqlite_master WHERE type = 'table' ORDER BY k, n)";
+  long long ignored;
+  assert_int_equal(query(db, shape, &ignored, migrated, sizeof migrated), 1);
+  assert_int_equal(query(fresh, shape, &ignored, made, sizeof made), 1);
+  assert_string_equal(migrated, made);
+  assert_non_null(strstr(made, "index runs_job_scheduled job,scheduled"));
   /* a newer schema than this chime knows is refused, by name */
   assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
   sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL);
@@ -826,17 +827,35 @@ static void shutdown_takes_one_grace_for_every_job(void **state) {
   proc_free(&p);
 }
 
+/* Job a, runs of 1.5 s every 100 ms, started; then its version `v`
+ * (env VERSION=v) reloaded while its first run goes. */
+static const char long_runs[] = "[job a]\nevery = 100ms\nstart_now = true\ncommand = sh -c 'echo begin; sleep 1.5; "
+                                "echo done'\n";
+
+static void start_long_runs(struct proc *p, const char *conf, const char *db) {
+  write_file(conf, long_runs, 0644);
+  start(p, (const char *const[]){"run", conf, "--db", db, NULL}, NULL);
+  assert_true(wait_log(p, "line=begin", 20));
+}
+
+static void reload_version(struct proc *p, const char *conf, int v) {
+  char changed[512];
+  snprintf(changed, sizeof changed, "%senv = VERSION=%d\n", long_runs, v);
+  write_file(conf, changed, 0644);
+  size_t from = p->len;
+  kill(p->pid, SIGHUP);
+  assert_true(wait_log_from(p, from, "event=reload ", 20));
+}
+
 /* A job changed by a reload while its old version runs: with overlap =
  * skip, the new version starts no run until the old one has ended. */
 static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   (void)state;
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
-  const char *job = "[job a]\nevery = 100ms\nstart_now = true\ncommand = sh -c 'echo begin; sleep 1.5; echo done'\n";
-  char changed[512];
-  snprintf(changed, sizeof changed, "%senv = VERSION=2\n", job);
   struct proc p;
-  start_then_reload(&p, conf, db, job, changed);
+  start_long_runs(&p, conf, db);
+  reload_version(&p, conf, 2);
   assert_true(wait_log(&p, "kept=0 started=1 stopped=1", 20));
   assert_true(wait_log(&p, "line=done", 20));
   size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
@@ -848,6 +867,29 @@ static void reloaded_job_does_not_overlap_its_old_run(void **state) {
   const char *between = strstr(p.log + reload, "event=start job=a ");
   assert_true(between > p.log + done); /* none between the reload and the old run's end */
   assert_non_null(strstr(p.log + reload, "event=skip job=a reason=overlap"));
+  assert_int_equal(q(db, OVERLAPS), 0);
+  proc_free(&p);
+}
+
+/* Reloads in a row, the second before the job's second version ran: its
+ * third version waits for the first's run too (the second, with no run,
+ * has ended by then). */
+static void reloads_in_a_row_wait_for_the_oldest_run(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  start_long_runs(&p, conf, db);
+  size_t first = p.len;
+  reload_version(&p, conf, 2);
+  reload_version(&p, conf, 3);
+  assert_true(wait_log(&p, "line=done", 20));
+  size_t done = (size_t)(strstr(p.log, "line=done") - p.log);
+  assert_true(wait_log_from(&p, done, "event=start job=a ", 20)); /* the third version's first run */
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  const char *between = strstr(p.log + first, "event=start job=a ");
+  assert_true(between > p.log + done); /* none between the reloads and the first run's end */
   assert_int_equal(q(db, OVERLAPS), 0);
   proc_free(&p);
 }
@@ -1172,6 +1214,21 @@ static void a_stalled_daemon_records_its_missed_ticks_as_one_row(void **state) {
   assert_true(q(db, "SELECT max(skipped) FROM runs WHERE reason = 'missed'") >= 50);
   assert_true(q(db, "SELECT count(*) FROM runs WHERE reason = 'missed'") <= 3);
   assert_true(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND last_scheduled > scheduled") >= 1);
+  /* the runs and the skipped ticks tile the grid: each tick once, as a run
+   * or in a burst (the tick that ran late is not among the skipped, and
+   * the last skipped tick is); an interval's ticks are monotonic instants,
+   * so their wall times are 10 ms apart to within the wall clock's slew:
+   * counted to the nearest interval */
+  assert_int_equal(q(db, "SELECT count(*) FROM runs r JOIN runs s ON s.outcome = 'skipped' AND r.outcome != 'skipped' "
+                         "AND r.scheduled BETWEEN s.scheduled AND s.last_scheduled"),
+                   0);
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped' AND "
+                         "(last_scheduled - scheduled + 5000000) / 10000000 + 1 != skipped"),
+                   0);
+  assert_int_equal(q(db, "SELECT (SELECT count(*) FROM runs WHERE outcome != 'skipped') + "
+                         "(SELECT sum(skipped) FROM runs WHERE outcome = 'skipped') - "
+                         "((SELECT max(coalesce(last_scheduled, scheduled)) - min(scheduled) + 5000000 FROM runs) / 10000000 + 1)"),
+                   0);
   proc_free(&p);
 }
 
@@ -1195,6 +1252,11 @@ static void out_of_range_numbers_are_refused(void **state) {
     assert_non_null(strstr(p.log, strncmp(bad[i], "user", 4) == 0 ? "out of range" : "shorter than 10ms"));
     proc_free(&p);
   }
+  write_file(conf, "[job a]\nevery = 0.0000000001s\ncommand = true\n", 0644); /* not zero, under 1ns */
+  struct proc p;
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+  assert_non_null(strstr(p.log, "c.conf:2: [job a] every: \"0.0000000001s\" is out of range"));
+  proc_free(&p);
 }
 
 /* chime history shows rows of skipped ticks with their count and reason. */
@@ -1265,6 +1327,149 @@ static void a_crontab_runs_as_cron_runs_it(void **state) {
   proc_free(&p);
 }
 
+/* A pid from a file a job wrote, waiting for it to be there. */
+static int pid_from(const char *path, struct proc *p) {
+  for (double end = mono() + 20; access(path, R_OK) != 0 && mono() < end;) pump(p, 0.02);
+  FILE *f = fopen(path, "r");
+  int pid = 0;
+  if (f && fscanf(f, "%d", &pid) != 1) pid = 0;
+  if (f) fclose(f);
+  return pid;
+}
+
+static bool process_gone(pid_t pid, double limit) {
+  for (double end = mono() + limit; kill(pid, 0) == 0 || errno == EPERM;) {
+    if (mono() > end) return false;
+    waitpid(pid, NULL, WNOHANG);
+    usleep(10000);
+  }
+  return true;
+}
+
+/* A run's descendant that left its group and session (double fork,
+ * setsid) does not outlive the daemon's shutdown. */
+static void shutdown_ends_a_descendant_in_its_own_session(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/desc", dir);
+  snprintf(cmd, sizeof cmd, "(setsid sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 60' &); sleep 30", pidfile,
+           pidfile, pidfile);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "1h", "--start-now", "--name", "ds", "--db", db, "--", "sh", "-c", cmd, NULL},
+        NULL);
+  int pid = pid_from(pidfile, &p);
+  assert_true(pid > 0);
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  assert_int_equal(finish(&p, 30), 0);
+  assert_true(mono() - t0 < 15);
+  assert_true(process_gone(pid, 5));
+  proc_free(&p);
+}
+
+/* A second SIGTERM acts at once, even while a descendant that ignores
+ * SIGTERM holds the run's pipes and the grace is long. */
+static void a_second_sigterm_acts_at_once(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/desc", dir);
+  snprintf(cmd, sizeof cmd,
+           "(setsid sh -c 'trap \"\" TERM; echo $$ > %s.tmp; mv %s.tmp %s; while :; do sleep 1; done' &); "
+           "trap '' TERM; sleep 60",
+           pidfile, pidfile, pidfile);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "1h", "--start-now", "--name", "ds", "--shutdown-grace", "30s", "--db", db,
+                                  "--", "sh", "-c", cmd, NULL},
+        NULL);
+  int pid = pid_from(pidfile, &p);
+  assert_true(pid > 0);
+  kill(p.pid, SIGTERM);
+  assert_true(wait_log(&p, "event=stopping", 10));
+  usleep(300000); /* the first one is being acted on: the grace runs */
+  assert_int_equal(kill(p.pid, 0), 0);
+  double t0 = mono();
+  kill(p.pid, SIGTERM);
+  finish(&p, 30);
+  print_message("the second SIGTERM ended chime in %.2f s\n", mono() - t0);
+  assert_true(mono() - t0 < 3);
+  assert_true(process_gone(pid, 5));
+  proc_free(&p);
+}
+
+/* A daemon killed with SIGKILL: its run's child dies with it (parent-death
+ * signal), and what that child started in its group is killed by the next
+ * chime on the same history, which marks the run interrupted. */
+static void a_sigkilled_daemon_leaves_no_run_behind(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128], cmd[512], pidfile[128];
+  paths(dir, db, conf);
+  snprintf(pidfile, sizeof pidfile, "%s/grandchild", dir);
+  snprintf(cmd, sizeof cmd, "sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 60' & wait", pidfile, pidfile, pidfile);
+  struct proc p;
+  start(&p, (const char *const[]){"every", "1h", "--start-now", "--name", "k9", "--db", db, "--", "sh", "-c", cmd, NULL},
+        NULL);
+  int grandchild = pid_from(pidfile, &p);
+  assert_true(grandchild > 0);
+  while (q_soon(db, "SELECT count(*) FROM runs WHERE outcome = 'running'") < 1) pump(&p, 0.05);
+  pid_t child = (pid_t)q(db, "SELECT pid FROM runs");
+  kill(p.pid, SIGKILL);
+  finish(&p, 30);
+  proc_free(&p);
+  assert_true(process_gone(child, 5));      /* the run's child, at once */
+  assert_int_equal(kill(grandchild, 0), 0); /* its child: left, until the next chime */
+  assert_int_equal(run(&p, (const char *const[]){"every", "1h", "--max-runs", "1", "--name", "other", "--db", db, "--",
+                                                 "true", NULL},
+                       VIRTUAL),
+                   0);
+  assert_true(process_gone(grandchild, 5));
+  assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE job = 'k9' AND outcome = 'interrupted'"), 1);
+  proc_free(&p);
+}
+
+/* A policy's parameter without its policy would be ignored: refused with
+ * its line (the library refuses it too); a [defaults] one is a default for
+ * the jobs it fits. */
+static void parameters_without_their_policy_are_refused(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  write_file(conf, "[job a]\nevery = 1s\ncommand = true\nmax_concurrent = 3\n[job b]\nevery = 1s\ncommand = true\n"
+                   "backoff = 5s\n",
+             0644);
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 1);
+  assert_non_null(strstr(p.log, "c.conf:4: [job a] max_concurrent: only with overlap = allow"));
+  assert_non_null(strstr(p.log, "c.conf:8: [job b] backoff: only with on_error = backoff"));
+  proc_free(&p);
+  write_file(conf, "[defaults]\nmax_concurrent = 3\nbackoff = 5s\n[job a]\nevery = 1s\ncommand = true\n", 0644);
+  assert_int_equal(run(&p, (const char *const[]){"check", conf, NULL}, NULL), 0);
+  proc_free(&p);
+  assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-concurrent", "2", "--", "true", NULL}, NULL), 2);
+  assert_non_null(strstr(p.log, "--max-concurrent: only with overlap = allow"));
+  proc_free(&p);
+}
+
+/* A history that is not a regular file is refused (SQLite would make
+ * /dev/null-journal beside it). */
+static void a_database_that_is_not_a_file_is_refused(void **state) {
+  (void)state;
+  static const char *const paths_[] = {"/dev/null", "/dev/full", "/tmp"};
+  for (size_t i = 0; i < 3; i++) {
+    struct proc p;
+    assert_int_equal(run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", paths_[i], "--", "true",
+                                                   NULL},
+                         VIRTUAL),
+                     2);
+    assert_non_null(strstr(p.log, "not a regular file"));
+    proc_free(&p);
+    assert_int_equal(run(&p, (const char *const[]){"history", "--db", paths_[i], NULL}, NULL), 2);
+    proc_free(&p);
+  }
+  assert_int_equal(access("/dev/null-journal", F_OK), -1);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_runs_on_time),
@@ -1286,6 +1491,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(missing_program_is_named_and_other_jobs_go_on),
       cmocka_unit_test(calendar_ticks_are_exact_in_the_log_and_the_history),
       cmocka_unit_test(a_stalled_daemon_records_its_missed_ticks_as_one_row),
+      cmocka_unit_test(a_second_sigterm_acts_at_once), cmocka_unit_test(sighup_reloads_a_crontab_as_a_crontab),
       cmocka_unit_test(out_of_range_numbers_are_refused), cmocka_unit_test(history_shows_skipped_ticks),
       cmocka_unit_test(a_crontab_runs_as_cron_runs_it),
       cmocka_unit_test(bad_config_is_refused_whole_with_file_line_and_key),
@@ -1305,11 +1511,16 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reload_catches_nothing_up),
       cmocka_unit_test(job_runs_with_the_users_groups),
       cmocka_unit_test(double_forked_leftover_is_adopted_and_reaped),
+      cmocka_unit_test(shutdown_ends_a_descendant_in_its_own_session),
+      cmocka_unit_test(a_sigkilled_daemon_leaves_no_run_behind),
+      cmocka_unit_test(parameters_without_their_policy_are_refused),
+      cmocka_unit_test(a_database_that_is_not_a_file_is_refused),
       cmocka_unit_test(env_options_are_one_variable_each),
       cmocka_unit_test(endless_output_does_not_freeze_other_jobs),
       cmocka_unit_test(every_allocation_failure_ends_cleanly),
       cmocka_unit_test(every_allocation_failure_of_a_config_run_ends_cleanly),
       cmocka_unit_test(retired_replace_job_lets_its_run_finish),
+      cmocka_unit_test(reloads_in_a_row_wait_for_the_oldest_run),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 2;
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
  * Reads the input as a config file.  A refused one must give at least one
  * error line, each naming the file; an accepted one must have jobs, each
  * with a name, a command split into words and a schedule whose next runs
- * rise strictly.  Nothing may crash or leak.
+ * rise strictly, and every number in its range (an interval of 10 ms or
+ * more, max_concurrent 1 to 255, a uid that fits, no negative duration).
+ * Nothing may crash or leak.
  */
 #include <chime.h>
 #include <stdint.h>
@@ -22,7 +24,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!cfg || cfg->njobs == 0 || errs.count) abort();
     for (size_t i = 0; i < cfg->njobs; i++) {
       const struct job_conf *j = cfg->jobs[i];
-      if (!j->name || !j->argv || !j->argv[0] || !j->fingerprint || (!j->cron && j->every <= 0)) abort();
+      if (!j->name || !j->argv || !j->argv[0] || !j->fingerprint || (!j->cron && !j->reboot && j->every < CHIME_MS(10)))
+        abort();
+      if (j->max_concurrent < 1 || j->max_concurrent > 255 || j->timeout < 0 || j->kill_grace < 0 || j->jitter < 0 ||
+          j->spread < 0 || j->window < 0 || j->backoff < 0 || j->backoff_max < 0)
+        abort();
+      if (j->user && j->user[strspn(j->user, "0123456789")] == '\0' && strtoull(j->user, NULL, 10) > 4294967294ull)
+        abort();
       chime_ns t[5];
       int n = job_next_runs(j, 1774746000000000000, t, 5);
       for (int k = 1; k < n; k++)

@@ -1,0 +1,194 @@
+/* chime-daemon-bench.c - the `daemon` workload of the benchmark
+ * specification: the chime command keeps up with N jobs of /bin/true every
+ * second, beside the machine's spawn floor measured in the same run.
+ *
+ *   chime-daemon-bench CHIME N [--duration=S] [--floor=S] [--no-floor]
+ *
+ * The floor: one process per CPU starting /bin/true with posix_spawn and
+ * waiting for it, for --floor seconds (10): spawns a second, all CPUs, and
+ * the spawning processes' own CPU per spawn.  Then the daemon: a config of
+ * N jobs `every = 1s`, `spread = 1s` (each job's grid offset in [0, 1 s]:
+ * the N starts spread over each second), history on, for --duration
+ * seconds (60), stopped with SIGTERM; its CPU (children excluded) from
+ * /proc, its peak RSS, and from its history the runs started against the
+ * ticks due (runs and ticks skipped), and their lateness (start against
+ * tick + spread).  Prints one JSON line.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One spawner: posix_spawn + wait of /bin/true until `until`; writes its
+ * count and its own CPU (ms) to fd. */
+static void spawner(double until, int fd) {
+  char *argv[] = {"/bin/true", NULL};
+  long n = 0;
+  while (now_s() < until) {
+    pid_t pid;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) continue;
+    waitpid(pid, NULL, 0);
+    n++;
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+  char line[64];
+  int len = snprintf(line, sizeof line, "%ld %.3f\n", n, cpu);
+  if (write(fd, line, (size_t)len) != len) _exit(1);
+  _exit(0);
+}
+
+/* The spawn floor over `secs` on every CPU: spawns a second, and CPU per
+ * spawn in ms. */
+static void floor_of(double secs, double *per_s, double *cpu_ms) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int p[2];
+  if (pipe(p) != 0) exit(1);
+  double until = now_s() + secs;
+  for (long i = 0; i < cpus; i++)
+    if (fork() == 0) spawner(until, p[1]);
+  close(p[1]);
+  long total = 0;
+  double cpu = 0;
+  FILE *f = fdopen(p[0], "r");
+  long n;
+  double c;
+  while (f && fscanf(f, "%ld %lf", &n, &c) == 2) total += n, cpu += c;
+  if (f) fclose(f);
+  while (wait(NULL) > 0) {
+  }
+  *per_s = (double)total / secs;
+  *cpu_ms = total ? cpu / (double)total : 0;
+}
+
+/* The daemon's user + system CPU in seconds, and peak RSS in KiB, from
+ * /proc (children excluded). */
+static void daemon_usage(pid_t pid, double *cpu_s, long *rss_kb) {
+  char path[64], text[4096];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+  if (f) fclose(f);
+  text[len] = '\0';
+  const char *p = strrchr(text, ')');
+  unsigned long ut = 0, st = 0;
+  for (int field = 2; p && field < 14; field++) p = strchr(p + 1, ' ');
+  if (p) sscanf(p + 1, "%lu %lu", &ut, &st);
+  *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  f = fopen(path, "r");
+  len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+  if (f) fclose(f);
+  text[len] = '\0';
+  const char *hwm = strstr(text, "VmHWM:");
+  *rss_kb = hwm ? atol(hwm + 6) : -1;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: chime-daemon-bench CHIME N [--duration=S] [--floor=S] [--no-floor]\n");
+    return 2;
+  }
+  const char *chime = argv[1];
+  long jobs = atol(argv[2]);
+  double duration = 60, floor_secs = 10;
+  bool floor = true;
+  for (int i = 3; i < argc; i++) {
+    if (strncmp(argv[i], "--duration=", 11) == 0) duration = atof(argv[i] + 11);
+    else if (strncmp(argv[i], "--floor=", 8) == 0) floor_secs = atof(argv[i] + 8);
+    else if (strcmp(argv[i], "--no-floor") == 0) floor = false;
+  }
+  if (jobs < 1 || jobs > 1000000 || duration <= 0 || floor_secs <= 0) {
+    fprintf(stderr, "chime-daemon-bench: N 1 to 1000000, durations above 0\n");
+    return 2;
+  }
+  double spawns_per_s = 0, cpu_ms_per_spawn = 0;
+  if (floor) floor_of(floor_secs, &spawns_per_s, &cpu_ms_per_spawn);
+  char dir[] = "/tmp/chime-daemon-bench-XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  char conf[128], db[128];
+  snprintf(conf, sizeof conf, "%s/jobs.conf", dir);
+  snprintf(db, sizeof db, "%s/history.db", dir);
+  FILE *f = fopen(conf, "w");
+  if (!f) return 1;
+  fprintf(f, "[chime]\ndb = %s\n[defaults]\nevery = 1s\nspread = 1s\ncommand = /bin/true\n", db);
+  for (long i = 0; i < jobs; i++) fprintf(f, "[job j%ld]\n", i);
+  fclose(f);
+  chmod(conf, 0644);
+  int devnull = open("/dev/null", 1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(devnull, 2);
+    execl(chime, chime, "run", conf, (char *)NULL);
+    _exit(127);
+  }
+  double t0 = now_s();
+  struct timespec ts = {(time_t)duration, (long)((duration - (double)(time_t)duration) * 1e9)};
+  nanosleep(&ts, NULL);
+  double cpu_s;
+  long rss_kb;
+  daemon_usage(pid, &cpu_s, &rss_kb);
+  double wall = now_s() - t0;
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  sqlite3 *h;
+  long long runs = 0, skipped = 0, *late = NULL;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "SELECT late FROM runs WHERE outcome IN ('ok', 'stopped')", -1, &st, NULL) == SQLITE_OK) {
+      size_t cap = 1024;
+      late = malloc(cap * sizeof *late);
+      while (late && sqlite3_step(st) == SQLITE_ROW) {
+        if ((size_t)runs == cap) late = realloc(late, (cap *= 2) * sizeof *late);
+        if (late) late[runs++] = sqlite3_column_int64(st, 0);
+      }
+      sqlite3_finalize(st);
+    }
+    if (sqlite3_prepare_v2(h, "SELECT coalesce(sum(skipped), 0) FROM runs WHERE outcome = 'skipped'", -1, &st,
+                           NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) skipped = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+  }
+  qsort(late, (size_t)runs, sizeof *late, cmp_ll);
+  long long p50 = runs ? late[runs / 2] : 0, p99 = runs ? late[runs * 99 / 100] : 0;
+  long long due = runs + skipped;
+  printf("{\"impl\":\"chime\",\"workload\":\"daemon\",\"n\":%ld,\"duration_s\":%.1f,\"runs\":%lld,\"due\":%lld,"
+         "\"cpu_s\":%.3f,\"cpu_ms_per_run\":%.3f,\"late_p50_us\":%lld,\"late_p99_us\":%lld,\"rss_kb\":%ld",
+         jobs, wall, runs, due, cpu_s, runs ? cpu_s * 1e3 / (double)runs : 0, p50 / 1000, p99 / 1000, rss_kb);
+  if (floor) printf(",\"spawns_per_s\":%.0f,\"cpu_ms_per_spawn\":%.3f", spawns_per_s, cpu_ms_per_spawn);
+  printf("}\n");
+  free(late);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 1;
+  return 0;
+}
