@@ -166,6 +166,7 @@ static void metrics_say_what_the_jobs_did(void **state) {
   assert_true(sample(r.body, "chime_job_runs_total{job=\"bad\",outcome=\"failed\"}") >= 1);
   assert_true(sample(r.body, "chime_job_runs_total{job=\"good\",outcome=\"failed\"}") == 0);
   assert_true(sample(r.body, "chime_job_skipped_ticks_total{job=\"slow\",reason=\"overlap\"}") >= 1);
+  assert_true(sample(r.body, "chime_job_skipped_ticks_total{job=\"slow\",reason=\"paused\"}") == 0);
   assert_true(sample(r.body, "chime_job_run_duration_seconds_count{job=\"good\"}") >= 2);
   assert_true(sample(r.body, "chime_job_run_lateness_seconds_bucket{job=\"good\",le=\"+Inf\"}") >= 2);
   double last_ok = sample(r.body, "chime_job_last_success_timestamp_seconds{job=\"good\"}");
