@@ -103,6 +103,10 @@ void chime__task_wake(chime_loop *loop, struct chime__task *t, int wake) {
   t->o.state = CHIME__READY;
   runq_push(loop, t);
   chime__coro_prefetch(&t->coro);
+  if (t->owner) { /* a run: its job's record and statistics, cold after its wait */
+    __builtin_prefetch(t->owner, 1);
+    __builtin_prefetch(chime__obj_side(t->owner), 1);
+  }
 }
 
 /* Whether a waiting task is excused from waking for its cancellation (its
