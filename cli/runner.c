@@ -620,13 +620,13 @@ static int main_task(void *arg) {
     if (j->started) chime_cancel(j->handle);
   while (r->jobs) job_reap(r, r->jobs);
   reap_adopted(r);
+  control_stop(r); /* the hooks going finish (within the grace) before what is left of chime's children is ended */
   if (end_adopted(SIGTERM)) { /* descendants of runs that left their groups: as a run's leftovers */
     chime_ns left = r->stop_deadline - chime_now();
     chime_to_thread(wait_adopted, &left, NULL);
     end_adopted(SIGKILL);
     chime_to_thread(wait_adopted, &(chime_ns){CHIME_SEC(1)}, NULL);
   }
-  control_stop(r);
   recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   http_stop(r->http);
