@@ -31,7 +31,7 @@
 #include "history.h"
 #include "recorder.h"
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
   fprintf(stderr, "chime-control-bench: %s\n", what);
   exit(1);
 }
