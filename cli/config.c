@@ -60,6 +60,8 @@ void job_init(struct job_conf *job) {
 void daemon_init(struct daemon_conf *d) {
   memset(d, 0, sizeof *d);
   d->shutdown_grace = CHIME_SEC(8);
+  d->fleet_lease = CHIME_SEC(20);
+  d->fleet_max_skew = CHIME_SEC(1);
 }
 
 void job_free(struct job_conf *job) {
@@ -79,6 +81,14 @@ void job_free(struct job_conf *job) {
   free(job->user);
   free(job->fingerprint);
   memset(job, 0, sizeof *job);
+}
+
+void daemon_free(struct daemon_conf *d) {
+  free(d->db);
+  free(d->fleet);
+  free(d->node);
+  free(d->fleet_outbox);
+  d->db = d->fleet = d->node = d->fleet_outbox = NULL;
 }
 
 static int say(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -306,9 +316,10 @@ static const char *const job_keys[] = {
     "schedule", "every",          "tz",       "command", "shell",       "env",      "dir",
     "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
-    "clean_env", "input", "mailto",
+    "clean_env", "input", "mailto", "scope", "on_node_loss", "on_db_down",
 };
-static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace"};
+static const char *const daemon_keys[] = {"db",   "log_format",     "shutdown_grace", "fleet",
+                                          "node", "fleet_lease", "fleet_max_skew", "fleet_outbox"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static bool in(const char *key, const char *const *keys, size_t n) {
@@ -443,6 +454,24 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->max_concurrent = (unsigned)u;
     return 0;
   }
+  if (strcmp(key, "scope") == 0) {
+    static const char *const scopes[] = {"fleet", "host"};
+    if (parse_enum(v, scopes, 2, &e)) return say(err, size, "\"%s\" is not fleet or host", v);
+    job->scope_host = e == 1;
+    return 0;
+  }
+  if (strcmp(key, "on_node_loss") == 0) {
+    static const char *const losses[] = {"drop", "rerun"};
+    if (parse_enum(v, losses, 2, &e)) return say(err, size, "\"%s\" is not drop or rerun", v);
+    job->rerun_on_node_loss = e == 1;
+    return 0;
+  }
+  if (strcmp(key, "on_db_down") == 0) {
+    static const char *const downs[] = {"skip", "run_local"};
+    if (parse_enum(v, downs, 2, &e)) return say(err, size, "\"%s\" is not skip or run_local", v);
+    job->run_local = e == 1;
+    return 0;
+  }
   if (strcmp(key, "max_runs") == 0) {
     if (parse_uint(v, ULLONG_MAX, &u)) return say(err, size, "\"%s\" is not a whole number", v);
     job->max_runs = u;
@@ -465,6 +494,31 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
   if (strcmp(key, "shutdown_grace") == 0) {
     if (set_duration(&d->shutdown_grace, v, 0, err, size)) return -EINVAL;
     d->grace_set = true;
+    return 0;
+  }
+  if (strcmp(key, "fleet") == 0) {
+    if (!*v) return say(err, size, "is empty (a conninfo, a postgresql:// URI or a service name)");
+    return set_string(&d->fleet, v);
+  }
+  if (strcmp(key, "node") == 0) {
+    if (!job_name_ok(v)) return say(err, size, "\"%s\" is not a node name (1 to 64 letters, digits and _ . - @)", v);
+    return set_string(&d->node, v);
+  }
+  if (strcmp(key, "fleet_outbox") == 0) {
+    if (v[0] != '/') return say(err, size, "\"%s\" is not an absolute path", v);
+    return set_string(&d->fleet_outbox, v);
+  }
+  if (strcmp(key, "fleet_lease") == 0) {
+    chime_ns l;
+    if (set_duration(&l, v, 1, err, size)) return -EINVAL;
+    if (l < CHIME_SEC(1)) return say(err, size, "\"%s\" is shorter than 1s (a lease is renewed six times in it)", v);
+    d->fleet_lease = l;
+    return 0;
+  }
+  if (strcmp(key, "fleet_max_skew") == 0) {
+    chime_ns m;
+    if (set_duration(&m, v, 1, err, size)) return -EINVAL;
+    d->fleet_max_skew = m;
     return 0;
   }
   return unknown_key(key, true, err, size);
@@ -506,6 +560,7 @@ static int make_fingerprint(struct job_conf *j) {
   fpn(f, "max_concurrent", j->max_concurrent), fpn(f, "on_error", j->on_error), fpn(f, "backoff", j->backoff);
   fpn(f, "backoff_max", j->backoff_max), fpn(f, "catch_up", j->catch_up), fpn(f, "start_now", j->start_now);
   fpn(f, "max_runs", (long long)j->max_runs);
+  fpn(f, "scope_host", j->scope_host), fpn(f, "rerun", j->rerun_on_node_loss), fpn(f, "run_local", j->run_local);
   if (fclose(f) != 0 || !text) {
     free(text);
     return -ENOMEM;
@@ -579,6 +634,18 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
   }
   if (errors) return -EINVAL;
   return make_fingerprint(job);
+}
+
+int job_fleet_check(const struct job_conf *j, finish_report report, void *ctx) {
+  if (j->scope_host || j->reboot) return 0;
+  int errors = 0;
+  if (j->start_now)
+    errors++, report(ctx, "start_now", "a fleet's interval job ticks on the wall clock's grid: give scope = host");
+  if (j->max_runs)
+    errors++, report(ctx, "max_runs", "each node of a fleet would count its own runs: give scope = host");
+  if (!j->cron && j->every && j->jitter >= j->every)
+    errors++, report(ctx, "jitter", "in a fleet, a jitter must be shorter than the interval");
+  return errors ? -EINVAL : 0;
 }
 
 int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, int n) {

@@ -45,6 +45,9 @@ struct job_conf {
   bool catch_up;            /* run once after downtime that missed a run */
   bool start_now;           /* an interval job's first run at once */
   unsigned long long max_runs; /* 0: no limit */
+  bool scope_host;          /* in a fleet: every node runs it (scope = host), unclaimed; else the fleet's */
+  bool rerun_on_node_loss;  /* in a fleet: a run whose node was lost is run again (rerun), or not (drop) */
+  bool run_local;           /* in a fleet: while the database is unreachable, run anyway (on_db_down = run_local) */
   char *fingerprint;        /* every effective setting, to tell a changed job on reload */
 };
 
@@ -55,6 +58,11 @@ struct daemon_conf {
   bool format_set;
   chime_ns shutdown_grace;  /* SIGTERM to SIGKILL at shutdown */
   bool grace_set;
+  char *fleet;              /* the fleet's PostgreSQL (conninfo, URI or service name); NULL: no fleet */
+  char *node;               /* this node's name in the fleet; NULL: the hostname */
+  chime_ns fleet_lease;     /* a claimed run's lease, on the database's clock */
+  chime_ns fleet_max_skew;  /* the most this node's clock may be off the database's to claim */
+  char *fleet_outbox;       /* where records wait while the database is unreachable; NULL: beside the history */
 };
 
 struct config {
@@ -82,6 +90,7 @@ bool job_name_char(char c);
 void job_init(struct job_conf *job);
 void daemon_init(struct daemon_conf *d);
 void job_free(struct job_conf *job);
+void daemon_free(struct daemon_conf *d);
 
 /* Sets one key of a job from its text, checking it alone.  Returns 0, or
  * -EINVAL with the reason in err (without file, line or key), -ENOENT for
@@ -114,6 +123,13 @@ typedef void (*finish_report)(void *ctx, const char *key, const char *why);
  * Reports every problem found, not only the first.  Returns 0, -EINVAL
  * after reporting, or -ENOMEM. */
 int job_finish(struct job_conf *job, finish_report report, void *ctx);
+
+/* What a job shared by a fleet ([chime] fleet, scope = fleet) cannot
+ * have: start_now and max_runs (each node would count its own), a jitter
+ * not shorter than its interval (the fleet waits it out before the
+ * claim, which must come before the next tick).  Reports each; returns
+ * 0 or -EINVAL. */
+int job_fleet_check(const struct job_conf *job, finish_report report, void *ctx);
 
 /* Reads a config file: refused if it is not a regular file, is writable by
  * every user, or is larger than CONFIG_MAX_BYTES.  Returns 0 and a config

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "crontab.h"
+#include "fleethist.h"
 #include "history.h"
 #include "log.h"
 #include "runner.h"
@@ -24,7 +25,7 @@ static const char usage[] =
     "       chime crontab FILE [--system] [--db PATH|none] [--log-format logfmt|json] [--shutdown-grace D]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
-    "       chime history [JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime history [JOB] [--limit N] [--json] [--db PATH | --fleet CONNINFO]\n"
     "       chime --help | --version\n"
     "\n"
     "Job options of every and cron (the config file's keys):\n"
@@ -32,7 +33,9 @@ static const char usage[] =
     "  --overlap skip|queue|allow|replace  --max-concurrent N  --on-error continue|backoff|stop\n"
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
     "  --tz ZONE  --shell  --catch-up  --start-now\n"
+    "  --scope fleet|host  --on-node-loss drop|rerun  --on-db-down skip|run_local\n"
     "and the daemon's: --db PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
+    "  --fleet CONNINFO  --node NAME  --fleet-lease D  --fleet-max-skew D  --fleet-outbox PATH\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
 
 /* Exit status 1, said. */
@@ -142,6 +145,11 @@ static int daemon_option(struct daemon_conf *d, const char *key, const char *val
 static int start(struct config *cfg, const char *config_path, struct daemon_conf *cli) {
   struct daemon_conf *d = &cfg->daemon;
   if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
+  if (cli->fleet) free(d->fleet), d->fleet = cli->fleet, cli->fleet = NULL;
+  if (cli->node) free(d->node), d->node = cli->node, cli->node = NULL;
+  if (cli->fleet_outbox) free(d->fleet_outbox), d->fleet_outbox = cli->fleet_outbox, cli->fleet_outbox = NULL;
+  if (cli->fleet_lease != CHIME_SEC(20)) d->fleet_lease = cli->fleet_lease;
+  if (cli->fleet_max_skew != CHIME_SEC(1)) d->fleet_max_skew = cli->fleet_max_skew;
   if (cli->format_set) d->format = cli->format;
   if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
   char buf[4096];
@@ -240,7 +248,7 @@ static int cmd_job(int argc, char **argv, bool cron) {
   }
   if (job) job_free(job), free(job);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -311,7 +319,7 @@ static int cmd_run(int argc, char **argv) {
   struct config *cfg = NULL;
   if (rc == 0 && (rc = load(argv[2], &cfg, NULL)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 
@@ -326,7 +334,7 @@ static int cmd_crontab(int argc, char **argv) {
   int rc = file_options(argc, argv, true, &how, &cli);
   if (rc == 0 && (rc = load(argv[2], &cfg, &how)) == 0) rc = start(cfg, argv[2], &cli);
   config_free(cfg);
-  free(cli.db);
+  daemon_free(&cli);
   free(how.text);
   return rc;
 }
@@ -437,14 +445,19 @@ static int cmd_history(int argc, char **argv) {
     else if (strcmp(key, "limit") == 0) {
       limit = strtol(value, &end, 10);
       if (*end || !*value || limit < 1 || limit > 1000000) rc = bad_usage("--limit \"%s\": give 1 to 1000000", value);
-    } else if (strcmp(key, "db") == 0) rc = daemon_option(&cli, key, value);
+    } else if (strcmp(key, "db") == 0 || strcmp(key, "fleet") == 0) rc = daemon_option(&cli, key, value);
     else rc = bad_usage("unknown option --%s", key);
   }
   if (rc == 0 && more == 2) rc = 2;
   if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
   char buf[4096], err[1024];
-  const char *path = NULL;
+  const char *path = NULL, *fleet = cli.fleet ? cli.fleet : getenv("CHIME_FLEET");
   bool make_dirs;
+  if (rc == 0 && fleet && *fleet && !cli.db) { /* the fleet's history */
+    rc = fleet_history_print(fleet, job, (int)limit, json, stdout);
+    daemon_free(&cli);
+    return rc;
+  }
   if (rc == 0) rc = db_path(&cli, buf, sizeof buf, &path, &make_dirs);
   if (rc == 0 && !path) rc = bad_usage("%s: there is no history without a database", "history");
   struct history *h = NULL;
@@ -459,7 +472,7 @@ static int cmd_history(int argc, char **argv) {
     rc = 1;
   }
   history_close(h);
-  free(cli.db);
+  daemon_free(&cli);
   return rc;
 }
 

@@ -24,6 +24,7 @@
 
 #include "capture.h"
 #include "child.h"
+#include "fleet.h"
 #include "log.h"
 #include "runner.h"
 
@@ -177,6 +178,7 @@ static int run_child(struct run *run, struct run_state *s) {
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
     caps[i]->pid = run->pid, caps[i]->fd = s->child.proc ? chime_proc_fd(s->child.proc, i + 1) : -1;
   recorder_start(j->r->rec, rec); /* the spawn did not suspend: this is still the start */
+  if (j->r->fleet) fleet_child_started(j->r->fleet, run);
   if (rc) {
     rec->error = s->why;
     log_msg("error", "start_error", "job %s: %s", c->name, s->why);
@@ -232,6 +234,7 @@ int run_target(void *arg) {
   int rc = s ? run_child(run, s) : -ENOMEM;
   if (!s) {
     recorder_start(r->rec, rec);
+    if (r->fleet) fleet_child_started(r->fleet, run);
     rec->error = "out of memory: the run could not start";
     log_msg("error", "start_error", "job %s: %s", j->conf->name, rec->error);
   }

@@ -39,18 +39,16 @@
 #include <unistd.h>
 
 #include "cronenv.h"
+#include "fleet.h"
 #include "log.h"
 #include "runner.h"
-
-/* What the veto answers for a tick of a job's new version while its old
- * version runs (a skip's result, in its event). */
-enum { VETO_OVERLAP = 1, VETO_QUEUED = 2 };
 
 /* ---- a run's end --------------------------------------------------------------- */
 
 /* The outcome of a run: the library's word on how it ended, with what the
  * child did. */
 static outcome outcome_of(const struct run *run, const chime_event *ev) {
+  if (run->forced) return run->forced;
   switch (ev->outcome) {
   case CHIME_OUTCOME_OK: return OUTCOME_OK;
   case CHIME_OUTCOME_ERROR:
@@ -200,7 +198,8 @@ static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
 
 static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev) {
   chime_skip_reason reason = ev->reason;
-  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_QUEUED) return; /* not skipped: it waits its turn */
+  if (reason == CHIME_SKIP_VETOED && (ev->result == VETO_QUEUED || ev->result == VETO_SILENT))
+    return; /* not skipped: it waits its turn, or another node runs it */
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
   j->status.runs[OUTCOME_SKIPPED] += ev->count;
   j->status.skipped[reason] += ev->count;
@@ -250,6 +249,7 @@ static void job_event(const chime_event *ev) {
  * running, is weighed by the new version's overlap policy. */
 static int job_veto(const chime_event *tick) {
   struct job *j = tick->arg;
+  if (j->fleet) return fleet_veto(j->r->fleet, j, tick); /* the fleet weighs every run of the job, old versions too */
   struct job *old = j->before;
   if (!old || old->running == 0) return 0;
   const struct job_conf *c = j->conf;
@@ -320,6 +320,8 @@ static int job_start(struct runner *r, struct job *j, bool at_start, chime_ns la
     o.key = key;
   }
   if (c->on_error == CHIME_ERROR_BACKOFF) o.backoff_base = c->backoff, o.backoff_max = c->backoff_max;
+  bool fleet = fleet_owns(r->fleet, c);
+  if (fleet) fleet_job_opts(r->fleet, j, &o);
   int rc;
   if (c->reboot) { /* once, when chime starts */
     o.start = CHIME_START_NOW, o.max_runs = 1;
@@ -340,7 +342,7 @@ static int job_start(struct runner *r, struct job *j, bool at_start, chime_ns la
   j->started = true;
   r->active++;
   log_scheduled(j);
-  if (!at_start || !c->catch_up) return 0;
+  if (!at_start || !c->catch_up || fleet) return 0; /* a fleet catches up from its watermark */
   if (!r->db_path)
     log_msg("warn", "catch_up", "job %s: catch_up needs the history database: ignored", c->name);
   else if (last)
@@ -523,6 +525,10 @@ static int main_task(void *arg) {
     log_msg("warn", "mail", "%s is not an executable mailer: the output of jobs with a mailto is not mailed",
             mailer);
   r->mailer = mail && cronenv_mailer(&mailer) == 0;
+  if (r->fleet && fleet_start(r->fleet, r) != 0) {
+    r->failed = true;
+    return 0;
+  }
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     /* the tick a job with catch_up last ran, read before it starts (on the
      * pool: the history may be slow) */
@@ -563,6 +569,7 @@ static int main_task(void *arg) {
     if (j->started) chime_cancel(j->handle);
   while (r->jobs) job_reap(r, r->jobs);
   reap_adopted(r);
+  if (r->fleet) fleet_stop(r->fleet, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   recorder_flush(r->rec, chime_now() + r->shutdown_grace + CHIME_SEC(5));
   if (killer_up) chime_cancel(kill_task), chime_join(kill_task, NULL);
   log_msg("info", "stop", "chime stopped");
@@ -574,8 +581,10 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
   struct runner r = {.config_path = config_path, .db_path = db_path, .shutdown_grace = shutdown_grace};
+  if (fleet_new(cfg, &r.fleet) != 0) return 1;
   r.spare = calloc(1, sizeof *r.spare);
   if (!r.spare || recorder_new(db_path, db_make_dirs, &r.rec) != 0) {
+    fleet_free(r.fleet);
     free(r.spare);
     fprintf(stderr, "chime: out of memory\n");
     return 1;
@@ -589,6 +598,7 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
   chime_run_opts o = {.loop = {.stack_size = 512 * 1024}};
   int rc = chime_run(main_task, &s, &o, NULL);
   recorder_free(r.rec);
+  fleet_free(r.fleet);
   free(r.spare);
   if (rc < 0) {
     fprintf(stderr, "chime: %s\n", chime_strerror(rc));

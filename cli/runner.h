@@ -14,6 +14,15 @@
 
 struct runner;
 struct job;
+struct fleet;
+struct fleet_job;
+
+/* What a job's veto returns for a tick it does not run (a skip's result,
+ * in its event): its old version's overlap (logged and recorded as
+ * overlap), a tick that waits its turn (queued), or a tick that is no
+ * skip of this node's to tell of (silent: another node of the fleet runs
+ * it, or the fleet says why in its own log lines). */
+enum { VETO_OVERLAP = 1, VETO_QUEUED = 2, VETO_SILENT = 3 };
 
 /* A run going now, from its target's start to its end event: what the
  * daemon knows of it.  Made by the run's target (run.c), ended by the
@@ -26,6 +35,7 @@ struct run {
   int pid;                 /* the child's, 0 until it started */
   bool catch_up;           /* the tick missed while chime was down */
   bool child_done;         /* the child ran and was waited for: rec's exit_code and signal say how */
+  outcome forced;          /* the fleet stopped it (its lease was lost, or replaced): that outcome; else 0 */
   char *mail;              /* both streams' tail, for a job with mailto (owned), or NULL */
   size_t mail_len;
   struct run *prev, *next; /* the runner's runs */
@@ -57,6 +67,7 @@ struct job {
   struct job *after;         /* its new version, which waits on it */
   chime_ns queued_tick;      /* overlap = queue behind the old version: the tick that waits, or 0 */
   struct job_status status;
+  struct fleet_job *fleet;   /* the fleet's state of a job whose ticks it claims, or NULL */
   struct job *next;
 };
 
@@ -86,6 +97,7 @@ struct runner {
   bool mailer;             /* some job mails its output, and there is a mailer */
   struct run *spare;       /* a run kept for a run whose own could not be allocated: it is recorded */
   struct observer *observers;
+  struct fleet *fleet;     /* several machines, one schedule; NULL: this one alone */
 };
 
 /* Adds an observer (the caller keeps it: it must outlive the runner). */

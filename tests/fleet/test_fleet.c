@@ -1,0 +1,379 @@
+/* test_fleet.c - several chime daemons, one schedule, for real: each test
+ * starts its own PostgreSQL server and several chime nodes on this
+ * machine, strikes them with a fault (a node killed, the server stopped or
+ * frozen, a node cut off, a clock set wrong, a definition changed), and
+ * checks the fleet's history and the jobs' own reports against the rules
+ * of cli/README.md's "Several machines".  Leases are 3 s here (trust
+ * window 1.5 s), so that a fault plays out in seconds. */
+#include "fleet_test.h"
+
+#define SEC 1000000000LL
+
+/* ---- the checker ---------------------------------------------------------------------- */
+
+/* Instants at which a node was killed (its last runs may have no record
+ * of their start: the record died with it). */
+struct faults {
+  long long kills[64];
+  int nkills;
+  long long db_from[64], db_to[64]; /* the database down or frozen (real ns) */
+  int ndb;
+};
+
+/* Checks the jobs' reports against the history:
+ *  - every run a job reported is on record once (a run of a node killed
+ *    within a second after its start may have no record);
+ *  - no two claimed runs of one (job, tick) overlap in time: a tick runs
+ *    again (a rerun) only after its first run is gone;
+ *  - no tick has two runs that were not lost (drop: none at all).
+ * Returns the number of violations, each printed. */
+static int check_runs(struct pgsrv *s, const struct faults *fl, bool rerun_allowed) {
+  struct jrun *r;
+  int n = job_runs(s, &r), bad = 0;
+  PGconn *c = PQconnectdb(s->conninfo);
+  PGresult *res = PQexec(c, "SELECT node, pid, job, tick, attempt, outcome, kind FROM chime.runs WHERE pid IS NOT NULL");
+  assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+  int rows = PQntuples(res);
+  int *row_of = calloc((size_t)n + 1, sizeof *row_of);
+  for (int i = 0; i < n; i++) {
+    int found = 0;
+    row_of[i] = -1;
+    for (int k = 0; k < rows; k++)
+      if (strcmp(PQgetvalue(res, k, 0), r[i].node) == 0 && atoi(PQgetvalue(res, k, 1)) == r[i].pid)
+        found++, row_of[i] = k;
+    bool excused = false;
+    for (int k = 0; k < fl->nkills; k++)
+      excused = excused || (r[i].start <= fl->kills[k] && fl->kills[k] - r[i].start < 2 * SEC);
+    if (found > 1 || (found == 0 && !excused)) {
+      print_message("run of pid %d on %s at %lld: %d record(s)\n", r[i].pid, r[i].node, r[i].start, found);
+      bad++;
+    }
+  }
+  for (int i = 0; i < n; i++)
+    for (int k = i + 1; k < n; k++) {
+      if (row_of[i] < 0 || row_of[k] < 0) continue;
+      if (strcmp(PQgetvalue(res, row_of[i], 2), PQgetvalue(res, row_of[k], 2)) != 0 ||
+          strcmp(PQgetvalue(res, row_of[i], 3), PQgetvalue(res, row_of[k], 3)) != 0)
+        continue;
+      /* runs of no claim (scope = host; on_db_down = run_local while the
+       * database was away) run on every node by rule */
+      if (strcmp(PQgetvalue(res, row_of[i], 6), "local") == 0) continue;
+      /* two runs of one tick */
+      const struct jrun *a = &r[i], *b = &r[k];
+      bool overlap = a->start < b->alive && b->start < a->alive;
+      if (overlap || !rerun_allowed) {
+        print_message("tick %s of %s ran twice: %s pid %d [%lld, %lld] and %s pid %d [%lld, %lld]%s\n",
+                      PQgetvalue(res, row_of[i], 3), PQgetvalue(res, row_of[i], 2), a->node, a->pid, a->start,
+                      a->alive, b->node, b->pid, b->start, b->alive, overlap ? ", at once" : "");
+        bad++;
+      }
+    }
+  PQclear(res);
+  res = PQexec(c, "SELECT job, tick, count(*) FROM chime.runs WHERE kind = 'run' AND outcome NOT IN"
+                  " ('lost', 'pending', 'abandoned') GROUP BY 1, 2 HAVING count(*) > 1");
+  for (int i = 0; i < PQntuples(res); i++, bad++)
+    print_message("tick %s of %s: %s runs not lost\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 0),
+                  PQgetvalue(res, i, 2));
+  PQclear(res);
+  PQfinish(c);
+  free(row_of);
+  free(r);
+  return bad;
+}
+
+/* The ticks of an interval job between its first and last on record that
+ * no row accounts for (a run of any attempt and outcome, or a row of
+ * skipped ticks: overlap, unclaimed), outside the windows given (real ns,
+ * widened by `slack`).  Each printed. */
+static int uncovered(struct pgsrv *s, const char *job, long long every, const long long *from, const long long *to,
+                     int nwin, long long slack) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT tick, coalesce(last_tick, tick) FROM chime.runs WHERE job = '%s' AND kind IN ('run', 'skip')"
+           " ORDER BY tick",
+           job);
+  PGconn *c = PQconnectdb(s->conninfo);
+  PGresult *res = PQexec(c, sql);
+  int n = PQntuples(res), bad = 0;
+  if (n == 0) {
+    PQclear(res), PQfinish(c);
+    return 0;
+  }
+  long long first = atoll(PQgetvalue(res, 0, 0)), last = first;
+  for (int i = 0; i < n; i++)
+    if (atoll(PQgetvalue(res, i, 1)) > last) last = atoll(PQgetvalue(res, i, 1));
+  long long ticks = (last - first) / every + 1;
+  char *seen = calloc((size_t)ticks, 1);
+  for (int i = 0; i < n; i++)
+    for (long long t = atoll(PQgetvalue(res, i, 0)); t <= atoll(PQgetvalue(res, i, 1)); t += every)
+      if ((t - first) % every == 0 && t >= first && t <= last) seen[(t - first) / every] = 1;
+  for (long long k = 0; k < ticks; k++) {
+    if (seen[k]) continue;
+    long long t = first + k * every;
+    bool excused = false;
+    for (int w = 0; w < nwin; w++) excused = excused || (t >= from[w] - slack && t <= to[w] + slack);
+    if (!excused) {
+      if (bad < 10) print_message("job %s: tick %lld is on no record\n", job, t);
+      bad++;
+    }
+  }
+  free(seen);
+  PQclear(res);
+  PQfinish(c);
+  return bad;
+}
+
+static void dump(struct pgsrv *s, struct node *nodes, int n) {
+  for (int i = 0; i < n; i++) node_print(&nodes[i]);
+  q_print(s, "SELECT id, job, tick, node, attempt, kind, outcome, pid, reason, skipped, error FROM chime.runs"
+             " ORDER BY id");
+}
+
+/* ---- the tests ---------------------------------------------------------------------------- */
+
+static void conf_path(struct pgsrv *s, char *buf, const char *name) { sprintf(buf, "%s/%s", s->dir, name); }
+
+/* Three nodes, a 1 s job for 60 s and a 100 ms job for 20 s: every tick
+ * run exactly once, no gap, every run in the one history. */
+static void exactly_once_across_three_nodes(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL,
+             "[job second]\nevery = 1s\ncommand = FLEET_JOB 0.2\n"
+             "[job tenth]\nevery = 100ms\ncommand = FLEET_JOB 0.01\n");
+  struct node n[3];
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    sprintf(name, "n%d", i + 1);
+    node_start(&s, &n[i], name, conf, NULL);
+  }
+  sleep_s(20.5);
+  /* the 100 ms job stops after 20 s: a reload without it */
+  write_conf(&s, conf, NULL, "[job second]\nevery = 1s\ncommand = FLEET_JOB 0.2\n");
+  for (int i = 0; i < 3; i++) kill(n[i].pid, SIGHUP);
+  sleep_s(40);
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  struct faults none = {.nkills = 0};
+  int bad = check_runs(&s, &none, false);
+  bad += uncovered(&s, "second", SEC, NULL, NULL, 0, 0);
+  bad += uncovered(&s, "tenth", SEC / 10, NULL, NULL, 0, 0);
+  long long seconds = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'second' AND outcome = 'ok'");
+  long long tenths = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'tenth' AND outcome = 'ok'");
+  long long span = q(&s, "SELECT (max(tick) - min(tick)) / 1000000000 + 1 FROM chime.runs WHERE job = 'second'");
+  long long tspan = q(&s, "SELECT (max(tick) - min(tick)) / 100000000 + 1 FROM chime.runs WHERE job = 'tenth'");
+  long long skips = q(&s, "SELECT count(*) FROM chime.runs WHERE kind = 'skip'");
+  long long others = q(&s, "SELECT count(*) FROM chime.runs WHERE kind = 'run' AND outcome <> 'ok'");
+  struct jrun *r;
+  int reported = job_runs(&s, &r);
+  free(r);
+  print_message("second: %lld runs over %lld ticks; tenth: %lld runs over %lld ticks; %d reported\n", seconds, span,
+                tenths, tspan, reported);
+  if (bad || seconds != span || tenths != tspan || skips || others || reported != seconds + tenths) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_true(seconds >= 58);
+  assert_int_equal(seconds, span);
+  assert_true(tenths >= 190);
+  assert_int_equal(tenths, tspan);
+  assert_int_equal(skips, 0);
+  assert_int_equal(others, 0);
+  assert_int_equal(reported, seconds + tenths);
+  assert_true(q(&s, "SELECT count(DISTINCT node) FROM chime.runs") >= 2); /* shared, not one node's */
+  pg_down(&s);
+}
+
+/* A node SIGKILLed while its run goes: the guard kills the run's child at
+ * once (well within the trust window); the lease ends on the database's
+ * clock, another node reaps it, and runs the tick again (rerun) or not
+ * (drop), as the history says. */
+static void killed_node(bool rerun) {
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160], jobs[512];
+  conf_path(&s, conf, "fleet.conf");
+  snprintf(jobs, sizeof jobs, "[job long]\nschedule = */10 * * * * *\ncommand = FLEET_JOB 6\non_node_loss = %s\n",
+           rerun ? "rerun" : "drop");
+  write_conf(&s, conf, NULL, jobs);
+  struct node n[3];
+  node_start(&s, &n[0], "n1", conf, NULL);
+  /* n1 alone runs the first tick */
+  assert_true(wait_log(&n[0], "event=start job=long", 30));
+  node_start(&s, &n[1], "n2", conf, NULL);
+  node_start(&s, &n[2], "n3", conf, NULL);
+  sleep_s(1);
+  struct jrun *r;
+  assert_int_equal(job_runs(&s, &r), 1);
+  int child = r[0].pid;
+  free(r);
+  assert_true(alive(child));
+  long long killed = real_ns();
+  node_signal_wait(&n[0], SIGKILL);
+  double t0 = mono();
+  while (alive(child) && mono() - t0 < 5) sleep_s(0.005);
+  double gone = mono() - t0;
+  print_message("the killed node's child was gone %.3f s after the kill\n", gone);
+  assert_true(gone < 1.5); /* the trust window */
+  /* the lease (3 s) ends, a node reaps it; a rerun starts at once */
+  assert_true(wait_log(&n[1], "event=reaped", 10) || wait_log(&n[2], "event=reaped", 10));
+  sleep_s(rerun ? 8 : 2);
+  for (int i = 1; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  struct faults fl = {.kills = {killed}, .nkills = 1};
+  int bad = check_runs(&s, &fl, rerun);
+  long long lost = q(&s, "SELECT count(*) FROM chime.runs WHERE outcome = 'lost' AND node = 'n1' AND attempt = 1");
+  long long again = q(&s, "SELECT count(*) FROM chime.runs r WHERE attempt = 2 AND outcome = 'ok' AND EXISTS"
+                          " (SELECT 1 FROM chime.runs l WHERE l.outcome = 'lost' AND l.tick = r.tick)");
+  if (bad || lost != 1 || again != (rerun ? 1 : 0)) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_int_equal(lost, 1);
+  assert_int_equal(again, rerun ? 1 : 0);
+  pg_down(&s);
+}
+
+static void killed_node_rerun(void **state) {
+  (void)state;
+  killed_node(true);
+}
+
+static void killed_node_drop(void **state) {
+  (void)state;
+  killed_node(false);
+}
+
+/* The database stopped (immediate: a crash) or frozen (every process of
+ * the server SIGSTOPped) for 4 s while runs go, then back: runs going
+ * stop at the end of their trust window (outcome lease_lost), no tick is
+ * claimed meanwhile (fail closed) except by a job with on_db_down =
+ * run_local (its runs recorded degraded, once, when the database is
+ * back), nothing runs twice, nothing is lost from the history, and the
+ * ticks missed are on record as unclaimed; a job with catch_up runs the
+ * latest of them once. */
+static void database_down(bool frozen) {
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL,
+             "[job tenth]\nevery = 100ms\ncommand = FLEET_JOB 0.01\n"
+             "[job second]\nevery = 1s\ncommand = FLEET_JOB 0.4\n"
+             "[job caught]\nevery = 2s\ncommand = FLEET_JOB 0.01\ncatch_up = true\n"
+             "[job open]\nevery = 1s\ncommand = FLEET_JOB 0.01\non_db_down = run_local\n");
+  struct node n[3];
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    sprintf(name, "n%d", i + 1);
+    node_start(&s, &n[i], name, conf, NULL);
+  }
+  sleep_s(5);
+  struct faults fl = {.nkills = 0, .ndb = 1};
+  fl.db_from[0] = real_ns();
+  if (frozen) pg_freeze(&s, true);
+  else pg_stop(&s, "immediate");
+  sleep_s(5);
+  if (frozen) pg_freeze(&s, false);
+  else pg_start(&s);
+  fl.db_to[0] = real_ns();
+  for (int i = 0; i < 3; i++) assert_true(wait_log(&n[i], "claims resume", 20));
+  sleep_s(5);
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  int bad = check_runs(&s, &fl, false);
+  /* gaps only while the database was away (and the reconnection's back-off) */
+  bad += uncovered(&s, "tenth", SEC / 10, fl.db_from, fl.db_to, 1, 6 * SEC);
+  bad += uncovered(&s, "second", SEC, fl.db_from, fl.db_to, 1, 6 * SEC);
+  long long unclaimed = q(&s, "SELECT coalesce(sum(skipped), 0) FROM chime.runs WHERE reason = 'unclaimed'");
+  long long caught = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'caught' AND catch_up");
+  long long degraded = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'open' AND degraded");
+  long long dup_degraded = q(&s, "SELECT count(*) FROM (SELECT tick, node FROM chime.runs WHERE degraded"
+                                 " GROUP BY 1, 2 HAVING count(*) > 1) d");
+  long long stuck = q(&s, "SELECT count(*) FROM chime.runs WHERE outcome = 'running'");
+  print_message("unclaimed ticks %lld, catch-up runs %lld, degraded runs %lld\n", unclaimed, caught, degraded);
+  if (bad || unclaimed < 20 || caught != 1 || degraded < 3 || dup_degraded || stuck) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_true(unclaimed >= 20);
+  assert_int_equal(caught, 1);
+  assert_true(degraded >= 3);
+  assert_int_equal(dup_degraded, 0);
+  assert_int_equal(stuck, 0);
+  pg_down(&s);
+}
+
+static void database_stopped_and_restarted(void **state) {
+  (void)state;
+  database_down(false);
+}
+
+static void database_frozen_and_thawed(void **state) {
+  (void)state;
+  database_down(true);
+}
+
+/* One node cut off (its connection through a proxy, killed): it stops
+ * its run when its trust window ends, before the lease can end and another
+ * node take the tick over (rerun); when it is back its result is fenced:
+ * refused by the history, kept in its log. */
+static void node_cut_off_is_fenced(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160], conf3[160], pdir[160];
+  conf_path(&s, conf, "fleet.conf");
+  conf_path(&s, conf3, "n3.conf");
+  conf_path(&s, pdir, "proxy");
+  mkdir(pdir, 0755);
+  const char *jobs = "[job long]\nschedule = */10 * * * * *\ncommand = FLEET_JOB 7\non_node_loss = rerun\n";
+  write_conf(&s, conf, NULL, jobs);
+  char *proxied = strdup(s.conninfo);
+  snprintf(s.conninfo, sizeof s.conninfo, "host=%s user=postgres dbname=postgres", pdir);
+  write_conf(&s, conf3, NULL, jobs);
+  snprintf(s.conninfo, sizeof s.conninfo, "%s", proxied);
+  free(proxied);
+  pid_t proxy = proxy_start(pdir, s.dir);
+  struct node n[3];
+  node_start(&s, &n[2], "n3", conf3, NULL);
+  assert_true(wait_log(&n[2], "event=start job=long", 30));
+  node_start(&s, &n[0], "n1", conf, NULL);
+  node_start(&s, &n[1], "n2", conf, NULL);
+  sleep_s(0.5);
+  struct jrun *r;
+  assert_int_equal(job_runs(&s, &r), 1);
+  free(r);
+  proxy_kill(proxy);
+  long long cut = real_ns();
+  assert_true(wait_log(&n[2], "event=lease_lost", 5));
+  assert_true(wait_log(&n[0], "event=takeover", 10) || wait_log(&n[1], "event=takeover", 10));
+  proxy = proxy_start(pdir, s.dir);
+  assert_true(wait_log(&n[2], "event=fenced", 15));
+  sleep_s(1);
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  proxy_kill(proxy);
+  /* the cut node's run ended before the rerun started */
+  assert_int_equal(job_runs(&s, &r), 2);
+  long long stop = r[0].alive, again = r[1].start;
+  print_message("cut at %lld; the cut node's run last alive %.3f s later; the rerun started %.3f s later\n", cut,
+                (double)(stop - cut) / 1e9, (double)(again - cut) / 1e9);
+  assert_string_equal(r[0].node, "n3");
+  assert_true(stop < again);
+  assert_true(stop - cut < 2 * SEC);
+  free(r);
+  struct faults none = {.nkills = 0};
+  int bad = check_runs(&s, &none, true);
+  if (bad) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_int_equal(q(&s, "SELECT count(*) FROM chime.runs WHERE node = 'n3' AND outcome = 'lost'"), 1);
+  assert_int_equal(log_count(&n[2], "event=fenced job=long"), 1);
+  pg_down(&s);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(exactly_once_across_three_nodes),
+      cmocka_unit_test(killed_node_rerun),
+      cmocka_unit_test(killed_node_drop),
+      cmocka_unit_test(database_stopped_and_restarted),
+      cmocka_unit_test(database_frozen_and_thawed),
+      cmocka_unit_test(node_cut_off_is_fenced),
+  };
+  if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 1;
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
