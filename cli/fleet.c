@@ -80,6 +80,7 @@ struct claim {
   int state;
   int64_t id;
   chime_ns tick;      /* the fleet's tick (wall ns) */
+  chime_ns fire;      /* when it was to run: tick + jitter */
   chime_ns lib_tick;  /* the library's tick of its run (to find its START) */
   int attempt;
   uint64_t number;    /* the library's run number, once started */
@@ -264,7 +265,7 @@ static void release(struct fleet *f, struct fleet_job *fj, int64_t id, const cha
 static struct claim *claim_add(struct fleet *f, struct fleet_job *fj, int state, int64_t id, chime_ns tick) {
   struct claim *c = calloc(1, sizeof *c);
   if (!c) return NULL;
-  c->fj = fj, c->state = state, c->id = id, c->tick = tick, c->attempt = 1;
+  c->fj = fj, c->state = state, c->id = id, c->tick = tick, c->fire = tick + jitter_of(fj, tick), c->attempt = 1;
   c->since = chime_now();
   c->trust_until = c->since + f->trust;
   c->next = f->claims;
@@ -1151,6 +1152,16 @@ static struct claim *claim_of_run(struct fleet *f, const struct job *j, uint64_t
   return NULL;
 }
 
+/* A fleet's run is timed on the database's clock: its start and end as
+ * this node's clock had them, moved by the offset; its lateness from its
+ * fire time (tick + jitter), so that a node whose clock is off neither
+ * looks late nor early. */
+static void on_db_clock(const struct fleet *f, const struct claim *c, struct frec *x) {
+  if (x->started) x->started += f->wall_offset;
+  if (x->ended) x->ended += f->wall_offset;
+  if (x->started) x->late = x->started - c->fire;
+}
+
 static void on_start(struct fleet *f, const struct job *j, const chime_event *ev) {
   if (!j->fleet) return;
   for (struct claim *c = f->claims; c; c = c->next)
@@ -1175,6 +1186,7 @@ static void on_end(struct fleet *f, const struct job *j, const chime_event *ev, 
   if (x) {
     x->id = c->id, x->tick = c->tick, x->degraded = c->degraded;
     fill_end(x, run);
+    on_db_clock(f, c, x);
   }
   put_rec(f, x);
   c->run = NULL;
@@ -1238,6 +1250,7 @@ void fleet_child_started(struct fleet *f, struct run *run) {
     x->id = c->id, x->tick = c->tick, x->degraded = c->degraded, x->pid = run->pid;
     x->started = run->rec.started, x->late = run->rec.late, x->triggered = run->rec.triggered;
     snprintf(x->outcome, sizeof x->outcome, "running");
+    on_db_clock(f, c, x);
   }
   put_rec(f, x);
   if (!c->id || run->pid <= 0) return;

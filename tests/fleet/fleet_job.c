@@ -5,7 +5,9 @@
  * the history.  Times are CLOCK_REALTIME read by the system call itself:
  * a node under faketime must not fake its job's clock too.
  *
- *   fleet_job SECONDS [EXIT]
+ *   fleet_job SECONDS [EXIT [TAG]]
+ *
+ * Lines: "S|A|E NODE PID REAL_NS TAG" (TAG "-" by default).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -22,9 +24,11 @@ static long long real_ns(void) {
   return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static const char *tag = "-";
+
 static void say(int fd, char what, const char *node) {
-  char line[128];
-  int n = snprintf(line, sizeof line, "%c %s %d %lld\n", what, node, (int)getpid(), real_ns());
+  char line[160];
+  int n = snprintf(line, sizeof line, "%c %s %d %lld %s\n", what, node, (int)getpid(), real_ns(), tag);
   if (write(fd, line, (size_t)n) != n) _exit(3);
 }
 
@@ -33,6 +37,7 @@ int main(int argc, char **argv) {
   if (!path || !node || argc < 2) return 2;
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return 2;
+  if (argc > 3) tag = argv[3];
   long long end = real_ns() + (long long)(atof(argv[1]) * 1e9);
   say(fd, 'S', node);
   while (real_ns() < end) {

@@ -279,7 +279,8 @@ static UNUSED void node_start(struct pgsrv *s, struct node *n, const char *name,
                               const char *const *env) {
   snprintf(n->name, sizeof n->name, "%s", name);
   snprintf(n->conf, sizeof n->conf, "%s", conf);
-  snprintf(n->log, sizeof n->log, "%s/%s.log", s->dir, name);
+  static int started;
+  snprintf(n->log, sizeof n->log, "%s/%s-%d.log", s->dir, name, ++started);
   char db[160], node_env[64];
   snprintf(db, sizeof db, "%s/%s.db", s->dir, name);
   snprintf(node_env, sizeof node_env, "NODE_NAME=%s", name);
@@ -434,6 +435,7 @@ static UNUSED void proxy_kill(pid_t pid) {
  * (0 if it never said), real time in ns. */
 struct jrun {
   char node[16];
+  char tag[16]; /* the job's third argument */
   int pid;
   long long start, alive, end;
 };
@@ -443,10 +445,10 @@ static UNUSED int job_runs(struct pgsrv *s, struct jrun **out) {
   FILE *f = fopen(s->out, "r");
   int n = 0, cap = 256;
   struct jrun *r = calloc((size_t)cap, sizeof *r);
-  char what, node[16];
+  char what, node[16], tag[16];
   int pid;
   long long t;
-  while (f && fscanf(f, " %c %15s %d %lld", &what, node, &pid, &t) == 4) {
+  while (f && fscanf(f, " %c %15s %d %lld %15s", &what, node, &pid, &t, tag) == 5) {
     int k = n - 1;
     while (k >= 0 && !(r[k].pid == pid && strcmp(r[k].node, node) == 0)) k--;
     if (what == 'S' || k < 0) {
@@ -454,6 +456,7 @@ static UNUSED int job_runs(struct pgsrv *s, struct jrun **out) {
       k = n++;
       memset(&r[k], 0, sizeof r[k]);
       snprintf(r[k].node, sizeof r[k].node, "%s", node);
+      snprintf(r[k].tag, sizeof r[k].tag, "%s", tag);
       r[k].pid = pid, r[k].start = r[k].alive = t;
     }
     if (t > r[k].alive) r[k].alive = t;

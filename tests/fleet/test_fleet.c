@@ -365,6 +365,323 @@ static void node_cut_off_is_fenced(void **state) {
   pg_down(&s);
 }
 
+
+/* ---- clocks ----------------------------------------------------------------------------- */
+
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+/* The environment of a node whose wall clock is off by what the file at
+ * `file` says ("+0.4": seconds ahead; changed while it runs, it steps the
+ * clock).  Its monotonic clock is left alone. */
+static void faked(char env[4][200], const char *file) {
+  snprintf(env[0], 200, "LD_PRELOAD=%s", FAKETIME_LIB);
+  snprintf(env[1], 200, "FAKETIME_TIMESTAMP_FILE=%s", file);
+  snprintf(env[2], 200, "FAKETIME_DONT_FAKE_MONOTONIC=1");
+  snprintf(env[3], 200, "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0");
+}
+
+static void need_faketime(void) {
+  if (access(FAKETIME_LIB, R_OK) != 0) {
+    print_message("libfaketime is not installed (Debian: faketime): skipped\n");
+    skip();
+  }
+}
+
+/* A node's clock 0.4 s ahead of the database's (within fleet_max_skew,
+ * 1 s): it fires on the database's time, neither early nor late (its
+ * runs, timed by the real clock, start at their tick); 3 s ahead (beyond):
+ * it claims nothing and says so, and the other node runs every tick. */
+static void clock_skew_within_and_beyond_the_bound(void **state) {
+  (void)state;
+  need_faketime();
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160], clock[160];
+  conf_path(&s, conf, "fleet.conf");
+  conf_path(&s, clock, "n2.clock");
+  write_conf(&s, conf, NULL,
+             "[job cal]\nschedule = * * * * * *\ncommand = FLEET_JOB 0.05\n"
+             "[job iv]\nevery = 1s\ncommand = FLEET_JOB 0.05\n");
+  write_file(clock, "+0.4\n");
+  char env[4][200];
+  faked(env, clock);
+  const char *envp[] = {env[0], env[1], env[2], env[3], NULL};
+  struct node n[2];
+  node_start(&s, &n[1], "n2", conf, envp); /* alone first: it runs every tick */
+  sleep_s(4);
+  node_start(&s, &n[0], "n1", conf, NULL);
+  sleep_s(4);
+  long long ahead_runs = q(&s, "SELECT count(*) FROM chime.runs WHERE node = 'n2' AND outcome = 'ok'");
+  struct jrun *r;
+  int nr = job_runs(&s, &r), early = 0, late = 0;
+  for (int i = 0; i < nr; i++) {
+    long long tick = r[i].start / SEC * SEC; /* every job here ticks on the second */
+    long long off = r[i].start - tick;
+    if (off > SEC / 2) early++; /* it started before its second: the tick of the next */
+    else if (off > SEC / 4) late++;
+  }
+  print_message("%d runs (%lld on the node 0.4 s ahead): %d early, %d late\n", nr, ahead_runs, early, late);
+  free(r);
+  assert_true(ahead_runs >= 6);
+  assert_int_equal(early, 0);
+  assert_int_equal(late, 0);
+  /* beyond the bound: 3 s ahead, restarted */
+  assert_int_equal(node_stop(&n[1]), 0);
+  write_file(clock, "+3\n");
+  long long from = real_ns();
+  node_start(&s, &n[1], "n2", conf, envp);
+  assert_true(wait_log(&n[1], "event=clock_skew", 10));
+  sleep_s(4);
+  for (int i = 0; i < 2; i++) assert_int_equal(node_stop(&n[i]), 0);
+  long long skewed = q(&s, "SELECT count(*) FROM chime.runs WHERE node = 'n2' AND tick > %lld", from);
+  int bad = uncovered(&s, "cal", SEC, NULL, NULL, 0, 0) + uncovered(&s, "iv", SEC, NULL, NULL, 0, 0);
+  struct faults none = {.nkills = 0};
+  bad += check_runs(&s, &none, false);
+  if (bad || skewed) dump(&s, n, 2);
+  assert_int_equal(skewed, 0);
+  assert_int_equal(bad, 0);
+  pg_down(&s);
+}
+
+/* ---- policies ---------------------------------------------------------------------------- */
+
+/* The most runs of `job` alive at once, by the jobs' reports. */
+static int most_at_once(struct pgsrv *s, const char *job) {
+  struct jrun *r;
+  int n = job_runs(s, &r), most = 0;
+  char sql[256];
+  for (int i = 0; i < n; i++) {
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM chime.runs WHERE job = '%s' AND node = '%s' AND pid = %d", job,
+             r[i].node, r[i].pid);
+    if (q(s, "%s", sql) != 1) r[i].start = r[i].alive = 0; /* another job's */
+  }
+  for (int i = 0; i < n; i++) {
+    if (!r[i].start) continue;
+    int at = 0;
+    for (int k = 0; k < n; k++) at += r[k].start && r[k].start <= r[i].start && r[i].start < r[k].alive;
+    if (at > most) most = at;
+  }
+  free(r);
+  return most;
+}
+
+/* overlap across the fleet, enforced by the database: skip (never two at
+ * once, the ticks between skipped once each), allow (at most
+ * max_concurrent), queue (one tick waits and runs as soon as the run
+ * ends, on whichever node), replace (the newer tick's run starts, the
+ * older is stopped, wherever it runs). */
+static void overlap_policies_hold_across_the_fleet(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL,
+             "[job skip]\nevery = 1s\ncommand = FLEET_JOB 2.5\n"
+             "[job allow]\nevery = 1s\ncommand = FLEET_JOB 2.5\noverlap = allow\nmax_concurrent = 2\n"
+             "[job queue]\nevery = 1s\ncommand = FLEET_JOB 1.5\noverlap = queue\n"
+             "[job replace]\nevery = 2s\ncommand = FLEET_JOB 3\noverlap = replace\nkill_grace = 1s\n");
+  struct node n[3];
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    sprintf(name, "n%d", i + 1);
+    node_start(&s, &n[i], name, conf, NULL);
+  }
+  sleep_s(12);
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  int skip = most_at_once(&s, "skip"), allow = most_at_once(&s, "allow"), queue = most_at_once(&s, "queue");
+  long long skipped = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'skip' AND reason = 'overlap'");
+  long long allow_skipped = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'allow' AND reason = 'overlap'");
+  long long queued = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'queue' AND kind = 'run' AND claimed IS NOT NULL"
+                           " AND outcome = 'ok' AND started - tick > 200000000");
+  long long replaced = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'replace' AND outcome = 'replaced'");
+  long long dups = q(&s, "SELECT count(*) FROM (SELECT job, tick FROM chime.runs WHERE kind = 'skip'"
+                         " GROUP BY 1, 2 HAVING count(*) > 1) d");
+  print_message("at once: skip %d, allow %d, queue %d; skipped %lld, %lld; queued runs %lld; replaced %lld\n", skip,
+                allow, queue, skipped, allow_skipped, queued, replaced);
+  struct faults none = {.nkills = 0};
+  int bad = check_runs(&s, &none, false) + uncovered(&s, "skip", SEC, NULL, NULL, 0, 0) +
+            uncovered(&s, "allow", SEC, NULL, NULL, 0, 0);
+  if (bad || skip != 1 || allow != 2 || queue != 1 || skipped < 5 || queued < 2 || replaced < 2 || dups) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_int_equal(skip, 1);
+  assert_int_equal(allow, 2);
+  assert_int_equal(queue, 1);
+  assert_true(skipped >= 5);
+  assert_true(allow_skipped >= 1);
+  assert_true(queued >= 2);
+  assert_true(replaced >= 2);
+  assert_int_equal(dups, 0);
+  pg_down(&s);
+}
+
+/* The whole fleet down for a while: a job with catch_up runs the latest
+ * tick it missed, once (whichever node asks first), and the ticks missed
+ * are on record as unclaimed; a job without catch_up runs nothing of
+ * them. */
+static void catch_up_after_the_whole_fleet_was_down(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL,
+             "[job caught]\nevery = 2s\ncommand = FLEET_JOB 0.05\ncatch_up = true\n"
+             "[job missed]\nevery = 2s\ncommand = FLEET_JOB 0.05\n");
+  struct node n[2];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 2; i++) node_start(&s, &n[i], i ? "n2" : "n1", conf, NULL);
+    sleep_s(round ? 3 : 4.5);
+    for (int i = 0; i < 2; i++) assert_int_equal(node_stop(&n[i]), 0);
+    if (!round) sleep_s(7); /* three ticks missed */
+  }
+  long long caught = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'caught' AND catch_up AND outcome = 'ok'");
+  long long other = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'missed' AND catch_up");
+  long long gap1 = q(&s, "SELECT coalesce(sum(skipped), 0) FROM chime.runs WHERE job = 'caught' AND reason = 'unclaimed'");
+  long long gap2 = q(&s, "SELECT coalesce(sum(skipped), 0) FROM chime.runs WHERE job = 'missed' AND reason = 'unclaimed'");
+  print_message("catch-up runs %lld; unclaimed ticks %lld and %lld\n", caught, gap1, gap2);
+  int bad = uncovered(&s, "caught", 2 * SEC, NULL, NULL, 0, 0) + uncovered(&s, "missed", 2 * SEC, NULL, NULL, 0, 0);
+  if (caught != 1 || other || gap1 < 2 || gap2 < 3 || bad) dump(&s, n, 2);
+  assert_int_equal(caught, 1);
+  assert_int_equal(other, 0);
+  assert_true(gap1 >= 2);
+  assert_true(gap2 >= 3);
+  assert_int_equal(bad, 0);
+  pg_down(&s);
+}
+
+/* A rolling change of a job's definition: the node reloaded with the new
+ * one sets the fleet's (the latest started wins), the others stand by and
+ * say so until they run the same: the two versions never both run, and no
+ * tick is lost meanwhile. */
+static void rolling_definition_change(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[3][160];
+  struct node n[3];
+  for (int i = 0; i < 3; i++) {
+    char name[16];
+    sprintf(name, "n%d.conf", i + 1);
+    conf_path(&s, conf[i], name);
+    write_conf(&s, conf[i], NULL, "[job roll]\nevery = 500ms\ncommand = FLEET_JOB 0.05 0 v1\n");
+    sprintf(name, "n%d", i + 1);
+    node_start(&s, &n[i], name, conf[i], NULL);
+  }
+  sleep_s(3);
+  write_conf(&s, conf[0], NULL, "[job roll]\nevery = 500ms\ncommand = FLEET_JOB 0.05 0 v2\n");
+  long long first = real_ns();
+  kill(n[0].pid, SIGHUP);
+  assert_true(wait_log(&n[1], "stands by", 5));
+  assert_true(wait_log(&n[2], "stands by", 5));
+  sleep_s(2);
+  long long rest = real_ns();
+  for (int i = 1; i < 3; i++) {
+    write_conf(&s, conf[i], NULL, "[job roll]\nevery = 500ms\ncommand = FLEET_JOB 0.05 0 v2\n");
+    kill(n[i].pid, SIGHUP);
+  }
+  sleep_s(3);
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  struct jrun *r;
+  int nr = job_runs(&s, &r), v1_after = 0, standby_ran = 0, v2_late = 0;
+  for (int i = 0; i < nr; i++) {
+    if (strcmp(r[i].tag, "v1") == 0 && r[i].start > first + SEC / 2) v1_after++;
+    if (r[i].start > first + SEC / 2 && r[i].start < rest && strcmp(r[i].node, "n1") != 0) standby_ran++;
+    if (strcmp(r[i].tag, "v2") == 0 && r[i].start > rest + SEC) v2_late += strcmp(r[i].node, "n1") != 0;
+  }
+  free(r);
+  print_message("v1 runs after the change: %d; runs of the nodes standing by: %d; v2 runs of n2, n3 after: %d\n", v1_after,
+                standby_ran, v2_late);
+  struct faults none = {.nkills = 0};
+  int bad = check_runs(&s, &none, false) + uncovered(&s, "roll", SEC / 2, NULL, NULL, 0, 0);
+  if (bad || v1_after || standby_ran) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_int_equal(v1_after, 0);
+  assert_int_equal(standby_ran, 0);
+  pg_down(&s);
+}
+
+/* Two live daemons with one name: the second is refused (exit 1, saying
+ * who holds it); once the first has stopped, the name is free. */
+static void one_name_two_daemons_is_refused(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL, "[job a]\nevery = 1s\ncommand = FLEET_JOB 0.01\n");
+  struct node a, b;
+  node_start(&s, &a, "same", conf, NULL);
+  assert_true(wait_log(&a, "joined the fleet", 10));
+  node_start(&s, &b, "same", conf, NULL);
+  int st = 0;
+  double t0 = mono();
+  while (waitpid(b.pid, &st, WNOHANG) == 0 && mono() - t0 < 15) sleep_s(0.05);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 1);
+  assert_true(log_count(&b, "is held by a live chime") >= 1);
+  assert_int_equal(node_stop(&a), 0);
+  node_start(&s, &b, "same", conf, NULL);
+  assert_true(wait_log(&b, "joined the fleet", 10));
+  assert_int_equal(node_stop(&b), 0);
+  pg_down(&s);
+}
+
+/* scope = host jobs run on every node, each recorded once per node; the
+ * records of a node that cannot reach the database wait in its outbox,
+ * across its restart, and reach the history once; chime history --fleet
+ * reads the fleet's. */
+static void history_is_one_and_local_first(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL,
+             "[job rotate]\nevery = 500ms\ncommand = FLEET_JOB 0.01 0 host\nscope = host\n"
+             "[job open]\nevery = 500ms\ncommand = FLEET_JOB 0.01 0 open\non_db_down = run_local\n");
+  struct node n[2];
+  for (int i = 0; i < 2; i++) node_start(&s, &n[i], i ? "n2" : "n1", conf, NULL);
+  sleep_s(2);
+  pg_stop(&s, "immediate");
+  sleep_s(2);
+  assert_int_equal(node_stop(&n[0]), 0); /* its records go to its outbox */
+  pg_start(&s);
+  node_start(&s, &n[0], "n1", conf, NULL);
+  sleep_s(3);
+  for (int i = 0; i < 2; i++) assert_int_equal(node_stop(&n[i]), 0);
+  struct jrun *r;
+  int nr = job_runs(&s, &r), missing = 0;
+  for (int i = 0; i < nr; i++)
+    if (q(&s, "SELECT count(*) FROM chime.runs WHERE node = '%s' AND pid = %d", r[i].node, r[i].pid) != 1) {
+      print_message("run of pid %d on %s (%s) is not on record once\n", r[i].pid, r[i].node, r[i].tag);
+      missing++;
+    }
+  free(r);
+  long long degraded = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'open' AND degraded");
+  long long hosts = q(&s, "SELECT count(DISTINCT node) FROM chime.runs WHERE job = 'rotate'");
+  print_message("%d runs reported, %d not on record once; degraded %lld\n", nr, missing, degraded);
+  if (missing || degraded < 4 || hosts != 2) dump(&s, n, 2);
+  assert_int_equal(missing, 0);
+  assert_true(degraded >= 4);
+  assert_int_equal(hosts, 2);
+  /* the fleet's history, as chime history shows it */
+  char cmdline[600], out[160];
+  snprintf(out, sizeof out, "%s/history.txt", s.dir);
+  snprintf(cmdline, sizeof cmdline, "%s history rotate --fleet '%s' --limit 5 > %s", getenv("CHIME_BIN"), s.conninfo,
+           out);
+  assert_int_equal(system(cmdline), 0);
+  struct node h = {.pid = 0};
+  snprintf(h.log, sizeof h.log, "%s", out);
+  assert_int_equal(log_count(&h, " rotate "), 5);
+  assert_true(log_count(&h, "NODE") == 1);
+  snprintf(cmdline, sizeof cmdline, "%s history --json --fleet '%s' --limit 3 > %s", getenv("CHIME_BIN"), s.conninfo,
+           out);
+  assert_int_equal(system(cmdline), 0);
+  assert_int_equal(log_count(&h, "\"node\":"), 3);
+  pg_down(&s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(exactly_once_across_three_nodes),
@@ -373,6 +690,12 @@ int main(int argc, char **argv) {
       cmocka_unit_test(database_stopped_and_restarted),
       cmocka_unit_test(database_frozen_and_thawed),
       cmocka_unit_test(node_cut_off_is_fenced),
+      cmocka_unit_test(clock_skew_within_and_beyond_the_bound),
+      cmocka_unit_test(overlap_policies_hold_across_the_fleet),
+      cmocka_unit_test(catch_up_after_the_whole_fleet_was_down),
+      cmocka_unit_test(rolling_definition_change),
+      cmocka_unit_test(one_name_two_daemons_is_refused),
+      cmocka_unit_test(history_is_one_and_local_first),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 1;
   return cmocka_run_group_tests(tests, NULL, NULL);
