@@ -78,6 +78,10 @@ _chime() {
     --overlap) _chime_words "skip queue allow replace"; return ;;
     --on-error) _chime_words "continue backoff stop"; return ;;
     --log-format) _chime_words "logfmt json"; return ;;
+    --scope) _chime_words "fleet host"; return ;;
+    --on-node-loss) _chime_words "drop rerun"; return ;;
+    --on-db-down) _chime_words "skip run_local"; return ;;
+    --fleet-outbox) _chime_files; return ;;
     --tz) _chime_words "$(_chime_zones)"; return ;;
     --user) _chime_gen -u; return ;;
     --dir) _chime_files -d; return ;;
@@ -87,11 +91,13 @@ _chime() {
       return
       ;;
     --name | --timeout | --kill-grace | --jitter | --spread | --window | --max-concurrent | --backoff | \
-      --backoff-max | --max-runs | --env | --shutdown-grace | --limit)
+      --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --fleet | --node | --fleet-lease | \
+      --fleet-max-skew)
       return ;; # free text: a name, a duration, a number
   esac
 
-  local daemon="--db --no-history --log-format --shutdown-grace"
+  local daemon="--db --no-history --log-format --shutdown-grace --fleet --node --fleet-lease --fleet-max-skew
+    --fleet-outbox"
   case $cmd in
     every | cron)
       if ((COMP_CWORD == 2)); then # the schedule
@@ -100,7 +106,7 @@ _chime() {
       fi
       _chime_words "--name --timeout --kill-grace --jitter --spread --window --overlap --max-concurrent
         --on-error --backoff --backoff-max --max-runs --env --dir --user --tz --shell --catch-up
-        --start-now $daemon --"
+        --start-now --scope --on-node-loss --on-db-down $daemon --"
       ;;
     run | check)
       if ((COMP_CWORD == 2)); then # the config file
@@ -111,9 +117,9 @@ _chime() {
       ;;
     history)
       if [[ $cur == -* ]] || ((COMP_CWORD > 2)); then
-        _chime_words "--limit --json --db"
+        _chime_words "--limit --json --db --fleet"
       else
-        _chime_words "$(_chime_job_names) --limit --json --db"
+        _chime_words "$(_chime_job_names) --limit --json --db --fleet"
       fi
       ;;
   esac

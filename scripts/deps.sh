@@ -29,10 +29,13 @@ want libc6-dev "$(have_file /usr/include/stdio.h)" "C library headers"
 want libuv1-dev "$(have_file /usr/include/uv.h)" "the example that runs chime inside libuv's loop links it"
 want libsqlite3-dev "$(have_file /usr/include/sqlite3.h)" "the chime command keeps its history in SQLite"
 want libinih-dev "$(have_file /usr/include/ini.h)" "the chime command reads its config file with inih"
+want libpq-dev "$(have_file /usr/include/postgresql/libpq-fe.h)" "a fleet of chime daemons shares its schedule through PostgreSQL (libpq)"
 case $target in
   demo) ;;
   test|ci)
     want libcmocka-dev "$(have_file /usr/include/cmocka.h)" "the unit-test framework the tests use"
+    want postgresql "$(ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && echo yes || echo no)" "the fleet's tests start PostgreSQL servers of their own"
+    want faketime "$(have_file /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1)" "the fleet's tests set a node's clock wrong"
     want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
     want groff-base "$(have_cmd groff)" "a test renders the man pages, to catch their warnings"
     want pkgconf "$(have_cmd pkg-config)" "the install and package tests build programs with pkg-config"

@@ -90,22 +90,22 @@ expect "notes.txt" every 1m -- echo no
 # run's options
 expect "my jobs.conf" check my
 expect "my jobs.conf" run "my "
-expect "--db --log-format --no-history --shutdown-grace" run "my jobs.conf" --
+expect "--db --fleet --fleet-lease --fleet-max-skew --fleet-outbox --log-format --no-history --node --shutdown-grace" run "my jobs.conf" --
 expect "" check "my jobs.conf" ""
 expect "none notes.txt" run a.conf --db no
 # history: the job names of the config files in the current directory ...
 printf '[defaults]\ntimeout = 5s\n[job backup]\nevery = 1h\ncommand = true\n%s\n' '  [job  nightly.db@host-2 ]' \
   >"my jobs.conf"
-expect "--db --json --limit backup nightly.db@host-2" history ""
+expect "--db --fleet --json --limit backup nightly.db@host-2" history ""
 expect "backup" history b
-expect "--db --json --limit" history backup ""
+expect "--db --fleet --json --limit" history backup ""
 expect "" history --limit ""
 # ... or of those CHIME_CONFIG names, and only those
 mkdir etc
 printf '[job heartbeat]\nevery = 1s\ncommand = true\n' >etc/a.conf
 printf '[job disk]\nevery = 1s\ncommand = true\n' >etc/b.conf
 CHIME_CONFIG=$work/etc/a.conf:$work/etc/b.conf:$work/etc/missing.conf \
-  expect "--db --json --limit disk heartbeat" history ""
+  expect "--db --fleet --json --limit disk heartbeat" history ""
 CHIME_CONFIG=$work/etc/a.conf expect "heartbeat" history h
 
 echo "$((checked - failed)) passed, $failed failed"

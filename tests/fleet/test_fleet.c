@@ -133,6 +133,15 @@ static void dump(struct pgsrv *s, struct node *nodes, int n) {
 
 static void conf_path(struct pgsrv *s, char *buf, const char *name) { sprintf(buf, "%s/%s", s->dir, name); }
 
+/* Starts nodes n1 ... nN on one config. */
+static void start_nodes(struct pgsrv *s, struct node *n, int count, const char *conf) {
+  for (int i = 0; i < count; i++) {
+    char name[16];
+    sprintf(name, "n%d", i + 1);
+    node_start(s, &n[i], name, conf, NULL);
+  }
+}
+
 /* Three nodes, a 1 s job for 60 s and a 100 ms job for 20 s: every tick
  * run exactly once, no gap, every run in the one history. */
 static void exactly_once_across_three_nodes(void **state) {
@@ -145,11 +154,7 @@ static void exactly_once_across_three_nodes(void **state) {
              "[job second]\nevery = 1s\ncommand = FLEET_JOB 0.2\n"
              "[job tenth]\nevery = 100ms\ncommand = FLEET_JOB 0.01\n");
   struct node n[3];
-  for (int i = 0; i < 3; i++) {
-    char name[8];
-    sprintf(name, "n%d", i + 1);
-    node_start(&s, &n[i], name, conf, NULL);
-  }
+  start_nodes(&s, n, 3, conf);
   sleep_s(20.5);
   /* the 100 ms job stops after 20 s: a reload without it */
   write_conf(&s, conf, NULL, "[job second]\nevery = 1s\ncommand = FLEET_JOB 0.2\n");
@@ -260,11 +265,7 @@ static void database_down(bool frozen) {
              "[job caught]\nevery = 2s\ncommand = FLEET_JOB 0.01\ncatch_up = true\n"
              "[job open]\nevery = 1s\ncommand = FLEET_JOB 0.01\non_db_down = run_local\n");
   struct node n[3];
-  for (int i = 0; i < 3; i++) {
-    char name[8];
-    sprintf(name, "n%d", i + 1);
-    node_start(&s, &n[i], name, conf, NULL);
-  }
+  start_nodes(&s, n, 3, conf);
   sleep_s(5);
   struct faults fl = {.nkills = 0, .ndb = 1};
   fl.db_from[0] = real_ns();
@@ -482,11 +483,7 @@ static void overlap_policies_hold_across_the_fleet(void **state) {
              "[job queue]\nevery = 1s\ncommand = FLEET_JOB 1.5\noverlap = queue\n"
              "[job replace]\nevery = 2s\ncommand = FLEET_JOB 3\noverlap = replace\nkill_grace = 1s\n");
   struct node n[3];
-  for (int i = 0; i < 3; i++) {
-    char name[8];
-    sprintf(name, "n%d", i + 1);
-    node_start(&s, &n[i], name, conf, NULL);
-  }
+  start_nodes(&s, n, 3, conf);
   sleep_s(12);
   for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
   int skip = most_at_once(&s, "skip"), allow = most_at_once(&s, "allow"), queue = most_at_once(&s, "queue");
@@ -682,6 +679,138 @@ static void history_is_one_and_local_first(void **state) {
   pg_down(&s);
 }
 
+/* ---- faults at random ---------------------------------------------------------------------- */
+
+/* xorshift: the fault schedule of a seed is always the same. */
+static unsigned next_rand(unsigned *x) {
+  *x ^= *x << 13, *x ^= *x >> 17, *x ^= *x << 5;
+  return *x;
+}
+
+static double between(unsigned *x, double lo, double hi) { return lo + (hi - lo) * (next_rand(x) % 1000) / 1000.0; }
+
+/* In the manner of Jepsen: three nodes, each through a proxy of its own
+ * and with a clock of its own, run a 100 ms job, a 1 s job (rerun) and a
+ * calendar job (drop) while faults strike one after another, at random
+ * from a seed (CHIME_JEPSEN_SEED; printed, to replay a failure): a node
+ * SIGKILLed and restarted, the database stopped (immediate) or frozen and
+ * back, a node's connection cut and restored, a node's clock stepped
+ * (within the bound or beyond it) and set back.  For CHIME_JEPSEN_SECONDS
+ * (default 40; scripts/jepsen.sh runs ten minutes).  Then the checker: no
+ * tick run twice while its first run's lease held, none with two runs not
+ * lost, every run reported by a job on record once, no tick on no record
+ * except while the database was away, no run left running. */
+static void randomized_faults(void **state) {
+  (void)state;
+  need_faketime();
+  unsigned seed = getenv("CHIME_JEPSEN_SEED") ? (unsigned)atol(getenv("CHIME_JEPSEN_SEED")) : (unsigned)time(NULL);
+  double seconds = getenv("CHIME_JEPSEN_SECONDS") ? atof(getenv("CHIME_JEPSEN_SECONDS")) : 40;
+  print_message("seed %u, %.0f s (replay: CHIME_JEPSEN_SEED=%u)\n", seed, seconds, seed);
+  unsigned x = seed ? seed : 1;
+  struct pgsrv s;
+  pg_up(&s);
+  const char *jobs = "[job tenth]\nevery = 100ms\ncommand = FLEET_JOB 0.01\n"
+                     "[job second]\nevery = 1s\ncommand = FLEET_JOB 0.5\non_node_loss = rerun\n"
+                     "[job cal]\nschedule = */2 * * * * *\ncommand = FLEET_JOB 0.3\n";
+  struct node n[3];
+  char conf[3][160], clock[3][160], pdir[3][160], env[3][5][200];
+  pid_t proxy[3];
+  char *direct = strdup(s.conninfo);
+  for (int i = 0; i < 3; i++) {
+    char name[16];
+    sprintf(name, "p%d", i + 1);
+    conf_path(&s, pdir[i], name);
+    mkdir(pdir[i], 0755);
+    proxy[i] = proxy_start(pdir[i], s.dir);
+    snprintf(s.conninfo, sizeof s.conninfo, "host=%s user=postgres dbname=postgres", pdir[i]);
+    sprintf(name, "n%d.conf", i + 1);
+    conf_path(&s, conf[i], name);
+    write_conf(&s, conf[i], NULL, jobs);
+    sprintf(name, "n%d.clock", i + 1);
+    conf_path(&s, clock[i], name);
+    write_file(clock[i], "+0\n");
+    faked(env[i], clock[i]);
+    snprintf(env[i][4], 200, "FAKETIME_NO_CACHE=1");
+  }
+  snprintf(s.conninfo, sizeof s.conninfo, "%s", direct);
+  free(direct);
+  const char *envp[3][6];
+  for (int i = 0; i < 3; i++) {
+    for (int k = 0; k < 5; k++) envp[i][k] = env[i][k];
+    envp[i][5] = NULL;
+    char name[16];
+    sprintf(name, "n%d", i + 1);
+    node_start(&s, &n[i], name, conf[i], envp[i]);
+  }
+  struct faults fl = {.nkills = 0, .ndb = 0};
+  double end = mono() + seconds;
+  int faults = 0;
+  sleep_s(3);
+  while (mono() < end - 4) {
+    sleep_s(between(&x, 1, 3));
+    int which = (int)(next_rand(&x) % 5), i = (int)(next_rand(&x) % 3);
+    double hold = between(&x, 2, 4);
+    char name[16];
+    sprintf(name, "n%d", i + 1);
+    faults++;
+    switch (which) {
+    case 0:
+      print_message("%.1f: SIGKILL %s, back after %.1f s\n", seconds - (end - mono()), name, hold / 2);
+      fl.kills[fl.nkills++] = real_ns();
+      node_signal_wait(&n[i], SIGKILL);
+      sleep_s(hold / 2);
+      node_start(&s, &n[i], name, conf[i], envp[i]);
+      break;
+    case 1:
+    case 2:
+      print_message("%.1f: the database %s for %.1f s\n", seconds - (end - mono()), which == 1 ? "stopped" : "frozen",
+                    hold);
+      fl.db_from[fl.ndb] = real_ns();
+      if (which == 1) pg_stop(&s, "immediate");
+      else pg_freeze(&s, true);
+      sleep_s(hold);
+      if (which == 1) pg_start(&s);
+      else pg_freeze(&s, false);
+      fl.db_to[fl.ndb++] = real_ns();
+      break;
+    case 3:
+      print_message("%.1f: %s cut off for %.1f s\n", seconds - (end - mono()), name, hold);
+      proxy_kill(proxy[i]);
+      sleep_s(hold);
+      proxy[i] = proxy_start(pdir[i], s.dir);
+      break;
+    case 4: {
+      static const char *const steps[] = {"+0.3\n", "+3\n", "-2\n", "-0.3\n"};
+      const char *step = steps[next_rand(&x) % 4];
+      print_message("%.1f: %s's clock stepped %.*s s for %.1f s\n", seconds - (end - mono()), name,
+                    (int)strlen(step) - 1, step, hold);
+      write_file(clock[i], step);
+      sleep_s(hold);
+      write_file(clock[i], "+0\n");
+      break;
+    }
+    }
+  }
+  sleep_s(5); /* leases of the last fault end, and are reaped */
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  for (int i = 0; i < 3; i++) proxy_kill(proxy[i]);
+  int bad = check_runs(&s, &fl, true);
+  bad += uncovered(&s, "tenth", SEC / 10, fl.db_from, fl.db_to, fl.ndb, 7 * SEC);
+  bad += uncovered(&s, "second", SEC, fl.db_from, fl.db_to, fl.ndb, 7 * SEC);
+  bad += uncovered(&s, "cal", 2 * SEC, fl.db_from, fl.db_to, fl.ndb, 7 * SEC);
+  long long stuck = q(&s, "SELECT count(*) FROM chime.runs WHERE outcome IN ('running', 'replacing')");
+  long long runs = q(&s, "SELECT count(*) FROM chime.runs WHERE kind = 'run' AND outcome = 'ok'");
+  long long lost = q(&s, "SELECT count(*) FROM chime.runs WHERE outcome = 'lost'");
+  long long reruns = q(&s, "SELECT count(*) FROM chime.runs WHERE attempt > 1 AND outcome <> 'pending'");
+  long long unclaimed = q(&s, "SELECT coalesce(sum(skipped), 0) FROM chime.runs WHERE reason = 'unclaimed'");
+  print_message("%d faults; %lld runs ok, %lld lost, %lld reruns, %lld ticks unclaimed; %d violations, %lld left "
+                "running (seed %u)\n", faults, runs, lost, reruns, unclaimed, bad, stuck, seed);
+  if (bad || stuck) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_int_equal(stuck, 0);
+  pg_down(&s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(exactly_once_across_three_nodes),
@@ -696,6 +825,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(rolling_definition_change),
       cmocka_unit_test(one_name_two_daemons_is_refused),
       cmocka_unit_test(history_is_one_and_local_first),
+      cmocka_unit_test(randomized_faults),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 1;
   return cmocka_run_group_tests(tests, NULL, NULL);
