@@ -64,7 +64,8 @@ static const char *const migration_1[] = {
     "  started timestamptz NOT NULL, seen timestamptz NOT NULL);",
     "CREATE TABLE chime.jobs ("
     "  job text PRIMARY KEY, def_hash text NOT NULL, def_node text NOT NULL, def_at timestamptz NOT NULL,"
-    "  overlap text NOT NULL, max_concurrent int NOT NULL, on_node_loss text NOT NULL, watermark bigint NOT NULL);",
+    "  overlap text NOT NULL, max_concurrent int NOT NULL, on_node_loss text NOT NULL, watermark bigint NOT NULL,"
+    "  caught_up bigint NOT NULL DEFAULT 0);",
     "CREATE TABLE chime.runs ("
     "  id bigserial PRIMARY KEY, job text NOT NULL, tick bigint NOT NULL, attempt int NOT NULL, kind text NOT NULL,"
     "  node text, instance bigint, outcome text NOT NULL, exclusive bool NOT NULL DEFAULT true,"
@@ -108,7 +109,7 @@ static const char *const migration_1[] = {
     "  OUT watermark bigint, OUT db_now bigint)"
     " LANGUAGE plpgsql AS $$ BEGIN"
     "  db_now := chime.now_ns();"
-    "  INSERT INTO chime.jobs AS j VALUES (p_job, p_hash, p_node, now(), p_overlap, p_max, p_loss, db_now)"
+    "  INSERT INTO chime.jobs AS j VALUES (p_job, p_hash, p_node, now(), p_overlap, p_max, p_loss, db_now, 0)"
     "    ON CONFLICT (job) DO UPDATE SET def_hash = p_hash,"
     "      def_node = CASE WHEN j.def_hash = p_hash THEN j.def_node ELSE p_node END,"
     "      def_at = CASE WHEN j.def_hash = p_hash THEN j.def_at ELSE now() END,"
@@ -130,6 +131,9 @@ static const char *const migration_1[] = {
     "  IF p_tick <= j.watermark THEN status := 'taken'; RETURN; END IF;"
     "  IF p_catch_up THEN"
     "    IF p_fire > db_now - p_bound THEN status := 'early'; RETURN; END IF;"
+    /* one catch-up per outage: none while the watermark is a catch-up's */
+    "    IF j.watermark = j.caught_up THEN status := 'taken'; RETURN; END IF;"
+    "    UPDATE chime.jobs SET caught_up = p_tick WHERE job = p_job;"
     "  ELSIF p_fire > db_now + p_bound THEN status := 'early'; RETURN;"
     "  ELSIF p_fire < db_now - p_bound THEN status := 'late'; RETURN;"
     "  END IF;"
