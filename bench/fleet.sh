@@ -34,7 +34,7 @@ cleanup() {
   as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
-trap cleanup EXIT
+[ -n "${KEEP:-}" ] || trap cleanup EXIT
 
 echo "== claims per second, one node (fleet_claims, 5 s per batch size)" >&2
 "$build/bench/fleet_claims" "$conn" 5 1000

@@ -7,6 +7,8 @@
  *
  *   fleet_claims CONNINFO [SECONDS] [JOBS]
  */
+#include "bench.h"
+
 #include <chime.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
 #include "fleetsql.h"
 #include "pg.h"
 
@@ -31,7 +32,7 @@ static int run_batch(struct pg *pg, int n, int jobs, long long *tick, const char
   for (int i = 0; i < n; i++) {
     snprintf(job, sizeof job, "b%05d", (int)((*tick + i) % jobs));
     snprintf(t, sizeof t, "%lld", *tick + i);
-    snprintf(fire, sizeof fire, "%lld", chime_wall_now());
+    snprintf(fire, sizeof fire, "%lld", (long long)chime_wall_now());
     v[0] = job, v[1] = t, v[2] = fire, v[3] = "h", v[4] = node, v[5] = "1", v[6] = bound, v[7] = lease, v[8] = "f";
     if (pg_push(pg, fleet_stmt_name[ST_CLAIM], 9, v, NULL, NULL)) return -EIO;
   }

@@ -158,10 +158,36 @@ void claim_stop(struct fleet *f, struct claim *c, outcome why, const char *msg) 
 
 /* ---- the trust window ------------------------------------------------------------------------ */
 
+/* A fleet's run is timed on the database's clock: its start and end as
+ * this node's clock had them, moved by the offset; its lateness from its
+ * fire time (tick + jitter), so that a node whose clock is off neither
+ * looks late nor early. */
+static void on_db_clock(const struct fleet *f, const struct claim *c, struct frec *x) {
+  if (x->started) x->started += f->wall_offset;
+  if (x->ended) x->ended += f->wall_offset;
+  if (x->started) x->late = x->started - c->fire;
+}
+
+/* The start of a run that has gone on for a while (its pid, so that a
+ * run its node loses is on record with it). */
+static void record_start(struct fleet *f, struct claim *c) {
+  const struct run *run = c->run;
+  c->started_at = 0;
+  struct frec *x = frec_new(c->id ? FREC_STARTED : FREC_LOCAL, c->fj->name);
+  if (x) {
+    x->id = c->id, x->tick = c->tick, x->degraded = c->degraded, x->pid = run->pid;
+    x->started = run->rec.started, x->late = run->rec.late, x->triggered = run->rec.triggered;
+    snprintf(x->outcome, sizeof x->outcome, "running");
+    on_db_clock(f, c, x);
+  }
+  frec_put(f, x);
+}
+
 static void check_trust(struct fleet *f) {
   chime_ns now = chime_now();
   for (struct claim *c = f->claims, *next; c; c = next) {
     next = c->next;
+    if (c->started_at && c->run && now - c->started_at >= f->start_delay) record_start(f, c);
     /* a claim whose run never started (its job stopped meanwhile) */
     if (c->state != C_RUNNING && now - c->since > CHIME_SEC(2) + f->trust) {
       if (!c->stopping && c->id) claim_release(f, c->fj, c->id, "its run never started");
@@ -185,7 +211,7 @@ static void check_trust(struct fleet *f) {
 
 static int trust_main(void *arg) {
   struct fleet *f = arg;
-  chime_ns period = f->trust / 20 > CHIME_MS(10) ? f->trust / 20 : CHIME_MS(10);
+  chime_ns period = min_ns(f->trust / 20 > CHIME_MS(10) ? f->trust / 20 : CHIME_MS(10), f->start_delay / 2);
   while (chime_sleep(period) == 0) check_trust(f);
   return 0;
 }
@@ -196,16 +222,6 @@ static struct claim *claim_of_run(struct fleet *f, const struct job *j, uint64_t
   for (struct claim *c = f->claims; c; c = c->next)
     if (c->fj->job == j && c->state == C_RUNNING && c->number == number) return c;
   return NULL;
-}
-
-/* A fleet's run is timed on the database's clock: its start and end as
- * this node's clock had them, moved by the offset; its lateness from its
- * fire time (tick + jitter), so that a node whose clock is off neither
- * looks late nor early. */
-static void on_db_clock(const struct fleet *f, const struct claim *c, struct frec *x) {
-  if (x->started) x->started += f->wall_offset;
-  if (x->ended) x->ended += f->wall_offset;
-  if (x->started) x->late = x->started - c->fire;
 }
 
 static void on_start(struct fleet *f, const struct job *j, const chime_event *ev) {
@@ -291,14 +307,9 @@ void fleet_child_started(struct fleet *f, struct run *run) {
   struct claim *c = claim_of_run(f, j, run->number);
   if (!c) return;
   c->run = run;
-  struct frec *x = frec_new(c->id ? FREC_STARTED : FREC_LOCAL, j->conf->name);
-  if (x) {
-    x->id = c->id, x->tick = c->tick, x->degraded = c->degraded, x->pid = run->pid;
-    x->started = run->rec.started, x->late = run->rec.late, x->triggered = run->rec.triggered;
-    snprintf(x->outcome, sizeof x->outcome, "running");
-    on_db_clock(f, c, x);
-  }
-  frec_put(f, x);
+  /* its start is recorded when it has run a while (the trust task): a
+   * short run's end says all, at half the statements */
+  c->started_at = chime_now();
   if (!c->id || run->pid <= 0) return;
   guard_add(&f->guard, run->pid);
   leases_guard(f);
@@ -384,7 +395,7 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
   } else if (won) {
     claim_release(f, fj, q->id, "claimed after the tick's hold ended");
     veto = -ETIMEDOUT;
-  } else if (q->rc == 0 && strcmp(q->status, "taken") == 0) {
+  } else if (q->rc == 0 && (strcmp(q->status, "taken") == 0 || strcmp(q->status, "busy") == 0)) {
     f->m.claims_lost++;
   } else if (q->rc == 0 && strcmp(q->status, "overlap") == 0) {
     veto = VETO_OVERLAP;
@@ -484,6 +495,7 @@ int fleet_new(const struct config *cfg, struct fleet **out) {
   f->beat_every = f->lease / 6;
   f->max_skew = d->fleet_max_skew;
   f->query_max = min_ns(f->lease / 4, CHIME_SEC(2));
+  f->start_delay = min_ns(f->lease / 12, CHIME_SEC(1));
   if (d->fleet_outbox) snprintf(f->outbox_path, sizeof f->outbox_path, "%s", d->fleet_outbox);
   f->reqs_tail = &f->reqs;
   f->recs_tail = &f->recs;

@@ -706,7 +706,7 @@ static int send_records(struct fleet *f) {
   if (!f->recs) return 0;
   struct frec *list = f->recs, **tail = &f->recs;
   size_t n = 0;
-  while (*tail && n < 64) tail = &(*tail)->next, n++;
+  while (*tail && n < 256) tail = &(*tail)->next, n++;
   /* the batch leaves the queue while it is sent: records come meanwhile */
   f->recs = *tail;
   *tail = NULL;
@@ -760,8 +760,11 @@ static int idle(struct fleet *f, chime_ns until) {
   return 0;
 }
 
-/* One piece of work, the most urgent first.  1 if something was done, 0
- * if nothing waits, or a negative errno (the connection broke). */
+/* One round of work, the most urgent first: the heartbeat when it is
+ * due, definitions, the claims waiting, then records, which claims come
+ * before but never starve: each round sends records until none wait or a
+ * claim does.  1 if something was done, 0 if nothing waits, or a negative
+ * errno (the connection broke). */
 static int one_round(struct fleet *f) {
   chime_ns now = chime_now();
   if (f->beat_now || now >= f->next_beat) {
@@ -769,11 +772,16 @@ static int one_round(struct fleet *f) {
     int b = beat(f);
     return b ? b : 1;
   }
-  int rc = define_jobs(f);
-  if (rc) return rc;
+  int rc = define_jobs(f), did = rc > 0;
+  if (rc < 0) return rc;
   look_for_catch_up(f);
-  if ((rc = claim_batch(f)) != 0) return rc;
-  return send_records(f);
+  if ((rc = claim_batch(f)) < 0) return rc;
+  did |= rc > 0;
+  do {
+    if ((rc = send_records(f)) < 0) return rc;
+    did |= rc > 0;
+  } while (rc > 0 && !f->reqs && chime_now() < f->next_beat);
+  return did;
 }
 
 int fleet_db_main(void *arg) {

@@ -59,6 +59,7 @@ struct claim {
   bool catch_up;
   chime_ns since;     /* when it was claimed (loop clock) */
   chime_ns trust_until;
+  chime_ns started_at; /* its child started then (loop clock), its start not recorded yet; 0 */
   outcome stopping;   /* being stopped for this outcome (0: not) */
   chime_ns kill_at;   /* SIGKILL then, if still there (0: none) */
   struct claim *next;
@@ -91,6 +92,7 @@ struct fleet {
   char host[256];
   int64_t instance;
   chime_ns lease, trust, beat_every, max_skew, query_max;
+  chime_ns start_delay;     /* a run's start is recorded once it has gone on this long */
   char outbox_path[4096];
   struct outbox *ob;
   bool outbox_full;         /* there may be records in the outbox */

@@ -124,8 +124,13 @@ static const char *const migration_1[] = {
     "  OUT status text, OUT run_id bigint, OUT old_watermark bigint, OUT db_now bigint, OUT def_node text)"
     " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; going int; BEGIN"
     "  db_now := chime.now_ns();"
-    "  SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE;"
-    "  IF NOT FOUND THEN status := 'unknown'; RETURN; END IF;"
+    "  SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED;"
+    /* locked: another node is deciding this job's tick now (every node asks
+     * for every tick at once): it is theirs, at once, without a wait */
+    "  IF NOT FOUND THEN"
+    "    status := CASE WHEN EXISTS (SELECT 1 FROM chime.jobs WHERE job = p_job) THEN 'busy' ELSE 'unknown' END;"
+    "    RETURN;"
+    "  END IF;"
     "  old_watermark := j.watermark; def_node := j.def_node;"
     "  IF j.def_hash <> p_hash THEN status := 'definition'; RETURN; END IF;"
     "  IF p_tick <= j.watermark THEN status := 'taken'; RETURN; END IF;"
