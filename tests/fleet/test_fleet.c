@@ -681,6 +681,60 @@ static void history_is_one_and_local_first(void **state) {
   pg_down(&s);
 }
 
+/* The database absent when a node starts: it starts all the same, claims
+ * nothing (fail closed), says so once, tries again with back-off (no busy
+ * loop: little CPU), and joins when the server comes; its password is in
+ * no log line.  A schema newer than the node's is refused. */
+static void database_absent_at_start_then_newer_schema(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  pg_stop(&s, "fast");
+  char conf[160], pw[300];
+  conf_path(&s, conf, "fleet.conf");
+  snprintf(pw, sizeof pw, "%.180s password=s3cr3t-pw", s.conninfo);
+  char *plain = strdup(s.conninfo);
+  snprintf(s.conninfo, sizeof s.conninfo, "%.200s", pw);
+  write_conf(&s, conf, NULL, "[job a]\nevery = 500ms\ncommand = FLEET_JOB 0.01\n");
+  snprintf(s.conninfo, sizeof s.conninfo, "%s", plain);
+  free(plain);
+  struct node n;
+  node_start(&s, &n, "n1", conf, NULL);
+  assert_true(wait_log(&n, "event=ready", 15));
+  char stat[64], buf[512];
+  snprintf(stat, sizeof stat, "/proc/%d/stat", n.pid);
+  double cpu[2] = {0, 0};
+  for (int k = 0; k < 2; k++) {
+    if (k) sleep_s(5);
+    FILE *f = fopen(stat, "r");
+    assert_non_null(f);
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    unsigned long ut = 0, st = 0;
+    assert_int_equal(sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    cpu[k] = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  }
+  print_message("CPU of a node without its database, over 5 s: %.2f s\n", cpu[1] - cpu[0]);
+  assert_true(cpu[1] - cpu[0] < 0.5);
+  assert_int_equal(log_count(&n, "unreachable"), 1);
+  pg_start(&s);
+  assert_true(wait_log(&n, "joined the fleet", 15));
+  assert_true(wait_log(&n, "event=start job=a", 10));
+  assert_int_equal(node_stop(&n), 0);
+  assert_int_equal(log_count(&n, "s3cr3t"), 0);
+  /* a newer schema: refused, exit 1 */
+  assert_true(q(&s, "UPDATE chime.meta SET version = 99 RETURNING version") == 99);
+  node_start(&s, &n, "n1", conf, NULL);
+  int st = 0;
+  double t0 = mono();
+  while (waitpid(n.pid, &st, WNOHANG) == 0 && mono() - t0 < 15) sleep_s(0.05);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 1);
+  assert_true(log_count(&n, "newer than this chime's") >= 1);
+  pg_down(&s);
+}
+
 /* ---- faults at random ---------------------------------------------------------------------- */
 
 /* xorshift: the fault schedule of a seed is always the same. */
@@ -827,6 +881,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(rolling_definition_change),
       cmocka_unit_test(one_name_two_daemons_is_refused),
       cmocka_unit_test(history_is_one_and_local_first),
+      cmocka_unit_test(database_absent_at_start_then_newer_schema),
       cmocka_unit_test(randomized_faults),
   };
   if (test_select(tests, sizeof tests / sizeof tests[0], argc, argv)) return 1;
