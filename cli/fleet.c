@@ -392,8 +392,8 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
     } else {
       claim_release(f, fj, q->id, "out of memory");
     }
-  } else if (won) {
-    claim_release(f, fj, q->id, "claimed after the tick's hold ended");
+  } else if (won) { /* the hold ended as the answer came */
+    run_late(f, q);
     veto = -ETIMEDOUT;
   } else if (q->rc == 0 && (strcmp(q->status, "taken") == 0 || strcmp(q->status, "busy") == 0)) {
     f->m.claims_lost++;

@@ -477,6 +477,14 @@ static void record_gap(struct fleet *f, struct fleet_job *fj, chime_ns old, chim
   log_end(&l);
 }
 
+/* A tick won after its hold ended (the database or this node was slow):
+ * the claim is this node's, so the tick runs, late, as a triggered tick,
+ * rather than being lost. */
+void run_late(struct fleet *f, struct claimreq *q) {
+  if (q->fj->job && !q->fj->job->retired) run_claimed(f, q->fj, q->id, q->tick, 1, false, q->sent);
+  else claim_release(f, q->fj, q->id, "the job ended before its run");
+}
+
 /* What a claim's answer means here, for a request nobody waits for. */
 static void claim_answered(struct fleet *f, struct claimreq *q) {
   bool won = q->rc == 0 && strcmp(q->status, "won") == 0;
@@ -496,8 +504,8 @@ static void claim_answered(struct fleet *f, struct claimreq *q) {
     free(q);
     return;
   }
-  if (q->abandoned) { /* its hold ended: nobody runs it here */
-    if (won) claim_release(f, q->fj, q->id, "claimed after the tick's hold ended");
+  if (q->abandoned) { /* its hold ended before the answer: a tick won is run all the same, late */
+    if (won) run_late(f, q);
     free(q);
     return;
   }

@@ -193,5 +193,7 @@ void clock_sample(struct fleet *f, chime_ns wall0, chime_ns mono0, chime_ns wall
 void db_say_down(struct fleet *f, const char *why);
 void frec_spill(struct fleet *f);
 void fleet_db_leave(struct fleet *f);
+/* A tick won after its hold ended: run it all the same, triggered. */
+void run_late(struct fleet *f, struct claimreq *q);
 
 #endif

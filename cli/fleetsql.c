@@ -236,8 +236,13 @@ static const char *const migration_1[] = {
     "  IF NOT FOUND OR r.node IS DISTINCT FROM p_node OR r.instance IS DISTINCT FROM p_instance THEN"
     "    RETURN 'fenced'; END IF;"
     "  IF r.outcome NOT IN ('running', 'replacing') THEN"
-    "    RETURN CASE WHEN r.ended IS NOT DISTINCT FROM p_ended AND r.pid IS NOT DISTINCT FROM p_pid"
-    "      AND r.outcome <> 'lost' THEN 'dup' ELSE 'fenced' END;"
+    "    IF r.ended IS NOT DISTINCT FROM p_ended AND r.pid IS NOT DISTINCT FROM p_pid AND r.outcome <> 'lost' THEN"
+    "      RETURN 'dup'; END IF;"
+    /* fenced: the result is refused, but the run was this node's: its pid
+     * and start go on the lost run's row, so that the run is on record */
+    "    UPDATE chime.runs SET pid = coalesce(pid, p_pid), started = coalesce(started, p_started),"
+    "      chime_pid = coalesce(chime_pid, p_chime_pid) WHERE id = p_id;"
+    "    RETURN 'fenced';"
     "  END IF;"
     "  UPDATE chime.runs SET outcome = CASE WHEN r.outcome = 'replacing' AND p_outcome <> 'ok' THEN 'replaced'"
     "      ELSE p_outcome END, started = p_started, ended = p_ended, late = p_late, pid = p_pid, exit_code = p_exit,"

@@ -355,6 +355,19 @@ static UNUSED int node_signal_wait(struct node *n, int sig) {
 
 static UNUSED int node_stop(struct node *n) { return node_signal_wait(n, SIGTERM); }
 
+/* Waits (up to `limit` seconds) for the node to exit by itself: its exit
+ * status, or -1 (still running: killed). */
+static UNUSED int node_exit(struct node *n, double limit) {
+  int st = 0;
+  double end = mono() + limit;
+  while (waitpid(n->pid, &st, WNOHANG) == 0) {
+    if (mono() > end) return node_signal_wait(n, SIGKILL), -1;
+    sleep_s(0.05);
+  }
+  n->pid = 0;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 /* Prints the node's log (evidence when a test fails). */
 static UNUSED void node_print(const struct node *n) {
   char *log = node_log(n);

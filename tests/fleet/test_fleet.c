@@ -613,11 +613,7 @@ static void one_name_two_daemons_is_refused(void **state) {
   node_start(&s, &a, "same", conf, NULL);
   assert_true(wait_log(&a, "joined the fleet", 10));
   node_start(&s, &b, "same", conf, NULL);
-  int st = 0;
-  double t0 = mono();
-  while (waitpid(b.pid, &st, WNOHANG) == 0 && mono() - t0 < 15) sleep_s(0.05);
-  assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 1);
+  assert_int_equal(node_exit(&b, 15), 1);
   assert_true(log_count(&b, "is held by a live chime") >= 1);
   assert_int_equal(node_stop(&a), 0);
   node_start(&s, &b, "same", conf, NULL);
@@ -726,11 +722,7 @@ static void database_absent_at_start_then_newer_schema(void **state) {
   /* a newer schema: refused, exit 1 */
   assert_true(q(&s, "UPDATE chime.meta SET version = 99 RETURNING version") == 99);
   node_start(&s, &n, "n1", conf, NULL);
-  int st = 0;
-  double t0 = mono();
-  while (waitpid(n.pid, &st, WNOHANG) == 0 && mono() - t0 < 15) sleep_s(0.05);
-  assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 1);
+  assert_int_equal(node_exit(&n, 15), 1);
   assert_true(log_count(&n, "newer than this chime's") >= 1);
   pg_down(&s);
 }
