@@ -500,6 +500,14 @@ typedef struct chime_proc_opts {
    * systemd starts services).  Either way the child's signal mask is
    * empty and no handler of the parent's runs in it. */
   bool reset_signals;
+  /* The child gets SIGKILL when its parent dies (the thread that started
+   * it, the loop's, ends: the process is killed or exits): a dead man's
+   * switch for a child that must not outlive its parent, even when the
+   * parent cannot act (Linux's PR_SET_PDEATHSIG, set after the child's
+   * user, which would clear it).  It reaches the child itself, not the
+   * processes that child starts.  Elsewhere chime_proc_spawn refuses it
+   * with -ENOTSUP. */
+  bool die_with_parent;
 } chime_proc_opts;
 
 /* Starts a program: argv[0] is run directly (no shell), looked up in the

@@ -30,6 +30,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 extern char **environ;
 
@@ -187,7 +190,7 @@ static int above_std(int fd) { return fd >= 0 && fd < 3 ? fcntl(fd, F_DUPFD_CLOE
 
 /* Between fork and exec: async-signal-safe calls only. */
 static void child(const char *prog, char *const argv[], char *const envp[], const chime_proc_opts *o, const int in[3],
-                  int err_fd) {
+                  int err_fd, pid_t parent) {
   int err = 0, ends[3];
   err_fd = above_std(err_fd);
   for (int i = 0; i < 3; i++)
@@ -210,6 +213,14 @@ static void child(const char *prog, char *const argv[], char *const envp[], cons
     if (setgroups(o->ngroups ? o->ngroups : 1, list) != 0 || setgid(g) != 0 || setuid((uid_t)o->uid) != 0)
       err = errno;
   }
+#ifdef __linux__
+  /* after the user (a change of it clears the setting); a parent already
+   * gone before it was set is as though it died after */
+  if (!err && o->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) err = errno;
+  if (!err && o->die_with_parent && getppid() != parent) err = ESRCH;
+#else
+  (void)parent;
+#endif
   if (!err) {
     sigset_t none;
     sigemptyset(&none);
@@ -229,6 +240,9 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   if (!loop) return -EPERM;
   if (!argv || !argv[0] || !argv[0][0] || !out) return -EINVAL;
   if (o->ngroups && (!o->as_user || !o->groups || o->ngroups > NGROUPS_MAX)) return -EINVAL;
+#ifndef __linux__
+  if (o->die_with_parent) return -ENOTSUP;
+#endif
   char prog[4096];
   int rc = resolve(argv[0], prog, sizeof prog);
   if (rc) return rc;
@@ -249,8 +263,10 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t self = getpid();
     pid = CHIME__FAULT() ? (errno = EAGAIN, -1) : fork();
-    if (pid == 0) child(prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, err_pipe[1]);
+    if (pid == 0)
+      child(prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, err_pipe[1], self);
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) rc = -err;
