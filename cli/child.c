@@ -162,7 +162,8 @@ int child_spawn(const struct job_conf *c, struct child *ch, int *in_fd, char *wh
   /* Every signal at its default in the child, however chime was started
    * (a shell starting it in the background ignores SIGINT and SIGQUIT). */
   chime_proc_opts po = {.envp = (const char *const *)ch->env, .cwd = c->dir, .in = {.mode = CHIME_STDIO_NULL},
-                        .out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_PIPE}, .reset_signals = true};
+                        .out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_PIPE}, .reset_signals = true,
+                        .die_with_parent = ch->die_with_parent};
   if (c->input) po.in = (chime_stdio){.mode = CHIME_STDIO_FD, .fd = in[0]};
   if (ch->groups) /* root: the user's uid, gid and groups; else it is chime's own user */
     po.as_user = true, po.uid = ch->pw.pw_uid, po.gid = ch->pw.pw_gid, po.groups = ch->groups,

@@ -20,6 +20,7 @@ struct child {
   unsigned *groups; /* a user's groups, when chime is root */
   int ngroups;
   const char **argv; /* the command's words, the first resolved in the job's PATH (one allocation) */
+  bool die_with_parent; /* SIGKILL when chime dies (a fleet's leased run: it must not outlive its lease) */
   chime_proc *proc;  /* once spawned */
   int pid;
 };

@@ -173,6 +173,10 @@ static int run_child(struct run *run, struct run_state *s) {
       snprintf(s->why, sizeof s->why, "cannot read its output: %s", chime_strerror(rc));
   }
   int in_fd = -1;
+  /* a fleet's run must not outlive its lease: nor chime, which holds it (its
+   * guard kills the run's group; this, the child started a moment before
+   * the guard hears of it) */
+  s->child.die_with_parent = fleet_owns(j->r->fleet, c);
   if (!rc) rc = child_spawn(c, &s->child, &in_fd, s->why, sizeof s->why);
   run->pid = rec->pid = s->child.pid;
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
