@@ -57,6 +57,33 @@ static UNUSED void sleep_s(double s) {
   while (nanosleep(&d, &d) != 0 && errno == EINTR) continue;
 }
 
+/* ---- what a failed test leaves behind ------------------------------------------ */
+
+/* A test that fails aborts (CMOCKA_TEST_ABORT): what it started (nodes,
+ * proxies, the server) must not outlive it.  Each is noted here, and
+ * SIGABRT's handler kills them (kill(2) is async-signal-safe; SIGQUIT is
+ * the postmaster's immediate shutdown). */
+static pid_t started_pids[1024];
+static int nstarted;
+static pid_t postmaster_pid;
+
+static void note_started(pid_t pid) {
+  if (nstarted < 1024) started_pids[nstarted++] = pid;
+}
+
+/* A pid reaped is forgotten: it may soon be another process's. */
+static void note_stopped(pid_t pid) {
+  for (int i = 0; i < nstarted; i++)
+    if (started_pids[i] == pid) started_pids[i] = started_pids[--nstarted];
+}
+
+static void on_abort(int sig) {
+  for (int i = 0; i < nstarted; i++) kill(started_pids[i], SIGKILL);
+  if (postmaster_pid > 0) kill(postmaster_pid, SIGCONT), kill(postmaster_pid, SIGQUIT);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 /* ---- commands ---------------------------------------------------------------- */
 
 /* Runs argv (as the postgres user if `as_pg` and we are root), its output
@@ -104,6 +131,12 @@ static UNUSED void pg_start(struct pgsrv *s) {
   assert_int_equal(cmd(true, clog, (const char *const[]){ctl, "-D", data, "-l", log, "-w", "-t", "60", "-o", opts,
                                                          "start", NULL}),
                    0);
+  char pidfile[160];
+  snprintf(pidfile, sizeof pidfile, "%s/postmaster.pid", data);
+  FILE *f = fopen(pidfile, "r");
+  if (f && fscanf(f, "%d", &postmaster_pid) != 1) postmaster_pid = 0;
+  if (f) fclose(f);
+  signal(SIGABRT, on_abort);
 }
 
 /* Stops it: mode "fast" or "immediate" (a crash, as far as its clients see). */
@@ -113,6 +146,7 @@ static UNUSED void pg_stop(struct pgsrv *s, const char *mode) {
   snprintf(data, sizeof data, "%s/data", s->dir);
   snprintf(clog, sizeof clog, "%s/pg_ctl.log", s->dir);
   cmd(true, clog, (const char *const[]){ctl, "-D", data, "-m", mode, "-w", "stop", NULL});
+  postmaster_pid = 0;
 }
 
 /* A fresh server in a fresh directory; skips the test where PostgreSQL's
@@ -300,6 +334,7 @@ static UNUSED void node_start(struct pgsrv *s, struct node *n, const char *name,
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   assert_int_equal(posix_spawn(&n->pid, bin, &fa, NULL, (char *const *)argv, (char *const *)envp), 0);
   posix_spawn_file_actions_destroy(&fa);
+  note_started(n->pid);
 }
 
 /* The node's log so far (the caller frees it). */
@@ -349,6 +384,7 @@ static UNUSED int node_signal_wait(struct node *n, int sig) {
     if (mono() > end) kill(n->pid, SIGKILL);
     sleep_s(0.02);
   }
+  note_stopped(n->pid);
   n->pid = 0;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -364,6 +400,7 @@ static UNUSED int node_exit(struct node *n, double limit) {
     if (mono() > end) return node_signal_wait(n, SIGKILL), -1;
     sleep_s(0.05);
   }
+  note_stopped(n->pid);
   n->pid = 0;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -408,6 +445,7 @@ static UNUSED pid_t proxy_start(const char *from_dir, const char *to_dir) {
   assert_true(pid >= 0);
   if (pid > 0) {
     close(l);
+    note_started(pid);
     return pid;
   }
   signal(SIGCHLD, SIG_IGN);
@@ -440,6 +478,7 @@ static UNUSED pid_t proxy_start(const char *from_dir, const char *to_dir) {
 static UNUSED void proxy_kill(pid_t pid) {
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
+  note_stopped(pid);
 }
 
 /* ---- what the jobs reported ------------------------------------------------------------ */
