@@ -158,14 +158,15 @@ void claim_stop(struct fleet *f, struct claim *c, outcome why, const char *msg) 
 
 /* ---- the trust window ------------------------------------------------------------------------ */
 
-/* A fleet's run is timed on the database's clock: its start and end as
- * this node's clock had them, moved by the offset; its lateness from its
- * fire time (tick + jitter), so that a node whose clock is off neither
- * looks late nor early. */
+/* A fleet's run is timed on the database's clock, as this node knows it
+ * from its monotonic clock (c->db_started, c->db_ended: a step of the
+ * node's wall clock does not move them); its lateness from its fire time
+ * (tick + jitter), so that a node whose clock is off neither looks late
+ * nor early. */
 static void on_db_clock(const struct fleet *f, const struct claim *c, struct frec *x) {
-  if (x->started) x->started += f->wall_offset;
-  if (x->ended) x->ended += f->wall_offset;
-  if (x->started) x->late = x->started - c->fire;
+  (void)f;
+  if (c->db_started) x->started = c->db_started, x->late = c->db_started - c->fire;
+  if (x->ended) x->ended = c->db_ended;
 }
 
 /* The start of a run that has gone on for a while (its pid, so that a
@@ -244,6 +245,8 @@ static void on_end(struct fleet *f, const struct job *j, const chime_event *ev, 
   }
   struct claim *c = claim_of_run(f, j, ev->run);
   if (!c) return;
+  c->db_ended = db_now(f);
+  if (!c->db_started) c->db_started = c->db_ended - ev->duration; /* its child never started */
   struct frec *x = frec_new(c->id ? FREC_FINISH : FREC_LOCAL, j->conf->name);
   if (x) {
     x->id = c->id, x->tick = c->tick, x->degraded = c->degraded;
@@ -310,6 +313,7 @@ void fleet_child_started(struct fleet *f, struct run *run) {
   /* its start is recorded when it has run a while (the trust task): a
    * short run's end says all, at half the statements */
   c->started_at = chime_now();
+  c->db_started = db_now(f);
   if (!c->id || run->pid <= 0) return;
   guard_add(&f->guard, run->pid);
   leases_guard(f);

@@ -60,6 +60,7 @@ struct claim {
   chime_ns since;     /* when it was claimed (loop clock) */
   chime_ns trust_until;
   chime_ns started_at; /* its child started then (loop clock), its start not recorded yet; 0 */
+  chime_ns db_started, db_ended; /* its child's start and its end, on the database's clock (0: not yet) */
   outcome stopping;   /* being stopped for this outcome (0: not) */
   chime_ns kill_at;   /* SIGKILL then, if still there (0: none) */
   struct claim *next;
