@@ -64,6 +64,7 @@ void frec_put(struct fleet *f, struct frec *r) {
     f->recs_lost++;
     return;
   }
+  r->instance = f->instance; /* the daemon it is of: its fence, wherever it is sent from */
   if (f->nrecs >= RECORDS_MAX && f->recs) { /* full: the oldest goes */
     struct frec *old = f->recs;
     f->recs = old->next;

@@ -575,11 +575,11 @@ static int push_rec(struct fleet *f, const struct frec *x) {
   struct params p = {.n = 0};
   switch (x->op) {
   case FREC_STARTED:
-    p_int(&p, x->id), p_text(&p, f->node), p_int(&p, f->instance), p_int(&p, x->pid), p_int(&p, x->started);
+    p_int(&p, x->id), p_text(&p, f->node), p_int(&p, x->instance), p_int(&p, x->pid), p_int(&p, x->started);
     p_int(&p, x->late), p_int(&p, getpid());
     return push(f, ST_STARTED, &p);
   case FREC_FINISH:
-    p_int(&p, x->id), p_text(&p, f->node), p_int(&p, f->instance), p_text(&p, x->outcome), p_int(&p, x->started);
+    p_int(&p, x->id), p_text(&p, f->node), p_int(&p, x->instance), p_text(&p, x->outcome), p_int(&p, x->started);
     p_int(&p, x->ended), p_int(&p, x->late), p_int(&p, x->pid);
     if (x->exit_code >= 0) p_int(&p, x->exit_code);
     else p_text(&p, NULL);
@@ -605,7 +605,7 @@ static int push_rec(struct fleet *f, const struct frec *x) {
     p_int(&p, x->last), p_int(&p, x->started), p_bool(&p, x->triggered);
     return push(f, ST_SKIP, &p);
   case FREC_RELEASE:
-    p_int(&p, x->id), p_text(&p, f->node), p_int(&p, f->instance), p_text(&p, x->error ? x->error : "released");
+    p_int(&p, x->id), p_text(&p, f->node), p_int(&p, x->instance), p_text(&p, x->error ? x->error : "released");
     return push(f, ST_RELEASE, &p);
   }
   return -EINVAL;

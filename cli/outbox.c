@@ -36,7 +36,8 @@ static const char schema[] =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, op INTEGER, id INTEGER, job TEXT, tick INTEGER,"
     " last INTEGER, count INTEGER, outcome TEXT, started INTEGER, ended INTEGER, late INTEGER, pid INTEGER,"
-    " exit_code INTEGER, signal INTEGER, degraded INTEGER, triggered INTEGER, error TEXT, out BLOB, err BLOB)";
+    " exit_code INTEGER, signal INTEGER, degraded INTEGER, triggered INTEGER, error TEXT, out BLOB, err BLOB,"
+    " instance INTEGER)";
 
 static int do_open(void *arg) {
   struct call *c = arg;
@@ -82,8 +83,8 @@ static int do_put(void *arg) {
   if (rc == SQLITE_OK)
     rc = sqlite3_prepare_v2(db,
                             "INSERT INTO outbox (op, id, job, tick, last, count, outcome, started, ended, late, pid,"
-                            " exit_code, signal, degraded, triggered, error, out, err) VALUES"
-                            " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                            " exit_code, signal, degraded, triggered, error, out, err, instance) VALUES"
+                            " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                             -1, &st, NULL);
   for (const struct frec *r = c->list; rc == SQLITE_OK && r; r = r->next) {
     sqlite3_bind_int(st, 1, r->op);
@@ -105,6 +106,7 @@ static int do_put(void *arg) {
     else sqlite3_bind_null(st, 16);
     sqlite3_bind_blob(st, 17, r->out ? r->out : "", (int)r->out_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 18, r->err ? r->err : "", (int)r->err_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 19, r->instance);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     sqlite3_reset(st);
   }
@@ -146,7 +148,7 @@ static int do_take(void *arg) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(c->ob->db,
                          "SELECT seq, op, id, job, tick, last, count, outcome, started, ended, late, pid, exit_code,"
-                         " signal, degraded, triggered, error, out, err FROM outbox ORDER BY seq LIMIT ?1",
+                         " signal, degraded, triggered, error, out, err, instance FROM outbox ORDER BY seq LIMIT ?1",
                          -1, &st, NULL) != SQLITE_OK)
     return c->rc = -EIO;
   sqlite3_bind_int(st, 1, c->n);
@@ -174,6 +176,7 @@ static int do_take(void *arg) {
     r->error = dup_col(st, 16, NULL);
     r->out = dup_col(st, 17, &r->out_len);
     r->err = dup_col(st, 18, &r->err_len);
+    r->instance = sqlite3_column_int64(st, 19);
     *tail = r, tail = &r->next;
     count++;
   }

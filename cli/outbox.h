@@ -28,6 +28,7 @@ struct frec {
   int64_t seq;          /* its row in the outbox, once there; 0 */
   int op;
   int64_t id;           /* the claimed run's row */
+  int64_t instance;     /* the daemon that made the record (its fence: a restarted node sends its outbox as it) */
   char job[JOB_NAME_MAX + 1];
   chime_ns tick, last;  /* wall clock ns; last: FREC_SKIP's last tick */
   int64_t count;        /* FREC_SKIP */
