@@ -79,6 +79,10 @@ _chime() {
     --overlap) _chime_words "skip queue allow replace"; return ;;
     --on-error) _chime_words "continue backoff stop"; return ;;
     --log-format) _chime_words "logfmt json"; return ;;
+    --scope) _chime_words "fleet host"; return ;;
+    --on-node-loss) _chime_words "drop rerun"; return ;;
+    --on-db-down) _chime_words "skip run_local"; return ;;
+    --fleet-outbox) _chime_files; return ;;
     --tz) _chime_words "$(_chime_zones)"; return ;;
     --user) _chime_gen -u; return ;;
     --dir) _chime_files -d; return ;;
@@ -90,11 +94,13 @@ _chime() {
     --config) _chime_files; return ;;
     --name | --timeout | --kill-grace | --jitter | --spread | --window | --max-concurrent | --backoff | \
       --backoff-max | --max-runs | --env | --shutdown-grace | --limit | --job | --on-failure | --on-recovery | \
-      --hook-timeout | --history-keep | --history-max-runs | --history-keep-ok | --history-keep-failed | --http)
+      --hook-timeout | --history-keep | --history-max-runs | --history-keep-ok | --history-keep-failed | --http | \
+      --fleet | --node | --fleet-lease | --fleet-max-skew)
       return ;; # free text: a name, a duration, a number, a command, an address
   esac
 
-  local daemon="--db --no-history --socket --log-format --shutdown-grace --http"
+  local daemon="--db --no-history --socket --log-format --shutdown-grace --http --fleet --node --fleet-lease
+    --fleet-max-skew --fleet-outbox"
   local bounds="--history-keep --history-max-runs --history-keep-ok --history-keep-failed"
   case $cmd in
     every | cron)
@@ -104,7 +110,7 @@ _chime() {
       fi
       _chime_words "--name --timeout --kill-grace --jitter --spread --window --overlap --max-concurrent
         --on-error --backoff --backoff-max --max-runs --env --dir --user --tz --shell --catch-up
-        --start-now --on-failure --on-recovery --hook-timeout $bounds $daemon --"
+        --start-now --on-failure --on-recovery --hook-timeout --scope --on-node-loss --on-db-down $bounds $daemon --"
       ;;
     run | check)
       if ((COMP_CWORD == 2)); then # the config file
@@ -121,9 +127,9 @@ _chime() {
           _chime_words "$(_chime_job_names) --config --db $bounds"
         fi
       elif [[ $cur == -* ]] || ((COMP_CWORD > 2)); then
-        _chime_words "--limit --json --db --job"
+        _chime_words "--limit --json --db --fleet --job"
       else
-        _chime_words "$(_chime_job_names) prune --limit --json --db --job"
+        _chime_words "$(_chime_job_names) prune --limit --json --db --fleet --job"
       fi
       ;;
     trigger | pause | resume)

@@ -298,6 +298,13 @@ static int build(struct parse *ps, struct config *cfg) {
     struct finishing x = {ps, s, defaults, &refused};
     if ((rc = job_finish(job, finish_error, &x)) == -ENOMEM) return rc;
   }
+  if (cfg->daemon.fleet) /* what a job shared by a fleet cannot have, known once [chime] is read */
+    for (size_t i = 0, k = 0; i < ps->ns; i++) {
+      if (ps->s[i].kind != SEC_JOB) continue;
+      struct refused none = {.n = 0};
+      struct finishing x = {ps, &ps->s[i], defaults, &none};
+      job_fleet_check(cfg->jobs[k++], finish_error, &x);
+    }
   if (jobs == 0) errors_add(ps->errs, "%s: no [job NAME] section: nothing to run", ps->file);
   return 0;
 }

@@ -61,12 +61,8 @@ void job_init(struct job_conf *job) {
 void daemon_init(struct daemon_conf *d) {
   memset(d, 0, sizeof *d);
   d->shutdown_grace = CHIME_SEC(8);
-}
-
-void daemon_free(struct daemon_conf *d) {
-  free(d->db);
-  free(d->socket);
-  d->db = d->socket = NULL;
+  d->fleet_lease = CHIME_SEC(20);
+  d->fleet_max_skew = CHIME_SEC(1);
 }
 
 void job_free(struct job_conf *job) {
@@ -90,6 +86,15 @@ void job_free(struct job_conf *job) {
   free(job->recovery_argv);
   free(job->fingerprint);
   memset(job, 0, sizeof *job);
+}
+
+void daemon_free(struct daemon_conf *d) {
+  free(d->db);
+  free(d->socket);
+  free(d->fleet);
+  free(d->node);
+  free(d->fleet_outbox);
+  d->db = d->socket = d->fleet = d->node = d->fleet_outbox = NULL;
 }
 
 static int say(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -319,9 +324,11 @@ static const char *const job_keys[] = {
     "user",     "timeout",        "kill_grace", "jitter", "spread",     "window",   "overlap",
     "max_concurrent", "on_error", "backoff",  "backoff_max", "catch_up", "start_now", "max_runs",
     "clean_env", "input", "mailto", "on_failure", "on_recovery", "hook_timeout", "history_keep",
-    "history_max_runs", "history_keep_ok", "history_keep_failed",
+    "history_max_runs", "history_keep_ok", "history_keep_failed", "scope", "on_node_loss", "on_db_down",
 };
-static const char *const daemon_keys[] = {"db", "log_format", "shutdown_grace", "socket", "watch", "http"};
+static const char *const daemon_keys[] = {"db",     "log_format", "shutdown_grace", "socket",         "watch",
+                                          "http",   "fleet",      "node",           "fleet_lease", "fleet_max_skew",
+                                          "fleet_outbox"};
 #define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static bool in(const char *key, const char *const *keys, size_t n) {
@@ -466,6 +473,24 @@ int job_set(struct job_conf *job, const char *key, const char *v, char *err, siz
     job->set_max_concurrent = true;
     return 0;
   }
+  if (strcmp(key, "scope") == 0) {
+    static const char *const scopes[] = {"fleet", "host"};
+    if (parse_enum(v, scopes, 2, &e)) return say(err, size, "\"%s\" is not fleet or host", v);
+    job->scope_host = e == 1;
+    return 0;
+  }
+  if (strcmp(key, "on_node_loss") == 0) {
+    static const char *const losses[] = {"drop", "rerun"};
+    if (parse_enum(v, losses, 2, &e)) return say(err, size, "\"%s\" is not drop or rerun", v);
+    job->rerun_on_node_loss = e == 1;
+    return 0;
+  }
+  if (strcmp(key, "on_db_down") == 0) {
+    static const char *const downs[] = {"skip", "run_local"};
+    if (parse_enum(v, downs, 2, &e)) return say(err, size, "\"%s\" is not skip or run_local", v);
+    job->run_local = e == 1;
+    return 0;
+  }
   if (strcmp(key, "max_runs") == 0) {
     if (parse_uint(v, ULLONG_MAX, &u)) return say(err, size, "\"%s\" is not a whole number", v);
     job->max_runs = u;
@@ -519,6 +544,31 @@ int daemon_set(struct daemon_conf *d, const char *key, const char *v, char *err,
     if (parse_bool(v, &d->watch)) return say(err, size, "\"%s\" is not true or false", v);
     return 0;
   }
+  if (strcmp(key, "fleet") == 0) {
+    if (!*v) return say(err, size, "is empty (a conninfo, a postgresql:// URI or a service name)");
+    return set_string(&d->fleet, v);
+  }
+  if (strcmp(key, "node") == 0) {
+    if (!job_name_ok(v)) return say(err, size, "\"%s\" is not a node name (1 to 64 letters, digits and _ . - @)", v);
+    return set_string(&d->node, v);
+  }
+  if (strcmp(key, "fleet_outbox") == 0) {
+    if (v[0] != '/') return say(err, size, "\"%s\" is not an absolute path", v);
+    return set_string(&d->fleet_outbox, v);
+  }
+  if (strcmp(key, "fleet_lease") == 0) {
+    chime_ns l;
+    if (set_duration(&l, v, 1, err, size)) return -EINVAL;
+    if (l < CHIME_SEC(1)) return say(err, size, "\"%s\" is shorter than 1s (a lease is renewed six times in it)", v);
+    d->fleet_lease = l;
+    return 0;
+  }
+  if (strcmp(key, "fleet_max_skew") == 0) {
+    chime_ns m;
+    if (set_duration(&m, v, 1, err, size)) return -EINVAL;
+    d->fleet_max_skew = m;
+    return 0;
+  }
   return unknown_key(key, true, err, size);
 }
 
@@ -562,6 +612,7 @@ static int make_fingerprint(struct job_conf *j) {
   fpn(f, "history_keep", j->history.keep), fpn(f, "history_max_runs", (long long)j->history.max_runs);
   fpn(f, "history_keep_ok", (long long)j->history.keep_ok);
   fpn(f, "history_keep_failed", (long long)j->history.keep_failed);
+  fpn(f, "scope_host", j->scope_host), fpn(f, "rerun", j->rerun_on_node_loss), fpn(f, "run_local", j->run_local);
   if (fclose(f) != 0 || !text) {
     free(text);
     return -ENOMEM;
@@ -658,6 +709,18 @@ int job_finish(struct job_conf *job, finish_report report, void *ctx) {
   }
   if (errors) return -EINVAL;
   return make_fingerprint(job);
+}
+
+int job_fleet_check(const struct job_conf *j, finish_report report, void *ctx) {
+  if (j->scope_host || j->reboot) return 0;
+  int errors = 0;
+  if (j->start_now)
+    errors++, report(ctx, "start_now", "a fleet's interval job ticks on the wall clock's grid: give scope = host");
+  if (j->max_runs)
+    errors++, report(ctx, "max_runs", "each node of a fleet would count its own runs: give scope = host");
+  if (!j->cron && j->every && j->jitter >= j->every)
+    errors++, report(ctx, "jitter", "in a fleet, a jitter must be shorter than the interval");
+  return errors ? -EINVAL : 0;
 }
 
 int job_next_runs(const struct job_conf *job, chime_ns after, chime_ns *times, int n) {

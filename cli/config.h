@@ -54,6 +54,9 @@ struct job_conf {
   char **failure_argv, **recovery_argv; /* the hooks split as command is (or SHELL -c HOOK), or NULL */
   chime_ns hook_timeout;    /* a hook still going then is ended as a run at its timeout */
   struct history_bounds history; /* history_keep, history_max_runs, history_keep_ok, history_keep_failed */
+  bool scope_host;          /* in a fleet: every node runs it (scope = host), unclaimed; else the fleet's */
+  bool rerun_on_node_loss;  /* in a fleet: a run whose node was lost is run again (rerun), or not (drop) */
+  bool run_local;           /* in a fleet: while the database is unreachable, run anyway (on_db_down = run_local) */
   char *fingerprint;        /* every effective setting, to tell a changed job on reload */
 };
 
@@ -67,6 +70,11 @@ struct daemon_conf {
   char http[LISTEN_TEXT_MAX]; /* the HTTP endpoint's address as given (listen_addr_parse), "none", or "": none */
   char *socket;             /* the control socket's path; NULL: beside db (DB.sock); "none": none */
   bool watch;               /* reload when the config file changes (inotify) */
+  char *fleet;              /* the fleet's PostgreSQL (conninfo, URI or service name); NULL: no fleet */
+  char *node;               /* this node's name in the fleet; NULL: the hostname */
+  chime_ns fleet_lease;     /* a claimed run's lease, on the database's clock */
+  chime_ns fleet_max_skew;  /* the most this node's clock may be off the database's to claim */
+  char *fleet_outbox;       /* where records wait while the database is unreachable; NULL: beside the history */
 };
 
 struct config {
@@ -130,6 +138,13 @@ typedef void (*finish_report)(void *ctx, const char *key, const char *why);
  * Reports every problem found, not only the first.  Returns 0, -EINVAL
  * after reporting, or -ENOMEM. */
 int job_finish(struct job_conf *job, finish_report report, void *ctx);
+
+/* What a job shared by a fleet ([chime] fleet, scope = fleet) cannot
+ * have: start_now and max_runs (each node would count its own), a jitter
+ * not shorter than its interval (the fleet waits it out before the
+ * claim, which must come before the next tick).  Reports each; returns
+ * 0 or -EINVAL. */
+int job_fleet_check(const struct job_conf *job, finish_report report, void *ctx);
 
 /* Reads a config file: refused if it is not a regular file, is writable by
  * every user, or is larger than CONFIG_MAX_BYTES.  Returns 0 and a config

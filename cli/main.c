@@ -15,6 +15,7 @@
 #include "config.h"
 #include "control.h"
 #include "crontab.h"
+#include "fleethist.h"
 #include "history.h"
 #include "log.h"
 #include "prune.h"
@@ -27,7 +28,7 @@ static const char usage[] =
     "       chime crontab FILE [--system] [DAEMON OPTIONS]\n"
     "       chime check FILE [--crontab|--ini] [--system]\n"
     "       chime convert FILE [--system]\n"
-    "       chime history [JOB | --job JOB] [--limit N] [--json] [--db PATH]\n"
+    "       chime history [JOB | --job JOB] [--limit N] [--json] [--db PATH | --fleet CONNINFO]\n"
     "       chime history prune [JOB] [--config FILE] [--db PATH] [--history-keep D] [--history-max-runs N]\n"
     "                           [--history-keep-ok N] [--history-keep-failed N]\n"
     "       chime status [--json] [--socket PATH] [--db PATH]\n"
@@ -41,9 +42,11 @@ static const char usage[] =
     "  --backoff D  --backoff-max D  --max-runs N  --env NAME=VALUE  --dir PATH  --user USER\n"
     "  --tz ZONE  --shell  --catch-up  --start-now  --on-failure CMD  --on-recovery CMD  --hook-timeout D\n"
     "  --history-keep D  --history-max-runs N  --history-keep-ok N  --history-keep-failed N\n"
+    "  --scope fleet|host  --on-node-loss drop|rerun  --on-db-down skip|run_local\n"
     "DAEMON OPTIONS, of every, cron, run and crontab:\n"
     "  --db PATH|none  --socket PATH|none  --log-format logfmt|json  --shutdown-grace D\n"
     "  --http ADDR:PORT  (metrics, health, a JSON API and a status page; 127.0.0.1:9746)\n"
+    "  --fleet CONNINFO  --node NAME  --fleet-lease D  --fleet-max-skew D  --fleet-outbox PATH\n"
     "Durations: 30s, 1h30m, 2min, 250ms.  See chime(1) and chime.conf(5).\n";
 
 /* Exit status 1, said. */
@@ -160,6 +163,11 @@ static int start(struct config *cfg, const char *config_path, struct daemon_conf
   if (cli->db) free(d->db), d->db = cli->db, cli->db = NULL;
   if (cli->socket) free(d->socket), d->socket = cli->socket, cli->socket = NULL;
   d->watch = d->watch || cli->watch;
+  if (cli->fleet) free(d->fleet), d->fleet = cli->fleet, cli->fleet = NULL;
+  if (cli->node) free(d->node), d->node = cli->node, cli->node = NULL;
+  if (cli->fleet_outbox) free(d->fleet_outbox), d->fleet_outbox = cli->fleet_outbox, cli->fleet_outbox = NULL;
+  if (cli->fleet_lease != CHIME_SEC(20)) d->fleet_lease = cli->fleet_lease;
+  if (cli->fleet_max_skew != CHIME_SEC(1)) d->fleet_max_skew = cli->fleet_max_skew;
   if (cli->format_set) d->format = cli->format;
   if (cli->grace_set) d->shutdown_grace = cli->shutdown_grace;
   if (cli->http[0]) strcpy(d->http, cli->http);
@@ -457,14 +465,19 @@ static int cmd_history(int argc, char **argv) {
     else if (strcmp(key, "limit") == 0) {
       limit = strtol(value, &end, 10);
       if (*end || !*value || limit < 1 || limit > 1000000) rc = bad_usage("--limit \"%s\": give 1 to 1000000", value);
-    } else if (strcmp(key, "db") == 0) rc = daemon_option(&cli, key, value);
+    } else if (strcmp(key, "db") == 0 || strcmp(key, "fleet") == 0) rc = daemon_option(&cli, key, value);
     else rc = bad_usage("unknown option --%s", key);
   }
   if (rc == 0 && more == 2) rc = 2;
   if (rc == 0 && i < argc) rc = bad_usage("unexpected argument \"%s\"", argv[i]);
   char buf[4096], err[1024];
-  const char *path = NULL;
+  const char *path = NULL, *fleet = cli.fleet ? cli.fleet : getenv("CHIME_FLEET");
   bool make_dirs;
+  if (rc == 0 && fleet && *fleet && !cli.db) { /* the fleet's history */
+    rc = fleet_history_print(fleet, job, (int)limit, json, stdout);
+    daemon_free(&cli);
+    return rc;
+  }
   if (rc == 0) rc = db_path(&cli, buf, sizeof buf, &path, &make_dirs);
   if (rc == 0 && !path) rc = bad_usage("%s: there is no history without a database", "history");
   struct history *h = NULL;

@@ -6,7 +6,7 @@ const char *outcome_name(outcome o) {
       [OUTCOME_RUNNING] = "running",   [OUTCOME_OK] = "ok",         [OUTCOME_FAILED] = "failed",
       [OUTCOME_SIGNAL] = "signal",     [OUTCOME_TIMEOUT] = "timeout", [OUTCOME_STOPPED] = "stopped",
       [OUTCOME_REPLACED] = "replaced", [OUTCOME_ERROR] = "error",   [OUTCOME_INTERRUPTED] = "interrupted",
-      [OUTCOME_SKIPPED] = "skipped",
+      [OUTCOME_SKIPPED] = "skipped",   [OUTCOME_LEASE_LOST] = "lease_lost",
   };
   return (unsigned)o < OUTCOME_COUNT ? names[o] : "?";
 }

@@ -17,6 +17,7 @@ typedef enum outcome {
   OUTCOME_ERROR,       /* it could not start */
   OUTCOME_INTERRUPTED, /* chime itself ended meanwhile (found at the next start) */
   OUTCOME_SKIPPED,     /* a row of skipped ticks, not a run */
+  OUTCOME_LEASE_LOST,  /* a fleet's run stopped because its lease could not be renewed (or was lost) */
   OUTCOME_COUNT
 } outcome;
 

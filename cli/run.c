@@ -25,6 +25,7 @@
 #include "capture.h"
 #include "child.h"
 #include "control.h"
+#include "fleet.h"
 #include "log.h"
 #include "procinfo.h"
 #include "runner.h"
@@ -174,12 +175,15 @@ static int run_child(struct run *run, struct run_state *s) {
       snprintf(s->why, sizeof s->why, "cannot read its output: %s", chime_strerror(rc));
   }
   int in_fd = -1;
+  /* every run's child dies with chime (child.c): a fleet's run, too, which
+   * must not outlive its lease (its guard kills the run's group) */
   if (!rc) rc = child_spawn(c, &s->child, &in_fd, s->why, sizeof s->why);
   run->pid = rec->pid = s->child.pid;
   rec->pid_start = run->pid > 0 ? proc_start_time(run->pid) : -1; /* to tell it from a pid reused, after a crash */
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
     caps[i]->pid = run->pid, caps[i]->fd = s->child.proc ? chime_proc_fd(s->child.proc, i + 1) : -1;
   recorder_start(j->r->rec, rec); /* the spawn did not suspend: this is still the start */
+  if (j->r->fleet) fleet_child_started(j->r->fleet, run);
   if (rc) {
     rec->error = s->why;
     log_msg("error", "start_error", "job %s: %s", c->name, s->why);
@@ -241,6 +245,7 @@ int run_target(void *arg) {
   int rc = s ? run_child(run, s) : -ENOMEM;
   if (!s) {
     recorder_start(r->rec, rec);
+    if (r->fleet) fleet_child_started(r->fleet, run);
     rec->error = "out of memory: the run could not start";
     log_msg("error", "start_error", "job %s: %s", j->conf->name, rec->error);
   }

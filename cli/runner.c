@@ -48,19 +48,17 @@
 #include "control.h"
 #include "cronenv.h"
 #include "crontab.h"
+#include "fleet.h"
 #include "http.h"
 #include "log.h"
 #include "runner.h"
-
-/* What the veto answers for a tick of a job's new version while its old
- * version runs, or of a paused job (a skip's result, in its event). */
-enum { VETO_OVERLAP = 1, VETO_QUEUED = 2, VETO_PAUSED = 3 };
 
 /* ---- a run's end --------------------------------------------------------------- */
 
 /* The outcome of a run: the library's word on how it ended, with what the
  * child did. */
 static outcome outcome_of(const struct run *run, const chime_event *ev) {
+  if (run->forced) return run->forced;
   switch (ev->outcome) {
   case CHIME_OUTCOME_OK: return OUTCOME_OK;
   case CHIME_OUTCOME_ERROR:
@@ -196,7 +194,8 @@ static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
 
 static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev) {
   int reason = ev->reason;
-  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_QUEUED) return; /* not skipped: it waits its turn */
+  if (reason == CHIME_SKIP_VETOED && (ev->result == VETO_QUEUED || ev->result == VETO_SILENT))
+    return; /* not skipped: it waits its turn, or another node runs it */
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
   if (reason == CHIME_SKIP_VETOED && ev->result == VETO_PAUSED) reason = SKIP_PAUSED;
   j->status.runs[OUTCOME_SKIPPED] += ev->count;
@@ -250,6 +249,7 @@ static void job_event(const chime_event *ev) {
 static int job_veto(const chime_event *tick) {
   struct job *j = tick->arg;
   if (j->paused && job_trigger(j, tick->tick, tick->triggered) != TRIGGER_MANUAL) return VETO_PAUSED;
+  if (j->fleet) return fleet_veto(j->r->fleet, j, tick); /* the fleet weighs every run of the job, old versions too */
   unsigned older = 0; /* runs of its older versions, after reloads in a row */
   for (const struct job *old = j->before; old; old = old->before) older += old->running;
   if (older == 0) return 0;
@@ -321,6 +321,8 @@ static int job_start(struct runner *r, struct job *j, bool at_start, chime_ns la
     o.key = key;
   }
   if (c->on_error == CHIME_ERROR_BACKOFF) o.backoff_base = c->backoff, o.backoff_max = c->backoff_max;
+  bool fleet = fleet_owns(r->fleet, c);
+  if (fleet) fleet_job_opts(r->fleet, j, &o);
   int rc;
   if (c->reboot) { /* once, when chime starts */
     o.start = CHIME_START_NOW, o.max_runs = 1;
@@ -341,7 +343,7 @@ static int job_start(struct runner *r, struct job *j, bool at_start, chime_ns la
   j->started = true;
   r->active++;
   log_scheduled(j);
-  if (!at_start || !c->catch_up) return 0;
+  if (!at_start || !c->catch_up || fleet) return 0; /* a fleet catches up from its watermark */
   if (!r->db_path)
     log_msg("warn", "catch_up", "job %s: catch_up needs the history database: ignored", c->name);
   else if (last)
@@ -577,6 +579,11 @@ static int main_task(void *arg) {
     r->failed = true;
     return 0;
   }
+  if (r->fleet && fleet_start(r->fleet, r) != 0) {
+    control_stop(r);
+    r->failed = true;
+    return 0;
+  }
   for (size_t i = 0; i < s->cfg->njobs; i++) {
     /* the tick a job with catch_up last ran, read before it starts (on the
      * pool: the history may be slow) */
@@ -621,6 +628,7 @@ static int main_task(void *arg) {
   while (r->jobs) job_reap(r, r->jobs);
   reap_adopted(r);
   control_stop(r); /* the hooks going finish (within the grace) before what is left of chime's children is ended */
+  if (r->fleet) fleet_stop(r->fleet, chime_now() + r->shutdown_grace + CHIME_SEC(5)); /* its guards are children too */
   if (end_adopted(SIGTERM)) { /* descendants of runs that left their groups: as a run's leftovers */
     chime_ns left = r->stop_deadline - chime_now();
     chime_to_thread(wait_adopted, &left, NULL);
@@ -639,8 +647,10 @@ static void ignore_sigpipe(int sig) { (void)sig; }
 int runner_main(struct config *cfg, const char *config_path, const char *db_path, bool db_make_dirs,
                 chime_ns shutdown_grace) {
   struct runner r = {.config_path = config_path, .crontab = cfg->crontab, .db_path = db_path, .shutdown_grace = shutdown_grace};
+  if (fleet_new(cfg, &r.fleet) != 0) return 1;
   r.spare = calloc(1, sizeof *r.spare);
   if (!r.spare || recorder_new(db_path, db_make_dirs, &r.rec) != 0) {
+    fleet_free(r.fleet);
     free(r.spare);
     fprintf(stderr, "chime: out of memory\n");
     return 1;
@@ -663,6 +673,7 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
   int rc = chime_run(main_task, &s, &o, NULL);
   http_free(r.http);
   recorder_free(r.rec);
+  fleet_free(r.fleet);
   free(r.spare);
   if (rc < 0) {
     fprintf(stderr, "chime: %s\n", chime_strerror(rc));

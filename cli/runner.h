@@ -18,6 +18,15 @@ struct control;
 
 /* Runs of a job asked for by chime trigger that may wait at once. */
 #define JOB_MANUAL_MAX 4
+struct fleet;
+struct fleet_job;
+
+/* What a job's veto returns for a tick it does not run (a skip's result,
+ * in its event): its old version's overlap (logged and recorded as
+ * overlap), a tick that waits its turn (queued), or a tick that is no
+ * skip of this node's to tell of (silent: another node of the fleet runs
+ * it, or the fleet says why in its own log lines), or a paused job's. */
+enum { VETO_OVERLAP = 1, VETO_QUEUED = 2, VETO_SILENT = 3, VETO_PAUSED = 4 };
 
 /* A run going now, from its target's start to its end event: what the
  * daemon knows of it.  Made by the run's target (run.c), ended by the
@@ -30,6 +39,7 @@ struct run {
   int pid;                 /* the child's, 0 until it started */
   bool catch_up;           /* the tick missed while chime was down */
   bool child_done;         /* the child ran and was waited for: rec's exit_code and signal say how */
+  outcome forced;          /* the fleet stopped it (its lease was lost, or replaced): that outcome; else 0 */
   char *mail;              /* both streams' tail, for a job with mailto or hooks (owned), or NULL */
   size_t mail_len;
   struct run *prev, *next; /* the runner's runs */
@@ -63,6 +73,7 @@ struct job {
   bool paused;               /* chime pause: its ticks are skipped (control.c) */
   chime_ns manual[JOB_MANUAL_MAX]; /* chime trigger's ticks not yet run or skipped (0: a free slot) */
   struct job_status status;
+  struct fleet_job *fleet;   /* the fleet's state of a job whose ticks it claims, or NULL */
   struct job *next;
 };
 
@@ -95,6 +106,7 @@ struct runner {
   struct observer *observers;
   struct http *http;       /* the HTTP endpoint (http.c), or NULL */
   struct control *control; /* what steers the daemon (control.c), or NULL */
+  struct fleet *fleet;     /* several machines, one schedule; NULL: this one alone */
 };
 
 /* Adds an observer (the caller keeps it: it must outlive the runner). */

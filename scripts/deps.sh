@@ -30,12 +30,15 @@ want libuv1-dev "$(have_file /usr/include/uv.h)" "the example that runs chime in
 want libsqlite3-dev "$(have_file /usr/include/sqlite3.h)" "the chime command keeps its history in SQLite"
 want libinih-dev "$(have_file /usr/include/ini.h)" "the chime command reads its config file with inih"
 want libmicrohttpd-dev "$(have_file /usr/include/microhttpd.h)" "the chime command serves metrics, health and its status page with libmicrohttpd"
+want libpq-dev "$(have_file /usr/include/postgresql/libpq-fe.h)" "a fleet of chime daemons shares its schedule through PostgreSQL (libpq)"
 case $target in
   demo)
     want curl "$(have_cmd curl)" "make demo reads the running chime's metrics with it"
     ;;
   test|ci)
     want libcmocka-dev "$(have_file /usr/include/cmocka.h)" "the unit-test framework the tests use"
+    want postgresql "$(ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && echo yes || echo no)" "the fleet's tests start PostgreSQL servers of their own"
+    want faketime "$(have_file /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1)" "the fleet's tests set a node's clock wrong"
     want valgrind "$(have_file /usr/include/valgrind/valgrind.h)" "lets the library announce its stacks to Valgrind"
     want groff-base "$(have_cmd groff)" "a test renders the man pages, to catch their warnings"
     want prometheus "$(have_cmd promtool)" "promtool, Prometheus' own parser, checks the chime command's /metrics"

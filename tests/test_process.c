@@ -576,6 +576,43 @@ static void a_child_runs_as_another_user(void **state) {
   assert_no_children();
 }
 
+
+/* ---- a child that must not outlive its parent ------------------------------------ */
+
+static int orphan_main(void *arg) {
+  int fd = *(const int *)arg;
+  const char *argv[] = {"sleep", "60", NULL};
+  chime_proc_opts o = {.die_with_parent = true};
+  chime_proc *p;
+  if (chime_proc_spawn(argv, &o, &p) != 0) _exit(2);
+  int pid = chime_proc_pid(p);
+  if (write(fd, &pid, sizeof pid) != (ssize_t)sizeof pid) _exit(3);
+  _exit(0); /* gone without freeing its child (which would kill it): as when killed */
+}
+
+static void a_child_dies_with_its_parent(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t parent = fork();
+  assert_true(parent >= 0);
+  if (parent == 0) {
+    close(p[0]);
+    run_real(orphan_main, &p[1]);
+    _exit(1);
+  }
+  close(p[1]);
+  int pid = 0, status;
+  assert_int_equal(read(p[0], &pid, sizeof pid), (ssize_t)sizeof pid);
+  close(p[0]);
+  assert_int_equal(waitpid(parent, &status, 0), parent);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  double waited = 0;
+  for (; !dead(pid) && waited < 5; waited += 0.01) usleep(10000);
+  assert_true(dead(pid)); /* killed when its parent died, not after its 60 s */
+  assert_no_children();
+}
+
 TEST_MAIN(cmocka_unit_test(a_child_reads_and_writes_pipes_and_gets_its_environment),
           cmocka_unit_test(output_goes_to_a_file_truncated_or_appended),
           cmocka_unit_test(bad_programs_and_options_get_clear_errors),
@@ -589,4 +626,5 @@ TEST_MAIN(cmocka_unit_test(a_child_reads_and_writes_pipes_and_gets_its_environme
           cmocka_unit_test(a_child_reaped_by_the_kernel_still_counts_as_exited),
           cmocka_unit_test(a_parent_without_standard_descriptors_still_wires_the_child),
           cmocka_unit_test(groups_descriptors_and_ignored_signals_are_as_asked),
-          cmocka_unit_test(a_child_runs_as_another_user))
+          cmocka_unit_test(a_child_runs_as_another_user),
+          cmocka_unit_test(a_child_dies_with_its_parent))

@@ -90,15 +90,15 @@ expect "notes.txt" every 1m -- echo no
 # run's options
 expect "my jobs.conf" check my
 expect "my jobs.conf" run "my "
-expect "--db --http --log-format --no-history --shutdown-grace --socket --watch" run "my jobs.conf" --
+expect "--db --fleet --fleet-lease --fleet-max-skew --fleet-outbox --http --log-format --no-history --node --shutdown-grace --socket --watch" run "my jobs.conf" --
 expect "" check "my jobs.conf" ""
 expect "none notes.txt" run a.conf --db no
 # history: the job names of the config files in the current directory ...
 printf '[defaults]\ntimeout = 5s\n[job backup]\nevery = 1h\ncommand = true\n%s\n' '  [job  nightly.db@host-2 ]' \
   >"my jobs.conf"
-expect "--db --job --json --limit backup nightly.db@host-2 prune" history ""
+expect "--db --fleet --job --json --limit backup nightly.db@host-2 prune" history ""
 expect "backup" history b
-expect "--db --job --json --limit" history backup ""
+expect "--db --fleet --job --json --limit" history backup ""
 expect "--config --db --history-keep --history-keep-failed --history-keep-ok --history-max-runs backup nightly.db@host-2" \
   history prune ""
 expect "--config" history prune --co
@@ -114,7 +114,7 @@ mkdir etc
 printf '[job heartbeat]\nevery = 1s\ncommand = true\n' >etc/a.conf
 printf '[job disk]\nevery = 1s\ncommand = true\n' >etc/b.conf
 CHIME_CONFIG=$work/etc/a.conf:$work/etc/b.conf:$work/etc/missing.conf \
-  expect "--db --job --json --limit disk heartbeat prune" history ""
+  expect "--db --fleet --job --json --limit disk heartbeat prune" history ""
 CHIME_CONFIG=$work/etc/a.conf expect "heartbeat" history h
 
 echo "$((checked - failed)) passed, $failed failed"
