@@ -41,6 +41,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fleet.h"
 #include "hook.h"
 #include "log.h"
 #include "notify.h"
@@ -86,6 +87,8 @@ static void tell_waits(struct control *c, const struct job *j, chime_ns tick, bo
 static int trigger(struct control *c, struct job *j, FILE *out) {
   const char *name = j->conf->name;
   if (j->ended) return fprintf(out, "job %s has ended (max_runs, or on_error = stop): nothing to trigger\n", name), -1;
+  const char *why = j->fleet ? fleet_trigger_refused(c->r->fleet, j) : NULL;
+  if (why) return fprintf(out, "job %s: not triggered: %s\n", name, why), -1;
   int slot = 0;
   while (slot < JOB_MANUAL_MAX && j->manual[slot])
     slot++;
@@ -115,35 +118,66 @@ static int trigger(struct control *c, struct job *j, FILE *out) {
   return 0;
 }
 
-static int pause_job(struct control *c, const char *name, bool pause, FILE *out) {
+int control_set_paused(struct runner *r, const char *name, chime_ns since) {
+  struct control *c = r->control;
+  chime_ns *was = c ? names_get(&c->paused, name) : NULL;
+  if (c && since && !was) {
+    chime_ns *at = malloc(sizeof *at);
+    if (!at || names_put(&c->paused, name, at) != 0) return free(at), -ENOMEM;
+    was = at;
+  }
+  if (was && since) *was = since;
+  else if (c && was) free(names_del(&c->paused, name));
+  for (struct job *j = r->jobs; j; j = j->next)
+    if (strcmp(j->conf->name, name) == 0) j->paused = since != 0;
+  return 0;
+}
+
+static void say_paused(const struct runner *r, const char *name, bool pause, bool fleet, FILE *out) {
+  log_msg("info", pause ? "pause" : "resume", "job %s: %s, asked for on the control socket", name,
+          pause ? fleet ? "paused on every node of the fleet: its ticks are skipped until it is resumed"
+                        : "paused: its ticks are skipped until it is resumed"
+                : fleet ? "resumed on every node of the fleet" : "resumed");
+  if (pause)
+    fprintf(out, "job %s paused%s: its ticks are skipped (reason paused) until chime resume %s%s\n", name,
+            fleet ? " on every node of the fleet" : "", name,
+            fleet || r->db_path ? "" : " (no history: a restart forgets it)");
+  else
+    fprintf(out, "job %s resumed%s\n", name, fleet ? " on every node of the fleet" : "");
+}
+
+/* A job the fleet shares is paused in the fleet's database, for every
+ * node (fleet.c); this node's state follows the database's answer. */
+static int pause_job(struct control *c, struct job *j, bool pause, FILE *out) {
   struct runner *r = c->r;
-  chime_ns *since = names_get(&c->paused, name);
+  const char *name = j->conf->name;
   char when[64];
+  if (j->fleet) {
+    chime_ns since = 0;
+    char by[JOB_NAME_MAX + 1] = "";
+    int rc = fleet_pause(r->fleet, j, pause, &since, by, sizeof by);
+    if (rc == -EALREADY && since) {
+      format_wall(since, when, sizeof when);
+      return fprintf(out, "job %s is paused already (since %s, by node %s)\n", name, when, by), 0;
+    }
+    if (rc == -EALREADY) return fprintf(out, "job %s is not paused\n", name), 0;
+    if (rc)
+      return fprintf(out, "job %s: the fleet's database did not answer (%s): not %s\n", name, chime_strerror(rc),
+                     pause ? "paused" : "resumed"),
+             -1;
+    say_paused(r, name, pause, true, out);
+    return 0;
+  }
+  chime_ns *since = names_get(&c->paused, name);
   if (pause && since) {
     format_wall(*since, when, sizeof when);
     return fprintf(out, "job %s is paused already (since %s)\n", name, when), 0;
   }
   if (!pause && !since) return fprintf(out, "job %s is not paused\n", name), 0;
   chime_ns now = chime_wall_now();
-  if (pause) {
-    if (!(since = malloc(sizeof *since)) || names_put(&c->paused, name, since) != 0) {
-      free(since);
-      return fprintf(out, "out of memory\n"), -1;
-    }
-    *since = now;
-  } else {
-    free(names_del(&c->paused, name));
-  }
-  for (struct job *j = r->jobs; j; j = j->next)
-    if (strcmp(j->conf->name, name) == 0) j->paused = pause;
+  if (control_set_paused(r, name, pause ? now : 0) != 0) return fprintf(out, "out of memory\n"), -1;
   recorder_pause(r->rec, name, pause, now);
-  log_msg("info", pause ? "pause" : "resume", "job %s: %s, asked for on the control socket", name,
-          pause ? "paused: its ticks are skipped until it is resumed" : "resumed");
-  if (pause)
-    fprintf(out, "job %s paused: its ticks are skipped (reason paused) until chime resume %s%s\n", name, name,
-            r->db_path ? "" : " (no history: a restart forgets it)");
-  else
-    fprintf(out, "job %s resumed\n", name);
+  say_paused(r, name, pause, false, out);
   return 0;
 }
 
@@ -175,7 +209,7 @@ static int answer_to(struct control *c, const char *verb, const char *arg, FILE 
   struct job *j = find_job(c->r, arg);
   if (!j) return fprintf(out, "no job named \"%s\"\n", arg), -1;
   if (verb[0] == 't') return trigger(c, j, out);
-  return pause_job(c, j->conf->name, verb[0] == 'p', out);
+  return pause_job(c, j, verb[0] == 'p', out);
 }
 
 int control_answer(struct control *c, const char *verb, const char *arg, char **text, size_t *len) {

@@ -90,6 +90,10 @@ void control_stop(struct runner *r);
 
 /* Whether the job named `name` is paused (c may be NULL: none is). */
 bool control_paused(const struct control *c, const char *name);
+/* The pause of every job of that name: since (wall ns), or 0: not paused;
+ * in memory only (fleet.c keeps a shared job's so, from the fleet's
+ * database).  0, or -ENOMEM. */
+int control_set_paused(struct runner *r, const char *name, chime_ns since);
 /* What made a tick of j run: its own falling due, a catch-up, chime
  * trigger (its tick in j->manual), or the queue behind a reloaded job's
  * old version. */

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "fleetint.h"
 #include "log.h"
 
@@ -337,22 +338,27 @@ static int wait_for(const struct fleet *f, chime_ns fire) {
 int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
   struct fleet_job *fj = j->fleet;
   chime_ns tick = tick_id(f, fj, ev->tick);
+  bool manual = false;
   if (ev->triggered) { /* a claim the connection's task obtained: its run */
     for (struct claim *c = f->claims; c; c = c->next)
-      if (c->fj == fj && c->state == C_PRECLAIMED && c->tick == tick && !c->stopping) {
+      if (c->fj == fj && c->state == C_PRECLAIMED && c->lib_tick == ev->tick && !c->stopping) {
         c->state = C_CLAIMED;
-        c->lib_tick = ev->tick;
         return 0;
       }
-    return VETO_SILENT;
+    if (job_trigger(j, ev->tick, true) != TRIGGER_MANUAL) return VETO_SILENT;
+    /* chime trigger: a run now, once across the fleet, under the fleet's
+     * overlap policy, paused or not; its tick the instant it was asked */
+    manual = true;
+    tick = db_now(f);
   }
-  chime_ns fire = tick + jitter_of(fj, tick);
-  if (wait_for(f, fire) != 0) return -ETIMEDOUT;
+  chime_ns fire = manual ? tick : tick + jitter_of(fj, tick);
+  if (!manual && wait_for(f, fire) != 0) return -ETIMEDOUT;
   if (!f->m.db_up) {
     if (!fj->run_local) {
       f->m.claims_failed++;
       return VETO_SILENT;
     }
+    if (fj->paused_at && !manual) return VETO_PAUSED; /* the fleet's pause, as last heard */
     struct claim *c = claim_add(f, fj, C_CLAIMED, 0, tick);
     if (!c) return -ENOMEM;
     c->degraded = true, c->lib_tick = ev->tick;
@@ -369,7 +375,7 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
     free(q);
     return -ENOMEM;
   }
-  q->fj = fj, q->tick = tick, q->fire = fire, q->lib_tick = ev->tick, q->waiter = w;
+  q->fj = fj, q->tick = tick, q->fire = fire, q->lib_tick = ev->tick, q->waiter = w, q->manual = manual;
   *f->reqs_tail = q;
   f->reqs_tail = &q->next;
   wake_db(f);
@@ -406,6 +412,8 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
     veto = VETO_OVERLAP;
   } else if (q->rc == 0 && strcmp(q->status, "queued") == 0) {
     veto = VETO_QUEUED;
+  } else if (q->rc == 0 && strcmp(q->status, "paused") == 0) {
+    veto = VETO_PAUSED;
   } else if (q->rc == 0 && strcmp(q->status, "definition") == 0) {
     f->m.claims_refused++;
     if (!fj->standing_by)
@@ -418,6 +426,57 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
   }
   free(q);
   return veto;
+}
+
+/* ---- pause, resume, trigger --------------------------------------------------------------- */
+
+void fleet_paused_is(struct fleet *f, struct fleet_job *fj, chime_ns since, bool say) {
+  bool was = fj->paused_at != 0;
+  fj->paused_at = since;
+  if (!fj->job || fj->job->retired) return;
+  if (fj->job->paused != (since != 0) && control_set_paused(f->r, fj->name, since) != 0)
+    log_msg("error", "fleet", "job %s: out of memory keeping its pause", fj->name);
+  if (say && was != (since != 0))
+    log_msg("info", since ? "pause" : "resume", "job %s: %s", fj->name,
+            since ? "paused on every node of the fleet (chime pause on another node): its ticks are skipped"
+                  : "resumed on every node of the fleet (chime resume on another node)");
+}
+
+int fleet_pause(struct fleet *f, struct job *j, bool pause, chime_ns *since, char *by, size_t size) {
+  *since = 0, by[0] = '\0';
+  if (!f->m.db_up) return -ENOTCONN;
+  struct pausereq *q = calloc(1, sizeof *q);
+  chime_task w;
+  if (!q || chime_spawn(sleeper, NULL, &w) != 0) return free(q), -ENOMEM;
+  q->fj = j->fleet, q->pause = pause, q->waiter = w;
+  q->next = f->pauses;
+  f->pauses = q;
+  wake_db(f);
+  if (chime_join_until(w, chime_now() + f->lease / 4, NULL) != 0) { /* no answer in time, or cancelled */
+    chime_cancel(w);
+    chime_join(w, NULL);
+  }
+  if (!q->answered) {
+    q->abandoned = true; /* the connection's task frees it */
+    return -ETIMEDOUT;
+  }
+  int rc = q->rc ? q->rc
+           : strcmp(q->status, "already") == 0 ? -EALREADY
+           : strcmp(q->status, "unknown") == 0 ? -EAGAIN
+                                                : 0;
+  *since = q->since;
+  snprintf(by, size, "%s", q->by);
+  free(q);
+  return rc;
+}
+
+const char *fleet_trigger_refused(const struct fleet *f, const struct job *j) {
+  if (!f->m.db_up && !j->fleet->run_local)
+    return "the fleet's database is unreachable: the run could not be kept to one across the fleet "
+           "(a job with on_db_down = run_local runs here)";
+  if (f->m.db_up && f->m.skewed) return "this node's clock is off the database's by more than fleet_max_skew";
+  if (f->m.db_up && !j->fleet->defined) return "its definition is not in the fleet's database yet: try again";
+  return NULL;
 }
 
 /* ---- jobs starting ------------------------------------------------------------------------- */
@@ -538,6 +597,11 @@ void fleet_free(struct fleet *f) {
   while (f->reqs) {
     struct claimreq *q = f->reqs;
     f->reqs = q->next;
+    free(q);
+  }
+  while (f->pauses) {
+    struct pausereq *q = f->pauses;
+    f->pauses = q->next;
     free(q);
   }
   free(f);

@@ -76,6 +76,17 @@ void fleet_job_opts(struct fleet *f, struct job *j, chime_every_opts *o);
 /* The job's veto, for a job the fleet owns: holds the tick until its time
  * on the database's clock, then claims it.  0: run it; else a VETO_ code. */
 int fleet_veto(struct fleet *f, struct job *j, const chime_event *tick);
+/* chime pause or resume of a job the fleet owns (the control socket's
+ * task): asked of the fleet's database, for every node, and waited for
+ * (at most fleet_lease / 4).  0 (since, by: the pause now, 0 once
+ * resumed); -EALREADY: it was so already (since, by: the pause, if any);
+ * -ENOTCONN, -ETIMEDOUT: the database did not answer (nothing changed
+ * that this node knows of); -ENOMEM. */
+int fleet_pause(struct fleet *f, struct job *j, bool pause, chime_ns *since, char *by, size_t size);
+/* Why chime trigger of a job the fleet owns cannot be run once across the
+ * fleet now (its database unreachable, and the job not on_db_down =
+ * run_local), or NULL. */
+const char *fleet_trigger_refused(const struct fleet *f, const struct job *j);
 /* run.c, once a run's child has started (or failed to). */
 void fleet_child_started(struct fleet *f, struct run *run);
 

@@ -114,8 +114,15 @@ void db_say_down(struct fleet *f, const char *why) {
                             "(on_db_down = run_local jobs run here meanwhile)", why);
 }
 
-/* Every claim still waiting gets no answer. */
+/* Every claim and pause still waiting gets no answer. */
 static void fail_claims(struct fleet *f, int rc) {
+  while (f->pauses) {
+    struct pausereq *q = f->pauses;
+    f->pauses = q->next;
+    q->rc = rc, q->answered = true;
+    if (q->abandoned) free(q);
+    else chime_cancel(q->waiter);
+  }
   while (f->reqs) {
     struct claimreq *q = f->reqs;
     f->reqs = q->next;
@@ -269,7 +276,8 @@ static void run_claimed(struct fleet *f, struct fleet_job *fj, int64_t id, chime
   }
   c->attempt = attempt, c->catch_up = catch_up;
   c->trust_until = sent + f->trust;
-  int rc = chime_every_trigger(fj->job->handle, lib_tick_of(f, fj, tick));
+  c->lib_tick = lib_tick_of(f, fj, tick); /* its veto knows it so: a manual run's tick is on no grid */
+  int rc = chime_every_trigger(fj->job->handle, c->lib_tick);
   if (rc) {
     claim_drop(f, c);
     claim_release(f, fj, id, chime_strerror(rc));
@@ -303,6 +311,9 @@ static int beat(struct fleet *f) {
   p.n = 0;
   p_text(&p, f->node), p_int(&p, f->instance), p_text(&p, names), p_text(&p, hashes), p_int(&p, f->lease / CHIME_MS(1));
   if (rc == 0 && !f->stopping) rc = push(f, ST_TAKE, &p);
+  p.n = 0;
+  p_text(&p, names);
+  if (rc == 0) rc = push(f, ST_PAUSED, &p);
   chime_ns w0 = chime_wall_now(), m0 = chime_now();
   if (rc == 0) rc = pg_sync(f->pg, deadline);
   PGresult *res = NULL;
@@ -365,6 +376,17 @@ static int beat(struct fleet *f) {
     run_claimed(f, fj, id, pg_int(res, i, 2), (int)pg_int(res, i, 3), strcmp(PQgetvalue(res, i, 4), "t") == 0, m0);
   }
   PQclear(res);
+  res = NULL;
+  /* the fleet's pauses of the node's jobs */
+  if (rc == 0) rc = pg_result(f->pg, deadline, &res);
+  if (rc == 0 && PQresultStatus(res) == PGRES_TUPLES_OK)
+    for (size_t x = 0; x < njobs; x++) {
+      chime_ns since = 0;
+      for (int i = 0; i < PQntuples(res); i++)
+        if (strcmp(PQgetvalue(res, i, 0), jobs[x]->name) == 0) since = pg_int(res, i, 1);
+      fleet_paused_is(f, jobs[x], since, true);
+    }
+  PQclear(res);
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
   free(ids), free(jobs), free(id_array), free(names), free(hashes);
   if (rc == 0) leases_guard(f);
@@ -403,6 +425,45 @@ static int define_jobs(struct fleet *f) {
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
   return rc ? rc : n;
+}
+
+/* chime pause and resume asked meanwhile: one transaction. */
+static int send_pauses(struct fleet *f) {
+  struct pausereq *list = f->pauses;
+  if (!list) return 0;
+  f->pauses = NULL;
+  chime_ns deadline = chime_now() + f->query_max;
+  int rc = 0;
+  for (struct pausereq *q = list; rc == 0 && q; q = q->next) {
+    struct params p = {.n = 0};
+    p_text(&p, q->fj->name), p_text(&p, f->node), p_bool(&p, q->pause);
+    rc = push(f, ST_PAUSE, &p);
+  }
+  if (rc == 0) rc = pg_sync(f->pg, deadline);
+  for (struct pausereq *q = list; rc == 0 && q; q = q->next) {
+    PGresult *res;
+    if ((rc = pg_result(f->pg, deadline, &res)) != 0) break;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+      snprintf(q->status, sizeof q->status, "%s", PQgetvalue(res, 0, 0));
+      q->since = PQgetisnull(res, 0, 1) ? 0 : pg_int(res, 0, 1);
+      snprintf(q->by, sizeof q->by, "%s", PQgetvalue(res, 0, 2));
+      if (strcmp(q->status, "unknown") != 0) fleet_paused_is(f, q->fj, q->since, false);
+    } else {
+      log_msg("error", "fleet", "pause of job %s: %s", q->fj->name, result_error(res));
+      q->rc = -EPROTO;
+    }
+    PQclear(res);
+  }
+  if (rc == 0) rc = pg_batch_end(f->pg, deadline);
+  while (list) {
+    struct pausereq *q = list;
+    list = q->next;
+    if (rc) q->rc = rc;
+    q->answered = true;
+    if (q->abandoned) free(q);
+    else chime_cancel(q->waiter);
+  }
+  return rc ? rc : 1;
 }
 
 /* The latest tick of the job in (after, until], or 0. */
@@ -488,7 +549,7 @@ void run_late(struct fleet *f, struct claimreq *q) {
 /* What a claim's answer means here, for a request nobody waits for. */
 static void claim_answered(struct fleet *f, struct claimreq *q) {
   bool won = q->rc == 0 && strcmp(q->status, "won") == 0;
-  if (won) record_gap(f, q->fj, q->old_watermark, q->tick);
+  if (won && !q->manual) record_gap(f, q->fj, q->old_watermark, q->tick);
   if (q->internal) { /* a catch-up */
     if (won && q->fj->job && !q->fj->job->retired) {
       struct logline l;
@@ -536,7 +597,7 @@ static int claim_batch(struct fleet *f) {
     struct params p = {.n = 0};
     p_text(&p, b[i]->fj->name), p_int(&p, b[i]->tick), p_int(&p, b[i]->fire), p_text(&p, b[i]->fj->hash);
     p_text(&p, f->node), p_int(&p, f->instance), p_int(&p, f->max_skew), p_int(&p, f->lease / CHIME_MS(1));
-    p_bool(&p, b[i]->catch_up);
+    p_bool(&p, b[i]->catch_up), p_bool(&p, b[i]->manual);
     rc = push(f, ST_CLAIM, &p);
     b[i]->sent = sent;
   }
@@ -550,7 +611,7 @@ static int claim_batch(struct fleet *f) {
       snprintf(q->status, sizeof q->status, "%s", PQgetvalue(res, 0, 0));
       q->id = pg_int(res, 0, 1), q->old_watermark = pg_int(res, 0, 2);
       snprintf(q->def_node, sizeof q->def_node, "%s", PQgetvalue(res, 0, 4));
-      if (q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) q->fj->watermark = q->tick;
+      if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) q->fj->watermark = q->tick;
     } else {
       log_msg("error", "fleet", "claim of job %s: %s", q->fj->name, result_error(res));
       q->rc = -EPROTO;
@@ -782,6 +843,8 @@ static int one_round(struct fleet *f) {
   }
   int rc = define_jobs(f), did = rc > 0;
   if (rc < 0) return rc;
+  if ((rc = send_pauses(f)) < 0) return rc;
+  did |= rc > 0;
   look_for_catch_up(f);
   if ((rc = claim_batch(f)) < 0) return rc;
   did |= rc > 0;

@@ -38,6 +38,7 @@ struct fleet_job {
   bool standing_by;      /* the fleet has another definition: said once; its ticks are still asked for (the fleet's
                             definition may come back to this one), and refused */
   chime_ns watermark;    /* as the database last said */
+  chime_ns paused_at;    /* the fleet's pause (chime pause on any node), as the last heartbeat said; 0: none */
   struct fleet_job *next;
 };
 
@@ -72,6 +73,7 @@ struct claimreq {
   struct fleet_job *fj;
   chime_ns tick, fire, lib_tick;
   bool catch_up;
+  bool manual;       /* chime trigger: a run now, its tick the instant it was asked for */
   bool internal;     /* asked by the connection's task itself (a catch-up): no veto waits */
   chime_task waiter; /* the veto's sleeper */
   bool answered, abandoned;
@@ -80,6 +82,21 @@ struct claimreq {
   int64_t id, old_watermark;
   char def_node[JOB_NAME_MAX + 1];
   chime_ns sent;     /* loop clock, when its batch was sent */
+};
+
+/* chime pause or resume of a shared job, asked of the connection's task
+ * by the control socket's task, which waits for the answer as a veto
+ * waits for its claim's. */
+struct pausereq {
+  struct pausereq *next;
+  struct fleet_job *fj;
+  bool pause;
+  chime_task waiter;
+  bool answered, abandoned;
+  int rc;
+  char status[16];  /* paused, resumed, already, unknown */
+  chime_ns since;   /* the pause's, on the database's clock (0: none) */
+  char by[JOB_NAME_MAX + 1];
 };
 
 struct sample {
@@ -121,6 +138,7 @@ struct fleet {
   struct fleet_job *jobs;
   struct claim *claims;
   struct claimreq *reqs, **reqs_tail;
+  struct pausereq *pauses;
   struct frec *recs, **recs_tail;
   size_t nrecs;
   unsigned long long recs_lost;
@@ -185,6 +203,9 @@ struct claim *claim_add(struct fleet *f, struct fleet_job *fj, int state, int64_
 void claim_drop(struct fleet *f, struct claim *c);
 void claim_stop(struct fleet *f, struct claim *c, outcome why, const char *msg);
 void leases_guard(struct fleet *f);
+/* The fleet's pause of fj, as the database said (0: none); a change is
+ * said in the log when `say` (another node asked for it). */
+void fleet_paused_is(struct fleet *f, struct fleet_job *fj, chime_ns since, bool say);
 
 /* fleetdb.c: the connection's task (a chime task: fleet_start spawns it);
  * a round trip's clock sample; the log line of the database gone; the

@@ -7,8 +7,9 @@
  *    heard of it (seen, on the database's clock);
  *  - jobs: one row per shared job: the fleet's definition (its hash, who
  *    set it and when), the policies the database enforces (overlap,
- *    max_concurrent, on_node_loss), and the watermark: the latest tick
- *    decided (run, queued or skipped), in ns since the epoch;
+ *    max_concurrent, on_node_loss), the watermark: the latest tick
+ *    decided (run, queued or skipped), in ns since the epoch, and whether
+ *    the operator paused it (when, from which node): fleet-wide;
  *  - runs: the history: claimed runs (kind 'run', one row per attempt of a
  *    tick, unique by (job, tick, attempt)), runs of no claim (kind
  *    'local': a job with scope = host, or one run while the database was
@@ -28,12 +29,13 @@
 #include <string.h>
 
 const char *const fleet_stmt_name[ST_COUNT] = {"register", "define", "claim", "beat", "reap", "take",
-                                                "started", "finish", "local", "skip", "release", "leave"};
+                                                "started", "finish", "local", "skip", "release", "leave",
+                                                "pause", "paused"};
 
 static const char *const stmt_sql[ST_COUNT] = {
     "SELECT * FROM chime.register($1, $2, $3, $4, $5, $6)",
     "SELECT * FROM chime.define($1, $2, $3, $4, $5, $6)",
-    "SELECT * FROM chime.claim($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    "SELECT * FROM chime.claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     "SELECT * FROM chime.beat($1, $2, $3, $4)",
     "SELECT * FROM chime.reap($1)",
     "SELECT * FROM chime.take($1, $2, $3, $4, $5)",
@@ -43,8 +45,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     "SELECT chime.record_skip($1, $2, $3, $4, $5, $6, $7, $8)",
     "SELECT chime.release($1, $2, $3, $4)",
     "SELECT chime.leave($1, $2)",
+    "SELECT * FROM chime.pause($1, $2, $3)",
+    "SELECT job, paused_at, paused_by FROM chime.jobs WHERE job = ANY ($1::text[]) AND paused_at IS NOT NULL",
 };
-static const int stmt_params[ST_COUNT] = {6, 6, 9, 4, 1, 5, 7, 14, 16, 8, 4, 2};
+static const int stmt_params[ST_COUNT] = {6, 6, 10, 4, 1, 5, 7, 14, 16, 8, 4, 2, 3, 1};
 
 /* Opens the migration: the lock, the schema and its version row. */
 static const char opening[] =
@@ -65,7 +69,7 @@ static const char *const migration_1[] = {
     "CREATE TABLE chime.jobs ("
     "  job text PRIMARY KEY, def_hash text NOT NULL, def_node text NOT NULL, def_at timestamptz NOT NULL,"
     "  overlap text NOT NULL, max_concurrent int NOT NULL, on_node_loss text NOT NULL, watermark bigint NOT NULL,"
-    "  caught_up bigint NOT NULL DEFAULT 0);",
+    "  caught_up bigint NOT NULL DEFAULT 0, paused_at bigint, paused_by text);",
     "CREATE TABLE chime.runs ("
     "  id bigserial PRIMARY KEY, job text NOT NULL, tick bigint NOT NULL, attempt int NOT NULL, kind text NOT NULL,"
     "  node text, instance bigint, outcome text NOT NULL, exclusive bool NOT NULL DEFAULT true,"
@@ -117,10 +121,13 @@ static const char *const migration_1[] = {
     "    RETURNING j.watermark INTO watermark;"
     "  END $$;"
     /* the claim of (job, tick): one transaction that checks the definition,
-     * the watermark and the database's clock, applies the overlap policy,
-     * and advances the watermark */,
+     * the watermark and the database's clock, skips the tick of a paused
+     * job, applies the overlap policy, and advances the watermark; a
+     * manual run (chime trigger: its tick the instant it was asked for)
+     * has its definition checked and the overlap policy applied, and
+     * leaves the watermark as it is */,
     "CREATE FUNCTION chime.claim(p_job text, p_tick bigint, p_fire bigint, p_hash text, p_node text,"
-    "  p_instance bigint, p_bound bigint, p_lease_ms bigint, p_catch_up bool,"
+    "  p_instance bigint, p_bound bigint, p_lease_ms bigint, p_catch_up bool, p_manual bool,"
     "  OUT status text, OUT run_id bigint, OUT old_watermark bigint, OUT db_now bigint, OUT def_node text)"
     " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; going int; BEGIN"
     "  db_now := chime.now_ns();"
@@ -133,8 +140,9 @@ static const char *const migration_1[] = {
     "  END IF;"
     "  old_watermark := j.watermark; def_node := j.def_node;"
     "  IF j.def_hash <> p_hash THEN status := 'definition'; RETURN; END IF;"
-    "  IF p_tick <= j.watermark THEN status := 'taken'; RETURN; END IF;"
-    "  IF p_catch_up THEN"
+    "  IF p_manual THEN NULL;"
+    "  ELSIF p_tick <= j.watermark THEN status := 'taken'; RETURN;"
+    "  ELSIF p_catch_up THEN"
     "    IF p_fire > db_now - p_bound THEN status := 'early'; RETURN; END IF;"
     /* one catch-up per outage: none while the watermark is a catch-up's */
     "    IF j.watermark = j.caught_up THEN status := 'taken'; RETURN; END IF;"
@@ -142,7 +150,13 @@ static const char *const migration_1[] = {
     "  ELSIF p_fire > db_now + p_bound THEN status := 'early'; RETURN;"
     "  ELSIF p_fire < db_now - p_bound THEN status := 'late'; RETURN;"
     "  END IF;"
-    "  UPDATE chime.jobs SET watermark = p_tick WHERE job = p_job;"
+    "  IF NOT p_manual THEN UPDATE chime.jobs SET watermark = p_tick WHERE job = p_job; END IF;"
+    "  IF j.paused_at IS NOT NULL AND NOT p_manual THEN"
+    "    INSERT INTO chime.runs (job, tick, attempt, kind, node, outcome, reason, skipped, last_tick, started,"
+    "      ended, triggered) VALUES (p_job, p_tick, 0, 'skip', p_node, 'skipped', 'paused', 1, p_tick, db_now,"
+    "      db_now, p_catch_up) ON CONFLICT DO NOTHING;"
+    "    status := 'paused'; RETURN;"
+    "  END IF;"
     "  SELECT count(*) INTO going FROM chime.runs WHERE job = p_job AND outcome = 'running' AND kind = 'run';"
     "  IF going > 0 THEN"
     "    IF j.overlap = 'replace' THEN"
@@ -151,18 +165,20 @@ static const char *const migration_1[] = {
     "    ELSIF j.overlap = 'queue' AND NOT EXISTS"
     "        (SELECT 1 FROM chime.runs WHERE job = p_job AND outcome = 'pending') THEN"
     "      INSERT INTO chime.runs (job, tick, attempt, kind, outcome, catch_up, triggered, reason)"
-    "        VALUES (p_job, p_tick, 1, 'run', 'pending', p_catch_up, p_catch_up, 'queued');"
+    "        VALUES (p_job, p_tick, 1, 'run', 'pending', p_catch_up, p_catch_up OR p_manual,"
+    "        CASE WHEN p_manual THEN 'manual' ELSE 'queued' END);"
     "      status := 'queued'; RETURN;"
     "    ELSIF j.overlap <> 'allow' OR going >= j.max_concurrent THEN"
     "      INSERT INTO chime.runs (job, tick, attempt, kind, node, outcome, reason, skipped, last_tick, started,"
     "        ended, triggered) VALUES (p_job, p_tick, 0, 'skip', p_node, 'skipped', 'overlap', 1, p_tick, db_now,"
-    "        db_now, p_catch_up) ON CONFLICT DO NOTHING;"
+    "        db_now, p_catch_up OR p_manual) ON CONFLICT DO NOTHING;"
     "      status := 'overlap'; RETURN;"
     "    END IF;"
     "  END IF;"
     "  INSERT INTO chime.runs (job, tick, attempt, kind, node, instance, outcome, exclusive, catch_up, triggered,"
-    "    claimed, lease_until) VALUES (p_job, p_tick, 1, 'run', p_node, p_instance, 'running',"
-    "    j.overlap <> 'allow', p_catch_up, p_catch_up, now(), now() + p_lease_ms * interval '1 millisecond')"
+    "    reason, claimed, lease_until) VALUES (p_job, p_tick, 1, 'run', p_node, p_instance, 'running',"
+    "    j.overlap <> 'allow', p_catch_up, p_catch_up OR p_manual, CASE WHEN p_manual THEN 'manual' END, now(),"
+    "    now() + p_lease_ms * interval '1 millisecond')"
     "    RETURNING id INTO run_id;"
     "  status := 'won'; END $$;"
     /* a node's heartbeat: it is alive, and renews the leases of the runs it
@@ -282,7 +298,19 @@ static const char *const migration_1[] = {
     "  IF again THEN PERFORM pg_notify('chime_pending', r.job); END IF;"
     "  RETURN CASE WHEN again THEN 'pending' ELSE 'abandoned' END; END $$;",
     "CREATE FUNCTION chime.leave(p_node text, p_instance bigint) RETURNS void LANGUAGE sql AS $$"
-    "  UPDATE chime.nodes SET seen = '-infinity' WHERE name = p_node AND instance = p_instance $$;",
+    "  UPDATE chime.nodes SET seen = '-infinity' WHERE name = p_node AND instance = p_instance $$;"
+    /* chime pause and resume of a shared job, from any node: the fleet's */,
+    "CREATE FUNCTION chime.pause(p_job text, p_node text, p_pause bool,"
+    "  OUT status text, OUT since bigint, OUT by_node text)"
+    " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; BEGIN"
+    "  SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE;"
+    "  IF NOT FOUND THEN status := 'unknown'; RETURN; END IF;"
+    "  since := j.paused_at; by_node := j.paused_by;"
+    "  IF p_pause = (j.paused_at IS NOT NULL) THEN status := 'already'; RETURN; END IF;"
+    "  since := CASE WHEN p_pause THEN chime.now_ns() END; by_node := p_node;"
+    "  UPDATE chime.jobs SET paused_at = since, paused_by = CASE WHEN p_pause THEN p_node END WHERE job = p_job;"
+    "  PERFORM pg_notify('chime_pause', p_job);"
+    "  status := CASE WHEN p_pause THEN 'paused' ELSE 'resumed' END; END $$;",
     "UPDATE chime.meta SET version = 1;",
     NULL,
 };
@@ -319,6 +347,11 @@ int fleet_schema(struct pg *pg, chime_ns deadline, char *why, size_t size) {
   char ignore[8];
   if (rc == 0) rc = pg_simple(pg, "COMMIT", deadline, &res, why, size);
   else pg_simple(pg, "ROLLBACK", deadline, &res, ignore, sizeof ignore);
+  PQclear(res);
+  /* the notifications of the schema's functions wake the connection's
+   * task at once: a run revoked (replace), an attempt pending, a pause */
+  if (rc == 0) rc = pg_simple(pg, "LISTEN chime_revoke; LISTEN chime_pending; LISTEN chime_pause", deadline, &res,
+                              why, size);
   PQclear(res);
   if (rc) return rc;
   if ((rc = pg_pipeline(pg)) != 0) return snprintf(why, size, "pipeline mode: %s", PQerrorMessage(pg->conn)), rc;

@@ -248,8 +248,10 @@ static void job_event(const chime_event *ev) {
  * running, is weighed by the new version's overlap policy. */
 static int job_veto(const chime_event *tick) {
   struct job *j = tick->arg;
+  /* the fleet weighs every run of the job, old versions too, and its
+   * pause is the fleet's */
+  if (j->fleet) return fleet_veto(j->r->fleet, j, tick);
   if (j->paused && job_trigger(j, tick->tick, tick->triggered) != TRIGGER_MANUAL) return VETO_PAUSED;
-  if (j->fleet) return fleet_veto(j->r->fleet, j, tick); /* the fleet weighs every run of the job, old versions too */
   unsigned older = 0; /* runs of its older versions, after reloads in a row */
   for (const struct job *old = j->before; old; old = old->before) older += old->running;
   if (older == 0) return 0;

@@ -605,6 +605,89 @@ static void rolling_definition_change(void **state) {
   pg_down(&s);
 }
 
+/* A control command (pause, resume, trigger, status) sent to node `name`
+ * (its history NAME.db, the socket beside it); its exit status, its
+ * output in the server's directory as ctl.log (appended). */
+static int control(struct pgsrv *s, const char *name, const char *verb, const char *job) {
+  char db[160], log[160];
+  snprintf(db, sizeof db, "%s/%s.db", s->dir, name);
+  snprintf(log, sizeof log, "%s/ctl.log", s->dir);
+  const char *argv[] = {getenv("CHIME_BIN"), verb, job ? job : "--db", job ? "--db" : db, job ? db : NULL, NULL};
+  return cmd(false, log, argv);
+}
+
+static char *ctl_output(struct pgsrv *s) {
+  struct node n = {.name = "ctl"};
+  snprintf(n.log, sizeof n.log, "%s/ctl.log", s->dir);
+  return node_log(&n);
+}
+
+/* chime pause on one node pauses the job on every node: each tick is
+ * skipped once across the fleet (reason paused) and no node runs it, and
+ * every node's status says so; chime trigger on another node runs it once,
+ * paused or not; chime resume on a third runs its ticks again. */
+static void pause_resume_and_trigger_act_fleet_wide(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL, "[job beat]\nevery = 1s\ncommand = FLEET_JOB 0.05\n");
+  struct node n[3];
+  start_nodes(&s, n, 3, conf);
+  for (int i = 0; i < 3; i++) assert_true(wait_log(&n[i], "joined the fleet", 10));
+  sleep_s(3);
+  assert_int_equal(control(&s, "n1", "pause", "beat"), 0);
+  long long paused = real_ns();
+  sleep_s(1); /* the others hear of it (a notification, at the latest the next heartbeat) */
+  for (int i = 1; i <= 3; i++) {
+    char name[8];
+    sprintf(name, "n%d", i);
+    assert_int_equal(control(&s, name, "status", NULL), 0);
+  }
+  char *out = ctl_output(&s);
+  print_message("%s", out);
+  assert_non_null(strstr(out, "job beat paused on every node of the fleet"));
+  assert_int_equal(count_in(out, "  paused  "), 3); /* each node's status row */
+  free(out);
+  assert_true(wait_log(&n[1], "paused on every node of the fleet (chime pause on another node)", 5));
+  sleep_s(2);
+  assert_int_equal(control(&s, "n3", "trigger", "beat"), 0);
+  long long triggered = real_ns();
+  sleep_s(2);
+  assert_int_equal(control(&s, "n2", "resume", "beat"), 0);
+  long long resumed = real_ns();
+  sleep_s(3.5);
+  for (int i = 0; i < 3; i++) assert_int_equal(node_stop(&n[i]), 0);
+  struct jrun *r;
+  int nr = job_runs(&s, &r), during = 0, after = 0, manual_runs = 0;
+  for (int i = 0; i < nr; i++) {
+    if (r[i].start > paused + SEC / 5 && r[i].start < resumed) during++, manual_runs += r[i].start > triggered - SEC;
+    if (r[i].start > resumed + SEC / 2) after++;
+  }
+  free(r);
+  long long manual = q(&s, "SELECT count(*) FROM chime.runs WHERE reason = 'manual' AND triggered AND outcome = 'ok'");
+  long long skipped = q(&s, "SELECT count(*) FROM chime.runs WHERE kind = 'skip' AND reason = 'paused'");
+  long long twice = q(&s, "SELECT count(*) FROM (SELECT tick FROM chime.runs WHERE reason = 'paused' GROUP BY tick"
+                          " HAVING count(*) > 1) d");
+  long long run_and_skipped = q(&s, "SELECT count(*) FROM chime.runs a JOIN chime.runs b ON a.job = b.job AND"
+                                    " a.tick = b.tick WHERE a.kind = 'run' AND b.reason = 'paused'");
+  print_message("runs while paused: %d (manual: %d, on record %lld); ticks skipped as paused: %lld; runs after the "
+                "resume: %d\n", during, manual_runs, manual, skipped, after);
+  struct faults none = {.nkills = 0};
+  int bad = check_runs(&s, &none, false) + uncovered(&s, "beat", SEC, NULL, NULL, 0, 0);
+  if (bad || during != 1) dump(&s, n, 3);
+  assert_int_equal(bad, 0);
+  assert_int_equal(during, 1);
+  assert_int_equal(manual_runs, 1);
+  assert_int_equal(manual, 1);
+  assert_true(skipped >= 4);
+  assert_int_equal(twice, 0);
+  assert_int_equal(run_and_skipped, 0);
+  assert_true(after >= 2);
+  pg_down(&s);
+}
+
 /* Two live daemons with one name: the second is refused (exit 1, saying
  * who holds it); once the first has stopped, the name is free. */
 static void one_name_two_daemons_is_refused(void **state) {
@@ -876,6 +959,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(overlap_policies_hold_across_the_fleet),
       cmocka_unit_test(catch_up_after_the_whole_fleet_was_down),
       cmocka_unit_test(rolling_definition_change),
+      cmocka_unit_test(pause_resume_and_trigger_act_fleet_wide),
       cmocka_unit_test(one_name_two_daemons_is_refused),
       cmocka_unit_test(history_is_one_and_local_first),
       cmocka_unit_test(database_absent_at_start_then_newer_schema),
