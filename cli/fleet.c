@@ -442,6 +442,15 @@ void fleet_paused_is(struct fleet *f, struct fleet_job *fj, chime_ns since, bool
                   : "resumed on every node of the fleet (chime resume on another node)");
 }
 
+void fleet_last_run(struct fleet_job *fj, const char *name, chime_ns started, chime_ns ended, int exit_code) {
+  struct job_status *st = fj->job && !fj->job->retired ? &fj->job->status : NULL;
+  outcome o = strcmp(name, "lost") == 0 ? OUTCOME_LEASE_LOST : outcome_named(name);
+  if (!st || o == OUTCOME_COUNT || ended <= st->last_end) return;
+  st->last_outcome = o, st->last_start = started, st->last_end = ended, st->last_exit = exit_code;
+  if (o == OUTCOME_OK) st->last_ok = ended;
+  else st->last_failure = ended;
+}
+
 int fleet_pause(struct fleet *f, struct job *j, bool pause, chime_ns *since, char *by, size_t size) {
   *since = 0, by[0] = '\0';
   if (!f->m.db_up) return -ENOTCONN;

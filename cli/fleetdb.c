@@ -313,7 +313,7 @@ static int beat(struct fleet *f) {
   if (rc == 0 && !f->stopping) rc = push(f, ST_TAKE, &p);
   p.n = 0;
   p_text(&p, names);
-  if (rc == 0) rc = push(f, ST_PAUSED, &p);
+  if (rc == 0) rc = push(f, ST_JOBS, &p);
   chime_ns w0 = chime_wall_now(), m0 = chime_now();
   if (rc == 0) rc = pg_sync(f->pg, deadline);
   PGresult *res = NULL;
@@ -377,15 +377,16 @@ static int beat(struct fleet *f) {
   }
   PQclear(res);
   res = NULL;
-  /* the fleet's pauses of the node's jobs */
+  /* the fleet's pauses of the node's jobs, and their latest runs */
   if (rc == 0) rc = pg_result(f->pg, deadline, &res);
-  if (rc == 0 && PQresultStatus(res) == PGRES_TUPLES_OK)
-    for (size_t x = 0; x < njobs; x++) {
-      chime_ns since = 0;
-      for (int i = 0; i < PQntuples(res); i++)
-        if (strcmp(PQgetvalue(res, i, 0), jobs[x]->name) == 0) since = pg_int(res, i, 1);
-      fleet_paused_is(f, jobs[x], since, true);
-    }
+  for (int i = 0; rc == 0 && PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
+    struct fleet_job *fj = live_job(f, PQgetvalue(res, i, 0));
+    if (!fj) continue;
+    fleet_paused_is(f, fj, pg_int(res, i, 1), true);
+    if (!PQgetisnull(res, i, 4))
+      fleet_last_run(fj, PQgetvalue(res, i, 2), pg_int(res, i, 3), pg_int(res, i, 4),
+                     PQgetisnull(res, i, 5) ? -1 : (int)pg_int(res, i, 5));
+  }
   PQclear(res);
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
   free(ids), free(jobs), free(id_array), free(names), free(hashes);

@@ -206,6 +206,10 @@ void leases_guard(struct fleet *f);
 /* The fleet's pause of fj, as the database said (0: none); a change is
  * said in the log when `say` (another node asked for it). */
 void fleet_paused_is(struct fleet *f, struct fleet_job *fj, chime_ns since, bool say);
+/* The latest run of fj ended on any node (its outcome's name in the
+ * fleet's history): the job's status shows it when it is newer than the
+ * latest this node saw end. */
+void fleet_last_run(struct fleet_job *fj, const char *outcome, chime_ns started, chime_ns ended, int exit_code);
 
 /* fleetdb.c: the connection's task (a chime task: fleet_start spawns it);
  * a round trip's clock sample; the log line of the database gone; the

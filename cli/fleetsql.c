@@ -30,7 +30,7 @@
 
 const char *const fleet_stmt_name[ST_COUNT] = {"register", "define", "claim", "beat", "reap", "take",
                                                 "started", "finish", "local", "skip", "release", "leave",
-                                                "pause", "paused"};
+                                                "pause", "jobs"};
 
 static const char *const stmt_sql[ST_COUNT] = {
     "SELECT * FROM chime.register($1, $2, $3, $4, $5, $6)",
@@ -46,7 +46,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     "SELECT chime.release($1, $2, $3, $4)",
     "SELECT chime.leave($1, $2)",
     "SELECT * FROM chime.pause($1, $2, $3)",
-    "SELECT job, paused_at, paused_by FROM chime.jobs WHERE job = ANY ($1::text[]) AND paused_at IS NOT NULL",
+    /* each job's pause, and its latest run ended on any node */
+    "SELECT j.job, j.paused_at, r.outcome, r.started, r.ended, r.exit_code FROM chime.jobs j LEFT JOIN LATERAL"
+    "  (SELECT outcome, started, ended, exit_code FROM chime.runs x WHERE x.job = j.job AND x.kind IN ('run', 'local')"
+    "   AND x.ended IS NOT NULL AND x.outcome NOT IN ('running', 'pending', 'replacing', 'abandoned')"
+    "   ORDER BY x.id DESC LIMIT 1) r ON true WHERE j.job = ANY ($1::text[])",
 };
 static const int stmt_params[ST_COUNT] = {6, 6, 10, 4, 1, 5, 7, 14, 16, 8, 4, 2, 3, 1};
 

@@ -13,7 +13,7 @@
  * value). */
 enum fleet_stmt {
   ST_REGISTER, ST_DEFINE, ST_CLAIM, ST_BEAT, ST_REAP, ST_TAKE, ST_STARTED, ST_FINISH, ST_LOCAL, ST_SKIP,
-  ST_RELEASE, ST_LEAVE, ST_PAUSE, ST_PAUSED, ST_COUNT
+  ST_RELEASE, ST_LEAVE, ST_PAUSE, ST_JOBS, ST_COUNT
 };
 extern const char *const fleet_stmt_name[ST_COUNT];
 

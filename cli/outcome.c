@@ -1,6 +1,8 @@
 /* outcome.c - the names of outcomes, skip reasons and triggers. */
 #include "outcome.h"
 
+#include <string.h>
+
 const char *outcome_name(outcome o) {
   static const char *const names[OUTCOME_COUNT] = {
       [OUTCOME_RUNNING] = "running",   [OUTCOME_OK] = "ok",         [OUTCOME_FAILED] = "failed",
@@ -9,6 +11,12 @@ const char *outcome_name(outcome o) {
       [OUTCOME_SKIPPED] = "skipped",   [OUTCOME_LEASE_LOST] = "lease_lost",
   };
   return (unsigned)o < OUTCOME_COUNT ? names[o] : "?";
+}
+
+outcome outcome_named(const char *name) {
+  for (outcome o = 0; o < OUTCOME_COUNT; o++)
+    if (strcmp(outcome_name(o), name) == 0) return o;
+  return OUTCOME_COUNT;
 }
 
 const char *skip_reason_name(int r) {

@@ -39,6 +39,9 @@ typedef enum trigger_kind {
 /* "ok", "failed", ...: the name the log and the history use. */
 const char *outcome_name(outcome o);
 
+/* The outcome of that name, or OUTCOME_COUNT: none. */
+outcome outcome_named(const char *name);
+
 /* "overlap", "missed", "backoff", "vetoed", "paused": a skip reason's
  * name (a chime_skip_reason, or SKIP_PAUSED). */
 const char *skip_reason_name(int r);

@@ -624,7 +624,7 @@ static char *ctl_output(struct pgsrv *s) {
 
 /* chime pause on one node pauses the job on every node: each tick is
  * skipped once across the fleet (reason paused) and no node runs it, and
- * every node's status says so; chime trigger on another node runs it once,
+ * every node's status says so (and shows the fleet's latest run); chime trigger on another node runs it once,
  * paused or not; chime resume on a third runs its ticks again. */
 static void pause_resume_and_trigger_act_fleet_wide(void **state) {
   (void)state;
@@ -649,6 +649,7 @@ static void pause_resume_and_trigger_act_fleet_wide(void **state) {
   print_message("%s", out);
   assert_non_null(strstr(out, "job beat paused on every node of the fleet"));
   assert_int_equal(count_in(out, "  paused  "), 3); /* each node's status row */
+  assert_int_equal(count_in(out, "  ok  "), 3);     /* and the fleet's latest run, wherever it ran */
   free(out);
   assert_true(wait_log(&n[1], "paused on every node of the fleet (chime pause on another node)", 5));
   sleep_s(2);
