@@ -194,6 +194,7 @@ int tally_snapshot(struct tally *w, struct snapshot **out) {
   s->stopping = r->stopping;
   recorder_health(r->rec, &s->history);
   s->log_dropped = log_dropped_total();
+  if (r->fleet) s->fleet = true, s->fm = *fleet_metrics(r->fleet);
   at[2 * n] = r->config_path ? keep(&str, r->config_path) : NO_STRING;
   at[2 * n + 1] = r->db_path ? keep(&str, r->db_path) : NO_STRING;
   at[2 * n + 2] = s->history.why ? keep(&str, s->history.why) : NO_STRING;
@@ -482,7 +483,7 @@ static void histogram(struct text *t, const struct snapshot *s, const struct lab
 /* The outcomes a run of a running chime can have (running, interrupted
  * and skipped are no run's end). */
 static const outcome run_outcomes[] = {OUTCOME_OK,      OUTCOME_FAILED,   OUTCOME_SIGNAL, OUTCOME_TIMEOUT,
-                                       OUTCOME_STOPPED, OUTCOME_REPLACED, OUTCOME_ERROR};
+                                       OUTCOME_STOPPED, OUTCOME_REPLACED, OUTCOME_ERROR,  OUTCOME_LEASE_LOST};
 #define RUN_OUTCOMES (sizeof run_outcomes / sizeof *run_outcomes)
 
 /* A gauge of wall-clock instants by job, for the jobs that have one. */
@@ -494,6 +495,42 @@ static void instants(struct text *t, const struct snapshot *s, const struct labe
     chime_ns v = *(const chime_ns *)((const char *)&s->jobs[i] + field);
     if (never ? v != CHIME_NEVER : v != 0) line(t, pn, label(l, i), PIECE(""), (uint64_t)v, 3);
   }
+}
+
+/* A fleet node's own: its claims, leases, records and clock. */
+static void fleet_families(struct text *t, const struct fleet_metrics *m) {
+  family(t, "chime_fleet_claims_total", "counter",
+         "Ticks this node asked the fleet's database for, by result (won: run here; lost: another node's; refused: "
+         "the clock's skew, another definition, the database's bound; failed: no answer).");
+  const struct {
+    const char *result;
+    uint64_t v;
+  } claims[] = {{"won", m->claims_won}, {"lost", m->claims_lost}, {"refused", m->claims_refused},
+                {"failed", m->claims_failed}};
+  for (size_t k = 0; k < sizeof claims / sizeof *claims; k++) {
+    text_puts(t, "chime_fleet_claims_total{result=\""), text_puts(t, claims[k].result), text_puts(t, "\"} ");
+    text_u64(t, claims[k].v), text_put(t, "\n", 1);
+  }
+  bare(t, "chime_fleet_leases_lost_total", "counter",
+       "Runs stopped here because their lease could not be renewed in time, or was lost.", m->leases_lost, 0);
+  bare(t, "chime_fleet_results_fenced_total", "counter",
+       "Results the fleet's history refused: their run's lease had been lost (kept in the log).", m->results_fenced, 0);
+  bare(t, "chime_fleet_leases_reaped_total", "counter", "Expired leases (of any node) this node reaped.", m->reaped,
+       0);
+  bare(t, "chime_fleet_attempts_taken_total", "counter", "Pending attempts (reruns, queued ticks) this node took.",
+       m->taken, 0);
+  bare(t, "chime_fleet_degraded_runs_total", "counter",
+       "Runs of on_db_down = run_local jobs while the fleet's database was unreachable.", m->degraded, 0);
+  bare(t, "chime_fleet_connections_total", "counter", "Connections made to the fleet's database.", m->connects, 0);
+  bare(t, "chime_fleet_records_waiting", "gauge", "Records of runs not yet in the fleet's history.",
+       m->records_waiting, 0);
+  bare(t, "chime_fleet_database_up", "gauge", "1 while the fleet's database is connected and answering.", m->db_up,
+       0);
+  bare(t, "chime_fleet_clock_skewed", "gauge",
+       "1 while this node's clock is off the database's by more than fleet_max_skew (it claims nothing).", m->skewed,
+       0);
+  bare(t, "chime_fleet_clock_offset_seconds", "gauge", "The database's clock minus this node's.",
+       (uint64_t)m->clock_offset, 6);
 }
 
 /* What an answer of n jobs takes, about: reserved at once, rather than
@@ -522,6 +559,7 @@ void render_metrics(const struct snapshot *s, struct text *t) {
        s->history.queued, 0);
   bare(t, "chime_log_lines_dropped_total", "counter", "Log lines dropped because the log could not take them.",
        s->log_dropped, 0);
+  if (s->fleet) fleet_families(t, &s->fm);
 
   struct piece outcomes[RUN_OUTCOMES];
   char outcome_text[RUN_OUTCOMES][32];

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "fleet.h"
 #include "outcome.h"
 #include "recorder.h"
 #include "runner.h"
@@ -80,6 +81,8 @@ struct snapshot {
   const char *db;            /* the history database, or NULL */
   struct recorder_health history; /* its why copied into the snapshot */
   unsigned long long log_dropped;
+  bool fleet;                /* a node of a fleet: fm is its */
+  struct fleet_metrics fm;
   size_t njobs;
   struct snap_job *jobs;     /* in the config's order */
   char *strings;             /* what the pointers above point into */

@@ -622,6 +622,42 @@ static char *ctl_output(struct pgsrv *s) {
   return node_log(&n);
 }
 
+/* A loopback port free now. */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* GET path from 127.0.0.1:port: the whole answer (the caller frees it). */
+static char *http_get(int port, const char *path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  char req[256];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+  assert_int_equal(write(fd, req, (size_t)n), n);
+  size_t cap = 1 << 16, len = 0;
+  char *body = malloc(cap);
+  for (ssize_t got; (got = read(fd, body + len, cap - len - 1)) > 0;)
+    if ((len += (size_t)got) + 1 == cap) body = realloc(body, cap *= 2);
+  body[len] = '\0';
+  close(fd);
+  return body;
+}
+
+/* The value of the sample that starts a line with `name` (-1: none). */
+static double sample_of(const char *text, const char *name) {
+  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name))
+    if (p == text || p[-1] == '\n') return atof(p + strlen(name));
+  return -1;
+}
+
 /* chime pause on one node pauses the job on every node: each tick is
  * skipped once across the fleet (reason paused) and no node runs it, and
  * every node's status says so (and shows the fleet's latest run); chime trigger on another node runs it once,
@@ -633,10 +669,37 @@ static void pause_resume_and_trigger_act_fleet_wide(void **state) {
   char conf[160];
   conf_path(&s, conf, "fleet.conf");
   write_conf(&s, conf, NULL, "[job beat]\nevery = 1s\ncommand = FLEET_JOB 0.05\n");
+  /* n1 serves /metrics: the same job, one more key of [chime] */
+  char conf1[160], listen[64];
+  int port = free_port();
+  conf_path(&s, conf1, "n1.conf");
+  snprintf(listen, sizeof listen, "http = 127.0.0.1:%d", port);
+  write_conf(&s, conf1, listen, "[job beat]\nevery = 1s\ncommand = FLEET_JOB 0.05\n");
   struct node n[3];
-  start_nodes(&s, n, 3, conf);
+  node_start(&s, &n[0], "n1", conf1, NULL);
+  node_start(&s, &n[1], "n2", conf, NULL);
+  node_start(&s, &n[2], "n3", conf, NULL);
   for (int i = 0; i < 3; i++) assert_true(wait_log(&n[i], "joined the fleet", 10));
   sleep_s(3);
+  char *metrics = http_get(port, "/metrics");
+  assert_non_null(strstr(metrics, "HTTP/1.0 200") ? metrics : strstr(metrics, "HTTP/1.1 200"));
+  double won = sample_of(metrics, "chime_fleet_claims_total{result=\"won\"} "),
+         lost = sample_of(metrics, "chime_fleet_claims_total{result=\"lost\"} ");
+  print_message("n1's /metrics: claims won %.0f, lost %.0f\n", won, lost);
+  assert_true(won >= 0 && lost >= 0 && won + lost >= 2);
+  assert_true(sample_of(metrics, "chime_fleet_database_up ") == 1);
+  assert_true(sample_of(metrics, "chime_fleet_clock_skewed ") == 0);
+  assert_true(sample_of(metrics, "chime_job_last_success_timestamp_seconds{job=\"beat\"} ") > 1.7e9);
+  if (access("/usr/bin/promtool", X_OK) == 0) { /* Prometheus' own parser and linter */
+    char path[160], check[256];
+    snprintf(path, sizeof path, "%s/metrics.txt", s.dir);
+    write_file(path, strstr(metrics, "\r\n\r\n") + 4);
+    snprintf(check, sizeof check, "promtool check metrics < %s", path);
+    assert_int_equal(system(check), 0);
+  } else {
+    print_message("promtool is not installed (Debian: prometheus): the exposition was not checked by it\n");
+  }
+  free(metrics);
   assert_int_equal(control(&s, "n1", "pause", "beat"), 0);
   long long paused = real_ns();
   sleep_s(1); /* the others hear of it (a notification, at the latest the next heartbeat) */
