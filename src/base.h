@@ -43,8 +43,14 @@
 #ifdef CHIME_TESTING
 bool chime__fault(void);
 #define CHIME__FAULT() CHIME__UNLIKELY(chime__fault())
+/* A call counted as CHIME__FAULT's are, that is never failed: where one
+ * path of an operation has a fault point and the other cannot (the tests
+ * count calls per operation). */
+void chime__fault_count(void);
+#define CHIME__COUNT() chime__fault_count()
 #else
 #define CHIME__FAULT() 0
+#define CHIME__COUNT() ((void)0)
 #endif
 
 void *chime__malloc(size_t size);

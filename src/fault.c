@@ -36,6 +36,7 @@ void chime__test_fail_after(long n, bool sticky) {
   atomic_store(&fail_sticky, sticky);
   atomic_store(&fail_countdown, n < 0 ? -1 : n);
 }
+void chime__fault_count(void) { atomic_fetch_add(&calls, 1); }
 long chime__test_calls(void) { return atomic_load(&calls); }
 long chime__test_failures(void) { return atomic_load(&failures); }
 long chime__test_live_allocs(void) { return atomic_load(&live); }
