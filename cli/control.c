@@ -150,8 +150,8 @@ static void say_paused(const struct runner *r, const char *name, bool pause, boo
  * node (fleet.c); this node's state follows the database's answer. */
 static int pause_job(struct control *c, struct job *j, bool pause, FILE *out) {
   struct runner *r = c->r;
-  const char *name = j->conf->name;
-  char when[64];
+  char name[JOB_NAME_MAX + 1], when[64];
+  snprintf(name, sizeof name, "%s", j->conf->name); /* j may be gone once the fleet has answered */
   if (j->fleet) {
     chime_ns since = 0;
     char by[JOB_NAME_MAX + 1] = "";
@@ -162,8 +162,12 @@ static int pause_job(struct control *c, struct job *j, bool pause, FILE *out) {
     }
     if (rc == -EALREADY) return fprintf(out, "job %s is not paused\n", name), 0;
     if (rc)
-      return fprintf(out, "job %s: the fleet's database did not answer (%s): not %s\n", name, chime_strerror(rc),
-                     pause ? "paused" : "resumed"),
+      return fprintf(out, "job %s: %s\n", name,
+                     rc == -ENOTCONN  ? "the fleet's database is unreachable: nothing changed"
+                     : rc == -EAGAIN  ? "its definition is not in the fleet's database yet: try again"
+                     : rc == -ENOMEM  ? "out of memory: nothing changed"
+                                      : "the fleet's database did not answer in time: chime status tells whether it "
+                                        "took the request"),
              -1;
     say_paused(r, name, pause, true, out);
     return 0;

@@ -41,6 +41,7 @@
 
 #include "control.h"
 #include "fleetint.h"
+#include "recorder.h"
 #include "log.h"
 
 static int sleeper(void *arg) {
@@ -361,7 +362,7 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
     if (fj->paused_at && !manual) return VETO_PAUSED; /* the fleet's pause, as last heard */
     struct claim *c = claim_add(f, fj, C_CLAIMED, 0, tick);
     if (!c) return -ENOMEM;
-    c->degraded = true, c->lib_tick = ev->tick;
+    c->degraded = true, c->lib_tick = ev->tick, c->fire = fire;
     f->m.degraded++;
     return 0;
   }
@@ -397,7 +398,7 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
   if (won && rc == 0) {
     struct claim *c = claim_add(f, fj, C_CLAIMED, q->id, tick);
     if (c) {
-      c->lib_tick = ev->tick, c->trust_until = q->sent + f->trust;
+      c->lib_tick = ev->tick, c->trust_until = q->sent + f->trust, c->fire = fire; /* a manual run's: no jitter */
       f->m.claims_won++;
       veto = 0;
     } else {
@@ -434,6 +435,8 @@ void fleet_paused_is(struct fleet *f, struct fleet_job *fj, chime_ns since, bool
   bool was = fj->paused_at != 0;
   fj->paused_at = since;
   if (!fj->job || fj->job->retired) return;
+  if (fj->job->paused && !since) /* a pause this node kept before the job was the fleet's goes */
+    recorder_pause(f->r->rec, fj->name, false, chime_wall_now());
   if (fj->job->paused != (since != 0) && control_set_paused(f->r, fj->name, since) != 0)
     log_msg("error", "fleet", "job %s: out of memory keeping its pause", fj->name);
   if (say && was != (since != 0))
@@ -458,10 +461,11 @@ int fleet_pause(struct fleet *f, struct job *j, bool pause, chime_ns *since, cha
   chime_task w;
   if (!q || chime_spawn(sleeper, NULL, &w) != 0) return free(q), -ENOMEM;
   q->fj = j->fleet, q->pause = pause, q->waiter = w;
-  q->next = f->pauses;
-  f->pauses = q;
+  struct pausereq **tail = &f->pauses; /* in the order asked */
+  while (*tail) tail = &(*tail)->next;
+  *tail = q;
   wake_db(f);
-  if (chime_join_until(w, chime_now() + f->lease / 4, NULL) != 0) { /* no answer in time, or cancelled */
+  if (chime_join_until(w, chime_now() + 2 * f->query_max, NULL) != 0) { /* no answer in time, or cancelled */
     chime_cancel(w);
     chime_join(w, NULL);
   }
@@ -503,6 +507,11 @@ void fleet_job_opts(struct fleet *f, struct job *j, chime_every_opts *o) {
   if (!fj) return; /* then the job runs as this node's alone: said */
   fj->f = f, fj->job = j;
   snprintf(fj->name, sizeof fj->name, "%s", c->name);
+  for (const struct fleet_job *old = f->jobs; old; old = old->next) /* newest first: a reload's job keeps the */
+    if (strcmp(old->name, fj->name) == 0) {                          /* fleet's pause as last heard */
+      fj->paused_at = old->paused_at;
+      break;
+    }
   uint64_t h1 = fnv(c->fingerprint, 0xcbf29ce484222325ull), h2 = fnv(c->fingerprint, 0x84222325cbf29ce4ull);
   snprintf(fj->hash, sizeof fj->hash, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
   fj->calendar = c->cron != NULL;

@@ -310,7 +310,8 @@ static int beat(struct fleet *f) {
   if (rc == 0) rc = push(f, ST_REAP, &p);
   p.n = 0;
   p_text(&p, f->node), p_int(&p, f->instance), p_text(&p, names), p_text(&p, hashes), p_int(&p, f->lease / CHIME_MS(1));
-  if (rc == 0 && !f->stopping) rc = push(f, ST_TAKE, &p);
+  bool taking = !f->stopping; /* read once: the shutdown may begin while the answers come */
+  if (rc == 0 && taking) rc = push(f, ST_TAKE, &p);
   p.n = 0;
   p_text(&p, names);
   if (rc == 0) rc = push(f, ST_JOBS, &p);
@@ -356,7 +357,7 @@ static int beat(struct fleet *f) {
   }
   PQclear(res);
   res = NULL;
-  if (rc == 0 && !f->stopping) rc = pg_result(f->pg, deadline, &res);
+  if (rc == 0 && taking) rc = pg_result(f->pg, deadline, &res);
   for (int i = 0; rc == 0 && res && PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
     struct fleet_job *fj = live_job(f, PQgetvalue(res, i, 1));
     int64_t id = pg_int(res, i, 0);
@@ -430,9 +431,14 @@ static int define_jobs(struct fleet *f) {
 
 /* chime pause and resume asked meanwhile: one transaction. */
 static int send_pauses(struct fleet *f) {
-  struct pausereq *list = f->pauses;
+  struct pausereq *list = NULL, **tail = &list;
+  while (f->pauses) { /* those given up on before they were sent are not sent */
+    struct pausereq *q = f->pauses;
+    f->pauses = q->next, q->next = NULL;
+    if (q->abandoned) free(q);
+    else *tail = q, tail = &q->next;
+  }
   if (!list) return 0;
-  f->pauses = NULL;
   chime_ns deadline = chime_now() + f->query_max;
   int rc = 0;
   for (struct pausereq *q = list; rc == 0 && q; q = q->next) {
@@ -852,7 +858,7 @@ static int one_round(struct fleet *f) {
   do {
     if ((rc = send_records(f)) < 0) return rc;
     did |= rc > 0;
-  } while (rc > 0 && !f->reqs && chime_now() < f->next_beat);
+  } while (rc > 0 && !f->reqs && !f->pauses && chime_now() < f->next_beat);
   return did;
 }
 

@@ -8,8 +8,10 @@
  *  - jobs: one row per shared job: the fleet's definition (its hash, who
  *    set it and when), the policies the database enforces (overlap,
  *    max_concurrent, on_node_loss), the watermark: the latest tick
- *    decided (run, queued or skipped), in ns since the epoch, and whether
- *    the operator paused it (when, from which node): fleet-wide;
+ *    decided (run, queued or skipped), in ns since the epoch;
+ *  - pauses: the jobs the operator paused (when, from which node), for
+ *    the whole fleet: a table of its own, so that a pause never holds the
+ *    lock of a job's row that claims take;
  *  - runs: the history: claimed runs (kind 'run', one row per attempt of a
  *    tick, unique by (job, tick, attempt)), runs of no claim (kind
  *    'local': a job with scope = host, or one run while the database was
@@ -47,7 +49,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     "SELECT chime.leave($1, $2)",
     "SELECT * FROM chime.pause($1, $2, $3)",
     /* each job's pause, and its latest run ended on any node */
-    "SELECT j.job, j.paused_at, r.outcome, r.started, r.ended, r.exit_code FROM chime.jobs j LEFT JOIN LATERAL"
+    "SELECT j.job, p.paused_at, r.outcome, r.started, r.ended, r.exit_code FROM chime.jobs j"
+    "  LEFT JOIN chime.pauses p ON p.job = j.job LEFT JOIN LATERAL"
     "  (SELECT outcome, started, ended, exit_code FROM chime.runs x WHERE x.job = j.job AND x.kind IN ('run', 'local')"
     "   AND x.ended IS NOT NULL AND x.outcome NOT IN ('running', 'pending', 'replacing', 'abandoned')"
     "   ORDER BY x.id DESC LIMIT 1) r ON true WHERE j.job = ANY ($1::text[])",
@@ -73,7 +76,8 @@ static const char *const migration_1[] = {
     "CREATE TABLE chime.jobs ("
     "  job text PRIMARY KEY, def_hash text NOT NULL, def_node text NOT NULL, def_at timestamptz NOT NULL,"
     "  overlap text NOT NULL, max_concurrent int NOT NULL, on_node_loss text NOT NULL, watermark bigint NOT NULL,"
-    "  caught_up bigint NOT NULL DEFAULT 0, paused_at bigint, paused_by text);",
+    "  caught_up bigint NOT NULL DEFAULT 0);",
+    "CREATE TABLE chime.pauses (job text PRIMARY KEY, paused_at bigint NOT NULL, paused_by text NOT NULL);",
     "CREATE TABLE chime.runs ("
     "  id bigserial PRIMARY KEY, job text NOT NULL, tick bigint NOT NULL, attempt int NOT NULL, kind text NOT NULL,"
     "  node text, instance bigint, outcome text NOT NULL, exclusive bool NOT NULL DEFAULT true,"
@@ -89,6 +93,9 @@ static const char *const migration_1[] = {
     "CREATE INDEX runs_pending ON chime.runs (job) WHERE outcome = 'pending';",
     "CREATE INDEX runs_going ON chime.runs (job) WHERE outcome = 'running';",
     "CREATE INDEX runs_job ON chime.runs (job, id);",
+    /* each job's latest run ended, for the heartbeat: past no skipped tick */
+    "CREATE INDEX runs_ended ON chime.runs (job, id) WHERE kind IN ('run', 'local') AND ended IS NOT NULL"
+    "  AND outcome NOT IN ('running', 'pending', 'replacing', 'abandoned');",
     "CREATE FUNCTION chime.now_ns() RETURNS bigint LANGUAGE sql VOLATILE AS"
     "  $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint $$;",
     "CREATE FUNCTION chime.ns(t timestamptz) RETURNS bigint LANGUAGE sql IMMUTABLE AS"
@@ -135,7 +142,11 @@ static const char *const migration_1[] = {
     "  OUT status text, OUT run_id bigint, OUT old_watermark bigint, OUT db_now bigint, OUT def_node text)"
     " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; going int; BEGIN"
     "  db_now := chime.now_ns();"
-    "  SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED;"
+    /* a manual run takes no lock: it must not make the nodes deciding a
+     * tick of the job at that instant give up on it as "busy"; the
+     * partial unique index keeps it to one exclusive run */
+    "  IF p_manual THEN SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
+    "  ELSE SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED; END IF;"
     /* locked: another node is deciding this job's tick now (every node asks
      * for every tick at once): it is theirs, at once, without a wait */
     "  IF NOT FOUND THEN"
@@ -155,7 +166,7 @@ static const char *const migration_1[] = {
     "  ELSIF p_fire < db_now - p_bound THEN status := 'late'; RETURN;"
     "  END IF;"
     "  IF NOT p_manual THEN UPDATE chime.jobs SET watermark = p_tick WHERE job = p_job; END IF;"
-    "  IF j.paused_at IS NOT NULL AND NOT p_manual THEN"
+    "  IF NOT p_manual AND EXISTS (SELECT 1 FROM chime.pauses WHERE job = p_job) THEN"
     "    INSERT INTO chime.runs (job, tick, attempt, kind, node, outcome, reason, skipped, last_tick, started,"
     "      ended, triggered) VALUES (p_job, p_tick, 0, 'skip', p_node, 'skipped', 'paused', 1, p_tick, db_now,"
     "      db_now, p_catch_up) ON CONFLICT DO NOTHING;"
@@ -183,7 +194,10 @@ static const char *const migration_1[] = {
     "    reason, claimed, lease_until) VALUES (p_job, p_tick, 1, 'run', p_node, p_instance, 'running',"
     "    j.overlap <> 'allow', p_catch_up, p_catch_up OR p_manual, CASE WHEN p_manual THEN 'manual' END, now(),"
     "    now() + p_lease_ms * interval '1 millisecond')"
-    "    RETURNING id INTO run_id;"
+    "    ON CONFLICT DO NOTHING RETURNING id INTO run_id;"
+    /* refused by the index: an exclusive run began meanwhile (a manual
+     * run's claim holds no lock) */
+    "  IF run_id IS NULL THEN status := 'overlap'; RETURN; END IF;"
     "  status := 'won'; END $$;"
     /* a node's heartbeat: it is alive, and renews the leases of the runs it
      * holds; each held run's state comes back (running: renewed) */,
@@ -233,8 +247,11 @@ static const char *const migration_1[] = {
     "    CONTINUE WHEN NOT FOUND OR j.def_hash <> h;"
     "    SELECT count(*) INTO going FROM chime.runs x WHERE x.job = k AND x.outcome = 'running' AND x.kind = 'run';"
     "    CONTINUE WHEN going >= CASE WHEN j.overlap = 'allow' THEN j.max_concurrent ELSE 1 END;"
+    /* a paused job's queued ticks and reruns wait for its resume; a
+     * manual run does not */
     "    SELECT x.id, x.tick, x.attempt, x.catch_up INTO p FROM chime.runs x WHERE x.job = k"
-    "      AND x.outcome = 'pending' ORDER BY x.tick, x.attempt LIMIT 1 FOR UPDATE SKIP LOCKED;"
+    "      AND x.outcome = 'pending' AND (x.reason = 'manual' OR NOT EXISTS"
+    "      (SELECT 1 FROM chime.pauses WHERE job = k)) ORDER BY x.tick, x.attempt LIMIT 1 FOR UPDATE SKIP LOCKED;"
     "    CONTINUE WHEN NOT FOUND;"
     "    UPDATE chime.runs SET outcome = 'running', node = p_node, instance = p_instance, claimed = now(),"
     "      lease_until = now() + p_lease_ms * interval '1 millisecond', exclusive = j.overlap <> 'allow'"
@@ -295,7 +312,7 @@ static const char *const migration_1[] = {
     "  SELECT * INTO r FROM chime.runs WHERE id = p_id AND node = p_node AND instance = p_instance"
     "    AND outcome = 'running' FOR UPDATE;"
     "  IF NOT FOUND THEN RETURN 'gone'; END IF;"
-    "  again := r.reason = 'queued' OR EXISTS (SELECT 1 FROM chime.jobs WHERE job = r.job AND on_node_loss = 'rerun');"
+    "  again := r.reason IN ('queued', 'manual') OR EXISTS (SELECT 1 FROM chime.jobs WHERE job = r.job AND on_node_loss = 'rerun');"
     "  UPDATE chime.runs SET outcome = CASE WHEN again THEN 'pending' ELSE 'abandoned' END,"
     "    node = CASE WHEN again THEN NULL ELSE node END, instance = CASE WHEN again THEN NULL ELSE instance END,"
     "    lease_until = NULL, error = CASE WHEN again THEN NULL ELSE p_why END WHERE id = p_id;"
@@ -306,13 +323,19 @@ static const char *const migration_1[] = {
     /* chime pause and resume of a shared job, from any node: the fleet's */,
     "CREATE FUNCTION chime.pause(p_job text, p_node text, p_pause bool,"
     "  OUT status text, OUT since bigint, OUT by_node text)"
-    " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; BEGIN"
-    "  SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE;"
-    "  IF NOT FOUND THEN status := 'unknown'; RETURN; END IF;"
-    "  since := j.paused_at; by_node := j.paused_by;"
-    "  IF p_pause = (j.paused_at IS NOT NULL) THEN status := 'already'; RETURN; END IF;"
-    "  since := CASE WHEN p_pause THEN chime.now_ns() END; by_node := p_node;"
-    "  UPDATE chime.jobs SET paused_at = since, paused_by = CASE WHEN p_pause THEN p_node END WHERE job = p_job;"
+    " LANGUAGE plpgsql AS $$ BEGIN"
+    "  IF NOT EXISTS (SELECT 1 FROM chime.jobs WHERE job = p_job) THEN status := 'unknown'; RETURN; END IF;"
+    "  IF p_pause THEN"
+    "    INSERT INTO chime.pauses VALUES (p_job, chime.now_ns(), p_node) ON CONFLICT (job) DO NOTHING"
+    "      RETURNING paused_at, paused_by INTO since, by_node;"
+    "    IF NOT FOUND THEN"
+    "      SELECT paused_at, paused_by INTO since, by_node FROM chime.pauses WHERE job = p_job;"
+    "      status := 'already'; RETURN;"
+    "    END IF;"
+    "  ELSE"
+    "    DELETE FROM chime.pauses WHERE job = p_job;"
+    "    IF NOT FOUND THEN status := 'already'; RETURN; END IF;"
+    "  END IF;"
     "  PERFORM pg_notify('chime_pause', p_job);"
     "  status := CASE WHEN p_pause THEN 'paused' ELSE 'resumed' END; END $$;",
     "UPDATE chime.meta SET version = 1;",

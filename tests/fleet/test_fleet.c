@@ -726,7 +726,8 @@ static void pause_resume_and_trigger_act_fleet_wide(void **state) {
   struct jrun *r;
   int nr = job_runs(&s, &r), during = 0, after = 0, manual_runs = 0;
   for (int i = 0; i < nr; i++) {
-    if (r[i].start > paused + SEC / 5 && r[i].start < resumed) during++, manual_runs += r[i].start > triggered - SEC;
+    if (r[i].start > paused + SEC / 5 && r[i].start < resumed - SEC / 5)
+      during++, manual_runs += r[i].start > triggered - SEC;
     if (r[i].start > resumed + SEC / 2) after++;
   }
   free(r);
