@@ -79,7 +79,7 @@ void frec_put(struct fleet *f, struct frec *r) {
   *f->recs_tail = r;
   f->recs_tail = &r->next;
   f->nrecs++;
-  f->m.records_waiting = f->nrecs;
+  f->m.records_waiting = f->nrecs + f->outbox_count;
   wake_db(f);
 }
 

@@ -750,6 +750,7 @@ void frec_spill(struct fleet *f) {
   f->recs = NULL, f->recs_tail = &f->recs, f->nrecs = 0;
   if (outbox_put(f->ob, list, &left) == 0) {
     f->outbox_full = true;
+    f->outbox_count += n;
     return;
   }
   /* could not: they go back in front of what came meanwhile */
@@ -770,12 +771,18 @@ static int send_records(struct fleet *f) {
     int n = outbox_take(f->ob, 64, &list);
     if (n <= 0) {
       f->outbox_full = false;
+      f->outbox_count = 0;
+      f->m.records_waiting = f->nrecs;
       free_recs(list);
       return 0;
     }
     int rc;
     while ((rc = send_recs(f, list)) == 0) continue; /* a refused one is passed over next time */
-    if (rc == 1) outbox_done(f->ob, list);
+    if (rc == 1) {
+      outbox_done(f->ob, list);
+      f->outbox_count = f->outbox_count > (size_t)n ? f->outbox_count - (size_t)n : 0;
+      f->m.records_waiting = f->nrecs + f->outbox_count;
+    }
     free_recs(list);
     return rc < 0 ? rc : 1;
   }
@@ -797,7 +804,7 @@ static int send_records(struct fleet *f) {
     f->nrecs += n;
     return rc;
   }
-  f->m.records_waiting = f->nrecs;
+  f->m.records_waiting = f->nrecs + f->outbox_count;
   free_recs(list);
   return 1;
 }

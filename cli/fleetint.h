@@ -114,6 +114,7 @@ struct fleet {
   char outbox_path[4096];
   struct outbox *ob;
   bool outbox_full;         /* there may be records in the outbox */
+  size_t outbox_count;      /* records this daemon put there and has not sent yet (an earlier run's: once taken) */
   struct guard guard;
   chime_ns guard_sent;
   struct fleet_metrics m;

@@ -783,20 +783,38 @@ static void history_is_one_and_local_first(void **state) {
   (void)state;
   struct pgsrv s;
   pg_up(&s);
-  char conf[160];
+  char conf[160], conf2[160], listen[64];
+  const char *jobs = "[job rotate]\nevery = 500ms\ncommand = FLEET_JOB 0.01 0 host\nscope = host\n"
+                     "[job open]\nevery = 500ms\ncommand = FLEET_JOB 0.01 0 open\non_db_down = run_local\n";
   conf_path(&s, conf, "fleet.conf");
-  write_conf(&s, conf, NULL,
-             "[job rotate]\nevery = 500ms\ncommand = FLEET_JOB 0.01 0 host\nscope = host\n"
-             "[job open]\nevery = 500ms\ncommand = FLEET_JOB 0.01 0 open\non_db_down = run_local\n");
+  write_conf(&s, conf, NULL, jobs);
+  int port = free_port(); /* n2 serves /metrics */
+  conf_path(&s, conf2, "n2.conf");
+  snprintf(listen, sizeof listen, "http = 127.0.0.1:%d", port);
+  write_conf(&s, conf2, listen, jobs);
   struct node n[2];
-  for (int i = 0; i < 2; i++) node_start(&s, &n[i], i ? "n2" : "n1", conf, NULL);
+  node_start(&s, &n[0], "n1", conf, NULL);
+  node_start(&s, &n[1], "n2", conf2, NULL);
   sleep_s(2);
   pg_stop(&s, "immediate");
   sleep_s(2);
+  /* the records of the runs meanwhile wait (in memory, then in the outbox) */
+  char *m = http_get(port, "/metrics");
+  double waiting = sample_of(m, "chime_fleet_records_waiting "), up = sample_of(m, "chime_fleet_database_up "),
+         degraded_runs = sample_of(m, "chime_fleet_degraded_runs_total ");
+  print_message("n2 with the database down: %.0f records waiting, up %.0f, %.0f degraded runs\n", waiting, up,
+                degraded_runs);
+  free(m);
+  assert_true(up == 0 && degraded_runs >= 2 && waiting >= 4);
   assert_int_equal(node_stop(&n[0]), 0); /* its records go to its outbox */
   pg_start(&s);
   node_start(&s, &n[0], "n1", conf, NULL);
   sleep_s(3);
+  m = http_get(port, "/metrics");
+  waiting = sample_of(m, "chime_fleet_records_waiting "), up = sample_of(m, "chime_fleet_database_up ");
+  free(m);
+  print_message("n2 with the database back: %.0f records waiting, up %.0f\n", waiting, up);
+  assert_true(up == 1 && waiting == 0);
   for (int i = 0; i < 2; i++) assert_int_equal(node_stop(&n[i]), 0);
   struct jrun *r;
   int nr = job_runs(&s, &r), missing = 0;
