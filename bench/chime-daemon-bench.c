@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/procstat.h"
+
 extern char **environ;
 
 static double now_s(void) {
@@ -87,19 +89,11 @@ static void floor_of(double secs, double *per_s, double *cpu_ms) {
  * /proc (children excluded). */
 static void daemon_usage(pid_t pid, double *cpu_s, long *rss_kb) {
   char path[64], text[4096];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  long long ticks = procstat_cpu_ticks(pid);
+  *cpu_s = ticks < 0 ? 0 : (double)ticks / (double)sysconf(_SC_CLK_TCK);
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
   FILE *f = fopen(path, "r");
   size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
-  if (f) fclose(f);
-  text[len] = '\0';
-  const char *p = strrchr(text, ')');
-  unsigned long ut = 0, st = 0;
-  for (int field = 2; p && field < 14; field++) p = strchr(p + 1, ' ');
-  if (p) sscanf(p + 1, "%lu %lu", &ut, &st);
-  *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  f = fopen(path, "r");
-  len = f ? fread(text, 1, sizeof text - 1, f) : 0;
   if (f) fclose(f);
   text[len] = '\0';
   const char *hwm = strstr(text, "VmHWM:");

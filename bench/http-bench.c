@@ -19,6 +19,7 @@
  * beside this program.
  */
 #include "bench.h"
+#include "../tests/procstat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,16 +106,8 @@ static size_t get(int port, const char *path, bool *ok) {
 
 /* The daemon's CPU time so far (user + system, every thread), ns. */
 static int64_t daemon_cpu(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  if (f) fclose(f);
-  buf[n] = '\0';
-  const char *p = strrchr(buf, ')'); /* the name may hold blanks */
-  unsigned long long ut = 0, st = 0;
-  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return 0;
-  return (int64_t)(ut + st) * (1000000000LL / sysconf(_SC_CLK_TCK));
+  long long ticks = procstat_cpu_ticks(pid);
+  return ticks < 0 ? 0 : (int64_t)ticks * (1000000000LL / sysconf(_SC_CLK_TCK));
 }
 
 static int cmp_i64(const void *a, const void *b) {

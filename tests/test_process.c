@@ -2,6 +2,7 @@
  * bad programs, and no zombie left behind.  Real programs, on the real
  * clock, with generous deadlines. */
 #include "test.h"
+#include "procstat.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,15 +33,8 @@ static int open_fds(void) {
 /* A process that is gone, or a zombie (its parent, now init, may not
  * reap it at once). */
 static bool dead(pid_t pid) {
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return true;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *close_paren = strrchr(buf, ')');
-  return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+  char state = procstat_state(pid);
+  return state == 0 || state == 'Z';
 }
 
 /* Reads a child's pipe to its end (at most cap - 1 bytes kept). */

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "../procstat.h"
 #include "../select.h"
 
 #include <dirent.h>
@@ -199,18 +200,10 @@ static UNUSED int pg_pids(struct pgsrv *s, pid_t *pids, int max) {
   DIR *d = opendir("/proc");
   struct dirent *e;
   while (d && (e = readdir(d)) && n < max) {
-    char stat[64], buf[512];
-    int pid = atoi(e->d_name);
-    if (pid <= 0) continue;
-    snprintf(stat, sizeof stat, "/proc/%d/stat", pid);
-    FILE *sf = fopen(stat, "r");
-    if (!sf) continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, sf);
-    fclose(sf);
-    buf[len] = '\0';
-    char *close = strrchr(buf, ')');
-    int ppid = 0;
-    if (close && sscanf(close + 2, "%*c %d", &ppid) == 1 && ppid == pm) pids[n++] = pid;
+    char buf[512];
+    int pid = atoi(e->d_name), ppid = 0;
+    const char *fields = pid > 0 ? procstat(pid, buf, sizeof buf) : NULL;
+    if (fields && sscanf(fields, "%*c %d", &ppid) == 1 && ppid == pm) pids[n++] = pid;
   }
   if (d) closedir(d);
   return n;
@@ -422,15 +415,8 @@ static UNUSED void node_print(const struct node *n) {
 /* Whether a process still runs: there, and no zombie (a child of a
  * killed chime is reparented, and reaped when its new parent gets to it). */
 static UNUSED bool alive(pid_t pid) {
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return false;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *close = strrchr(buf, ')');
-  return close && close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
+  char state = procstat_state(pid);
+  return state != 0 && state != 'Z' && state != 'X';
 }
 
 /* ---- a proxy that can be cut ------------------------------------------------------ */
