@@ -251,8 +251,11 @@ static void observe(void *ctx, const struct job *cj, const chime_event *ev, cons
     break;
   case CHIME_EVENT_SKIP:
     if (ev->triggered) {
-      why = ev->reason == CHIME_SKIP_OVERLAP ? "skipped: a run of it is going (overlap = skip)"
-                                             : "skipped: the veto said no (a reloaded job's old version runs)";
+      int reason = skip_reason_of(ev);
+      why = reason == CHIME_SKIP_OVERLAP  ? "skipped: a run of it is going (overlap = skip)"
+            : reason >= 0                 ? "skipped: vetoed (chime's log says why)"
+            : ev->result == VETO_QUEUED   ? "queued: it runs once the run going ends (overlap = queue)"
+                                          : "not run here: the fleet did not let it (chime's log says why)";
       tell_waits(c, j, ev->tick, false, why);
       manual_done(j, ev->tick);
     }

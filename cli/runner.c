@@ -192,12 +192,19 @@ static void run_ended(struct runner *r, struct job *j, const chime_event *ev) {
 
 /* ---- skipped ticks, and a job's end ---------------------------------------------------- */
 
+int skip_reason_of(const chime_event *ev) {
+  if (ev->reason != CHIME_SKIP_VETOED) return ev->reason;
+  switch (ev->result) {
+  case VETO_QUEUED: case VETO_SILENT: return -1; /* not skipped: it waits its turn, or another node runs it */
+  case VETO_OVERLAP: return CHIME_SKIP_OVERLAP; /* an old version's run, or the fleet's */
+  case VETO_PAUSED: return SKIP_PAUSED;
+  default: return CHIME_SKIP_VETOED;
+  }
+}
+
 static void ticks_skipped(struct runner *r, struct job *j, const chime_event *ev) {
-  int reason = ev->reason;
-  if (reason == CHIME_SKIP_VETOED && (ev->result == VETO_QUEUED || ev->result == VETO_SILENT))
-    return; /* not skipped: it waits its turn, or another node runs it */
-  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_OVERLAP) reason = CHIME_SKIP_OVERLAP; /* the old version's */
-  if (reason == CHIME_SKIP_VETOED && ev->result == VETO_PAUSED) reason = SKIP_PAUSED;
+  int reason = skip_reason_of(ev);
+  if (reason < 0) return;
   j->status.runs[OUTCOME_SKIPPED] += ev->count;
   j->status.skipped[reason] += ev->count;
   struct logline l;

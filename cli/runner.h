@@ -28,6 +28,11 @@ struct fleet_job;
  * it, or the fleet says why in its own log lines), or a paused job's. */
 enum { VETO_OVERLAP = 1, VETO_QUEUED = 2, VETO_SILENT = 3, VETO_PAUSED = 4 };
 
+/* What a SKIP event counts as: a chime_skip_reason, or SKIP_PAUSED, the
+ * daemon's vetoes named; -1: no skip of this node's (queued behind a run
+ * going, or left to another node of the fleet). */
+int skip_reason_of(const chime_event *ev);
+
 /* A run going now, from its target's start to its end event: what the
  * daemon knows of it.  Made by the run's target (run.c), ended by the
  * job's CHIME_EVENT_END (runner.c). */
