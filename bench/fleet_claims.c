@@ -28,13 +28,14 @@ struct ctx {
 
 static int run_batch(struct pg *pg, int n, int jobs, long long *tick, const char *node) {
   char job[32], t[32], fire[32], bound[] = "1000000000000000000", lease[] = "20000";
-  const char *v[9];
+  const char *v[10];
   for (int i = 0; i < n; i++) {
     snprintf(job, sizeof job, "b%05d", (int)((*tick + i) % jobs));
     snprintf(t, sizeof t, "%lld", *tick + i);
     snprintf(fire, sizeof fire, "%lld", (long long)chime_wall_now());
     v[0] = job, v[1] = t, v[2] = fire, v[3] = "h", v[4] = node, v[5] = "1", v[6] = bound, v[7] = lease, v[8] = "f";
-    if (pg_push(pg, fleet_stmt_name[ST_CLAIM], 9, v, NULL, NULL)) return -EIO;
+    v[9] = "f"; /* not a manual run */
+    if (pg_push(pg, fleet_stmt_name[ST_CLAIM], fleet_stmt_params[ST_CLAIM], v, NULL, NULL)) return -EIO;
   }
   *tick += n;
   chime_ns deadline = chime_now() + CHIME_SEC(10);
@@ -64,7 +65,7 @@ static int main_task(void *arg) {
     char job[32];
     snprintf(job, sizeof job, "b%05d", i);
     const char *v[6] = {job, "h", "bench", "allow", "100000000", "drop"}; /* runs going never refuse a claim */
-    rc = pg_push(pg, fleet_stmt_name[ST_DEFINE], 6, v, NULL, NULL);
+    rc = pg_push(pg, fleet_stmt_name[ST_DEFINE], fleet_stmt_params[ST_DEFINE], v, NULL, NULL);
   }
   if (rc == 0) rc = pg_sync(pg, deadline);
   for (int i = 0; rc == 0 && i < c->jobs; i++) {

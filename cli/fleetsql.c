@@ -55,7 +55,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     "   AND x.ended IS NOT NULL AND x.outcome NOT IN ('running', 'pending', 'replacing', 'abandoned')"
     "   ORDER BY x.id DESC LIMIT 1) r ON true WHERE j.job = ANY ($1::text[])",
 };
-static const int stmt_params[ST_COUNT] = {6, 6, 10, 4, 1, 5, 7, 14, 16, 8, 4, 2, 3, 1};
+const int fleet_stmt_params[ST_COUNT] = {6, 6, 10, 4, 1, 5, 7, 14, 16, 8, 4, 2, 3, 1};
 
 /* Opens the migration: the lock, the schema and its version row. */
 static const char opening[] =
@@ -383,7 +383,7 @@ int fleet_schema(struct pg *pg, chime_ns deadline, char *why, size_t size) {
   if (rc) return rc;
   if ((rc = pg_pipeline(pg)) != 0) return snprintf(why, size, "pipeline mode: %s", PQerrorMessage(pg->conn)), rc;
   for (int i = 0; rc == 0 && i < ST_COUNT; i++)
-    rc = pg_prepare(pg, fleet_stmt_name[i], stmt_sql[i], stmt_params[i]);
+    rc = pg_prepare(pg, fleet_stmt_name[i], stmt_sql[i], fleet_stmt_params[i]);
   if (rc == 0) rc = pg_sync(pg, deadline);
   for (int i = 0; rc == 0 && i < ST_COUNT; i++) {
     if ((rc = pg_result(pg, deadline, &res)) != 0) break;

@@ -16,6 +16,7 @@ enum fleet_stmt {
   ST_RELEASE, ST_LEAVE, ST_PAUSE, ST_JOBS, ST_COUNT
 };
 extern const char *const fleet_stmt_name[ST_COUNT];
+extern const int fleet_stmt_params[ST_COUNT]; /* how many parameters each takes */
 
 /* Task only.  Creates or migrates the schema (in one transaction, under
  * an advisory lock, so that nodes starting together do it once), then
