@@ -18,8 +18,9 @@
 /* Closes a descriptor the library opened (a child's pipe): tasks waiting
  * on it see -EBADF. */
 void chime__fd_close(chime_loop *loop, int fd);
-/* chime_keep_fd on `loop`. */
-int chime__fd_keep(chime_loop *loop, int fd);
+/* chime_keep_fd on `loop`; `flags`: the descriptor's status flags
+ * (F_GETFL) where the caller knows them (a pipe it made), or -1. */
+int chime__fd_keep(chime_loop *loop, int fd, int flags);
 
 /* ---- signals (signal.c) ----------------------------------------------------- */
 

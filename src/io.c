@@ -233,9 +233,9 @@ void chime__fd_close(chime_loop *loop, int fd) {
   close(fd);
 }
 
-int chime__fd_keep(chime_loop *loop, int fd) {
+int chime__fd_keep(chime_loop *loop, int fd, int flags) {
   if (fd < 0) return -EINVAL;
-  int fl = fcntl(fd, F_GETFL); /* checked here: a record may outlive its file */
+  int fl = flags >= 0 ? flags : fcntl(fd, F_GETFL); /* checked here: a record may outlive its file */
   if (fl < 0) return -EBADF;
   struct chime__fdrec *r;
   int rc = rec_get(loop, fd, &r);
@@ -250,7 +250,7 @@ int chime__fd_keep(chime_loop *loop, int fd) {
 
 int chime_keep_fd(int fd) {
   chime_loop *loop = chime__tls_loop;
-  return loop ? chime__fd_keep(loop, fd) : -EPERM;
+  return loop ? chime__fd_keep(loop, fd, -1) : -EPERM;
 }
 
 int chime_close(int fd) {

@@ -4,10 +4,13 @@
  * elsewhere a fork) and execs.  The parent resolves the program through
  * PATH first, so that the child, before exec, only makes system calls: it
  * joins a new process group, sets up its standard descriptors, directory
- * and ids, resets its signal handlers and mask, and execs.  If anything fails there it writes errno to a close-on-exec pipe
- * and exits: the parent reads the pipe (end of file means exec succeeded)
- * and returns that errno, so a missing or non-executable program is an
- * error of chime_proc_spawn, never a child that dies silently.
+ * and ids, resets its signal handlers and mask, and execs.  If anything
+ * fails there it reports errno and exits: the parent returns that errno,
+ * so a missing or non-executable program is an error of chime_proc_spawn,
+ * never a child that dies silently.  A child sharing the parent's memory
+ * (Linux) writes it where the waiting parent reads it, as posix_spawn
+ * does; a forked one (elsewhere, or made a fork by Valgrind) through a
+ * close-on-exec pipe, whose end of file means the exec succeeded.
  *
  * The exit is awaited through a pidfd (Linux 5.3) watched by the loop;
  * without one, through SIGCHLD (signal.c), on which the loop polls its own
@@ -64,6 +67,8 @@ struct chime_proc {
 struct procs {
   chime_proc *head; /* children not yet freed */
   void *stack;      /* the stack a child starts on, until it execs (Linux) */
+  int devnull;      /* /dev/null, read and write, for CHIME_STDIO_NULL, once opened */
+  bool has_devnull;
 };
 
 static void procs_release(chime_loop *loop, void *state);
@@ -125,12 +130,13 @@ static void kill_and_reap(chime_loop *loop, chime_proc *p) {
 /* ---- spawning ------------------------------------------------------------------ */
 
 /* The program to exec: argv[0] itself if it has a '/', else the first
- * executable file of that name in PATH.  Returns 0 or -ENOENT / -EACCES. */
+ * executable file of that name in PATH.  Returns 0 or -ENOENT / -EACCES
+ * (or -ENAMETOOLONG). */
 static int resolve(const char *name, char *out, size_t size) {
-  if (strchr(name, '/')) {
+  if (strchr(name, '/')) { /* the exec says what is wrong with it */
     if (strlen(name) >= size) return -ENAMETOOLONG;
     strcpy(out, name);
-    return access(out, X_OK) == 0 ? 0 : -errno;
+    return 0;
   }
   const char *path = getenv("PATH");
   if (!path) path = "/usr/local/bin:/usr/bin:/bin";
@@ -155,27 +161,36 @@ static int resolve(const char *name, char *out, size_t size) {
 
 /* The child's end of one standard descriptor, opened in the parent (so that
  * a file that cannot be opened is the parent's error).  *parent gets the
- * parent's end of a pipe.  -1: inherit. */
-static int child_end(const chime_stdio *s, int which, int *child, int *parent) {
+ * parent's end of a pipe, non-blocking, as the child's end is until the
+ * child clears it (*pipe_end).  *child -1: inherit; ps->devnull (kept
+ * open for the loop's children, not closed after the spawn): /dev/null. */
+static int child_end(struct procs *ps, const chime_stdio *s, int which, int *child, int *parent, bool *pipe_end) {
   *child = *parent = -1;
+  *pipe_end = false;
   int p[2];
   switch (s->mode) {
   case CHIME_STDIO_INHERIT: return 0;
   case CHIME_STDIO_NULL:
+    if (!ps->has_devnull) {
+      if (CHIME__FAULT()) return -EMFILE;
+      if ((ps->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) return -errno;
+      ps->has_devnull = true;
+    }
+    *child = ps->devnull;
+    return 0;
   case CHIME_STDIO_FILE: {
-    const char *path = s->mode == CHIME_STDIO_NULL ? "/dev/null" : s->path;
-    if (!path) return -EINVAL;
+    if (!s->path) return -EINVAL;
     int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | (s->append ? O_APPEND : O_TRUNC);
     if (CHIME__FAULT()) return -EMFILE;
-    *child = open(path, flags | O_CLOEXEC, 0644);
+    *child = open(s->path, flags | O_CLOEXEC, 0644);
     return *child < 0 ? -errno : 0;
   }
   case CHIME_STDIO_PIPE:
     if (CHIME__FAULT()) return -EMFILE;
-    if (pipe2(p, O_CLOEXEC) != 0) return -errno;
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return -errno;
     *child = p[which == 0 ? 0 : 1];
     *parent = p[which == 0 ? 1 : 0];
-    fcntl(*parent, F_SETFL, fcntl(*parent, F_GETFL) | O_NONBLOCK);
+    *pipe_end = true;
     return 0;
   case CHIME_STDIO_FD:
     if (s->fd < 0 || fcntl(s->fd, F_GETFD) < 0) return -EBADF;
@@ -194,6 +209,15 @@ static int child_end(const chime_stdio *s, int which, int *child, int *parent) {
 #define VFORK 0
 #endif
 
+#if VFORK && defined(CHIME_HAVE_VALGRIND_H)
+#include <valgrind/valgrind.h>
+#define SHARED_CHILD() (!RUNNING_ON_VALGRIND) /* Valgrind makes the clone a fork */
+#elif VFORK
+#define SHARED_CHILD() 1
+#else
+#define SHARED_CHILD() 0
+#endif
+
 #if VFORK
 /* The child's side of a spawn, on Linux: clone(CLONE_VM | CLONE_VFORK), as
  * posix_spawn starts a child, so that starting one costs the same however
@@ -208,9 +232,11 @@ struct spawn {
   const char *prog;
   char *const *argv, *const *envp;
   const chime_proc_opts *o;
-  const int *ends; /* the child's standard descriptors, or -1 */
-  int err_fd;
+  const int *ends;       /* the child's standard descriptors, or -1 */
+  const bool *pipe_end;  /* ends[i] is a pipe's, to be made blocking */
+  int err_fd;            /* -1: the error is written to err */
   pid_t parent;
+  int err;               /* why the child could not exec; 0 */
 };
 
 /* The kernel's struct sigaction (rt_sigaction), on x86-64 and aarch64. */
@@ -232,12 +258,14 @@ NO_SANITIZE static int raw_above_std(int fd) {
 }
 
 NO_SANITIZE static int vchild(void *arg) {
-  const struct spawn *sp = arg;
+  struct spawn *sp = arg;
   const chime_proc_opts *o = sp->o;
   int err = 0, ends[3];
   int err_fd = raw_above_std(sp->err_fd);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     if ((ends[i] = raw_above_std(sp->ends[i])) < 0 && sp->ends[i] >= 0) err = EMFILE;
+    if (ends[i] >= 0 && sp->pipe_end[i]) sys(SYS_fcntl, ends[i], F_SETFL, 0, 0); /* only the child has it */
+  }
   /* Handlers do not survive exec anyway; ours must not run before it.
    * Ignored signals stay ignored (as exec keeps them), unless asked. */
   struct ksigaction dfl, old;
@@ -268,7 +296,10 @@ NO_SANITIZE static int vchild(void *arg) {
     sys(SYS_execve, (long)sp->prog, (long)sp->argv, (long)sp->envp, 0);
     err = errno > 0 ? errno : EIO;
   }
-  sys(SYS_write, err_fd, (long)&err, sizeof err, 0);
+  if (err_fd >= 0)
+    sys(SYS_write, err_fd, (long)&err, sizeof err, 0);
+  else
+    __atomic_store_n(&sp->err, err, __ATOMIC_RELAXED); /* the parent reads it once the child is gone */
   sys(SYS_exit_group, 127, 0, 0, 0);
   return 127;
 }
@@ -289,11 +320,13 @@ static int above_std(int fd) { return fd >= 0 && fd < 3 ? fcntl(fd, F_DUPFD_CLOE
 
 /* Between fork and exec: async-signal-safe calls only. */
 static void child(const char *prog, char *const argv[], char *const envp[], const chime_proc_opts *o, const int in[3],
-                  int err_fd, pid_t parent) {
+                  const bool pipe_end[3], int err_fd, pid_t parent) {
   int err = 0, ends[3];
   err_fd = above_std(err_fd);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     if ((ends[i] = above_std(in[i])) < 0 && in[i] >= 0) err = errno;
+    if (ends[i] >= 0 && pipe_end[i]) fcntl(ends[i], F_SETFL, 0); /* only the child has it */
+  }
   /* Handlers do not survive exec anyway; ours must not run before it.
    * Ignored signals stay ignored (as exec keeps them), unless asked. */
   struct sigaction dfl, old;
@@ -347,11 +380,14 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   chime_proc *p = chime__calloc(1, sizeof *p);
   if (!p) return -ENOMEM;
   int ends[3] = {-1, -1, -1}, err_pipe[2] = {-1, -1};
+  bool pipe_end[3];
   p->fds[0] = p->fds[1] = p->fds[2] = p->io.fd = -1;
   const chime_stdio *stdio[3] = {&o->in, &o->out, &o->err};
-  for (int i = 0; i < 3 && rc == 0; i++) rc = child_end(stdio[i], i, &ends[i], &p->fds[i]);
-  if (rc == 0) rc = CHIME__FAULT() ? -EMFILE : pipe2(err_pipe, O_CLOEXEC) == 0 ? 0 : -errno;
+  for (int i = 0; i < 3 && rc == 0; i++) rc = child_end(ps, stdio[i], i, &ends[i], &p->fds[i], &pipe_end[i]);
+  bool shared = SHARED_CHILD();
+  if (rc == 0 && !shared) rc = CHIME__FAULT() ? -EMFILE : pipe2(err_pipe, O_CLOEXEC) == 0 ? 0 : -errno;
   pid_t pid = -1;
+  int child_err = 0;
   if (rc == 0) {
     /* Signals blocked across fork: no handler of ours runs in the child
      * before it resets them. */
@@ -359,32 +395,34 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
 #if VFORK
-    struct spawn sp = {prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, err_pipe[1],
-                       getpid()};
+    struct spawn sp = {prog,     (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, pipe_end,
+                       err_pipe[1], getpid(), 0};
     pid = CHIME__FAULT() ? (errno = EAGAIN, -1) : spawn_child(ps, &sp);
+    child_err = __atomic_load_n(&sp.err, __ATOMIC_RELAXED); /* the child has exec'd or exited */
 #else
     pid_t self = getpid();
     pid = CHIME__FAULT() ? (errno = EAGAIN, -1) : fork();
     if (pid == 0)
-      child(prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, err_pipe[1], self);
+      child(prog, (char *const *)argv, o->envp ? (char *const *)o->envp : environ, o, ends, pipe_end, err_pipe[1],
+            self);
 #endif
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) rc = -err;
   }
   for (int i = 0; i < 3; i++)
-    if (ends[i] >= 0) close(ends[i]);
+    if (ends[i] >= 0 && !(ps->has_devnull && ends[i] == ps->devnull)) close(ends[i]);
   if (err_pipe[1] >= 0) close(err_pipe[1]);
-  if (rc == 0) {
+  if (rc == 0 && !shared) {
     if (!o->keep_group) setpgid(pid, pid); /* also here: no race with a signal to the group */
-    int err = 0;
     ssize_t n;
-    while ((n = read(err_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {
+    while ((n = read(err_pipe[0], &child_err, sizeof child_err)) < 0 && errno == EINTR) {
     }
-    if (n > 0) { /* the child could not exec */
-      waitpid(pid, NULL, 0);
-      rc = -err;
-    }
+    if (n <= 0) child_err = 0; /* end of file: it exec'd */
+  }
+  if (rc == 0 && child_err) { /* the child could not exec */
+    waitpid(pid, NULL, 0);
+    rc = -child_err;
   }
   if (err_pipe[0] >= 0) close(err_pipe[0]);
   if (rc) {
@@ -415,9 +453,9 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   p->next = ps->head;
   if (ps->head) ps->head->prev = p;
   ps->head = p;
-  try_reap(loop, p); /* it may be gone already */
+  if (p->io.fd < 0) try_reap(loop, p); /* it may be gone already (a pidfd is readable then: no need) */
   for (int i = 0; i < 3; i++) /* closed by the library alone (chime__fd_close): kept, waits cost no epoll_ctl */
-    if (p->fds[i] >= 0) chime__fd_keep(loop, p->fds[i]);
+    if (p->fds[i] >= 0) chime__fd_keep(loop, p->fds[i], O_NONBLOCK); /* made so (child_end) */
   *out = p;
   return 0;
 }
@@ -511,4 +549,6 @@ static void procs_release(chime_loop *loop, void *state) {
   while (ps->head) proc_free(loop, ps->head);
   if (ps->stack) chime__unmap(ps->stack, 64 * 1024);
   ps->stack = NULL;
+  if (ps->has_devnull) close(ps->devnull);
+  ps->has_devnull = false;
 }
