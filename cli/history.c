@@ -268,7 +268,7 @@ static bool same_process(pid_t pid, int64_t start, const char *boot) {
 static void end_left_behind(pid_t pid, int64_t start, const char *boot) {
   if (pid <= 0 || start < 0 || !boot[0] || strcmp(boot, boot_id()) != 0) return;
   int64_t now = proc_start_time(pid);
-  if (now >= 0 && now != start) return; /* the pid is another process's now */
+  if (now >= 0 && !proc_started_near(now, start)) return; /* the pid is another process's now */
   kill(-pid, SIGKILL);
   kill(pid, SIGKILL);
 }

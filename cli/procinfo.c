@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 int64_t proc_start_time(pid_t pid) {
   char path[64], text[1024];
@@ -25,6 +27,15 @@ int64_t proc_start_time(pid_t pid) {
   long long t = strtoll(p + 1, &end, 10);
   return end == p + 1 || t < 0 ? -1 : (int64_t)t;
 }
+
+int64_t boot_ticks_now(void) {
+  struct timespec ts;
+  long hz = sysconf(_SC_CLK_TCK);
+  if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return -1;
+  return (int64_t)ts.tv_sec * hz + (int64_t)ts.tv_nsec / (1000000000 / hz);
+}
+
+bool proc_started_near(int64_t actual, int64_t taken) { return actual >= taken && actual - taken <= 2; }
 
 const char *boot_id(void) {
   static char id[64];

@@ -175,11 +175,13 @@ static int run_child(struct run *run, struct run_state *s) {
       snprintf(s->why, sizeof s->why, "cannot read its output: %s", chime_strerror(rc));
   }
   int in_fd = -1;
+  /* to tell the child from a process reusing its pid, after a crash */
+  int64_t started = boot_ticks_now();
   /* every run's child dies with chime (child.c): a fleet's run, too, which
    * must not outlive its lease (its guard kills the run's group) */
   if (!rc) rc = child_spawn(c, &s->child, &in_fd, s->why, sizeof s->why);
   run->pid = rec->pid = s->child.pid;
-  rec->pid_start = run->pid > 0 ? proc_start_time(run->pid) : -1; /* to tell it from a pid reused, after a crash */
+  rec->pid_start = run->pid > 0 ? started : -1;
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
     caps[i]->pid = run->pid, caps[i]->fd = s->child.proc ? chime_proc_fd(s->child.proc, i + 1) : -1;
   recorder_start(j->r->rec, rec); /* the spawn did not suspend: this is still the start */
