@@ -48,8 +48,10 @@ char **job_env(const struct job_conf *c, const struct passwd *pw) {
   for (size_t i = 0; i < total + nadd + njob; i++) {
     const char *v = i < total ? environ[i] : i < total + nadd ? add[i - total] : c->env[i - total - nadd];
     size_t klen = strcspn(v, "=");
-    bool later = false; /* a later entry of the same name wins */
-    for (size_t k = i + 1; k < total + nadd + njob && !later; k++) {
+    bool later = false; /* a later entry of the same name wins: the user's, the job's over the daemon's (whose
+                         * own are taken as they are: comparing each with each would cost a run hundreds of
+                         * comparisons) */
+    for (size_t k = i < total ? total : i + 1; k < total + nadd + njob && !later; k++) {
       const char *w = k < total ? environ[k] : k < total + nadd ? add[k - total] : c->env[k - total - nadd];
       later = strncmp(v, w, klen) == 0 && w[klen] == '=';
     }
