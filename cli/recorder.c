@@ -76,6 +76,9 @@ struct recorder {
   unsigned long long failures;   /* batches that failed, in all (each try of one) */
   chime_ns failing_since;        /* chime_now() when the batches began to fail; 0 while they succeed */
   char why[1024];                /* why the latest batch failed */
+  size_t max;             /* items waiting, at most: RECORDER_MAX (tests: CHIME_TEST_RECORDER_MAX) */
+  struct rec_item *inflight; /* the batch a thread of the pool writes, or NULL */
+  size_t inflight_n;
   chime_task writer;      /* the writer task, while writer_live */
   bool writer_live;
   bool flushing;          /* a flush waits: the writer does not linger */
@@ -100,6 +103,11 @@ int recorder_new(const char *path, bool make_dirs, struct recorder **out) {
   if (!rec) return -ENOMEM;
   rec->path = path;
   rec->make_dirs = make_dirs;
+  rec->max = RECORDER_MAX;
+  const char *max = getenv("CHIME_TEST_RECORDER_MAX");
+  char *end;
+  unsigned long n = max ? strtoul(max, &end, 10) : 0;
+  if (max && *max >= '1' && *max <= '9' && !*end && n <= RECORDER_MAX) rec->max = n;
   pthread_mutex_init(&rec->mu, NULL);
   *out = rec;
   return 0;
@@ -265,7 +273,9 @@ static int writer_main(void *arg) {
     if (!rec->head) rec->tail = NULL;
     rec->queued -= b.n;
     last->next = NULL;
+    rec->inflight = b.items, rec->inflight_n = b.n;
     int rc = chime_to_thread(write_batch, &b, NULL);
+    rec->inflight = NULL, rec->inflight_n = 0;
     if (b.opened && b.interrupted > 0)
       log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", b.interrupted);
     if (rc == 0 && b.rc == 0) {
@@ -275,7 +285,7 @@ static int writer_main(void *arg) {
       pause = PAUSE_MIN;
       for (struct rec_item *it = b.items, *next; it; it = next) {
         next = it->next;
-        if (it->kind == ITEM_PRUNE && ((struct prune_item *)it)->more && rec->queued < RECORDER_MAX / 2)
+        if (it->kind == ITEM_PRUNE && ((struct prune_item *)it)->more && rec->queued < rec->max / 2)
           put(rec, it); /* the next step, behind what came meanwhile */
         else
           item_done(rec, it, true);
@@ -311,20 +321,48 @@ static void wake_writer(struct recorder *rec) {
   /* no memory for a task: the next record tries again */
 }
 
+/* Takes `it` out of the queue; false if it is not there. */
+static bool unlink_item(struct recorder *rec, struct rec_item *it) {
+  struct rec_item *prev = NULL;
+  for (struct rec_item *x = rec->head; x; prev = x, x = x->next) {
+    if (x != it) continue;
+    *(prev ? &prev->next : &rec->head) = x->next;
+    if (rec->tail == x) rec->tail = prev;
+    rec->queued--;
+    return true;
+  }
+  return false;
+}
+
+/* Makes room in a full queue: the oldest item that may go goes, and is
+ * counted lost.  Never a start alone (it is in its run's record, which its
+ * end frees), nor an end whose start a thread of the pool is writing; an
+ * end whose start still waits takes the start with it (the run is lost
+ * whole). */
+static void make_room(struct recorder *rec) {
+  for (struct rec_item *it = rec->head; it; it = it->next) {
+    if (it->kind == ITEM_START) continue;
+    if (it->kind == ITEM_END) {
+      struct rec_item *start = &record_of(it)->start_item, *x = rec->inflight;
+      bool writing = false;
+      for (size_t i = 0; i < rec->inflight_n && !writing; i++, x = x->next) writing = x == start;
+      if (writing) continue;
+      unlink_item(rec, start); /* not there: written already */
+    }
+    unlink_item(rec, it);
+    item_done(rec, it, false);
+    rec->lost++, rec->lost_total++;
+    return;
+  }
+}
+
 static void put(struct recorder *rec, struct rec_item *it) {
   if (!rec->path) { /* no history */
     item_done(rec, it, false);
     return;
   }
   it->next = NULL;
-  if (rec->queued >= RECORDER_MAX && rec->head && rec->head->kind != ITEM_START) { /* full: the oldest goes */
-    struct rec_item *old = rec->head;
-    rec->head = old->next;
-    if (!rec->head) rec->tail = NULL;
-    rec->queued--;
-    item_done(rec, old, false);
-    rec->lost++, rec->lost_total++;
-  }
+  if (rec->queued >= rec->max) make_room(rec);
   if (rec->tail)
     rec->tail->next = it;
   else
@@ -368,7 +406,7 @@ void recorder_skip(struct recorder *rec, const char *job, chime_ns first, chime_
 }
 
 void recorder_prune(struct recorder *rec, const char *job, const struct history_bounds *b) {
-  struct prune_item *p = rec->queued < RECORDER_MAX / 2 ? job_item(rec, sizeof *p, ITEM_PRUNE, job, false) : NULL;
+  struct prune_item *p = rec->queued < rec->max / 2 ? job_item(rec, sizeof *p, ITEM_PRUNE, job, false) : NULL;
   if (!p) return;
   p->bounds = *b;
   p->now = chime_wall_now();

@@ -377,6 +377,28 @@ static void locked_database_gives_a_clear_error(void **state) {
   proc_free(&p);
 }
 
+/* A daemon started with `args` and `env`, whose history is locked by
+ * another process for `locked` seconds once its first run is on record;
+ * stopped `after` seconds after the lock goes (it must exit 0), and the
+ * history said to be locked, then written again. */
+static void lock_under(struct proc *p, const char *db, const char *const *args, const char *const *env,
+                       double locked, double after) {
+  start(p, args, env);
+  assert_true(wait_log(p, "event=end job=tick", 20));
+  while (q_soon(db, "SELECT count(*) FROM runs") < 1) pump(p, 0.05);
+  sqlite3 *h;
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  for (double end = mono() + locked; mono() < end;) pump(p, 0.05);
+  sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(h);
+  for (double end = mono() + after; mono() < end;) pump(p, 0.05);
+  kill(p->pid, SIGTERM);
+  assert_int_equal(finish(p, 30), 0);
+  assert_non_null(strstr(p->log, "database is locked"));
+  assert_non_null(strstr(p->log, "written again"));
+}
+
 /* A database locked by another process for two seconds, under a job every
  * 100 ms: no run starts late for it (the history is written by a thread,
  * not on the path of a tick), and once the lock goes every run is on
@@ -387,25 +409,34 @@ static void a_locked_database_delays_no_run_and_loses_none(void **state) {
   char dir[64], db[128], conf[128];
   paths(dir, db, conf);
   struct proc p;
-  start(&p, (const char *const[]){"every", "100ms", "--name", "tick", "--db", db, "--", "true", NULL}, NULL);
-  assert_true(wait_log(&p, "event=end job=tick", 20));
-  while (q_soon(db, "SELECT count(*) FROM runs") < 1) pump(&p, 0.05);
-  sqlite3 *h;
-  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-  for (double end = mono() + 2; mono() < end;) pump(&p, 0.05);
-  sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
-  sqlite3_close(h);
-  for (double end = mono() + 1; mono() < end;) pump(&p, 0.05);
-  kill(p.pid, SIGTERM);
-  assert_int_equal(finish(&p, 30), 0);
-  assert_non_null(strstr(p.log, "database is locked"));
-  assert_non_null(strstr(p.log, "written again"));
+  lock_under(&p, db, (const char *const[]){"every", "100ms", "--name", "tick", "--db", db, "--", "true", NULL}, NULL, 2,
+             1);
   long long runs = count(p.log, "event=end job=tick");
   assert_true(runs >= 20);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome IN ('ok', 'stopped')"), runs);
   assert_true(q(db, "SELECT max(late) FROM runs") < 250000000LL);
   assert_int_equal(q(db, "SELECT count(*) FROM runs WHERE outcome = 'skipped'"), 0);
+  proc_free(&p);
+}
+
+/* With the database locked, the queue of records fills (to 1 item here:
+ * CHIME_TEST_RECORDER_MAX, for tests) while a batch waits on the lock:
+ * the oldest records go, and the log says so, but never a run's end whose
+ * start is in the batch being written (the end frees the record the start
+ * is in: the thread would write freed memory).  Real time. */
+static void a_full_queue_drops_the_oldest_never_what_is_being_written(void **state) {
+  (void)state;
+  char dir[64], db[128], conf[128];
+  paths(dir, db, conf);
+  struct proc p;
+  /* runs of a second, each start waiting on the lock while its end comes,
+   * then the ticks it skipped and the next start */
+  lock_under(&p, db, (const char *const[]){"every", "10ms", "--name", "tick", "--db", db, "--", "sleep", "1", NULL},
+             (const char *const[]){"CHIME_TEST_RECORDER_MAX=1", NULL}, 4, 2);
+  assert_non_null(strstr(p.log, "record(s) lost"));
+  long long runs = count(p.log, "event=end job=tick");
+  long long kept = q(db, "SELECT count(*) FROM runs WHERE outcome IN ('ok', 'stopped')");
+  assert_true(runs >= 4 && kept >= 1 && kept <= runs);
   proc_free(&p);
 }
 
@@ -1487,6 +1518,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(corrupt_database_gives_a_clear_error),
       cmocka_unit_test(locked_database_gives_a_clear_error),
       cmocka_unit_test(a_locked_database_delays_no_run_and_loses_none),
+      cmocka_unit_test(a_full_queue_drops_the_oldest_never_what_is_being_written),
       cmocka_unit_test(unwritable_database_directory_is_named_and_jobs_go_on),
       cmocka_unit_test(missing_program_is_named_and_other_jobs_go_on),
       cmocka_unit_test(calendar_ticks_are_exact_in_the_log_and_the_history),
