@@ -38,10 +38,29 @@
 #include "log.h"
 #include "procinfo.h"
 
+/* The statements the recorder writes with, prepared once (parsing them
+ * for each run cost more than the writes). */
+enum { ST_START, ST_RUN, ST_END, ST_SKIP, ST_COUNT };
+
 struct history {
   sqlite3 *db;
   int version; /* the schema's (user_version) */
+  sqlite3_stmt *cached[ST_COUNT];
 };
+
+/* The statement `which` (sql), prepared at its first use and kept: reset,
+ * its bindings cleared. */
+static int cached(struct history *h, int which, const char *sql, sqlite3_stmt **out) {
+  if (!h->cached[which]) {
+    int rc = sqlite3_prepare_v3(h->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &h->cached[which], NULL);
+    if (rc != SQLITE_OK) return rc;
+  } else {
+    sqlite3_reset(h->cached[which]);
+    sqlite3_clear_bindings(h->cached[which]);
+  }
+  *out = h->cached[which];
+  return SQLITE_OK;
+}
 
 /* migrations[v] takes the schema from version v to v + 1; a new database
  * (version 0) gets schema_now. */
@@ -251,6 +270,7 @@ int history_open_read(const char *path, struct history **out, char *err, size_t 
 
 void history_close(struct history *h) {
   if (!h) return;
+  for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(h->cached[i]);
   sqlite3_close_v2(h->db);
   free(h);
 }
@@ -308,16 +328,34 @@ int history_begin(struct history *h) { return exec(h, "BEGIN IMMEDIATE"); }
 int history_commit(struct history *h) { return exec(h, "COMMIT"); }
 void history_rollback(struct history *h) { sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL); }
 
+/* Binds a run's end to the statement's parameters from `first`: ended,
+ * outcome, exit_code, signal, error, stdout_tail, stderr_tail. */
+static void bind_end(sqlite3_stmt *st, int first, const struct run_result *r) {
+  sqlite3_bind_int64(st, first, r->ended);
+  sqlite3_bind_text(st, first + 1, r->outcome, -1, SQLITE_STATIC);
+  if (r->exit_code >= 0) sqlite3_bind_int(st, first + 2, r->exit_code);
+  if (r->signal > 0) sqlite3_bind_int(st, first + 3, r->signal);
+  if (r->error) sqlite3_bind_text(st, first + 4, r->error, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 5, r->out ? r->out : "", (int)r->out_len, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 6, r->err ? r->err : "", (int)r->err_len, SQLITE_STATIC);
+}
+
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, const char *trigger, int64_t pid_start) {
+                      int pid, const char *trigger, int64_t pid_start, const struct run_result *end) {
   static int64_t own_start = -2;
   if (own_start == -2) own_start = proc_start_time(getpid());
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(h->db,
-                              "INSERT INTO runs (job, scheduled, started, outcome, late, pid, chime_pid, triggered,"
-                              " pid_start, chime_start, boot_id, triggered_by)"
-                              " VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                              -1, &st, NULL);
+  int rc = end ? cached(h, ST_RUN,
+                        "INSERT INTO runs (job, scheduled, started, late, pid, chime_pid, triggered, pid_start,"
+                        " chime_start, boot_id, triggered_by, ended, outcome, exit_code, signal, error, stdout_tail,"
+                        " stderr_tail)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                        &st)
+               : cached(h, ST_START,
+                        "INSERT INTO runs (job, scheduled, started, late, pid, chime_pid, triggered, pid_start,"
+                        " chime_start, boot_id, triggered_by, outcome)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'running')",
+                        &st);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, scheduled);
@@ -330,19 +368,20 @@ int64_t history_start(struct history *h, const char *job, chime_ns scheduled, ch
   if (own_start >= 0) sqlite3_bind_int64(st, 9, own_start);
   sqlite3_bind_text(st, 10, boot_id(), -1, SQLITE_STATIC);
   if (trigger) sqlite3_bind_text(st, 11, trigger, -1, SQLITE_STATIC);
+  if (end) bind_end(st, 12, end);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(h->db) : fail(h, rc);
 }
 
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,
                  const char *reason, chime_ns at, const char *trigger) {
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(h->db,
-                              "INSERT INTO runs (job, scheduled, started, ended, outcome, late, chime_pid, triggered,"
-                              " reason, skipped, last_scheduled, triggered_by)"
-                              " VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8, ?9)",
-                              -1, &st, NULL);
+  int rc = cached(h, ST_SKIP,
+                  "INSERT INTO runs (job, scheduled, started, ended, outcome, late, chime_pid, triggered,"
+                  " reason, skipped, last_scheduled, triggered_by)"
+                  " VALUES (?1, ?2, ?3, ?3, 'skipped', 0, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  &st);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, first);
@@ -354,27 +393,21 @@ int history_skip(struct history *h, const char *job, chime_ns first, chime_ns la
   sqlite3_bind_int64(st, 8, last);
   if (trigger) sqlite3_bind_text(st, 9, trigger, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : fail(h, rc);
 }
 
 int history_end(struct history *h, int64_t id, const struct run_result *r) {
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(h->db,
-                              "UPDATE runs SET ended = ?2, outcome = ?3, exit_code = ?4, signal = ?5, error = ?6,"
-                              " stdout_tail = ?7, stderr_tail = ?8 WHERE id = ?1",
-                              -1, &st, NULL);
+  int rc = cached(h, ST_END,
+                  "UPDATE runs SET ended = ?2, outcome = ?3, exit_code = ?4, signal = ?5, error = ?6,"
+                  " stdout_tail = ?7, stderr_tail = ?8 WHERE id = ?1",
+                  &st);
   if (rc != SQLITE_OK) return fail(h, rc);
   sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, r->ended);
-  sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
-  if (r->exit_code >= 0) sqlite3_bind_int(st, 4, r->exit_code);
-  if (r->signal > 0) sqlite3_bind_int(st, 5, r->signal);
-  if (r->error) sqlite3_bind_text(st, 6, r->error, -1, SQLITE_STATIC);
-  sqlite3_bind_blob(st, 7, r->out ? r->out : "", (int)r->out_len, SQLITE_STATIC);
-  sqlite3_bind_blob(st, 8, r->err ? r->err : "", (int)r->err_len, SQLITE_STATIC);
+  bind_end(st, 2, r);
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : fail(h, rc);
 }
 

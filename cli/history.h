@@ -80,9 +80,10 @@ void history_rollback(struct history *h);
 /* Records a run as it starts; returns its row id (> 0) or a negative errno.
  * `trigger`: what made it run other than its tick falling due
  * (trigger_name: "catch_up", "manual", "queued"), NULL for its tick;
- * `pid_start`: the child's start time (proc_start_time), or -1. */
+ * `pid_start`: the child's start time (boot_ticks_now), or -1; `end`: the
+ * run's end when it is known already (one row, whole), or NULL. */
 int64_t history_start(struct history *h, const char *job, chime_ns scheduled, chime_ns started, chime_ns late,
-                      int pid, const char *trigger, int64_t pid_start);
+                      int pid, const char *trigger, int64_t pid_start, const struct run_result *end);
 /* Records `count` ticks skipped for `reason`, from `first` to `last`,
  * decided at `at`: one row.  0 or a negative errno. */
 int history_skip(struct history *h, const char *job, chime_ns first, chime_ns last, uint64_t count,

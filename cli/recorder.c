@@ -186,16 +186,20 @@ static int write_item(struct history *h, struct batch *b, struct rec_item *it) {
   default: break;
   }
   struct run_record *r = record_of(it);
-  if (it->kind == ITEM_START || r->row <= 0) { /* an end whose start was not written writes it first */
-    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, trigger_name(r->trigger),
-                                r->pid_start);
-    if (row < 0) return (int)row;
-    r->row = row;
-  }
-  if (it->kind == ITEM_START) return 0;
+  if (it->kind == ITEM_END && r->whole) return 0; /* written whole, at its start */
+  /* its end known already (in the batch, or its start was not written):
+   * one row, whole */
+  bool whole = it->kind == ITEM_START ? r->whole : r->row <= 0;
   struct run_result res = {.outcome = outcome_name(r->result), .exit_code = r->exit_code, .signal = r->signal,
                            .ended = r->ended, .error = r->error, .out = r->out, .err = r->err,
                            .out_len = r->out_len, .err_len = r->err_len};
+  if (it->kind == ITEM_START || r->row <= 0) {
+    int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, trigger_name(r->trigger),
+                                r->pid_start, whole ? &res : NULL);
+    if (row < 0) return (int)row;
+    r->row = row, r->fresh = true;
+    return 0;
+  }
   return history_end(h, r->row, &res);
 }
 
@@ -215,11 +219,17 @@ static int write_locked(struct batch *b) {
   if (rc < 0) return rc;
   b->opened = rc == 1;
   b->prune_left = RECORDER_PRUNE_BATCH;
+  /* a run whose start and end are both in the batch is one row */
+  struct rec_item *it = b->items;
+  for (size_t i = 0; i < b->n; i++, it = it->next) {
+    if (it->kind == ITEM_START) record_of(it)->batched = true;
+    if (it->kind == ITEM_END) record_of(it)->whole = record_of(it)->batched;
+  }
   rc = history_begin(rec->hist);
   /* the prune steps last, after the rows they count (a run's end makes
    * it ok or not) */
   for (int pass = 0; pass < 2; pass++) {
-    struct rec_item *it = b->items;
+    it = b->items;
     for (size_t i = 0; rc == 0 && i < b->n; i++, it = it->next)
       if ((it->kind == ITEM_PRUNE) == (pass == 1)) rc = write_item(rec->hist, b, it);
   }
@@ -227,10 +237,14 @@ static int write_locked(struct batch *b) {
   if (rc) {
     snprintf(b->why, sizeof b->why, "history database %s: %s", rec->path, history_error(rec->hist));
     history_rollback(rec->hist);
-    /* starts written in the rolled back transaction are not */
-    struct rec_item *it = b->items;
-    for (size_t i = 0; i < b->n; i++, it = it->next)
-      if (it->kind == ITEM_START) record_of(it)->row = 0;
+  }
+  /* rows written in a rolled back transaction are not */
+  it = b->items;
+  for (size_t i = 0; i < b->n; i++, it = it->next) {
+    if (it->kind != ITEM_START && it->kind != ITEM_END) continue;
+    struct run_record *r = record_of(it);
+    if (rc && r->fresh) r->row = 0;
+    r->batched = r->whole = r->fresh = false;
   }
   return rc;
 }

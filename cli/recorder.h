@@ -50,6 +50,8 @@ struct run_record {
   void *keep;         /* what error, out and err point into (freed with the record), or NULL */
   /* the recorder's */
   int64_t row; /* its row, once its start is written */
+  bool batched, whole, fresh; /* its batch's, on the pool's thread: its start is in it; its end too (one
+                               * row, written whole at its start); its row was written by it */
   struct rec_item {
     struct rec_item *next;
     int kind;
