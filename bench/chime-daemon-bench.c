@@ -6,7 +6,10 @@
  *
  * The floor: one process per CPU starting /bin/true with posix_spawn and
  * waiting for it, for --floor seconds (10): spawns a second, all CPUs, and
- * the spawning processes' own CPU per spawn.  Then the daemon: a config of
+ * the spawning processes' own CPU per spawn.  And the paced floor: one
+ * process starting /bin/true N times a second, each at its time, and
+ * waiting for it (paced_*): what a start at a set time costs here, its
+ * sleep and wake-ups included.  Then the daemon: a config of
  * N jobs `every = 1s`, `spread = 1s` (each job's grid offset in [0, 1 s]:
  * the N starts spread over each second), history on, for --duration
  * seconds (60), stopped with SIGTERM; its CPU (children excluded) from
@@ -41,6 +44,14 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* This process's own CPU, in ms. */
+static double cpu_self_ms(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
 /* One spawner: posix_spawn + wait of /bin/true until `until`; writes its
  * count and its own CPU (ms) to fd. */
 static void spawner(double until, int fd) {
@@ -52,10 +63,7 @@ static void spawner(double until, int fd) {
     waitpid(pid, NULL, 0);
     n++;
   }
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+  double cpu = cpu_self_ms();
   char line[64];
   int len = snprintf(line, sizeof line, "%ld %.3f\n", n, cpu);
   if (write(fd, line, (size_t)len) != len) _exit(1);
@@ -83,6 +91,31 @@ static void floor_of(double secs, double *per_s, double *cpu_ms) {
   }
   *per_s = (double)total / secs;
   *cpu_ms = total ? cpu / (double)total : 0;
+}
+
+/* The paced floor over `secs`: this process starts /bin/true `rate`
+ * times a second, each at its time (clock_nanosleep to it), and waits for
+ * it: spawns a second, and CPU per spawn in ms.  What the machine charges
+ * for a start at a set time, the sleeps and wake-ups any scheduler pays
+ * included, where the bare floor's loop never sleeps but for its child. */
+static void paced_of(double rate, double secs, double *per_s, double *cpu_ms) {
+  char *argv[] = {"/bin/true", NULL};
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  long step = (long)(1e9 / rate), n = 0;
+  double cpu0 = cpu_self_ms(), t0 = now_s(), until = t0 + secs;
+  while (now_s() < until) {
+    next.tv_nsec += step;
+    while (next.tv_nsec >= 1000000000) next.tv_nsec -= 1000000000, next.tv_sec++;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
+    }
+    pid_t pid;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) continue;
+    waitpid(pid, NULL, 0);
+    n++;
+  }
+  *per_s = (double)n / (now_s() - t0);
+  *cpu_ms = n ? (cpu_self_ms() - cpu0) / (double)n : 0;
 }
 
 /* The daemon's user + system CPU in seconds, and peak RSS in KiB, from
@@ -124,7 +157,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   double spawns_per_s = 0, cpu_ms_per_spawn = 0;
+  double paced_per_s = 0, paced_cpu_ms = 0;
   if (floor) floor_of(floor_secs, &spawns_per_s, &cpu_ms_per_spawn);
+  if (floor) paced_of((double)jobs, floor_secs, &paced_per_s, &paced_cpu_ms);
   char dir[] = "/tmp/chime-daemon-bench-XXXXXX";
   if (!mkdtemp(dir)) return 1;
   char conf[128], db[128];
@@ -178,7 +213,9 @@ int main(int argc, char **argv) {
   printf("{\"impl\":\"chime\",\"workload\":\"daemon\",\"n\":%ld,\"duration_s\":%.1f,\"runs\":%lld,\"due\":%lld,"
          "\"cpu_s\":%.3f,\"cpu_ms_per_run\":%.3f,\"late_p50_us\":%lld,\"late_p99_us\":%lld,\"rss_kb\":%ld",
          jobs, wall, runs, due, cpu_s, runs ? cpu_s * 1e3 / (double)runs : 0, p50 / 1000, p99 / 1000, rss_kb);
-  if (floor) printf(",\"spawns_per_s\":%.0f,\"cpu_ms_per_spawn\":%.3f", spawns_per_s, cpu_ms_per_spawn);
+  if (floor)
+    printf(",\"spawns_per_s\":%.0f,\"cpu_ms_per_spawn\":%.3f,\"paced_spawns_per_s\":%.0f,\"paced_cpu_ms_per_spawn\":%.3f",
+           spawns_per_s, cpu_ms_per_spawn, paced_per_s, paced_cpu_ms);
   printf("}\n");
   free(late);
   char cmd[256];
