@@ -8,9 +8,9 @@
  * logfmt line is always one line.
  *
  * Writing never blocks the loop: a log nobody reads (a full pipe) must not
- * stop every job.  Pipes and sockets are written with RWF_NOWAIT, other
- * descriptors after a poll that says they are writable (a regular file
- * always is).  A line that cannot be written now is dropped and counted,
+ * stop every job.  Pipes and sockets are written with RWF_NOWAIT; regular
+ * files and /dev/null, which are always writable, as they are; other
+ * descriptors (a terminal) after a poll that says they are writable.  A line that cannot be written now is dropped and counted,
  * and the count is logged (event=log_dropped) before the next line that
  * can be.  A line written in part keeps its end, which goes out before
  * anything else, so lines are never mixed.  A log on a closed pipe drops
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@ static log_format format = LOG_LOGFMT;
 static int out_fd = 2;
 
 /* How lines are written to out_fd without blocking. */
-static enum { HOW_UNKNOWN, HOW_NOWAIT, HOW_POLL } how;
+static enum { HOW_UNKNOWN, HOW_NOWAIT, HOW_POLL, HOW_PLAIN } how;
 static char pending[LOG_LINE_MAX]; /* the unwritten end of a line written in part */
 static size_t pending_len;
 static unsigned long long dropped; /* lines dropped since the last one written */
@@ -233,7 +234,10 @@ static void close_line(struct logline *l) {
 static ssize_t try_write(const char *p, size_t n) {
   if (how == HOW_UNKNOWN) {
     struct stat st;
-    how = fstat(out_fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? HOW_NOWAIT : HOW_POLL;
+    bool ok = fstat(out_fd, &st) == 0;
+    how = ok && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? HOW_NOWAIT
+          : ok && (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))) ? HOW_PLAIN /* always writable */
+                                                                                          : HOW_POLL;
   }
   for (;;) {
     ssize_t w;
@@ -244,6 +248,8 @@ static ssize_t try_write(const char *p, size_t n) {
         how = HOW_POLL;
         continue;
       }
+    } else if (how == HOW_PLAIN) {
+      w = write(out_fd, p, n);
     } else {
       struct pollfd pfd = {.fd = out_fd, .events = POLLOUT};
       int ready = poll(&pfd, 1, 0);
