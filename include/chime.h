@@ -521,6 +521,12 @@ typedef struct chime_proc_opts {
    * when the program dies, even of SIGKILL (Linux's PR_SET_PDEATHSIG; it
    * reaches the child alone, not what it starts).  Elsewhere, nothing. */
   bool die_with_parent;
+  /* With set_nice, the child's nice value (-20 to 19), set before it
+   * execs: a parent that raised its own priority (a scheduler whose starts
+   * must not wait behind its children) starts them at their own.  A value
+   * below the parent's needs the privilege to raise a priority. */
+  bool set_nice;
+  int nice;
 } chime_proc_opts;
 
 /* Starts a program: argv[0] is run directly (no shell), looked up in the
@@ -529,9 +535,10 @@ typedef struct chime_proc_opts {
  * child in *proc (free it with chime_proc_free) and returns 0.  Errors,
  * all before any child runs: -ENOENT (no such program, in PATH or at that
  * path), -EACCES (not executable), -EINVAL (NULL or empty argv, NULL proc,
- * a FILE without a path, groups without as_user or more than NGROUPS_MAX), -EBADF (a bad FD), -EMFILE, -EAGAIN, -ENOMEM,
+ * a FILE without a path, groups without as_user or more than NGROUPS_MAX, a nice outside -20..19), -EBADF (a bad FD),
+ * -EMFILE, -EAGAIN, -ENOMEM,
  * open(2)'s errno for a FILE, or the errno of setting up the child (chdir,
- * setuid, exec) reported back from it (so a missing cwd is -ENOENT too:
+ * setpriority, setuid, exec) reported back from it (so a missing cwd is -ENOENT too:
  * check it first to tell the two apart); -EPERM (no loop running here).
  * A child reaped by other code (SIGCHLD ignored, a waitpid(-1) elsewhere)
  * counts as exited, with status -1. */

@@ -35,6 +35,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -279,6 +280,7 @@ NO_SANITIZE static int vchild(void *arg) {
   for (int i = 0; i < 3 && !err; i++) /* dup3 clears close-on-exec */
     if (ends[i] >= 0 && sys(SYS_dup3, ends[i], i, 0, 0) < 0) err = errno;
   if (!err && o->cwd && sys(SYS_chdir, (long)o->cwd, 0, 0, 0) != 0) err = errno;
+  if (!err && o->set_nice && sys(SYS_setpriority, PRIO_PROCESS, 0, o->nice, 0) != 0) err = errno; /* before the ids */
   if (!err && o->as_user) {
     gid_t g = (gid_t)o->gid;
     const gid_t *list = o->ngroups ? (const gid_t *)o->groups : &g;
@@ -339,6 +341,7 @@ static void child(const char *prog, char *const argv[], char *const envp[], cons
   for (int i = 0; i < 3 && !err; i++)
     if (ends[i] >= 0 && dup2(ends[i], i) < 0) err = errno; /* dup2 clears close-on-exec */
   if (!err && o->cwd && chdir(o->cwd) != 0) err = errno;
+  if (!err && o->set_nice && setpriority(PRIO_PROCESS, 0, o->nice) != 0) err = errno; /* before the ids */
   if (!err && o->as_user) {
     gid_t g = (gid_t)o->gid;
     const gid_t *list = o->ngroups ? (const gid_t *)o->groups : &g;
@@ -371,6 +374,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   if (!loop) return -EPERM;
   if (!argv || !argv[0] || !argv[0][0] || !out) return -EINVAL;
   if (o->ngroups && (!o->as_user || !o->groups || o->ngroups > NGROUPS_MAX)) return -EINVAL;
+  if (o->set_nice && (o->nice < -20 || o->nice > 19)) return -EINVAL;
   char prog[4096];
   int rc = resolve(argv[0], prog, sizeof prog);
   if (rc) return rc;

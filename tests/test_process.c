@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #define LONG_WAIT CHIME_SEC(30) /* far more than any of these children takes */
@@ -563,6 +564,53 @@ static int user_main(void *arg) {
   return 0;
 }
 
+static int nice_main(void *arg) {
+  (void)arg;
+  char out[64], want[64];
+  chime_proc_opts o = {0};
+  errno = 0;
+  int own = getpriority(PRIO_PROCESS, 0);
+  assert_int_equal(errno, 0);
+  output_of("nice", &o, out, sizeof out); /* the parent's, by default */
+  snprintf(want, sizeof want, "%d\n", own);
+  assert_string_equal(out, want);
+  int higher = own < 19 ? own + 1 : 19; /* lowering one's priority needs no privilege */
+  o = (chime_proc_opts){.set_nice = true, .nice = higher};
+  output_of("nice", &o, out, sizeof out);
+  snprintf(want, sizeof want, "%d\n", higher);
+  assert_string_equal(out, want);
+  const char *argv[] = {"true", NULL};
+  chime_proc *p;
+  o = (chime_proc_opts){.set_nice = true, .nice = 20};
+  assert_int_equal(chime_proc_spawn(argv, &o, &p), -EINVAL);
+  o = (chime_proc_opts){.set_nice = true, .nice = -21};
+  assert_int_equal(chime_proc_spawn(argv, &o, &p), -EINVAL);
+  if (own == -20) return 0;
+  /* raising it needs a privilege (CAP_SYS_NICE, or RLIMIT_NICE): whether
+   * this process has it, as a fork of it finds */
+  pid_t f = fork();
+  if (f == 0) _exit(setpriority(PRIO_PROCESS, 0, own - 1) == 0 ? 0 : 1);
+  int status;
+  assert_int_equal(waitpid(f, &status, 0), f);
+  bool may = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  o = (chime_proc_opts){.set_nice = true, .nice = own - 1};
+  if (!may) { /* refused in the child, and reported */
+    assert_int_equal(chime_proc_spawn(argv, &o, &p), -EACCES);
+    return 0;
+  }
+  output_of("nice", &o, out, sizeof out);
+  snprintf(want, sizeof want, "%d\n", own - 1);
+  assert_string_equal(out, want);
+  return 0;
+}
+
+/* A child's nice value: its parent's, or the one asked for. */
+static void a_child_runs_at_the_nice_value_asked(void **state) {
+  (void)state;
+  assert_int_equal(run_real(nice_main, NULL), 0);
+  assert_no_children();
+}
+
 static void a_child_runs_as_another_user(void **state) {
   (void)state;
   if (geteuid() != 0) skip(); /* only root may */
@@ -620,5 +668,6 @@ TEST_MAIN(cmocka_unit_test(a_child_reads_and_writes_pipes_and_gets_its_environme
           cmocka_unit_test(a_child_reaped_by_the_kernel_still_counts_as_exited),
           cmocka_unit_test(a_parent_without_standard_descriptors_still_wires_the_child),
           cmocka_unit_test(groups_descriptors_and_ignored_signals_are_as_asked),
+          cmocka_unit_test(a_child_runs_at_the_nice_value_asked),
           cmocka_unit_test(a_child_runs_as_another_user),
           cmocka_unit_test(a_child_dies_with_its_parent))
