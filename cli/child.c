@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "boost.h"
 #include "cronenv.h"
 
 extern char **environ;
@@ -167,6 +168,7 @@ int child_spawn(const struct job_conf *c, struct child *ch, int *in_fd, char *wh
                         .out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_PIPE}, .reset_signals = true,
                         .die_with_parent = true};
   if (c->input) po.in = (chime_stdio){.mode = CHIME_STDIO_FD, .fd = in[0]};
+  boost_child(&po);
   if (ch->groups) /* root: the user's uid, gid and groups; else it is chime's own user */
     po.as_user = true, po.uid = ch->pw.pw_uid, po.gid = ch->pw.pw_gid, po.groups = ch->groups,
     po.ngroups = (unsigned)ch->ngroups;

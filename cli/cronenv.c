@@ -9,6 +9,8 @@
  */
 #include "cronenv.h"
 
+#include "boost.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -167,6 +169,7 @@ int cronenv_mail(const struct job_conf *c, const char *user, const char *const *
   if (rc == 0) {
     chime_proc_opts po = {
         .in = {.mode = CHIME_STDIO_FD, .fd = fds[0]}, .out = {.mode = CHIME_STDIO_NULL}, .reset_signals = true};
+    boost_child(&po);
     rc = chime_proc_spawn(argv, &po, &proc);
   }
   if (fds[0] >= 0) close(fds[0]);

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "argv.h"
+#include "boost.h"
 #include "control.h"
 #include "cronenv.h"
 #include "crontab.h"
@@ -677,6 +678,14 @@ int runner_main(struct config *cfg, const char *config_path, const char *db_path
   sigaction(SIGPIPE, &sa, NULL);
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     log_msg("warn", "config", "not a child subreaper (%s): processes jobs leave behind go to init", strerror(errno));
+  int loop_nice, jobs_nice;
+  if (boost_loop(&loop_nice, &jobs_nice) > 0) { /* before the loop starts its threads */
+    struct logline l;
+    log_begin(&l, "info", "priority");
+    log_int(&l, "loop_nice", loop_nice);
+    log_int(&l, "jobs_nice", jobs_nice);
+    log_end(&l);
+  }
   struct setup s = {&r, cfg};
   chime_run_opts o = {.loop = {.stack_size = 512 * 1024}};
   int rc = chime_run(main_task, &s, &o, NULL);

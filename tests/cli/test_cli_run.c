@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 
 #include "cli_test.h"
 #include "cli_db.h"
@@ -437,6 +438,34 @@ static void a_full_queue_drops_the_oldest_never_what_is_being_written(void **sta
   long long runs = count(p.log, "event=end job=tick");
   long long kept = q(db, "SELECT count(*) FROM runs WHERE outcome IN ('ok', 'stopped')");
   assert_true(runs >= 4 && kept >= 1 && kept <= runs);
+  proc_free(&p);
+}
+
+/* Where chime may raise its priority, its loop runs ten nice levels above
+ * its own, and its jobs at its own (event=priority tells both); where it
+ * may not, nothing changes.  Either way a job runs at chime's nice value. */
+static void the_loop_runs_above_its_jobs_where_it_may(void **state) {
+  (void)state;
+  errno = 0;
+  int own = getpriority(PRIO_PROCESS, 0);
+  assert_int_equal(errno, 0);
+  int want = own - 10 < -20 ? -20 : own - 10;
+  pid_t f = fork(); /* whether this process may, as a fork of it finds */
+  if (f == 0) _exit(setpriority(PRIO_PROCESS, 0, want) == 0 ? 0 : 1);
+  int status;
+  assert_int_equal(waitpid(f, &status, 0), f);
+  bool may = WIFEXITED(status) && WEXITSTATUS(status) == 0 && want < own;
+  struct proc p;
+  assert_int_equal(
+      run(&p, (const char *const[]){"every", "1s", "--max-runs", "1", "--db", "none", "--", "nice", NULL}, VIRTUAL), 0);
+  char line[64];
+  snprintf(line, sizeof line, "line=%d\n", own);
+  assert_non_null(strstr(p.log, line));
+  snprintf(line, sizeof line, "event=priority loop_nice=%d jobs_nice=%d\n", want, own);
+  if (may)
+    assert_non_null(strstr(p.log, line));
+  else
+    assert_null(strstr(p.log, "loop_nice="));
   proc_free(&p);
 }
 
@@ -1519,6 +1548,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(locked_database_gives_a_clear_error),
       cmocka_unit_test(a_locked_database_delays_no_run_and_loses_none),
       cmocka_unit_test(a_full_queue_drops_the_oldest_never_what_is_being_written),
+      cmocka_unit_test(the_loop_runs_above_its_jobs_where_it_may),
       cmocka_unit_test(unwritable_database_directory_is_named_and_jobs_go_on),
       cmocka_unit_test(missing_program_is_named_and_other_jobs_go_on),
       cmocka_unit_test(calendar_ticks_are_exact_in_the_log_and_the_history),
