@@ -12,10 +12,13 @@
  * sleep and wake-ups included.  Then the daemon: a config of
  * N jobs `every = 1s`, `spread = 1s` (each job's grid offset in [0, 1 s]:
  * the N starts spread over each second), history on, for --duration
- * seconds (60), stopped with SIGTERM; its CPU (children excluded) from
- * /proc, its peak RSS, and from its history the runs started against the
- * ticks due (runs and ticks skipped), and their lateness (start against
- * tick + spread).  Prints one JSON line.
+ * seconds (60, at least 5), stopped with SIGTERM.  Measured over a window
+ * of whole seconds, from 3 s after the start to 1 s before the stop: the
+ * daemon's CPU (children excluded) from /proc, and from its history the
+ * runs of ticks in the window against the N a second due (a tick neither
+ * run nor skipped by the stop counts as not run), the ticks skipped, and
+ * the runs' lateness (start against tick + spread); and its peak RSS.
+ * Prints one JSON line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -118,19 +121,24 @@ static void paced_of(double rate, double secs, double *per_s, double *cpu_ms) {
   *cpu_ms = n ? (cpu_self_ms() - cpu0) / (double)n : 0;
 }
 
-/* The daemon's user + system CPU in seconds, and peak RSS in KiB, from
- * /proc (children excluded). */
-static void daemon_usage(pid_t pid, double *cpu_s, long *rss_kb) {
+/* The daemon's peak RSS in KiB, from /proc. */
+static long peak_rss_kb(pid_t pid) {
   char path[64], text[4096];
-  long long ticks = procstat_cpu_ticks(pid);
-  *cpu_s = ticks < 0 ? 0 : (double)ticks / (double)sysconf(_SC_CLK_TCK);
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
   FILE *f = fopen(path, "r");
   size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
   if (f) fclose(f);
   text[len] = '\0';
   const char *hwm = strstr(text, "VmHWM:");
-  *rss_kb = hwm ? atol(hwm + 6) : -1;
+  return hwm ? atol(hwm + 6) : -1;
+}
+
+static void sleep_until(double t) {
+  double d = t - now_s();
+  if (d <= 0) return;
+  struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
 }
 
 static int cmp_ll(const void *a, const void *b) {
@@ -152,8 +160,8 @@ int main(int argc, char **argv) {
     else if (strncmp(argv[i], "--floor=", 8) == 0) floor_secs = atof(argv[i] + 8);
     else if (strcmp(argv[i], "--no-floor") == 0) floor = false;
   }
-  if (jobs < 1 || jobs > 1000000 || duration <= 0 || floor_secs <= 0) {
-    fprintf(stderr, "chime-daemon-bench: N 1 to 1000000, durations above 0\n");
+  if (jobs < 1 || jobs > 1000000 || duration < 5 || floor_secs <= 0) {
+    fprintf(stderr, "chime-daemon-bench: N 1 to 1000000, a duration of 5 s at least, a floor above 0\n");
     return 2;
   }
   double spawns_per_s = 0, cpu_ms_per_spawn = 0;
@@ -178,20 +186,32 @@ int main(int argc, char **argv) {
     execl(chime, chime, "run", conf, (char *)NULL);
     _exit(127);
   }
+  /* The window measured: whole seconds from 3 s after the start (the
+   * config read, the history opened, every job's first tick placed) to 1 s
+   * before the stop (a run started then may not be on record yet).  Each
+   * job has one tick a second, so N of them each second are due. */
   double t0 = now_s();
-  struct timespec ts = {(time_t)duration, (long)((duration - (double)(time_t)duration) * 1e9)};
-  nanosleep(&ts, NULL);
-  double cpu_s;
-  long rss_kb;
-  daemon_usage(pid, &cpu_s, &rss_kb);
-  double wall = now_s() - t0;
+  struct timespec real;
+  clock_gettime(CLOCK_REALTIME, &real);
+  long long lo = ((long long)real.tv_sec + 3) * 1000000000LL + real.tv_nsec;
+  long window = (long)duration - 4;
+  long long hi = lo + (long long)window * 1000000000LL;
+  sleep_until(t0 + 3);
+  long long cpu0 = procstat_cpu_ticks(pid);
+  sleep_until(t0 + 3 + (double)window);
+  long long cpu1 = procstat_cpu_ticks(pid);
+  double cpu_s = cpu0 < 0 || cpu1 < 0 ? 0 : (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK);
+  long rss_kb = peak_rss_kb(pid);
+  sleep_until(t0 + 4 + (double)window);
   kill(pid, SIGTERM);
   waitpid(pid, NULL, 0);
   sqlite3 *h;
   long long runs = 0, skipped = 0, *late = NULL;
   if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, "SELECT late FROM runs WHERE outcome IN ('ok', 'stopped')", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(h, "SELECT late FROM runs WHERE outcome != 'skipped' AND scheduled >= ?1 AND scheduled < ?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, lo), sqlite3_bind_int64(st, 2, hi);
       size_t cap = 1024;
       late = malloc(cap * sizeof *late);
       while (late && sqlite3_step(st) == SQLITE_ROW) {
@@ -200,8 +220,11 @@ int main(int argc, char **argv) {
       }
       sqlite3_finalize(st);
     }
-    if (sqlite3_prepare_v2(h, "SELECT coalesce(sum(skipped), 0) FROM runs WHERE outcome = 'skipped'", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(h,
+                           "SELECT coalesce(sum(skipped), 0) FROM runs WHERE outcome = 'skipped'"
+                           " AND scheduled >= ?1 AND scheduled < ?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, lo), sqlite3_bind_int64(st, 2, hi);
       if (sqlite3_step(st) == SQLITE_ROW) skipped = sqlite3_column_int64(st, 0);
       sqlite3_finalize(st);
     }
@@ -209,10 +232,12 @@ int main(int argc, char **argv) {
   }
   qsort(late, (size_t)runs, sizeof *late, cmp_ll);
   long long p50 = runs ? late[runs / 2] : 0, p99 = runs ? late[runs * 99 / 100] : 0;
-  long long due = runs + skipped;
-  printf("{\"impl\":\"chime\",\"workload\":\"daemon\",\"n\":%ld,\"duration_s\":%.1f,\"runs\":%lld,\"due\":%lld,"
-         "\"cpu_s\":%.3f,\"cpu_ms_per_run\":%.3f,\"late_p50_us\":%lld,\"late_p99_us\":%lld,\"rss_kb\":%ld",
-         jobs, wall, runs, due, cpu_s, runs ? cpu_s * 1e3 / (double)runs : 0, p50 / 1000, p99 / 1000, rss_kb);
+  long long due = (long long)jobs * window;
+  printf("{\"impl\":\"chime\",\"workload\":\"daemon\",\"n\":%ld,\"duration_s\":%.1f,\"window_s\":%ld,\"runs\":%lld,"
+         "\"due\":%lld,\"skipped\":%lld,\"cpu_s\":%.3f,\"cpu_ms_per_run\":%.3f,\"late_p50_us\":%lld,"
+         "\"late_p99_us\":%lld,\"rss_kb\":%ld",
+         jobs, duration, window, runs, due, skipped, cpu_s, runs ? cpu_s * 1e3 / (double)runs : 0, p50 / 1000, p99 / 1000,
+         rss_kb);
   if (floor)
     printf(",\"spawns_per_s\":%.0f,\"cpu_ms_per_spawn\":%.3f,\"paced_spawns_per_s\":%.0f,\"paced_cpu_ms_per_spawn\":%.3f",
            spawns_per_s, cpu_ms_per_spawn, paced_per_s, paced_cpu_ms);
