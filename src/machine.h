@@ -50,8 +50,11 @@ struct chime__chunk;
 struct chime__chunk_block;
 struct chime__slabs;
 
+/* A wheel slot: its entries in arming order, in a ring of chunks. */
 struct chime__slot {
-  struct chime__chunk *head, *tail; /* arrays of entries, in arming order */
+  struct chime__chunk *tail; /* the last chunk (its next is the first), or NULL */
+  uint32_t n;                /* elements written in the tail (the chunks before it are full) */
+  uint32_t live;             /* live entries */
 };
 
 struct chime__timers {
@@ -76,7 +79,6 @@ struct chime__timers {
   const struct chime__slabs *objs;        /* the entries' owners: wheel arrays hold their indices */
   uint64_t summary;                       /* bit i: bits[i] != 0 */
   uint64_t bits[CHIME__WHEEL_SLOTS / 64]; /* bit s: slot s has live entries */
-  uint32_t live[CHIME__WHEEL_SLOTS];      /* live entries per slot */
   struct chime__slot slot[CHIME__WHEEL_SLOTS];
 };
 
