@@ -319,7 +319,8 @@ static struct chime__chunk *chunk_get(struct chime__timers *t) {
   struct chime__chunk *c = t->pool;
   if (c) {
     t->pool = c->next;
-  } else if (t->fresh_block) { /* a chunk never used: its pages are touched now */
+  } else if (t->fresh_block) { /* a chunk never used: the block's pages are committed with its first */
+    if (!t->fresh) chime__populate(t->fresh_block, BLOCK_BYTES);
     c = &t->fresh_block->c[t->fresh++];
     if (t->fresh == CHUNKS_PER_BLOCK) {
       t->fresh_block = t->fresh_block->next;
