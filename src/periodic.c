@@ -466,6 +466,17 @@ static const char *bad_durations(const chime_every_opts *o) {
  * false), saying why one is refused.  `now` is needed (and read) only when
  * o->until is set. */
 static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now, bool calendar) {
+  /* The usual options (the default policies, no spread, no until, no veto
+   * timeout) pass a few tests at once, where the checks below take thirty
+   * branches; anything else, and any refusal, goes through those. */
+  if (!((uint64_t)o->schedule | (uint64_t)o->missed | o->max_catch_up | (uint64_t)o->overlap | o->max_concurrent |
+        (uint64_t)o->on_error | (uint64_t)o->backoff_base | (uint64_t)o->backoff_max | (uint64_t)o->spread |
+        (uintptr_t)o->key | (uint64_t)o->until | (uint64_t)o->veto_timeout) &&
+      (calendar || (interval > 0 && interval <= MAX_DURATION)) && (unsigned)o->start <= CHIME_START_AT &&
+      ((uint64_t)o->jitter | (uint64_t)o->timeout | (uint64_t)o->window) < (uint64_t)MAX_DURATION &&
+      (o->start == CHIME_START_AT ? o->start_at >= 0 : o->start_at == 0) &&
+      o->start_at <= CHIME_NEVER - 2 * MAX_DURATION)
+    return 0;
 #define REFUSE(...) return chime__every_why(__VA_ARGS__), -EINVAL
   if (!calendar && (interval <= 0 || interval > MAX_DURATION))
     REFUSE("interval: must be more than 0 and at most 2^61 ns (about 73 years)");

@@ -838,6 +838,13 @@ static int bad_main(void *unused) {
       {{.timeout = INT64_MAX - 5}, CHIME_SEC(1)},
       {{.window = -CHIME_SEC(1)}, CHIME_SEC(1)},
       {{.spread = INT64_MAX, .key = "k"}, CHIME_SEC(1)},
+      /* refused as well where every other option is the default (which a
+       * quicker test than these checks passes) */
+      {{0}, ((chime_ns)1 << 61) + 1},
+      {{.start = CHIME_START_AT, .start_at = INT64_MAX}, CHIME_SEC(1)},
+      {{.window = ((chime_ns)1 << 61) + 1}, CHIME_SEC(1)},
+      {{.timeout = INT64_MIN}, CHIME_SEC(1)},
+      {{.veto_timeout = CHIME_SEC(1)}, CHIME_SEC(1)}, /* without a veto */
   };
   chime_sleep(CHIME_SEC(2));
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
