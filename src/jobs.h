@@ -55,6 +55,27 @@ struct chime__settings {
   uint8_t zero[6]; /* explicit padding, always 0 */
 };
 
+/* The coalescing steps, coarsest first: a job's window chooses the
+ * coarsest that fits in it (periodic.c), and its runs wait for the next
+ * multiple of that step (tick.c). */
+#define CHIME__STEPS(X)                                                                                                \
+  X(CHIME_MIN(1))                                                                                                      \
+  X(CHIME_SEC(10)) X(CHIME_SEC(1)) X(CHIME_MS(250)) X(CHIME_MS(100)) X(CHIME_MS(10)) X(CHIME_MS(1)) X(CHIME_US(500))   \
+      X(CHIME_US(250)) X(CHIME_US(100)) X(CHIME_US(10))
+
+/* x modulo a step of CHIME__STEPS: each a division by a constant, which
+ * the compiler makes a multiplication, where dividing by a variable costs
+ * 30 to 90 cycles (two of them were 5% of scale's CPU). */
+static inline uint64_t chime__mod_step(uint64_t x, chime_ns step) {
+  switch (step) {
+#define CHIME__MOD_CASE(v)                                                                                             \
+  case (v): return x % (uint64_t)(v);
+    CHIME__STEPS(CHIME__MOD_CASE)
+#undef CHIME__MOD_CASE
+  default: return x % (uint64_t)step;
+  }
+}
+
 /* What jobs share: target, options, name, group, schedule.  Immutable once
  * made and reference-counted; jobs created with equal settings share one
  * (the loop keeps the last one made), and changing a job's name or group

@@ -134,9 +134,9 @@ static struct chime__spec *spec_get(struct chime__jobs *js, chime_fn target, con
  * windows wake the loop together.  The step and its phase depend only on
  * the window and the loop: the spec keeps them. */
 static void choose_step(const struct chime__jobs *js, struct chime__spec *s) {
-  static const chime_ns steps[] = {CHIME_MIN(1),  CHIME_SEC(10), CHIME_SEC(1), CHIME_MS(250),
-                                   CHIME_MS(100), CHIME_MS(10),  CHIME_MS(1),  CHIME_US(500),
-                                   CHIME_US(250), CHIME_US(100), CHIME_US(10)};
+#define CHIME__STEP_ELEMENT(v) (v),
+  static const chime_ns steps[] = {CHIME__STEPS(CHIME__STEP_ELEMENT)};
+#undef CHIME__STEP_ELEMENT
   s->step = s->phase = 0;
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
     if (steps[i] <= s->opts.window) {

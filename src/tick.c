@@ -119,8 +119,10 @@ chime_ns chime__planned(const chime_loop *loop, const struct chime__job *j, chim
 static void arm(chime_loop *loop, struct chime__job *j) {
   const struct chime__spec *s = j->spec;
   chime_ns at = chime__tick_mono(loop, s, chime__planned(loop, j, j->tick));
-  if (s->step && at >= 0 && at < CHIME_NEVER - s->step) /* the first coalescing boundary >= at */
-    at += (s->step - (at - s->phase) % s->step) % s->step;
+  if (s->step && at >= 0 && at < CHIME_NEVER - s->step) { /* the first coalescing boundary >= at */
+    uint64_t r = at < s->phase ? 0 : chime__mod_step((uint64_t)(at - s->phase), s->step);
+    at = at < s->phase ? s->phase : r ? at + s->step - (chime_ns)r : at;
+  }
   chime__timers_add(&loop->timers, &j->o.timer, at > 0 ? at : 0); /* (a calendar tick a jump left behind) */
 }
 
