@@ -158,7 +158,10 @@ struct chime__jobs *chime__jobs_of(const chime_loop *loop);
 /* No more ticks; the job ends when its last run has returned (callers
  * then call chime__maybe_finish, last: the job may be freed). */
 void chime__job_stop(chime_loop *loop, struct chime__job *j, int result);
-void chime__maybe_finish(chime_loop *loop, struct chime__job *j);
+void chime__job_finish(chime_loop *loop, struct chime__job *j);
+static inline void chime__maybe_finish(chime_loop *loop, struct chime__job *j) {
+  if (j->o.state == CHIME__JOB_STOPPING && !j->running && !j->pins) chime__job_finish(loop, j);
+}
 /* Cancels the runs, holds and triggered ticks of j (reason flags why). */
 void chime__cancel_runs(chime_loop *loop, struct chime__job *j, uint16_t why);
 /* A run has ended: the first triggered tick waiting for its turn goes. */
@@ -172,8 +175,20 @@ bool chime__job_halted(const struct chime__job *j);
 void chime__job_skipped(chime_loop *loop, struct chime__job *j, chime_skip_reason reason, chime_ns t, int result,
                         bool triggered);
 struct chime__job_side *chime__job_side(struct chime__job *j);
-chime_ns chime__tick_mono(const chime_loop *loop, const struct chime__spec *s, chime_ns t);
-chime_ns chime__planned(const chime_loop *loop, const struct chime__job *j, chime_ns t);
+/* An instant of the job's clock on the monotonic clock (inline: every
+ * tick of every job comes here). */
+static inline chime_ns chime__tick_mono(const chime_loop *loop, const struct chime__spec *s, chime_ns t) {
+  return s->sched == &chime__interval_sched ? t : s->sched->to_mono(loop, t);
+}
+/* When the tick t is planned to run: t plus its jitter, a function of the
+ * loop's seed, the job's slot and t (the same whenever it is computed, and
+ * different for every tick).  Saturates instead of overflowing. */
+static inline chime_ns chime__planned(const chime_loop *loop, const struct chime__job *j, chime_ns t) {
+  chime_ns jitter = j->spec->opts.jitter;
+  if (!jitter) return t;
+  uint64_t r = chime__mix64(loop->seed ^ chime__mix64(chime__obj_index(&j->o) ^ (uint64_t)t));
+  return chime__after(t, (chime_ns)(r % ((uint64_t)jitter + 1)));
+}
 void chime__job_emit(chime_loop *loop, struct chime__job *j, const chime_event *ev);
 void chime__emit_end(chime_loop *loop, struct chime__job *j, const struct chime__run *r, int result,
                      chime_outcome outcome, chime_ns end);

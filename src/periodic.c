@@ -219,9 +219,7 @@ static void job_finish(chime_loop *loop, struct chime__job *j) {
   if (!(j->o.flags & CHIME__HANDLE)) job_free(loop, j);
 }
 
-void chime__maybe_finish(chime_loop *loop, struct chime__job *j) {
-  if (j->o.state == CHIME__JOB_STOPPING && !j->running && !j->pins) job_finish(loop, j);
-}
+void chime__job_finish(chime_loop *loop, struct chime__job *j) { job_finish(loop, j); }
 
 /* Whether task t is one that cancel_runs(j, why) cancels: every task of
  * the job, but for a replacement only its runs going, not the caller. */

@@ -43,10 +43,6 @@ struct chime__job_side *chime__job_side(struct chime__job *j) {
 
 static bool is_interval(const struct chime__spec *s) { return s->sched == &chime__interval_sched; }
 
-chime_ns chime__tick_mono(const chime_loop *loop, const struct chime__spec *s, chime_ns t) {
-  return is_interval(s) ? t : s->sched->to_mono(loop, t);
-}
-
 /* Now on the job's clock, from the monotonic reading `now`. */
 static chime_ns sched_now(const chime_loop *loop, const struct chime__spec *s, chime_ns now) {
   return is_interval(s) ? now : s->sched->now(loop, now);
@@ -105,16 +101,6 @@ void chime__job_skipped(chime_loop *loop, struct chime__job *j, chime_skip_reaso
 }
 
 /* ---- planning ------------------------------------------------------------- */
-
-/* When the tick t is planned to run: t plus its jitter, a function of the
- * loop's seed, the job's slot and t (the same whenever it is computed, and
- * different for every tick).  Saturates instead of overflowing. */
-chime_ns chime__planned(const chime_loop *loop, const struct chime__job *j, chime_ns t) {
-  chime_ns jitter = j->spec->opts.jitter;
-  if (!jitter) return t;
-  uint64_t r = chime__mix64(loop->seed ^ chime__mix64(chime__obj_index(&j->o) ^ (uint64_t)t));
-  return chime__after(t, (chime_ns)(r % ((uint64_t)jitter + 1)));
-}
 
 static void arm(chime_loop *loop, struct chime__job *j) {
   const struct chime__spec *s = j->spec;
