@@ -61,6 +61,10 @@ void chime__free(void *p);
 /* mmap/munmap of anonymous read-write memory, through the fault hook. */
 void *chime__map(size_t size);
 void chime__unmap(void *p, size_t size);
+/* Commits the pages of [p, p + size), of a mapping above, in one call, as
+ * a first write to each would one page fault at a time (about a fifth
+ * less CPU).  Nothing happens where the kernel cannot (before 5.14). */
+void chime__populate(void *p, size_t size);
 
 /* ---- small arithmetic ---------------------------------------------------- */
 

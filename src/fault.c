@@ -9,6 +9,7 @@
  */
 #include "base.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -77,6 +78,19 @@ void *chime__map(size_t size) {
   if (p == MAP_FAILED) return NULL;
   COUNT(1);
   return p;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Whether MADV_POPULATE_WRITE was refused once (an older kernel). */
+static atomic_bool no_populate;
+
+void chime__populate(void *p, size_t size) {
+  if (atomic_load_explicit(&no_populate, memory_order_relaxed)) return;
+  if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+    atomic_store_explicit(&no_populate, true, memory_order_relaxed);
 }
 
 void chime__unmap(void *p, size_t size) {

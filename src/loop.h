@@ -44,6 +44,7 @@ enum chime__obj_flag {
 };
 
 struct chime__task;
+struct chime__stack_block;
 
 /* What the tasks layer asks of an object kind above it.  `why`: the
  * reason flags of a cancellation (enum chime__task_flag), 0 for a plain
@@ -283,7 +284,8 @@ struct chime_loop {
   size_t stack_size;               /* usable bytes per stack */
   struct chime__stack *stack_pool; /* free stacks */
   uint64_t pool_count;
-  uint64_t stacks_mapped; /* stacks mapped, in the pool or in use */
+  uint64_t stacks_mapped;                  /* stacks handed out by blocks, in the pool or in use */
+  struct chime__stack_block *stack_blocks; /* blocks of stacks, newest first (stack.c) */
   /* backend */
   struct chime__poller poller;
   uint32_t nwatch; /* tasks waiting on descriptors: a busy loop still polls them */

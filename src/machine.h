@@ -50,8 +50,11 @@ struct chime__chunk;
 struct chime__chunk_block;
 struct chime__slabs;
 
+/* A wheel slot: its entries in arming order, in a ring of chunks. */
 struct chime__slot {
-  struct chime__chunk *head, *tail; /* arrays of entries, in arming order */
+  struct chime__chunk *tail; /* the last chunk (its next is the first), or NULL */
+  uint32_t n;                /* elements written in the tail (the chunks before it are full) */
+  uint32_t live;             /* live entries */
 };
 
 struct chime__timers {
@@ -76,7 +79,6 @@ struct chime__timers {
   const struct chime__slabs *objs;        /* the entries' owners: wheel arrays hold their indices */
   uint64_t summary;                       /* bit i: bits[i] != 0 */
   uint64_t bits[CHIME__WHEEL_SLOTS / 64]; /* bit s: slot s has live entries */
-  uint32_t live[CHIME__WHEEL_SLOTS];      /* live entries per slot */
   struct chime__slot slot[CHIME__WHEEL_SLOTS];
 };
 
@@ -140,22 +142,80 @@ void chime__slabs_fini(struct chime__slabs *s);
 struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c);
 /* Frees an object: its generation moves on, so its handles go stale. */
 void chime__obj_free(struct chime__slabs *s, struct chime__obj *o);
+/* A slab's header, in its slot 0 (slab.c): what the functions below read,
+ * inline, for they run several times for each job a loop creates,
+ * cancels or fires. */
+#define CHIME__SLAB_SHIFT 21 /* slabs of 2 MiB, aligned to 2 MiB */
+#define CHIME__SLOT_BITS 16  /* enough for 2 MiB of 32-byte objects */
+#define CHIME__GEN_MASK 0x7fffffffu
+struct chime__slab {
+  uint32_t number;    /* position in the directory */
+  uint32_t used;      /* slots handed out by bumping (slot 0 included) */
+  uint32_t slots;     /* SLAB_BYTES / size */
+  uint32_t size;      /* bytes of an object */
+  uint64_t magic;     /* offset / size as (offset * magic) >> 32: ceil(2^32 / size) */
+  char *side;         /* the side records, slot by slot (NULL: the class has none) */
+  size_t side_bytes;  /* of their mapping */
+  uint32_t side_size; /* bytes of a side record */
+  uint8_t cls;        /* enum chime__class */
+};
+
+static inline struct chime__slab *chime__slab_of(const struct chime__obj *o) {
+  return (struct chime__slab *)((uintptr_t)o & ~(((uintptr_t)1 << CHIME__SLAB_SHIFT) - 1));
+}
+
+/* The slot of an object in its slab. */
+static inline uint32_t chime__obj_slot(const struct chime__slab *slab, const struct chime__obj *o) {
+  return (uint32_t)((((uintptr_t)o & (((uintptr_t)1 << CHIME__SLAB_SHIFT) - 1)) * slab->magic) >> 32);
+}
+
 /* The side record of an object of a class that has them: as it was left
  * by the slot's previous object, or zero if it had none. */
-void *chime__obj_side(const struct chime__obj *o);
-/* The handle of a live object, and the same handle borrowed (it names the
- * object without owning it). */
-uint64_t chime__obj_handle(const struct chime__obj *o);
-#define CHIME__BORROWED (1ull << 63)
-static inline bool chime__handle_borrowed(uint64_t id) { return (id & CHIME__BORROWED) != 0; }
-/* The object's generation moves on: handles made before no longer name it. */
-void chime__obj_rekey(struct chime__obj *o);
+static inline void *chime__obj_side(const struct chime__obj *o) {
+  const struct chime__slab *slab = chime__slab_of(o);
+  return slab->side + (size_t)chime__obj_slot(slab, o) * slab->side_size;
+}
+
 /* An object's index in its loop's slabs (never 0: slot 0 of a slab is its
  * header), and the object at an index (which must be one). */
-uint32_t chime__obj_index(const struct chime__obj *o);
-struct chime__obj *chime__obj_at(const struct chime__slabs *s, uint32_t index);
+static inline uint32_t chime__obj_index(const struct chime__obj *o) {
+  const struct chime__slab *slab = chime__slab_of(o);
+  return slab->number << CHIME__SLOT_BITS | chime__obj_slot(slab, o);
+}
+
+static inline struct chime__obj *chime__obj_at(const struct chime__slabs *s, uint32_t index) {
+  const struct chime__slab *slab = s->dir[index >> CHIME__SLOT_BITS];
+  return (struct chime__obj *)((char *)slab + (size_t)(index & ((1u << CHIME__SLOT_BITS) - 1)) * slab->size);
+}
+
+/* The handle of a live object, and the same handle borrowed (it names the
+ * object without owning it). */
+static inline uint64_t chime__obj_handle(const struct chime__obj *o) {
+  return (uint64_t)o->gen << 32 | chime__obj_index(o);
+}
+#define CHIME__BORROWED (1ull << 63)
+static inline bool chime__handle_borrowed(uint64_t id) { return (id & CHIME__BORROWED) != 0; }
+
+/* The generation after g (never 0). */
+static inline uint32_t chime__next_gen(uint32_t g) {
+  g = (g + 1) & CHIME__GEN_MASK;
+  return g ? g : 1;
+}
+
+/* The object's generation moves on: handles made before no longer name it. */
+static inline void chime__obj_rekey(struct chime__obj *o) { o->gen = chime__next_gen(o->gen); }
+
 /* The live object a handle (owning or borrowed) names, or NULL. */
-struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id);
+static inline struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) {
+  uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32) & CHIME__GEN_MASK;
+  uint32_t number = index >> CHIME__SLOT_BITS, slot = index & ((1u << CHIME__SLOT_BITS) - 1);
+  if (number >= s->nslabs || slot == 0) return NULL;
+  const struct chime__slab *slab = s->dir[number];
+  if (slot >= slab->used) return NULL;
+  struct chime__obj *o = (struct chime__obj *)((char *)slab + (size_t)slot * slab->size);
+  if (o->gen != gen || o->kind == CHIME__FREE) return NULL;
+  return o;
+}
 /* Calls fn(o, ctx) for every object of class c that is not free, in slab
  * order; fn may free the object it is given. */
 void chime__slabs_each(struct chime__slabs *s, enum chime__class c, void (*fn)(struct chime__obj *o, void *ctx),

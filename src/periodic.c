@@ -134,9 +134,9 @@ static struct chime__spec *spec_get(struct chime__jobs *js, chime_fn target, con
  * windows wake the loop together.  The step and its phase depend only on
  * the window and the loop: the spec keeps them. */
 static void choose_step(const struct chime__jobs *js, struct chime__spec *s) {
-  static const chime_ns steps[] = {CHIME_MIN(1),  CHIME_SEC(10), CHIME_SEC(1), CHIME_MS(250),
-                                   CHIME_MS(100), CHIME_MS(10),  CHIME_MS(1),  CHIME_US(500),
-                                   CHIME_US(250), CHIME_US(100), CHIME_US(10)};
+#define CHIME__STEP_ELEMENT(v) (v),
+  static const chime_ns steps[] = {CHIME__STEPS(CHIME__STEP_ELEMENT)};
+#undef CHIME__STEP_ELEMENT
   s->step = s->phase = 0;
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
     if (steps[i] <= s->opts.window) {
@@ -219,9 +219,7 @@ static void job_finish(chime_loop *loop, struct chime__job *j) {
   if (!(j->o.flags & CHIME__HANDLE)) job_free(loop, j);
 }
 
-void chime__maybe_finish(chime_loop *loop, struct chime__job *j) {
-  if (j->o.state == CHIME__JOB_STOPPING && !j->running && !j->pins) job_finish(loop, j);
-}
+void chime__job_finish(chime_loop *loop, struct chime__job *j) { job_finish(loop, j); }
 
 /* Whether task t is one that cancel_runs(j, why) cancels: every task of
  * the job, but for a replacement only its runs going, not the caller. */
@@ -466,6 +464,17 @@ static const char *bad_durations(const chime_every_opts *o) {
  * false), saying why one is refused.  `now` is needed (and read) only when
  * o->until is set. */
 static int check_opts(const chime_every_opts *o, chime_ns interval, chime_ns now, bool calendar) {
+  /* The usual options (the default policies, no spread, no until, no veto
+   * timeout) pass a few tests at once, where the checks below take thirty
+   * branches; anything else, and any refusal, goes through those. */
+  if (!((uint64_t)o->schedule | (uint64_t)o->missed | o->max_catch_up | (uint64_t)o->overlap | o->max_concurrent |
+        (uint64_t)o->on_error | (uint64_t)o->backoff_base | (uint64_t)o->backoff_max | (uint64_t)o->spread |
+        (uintptr_t)o->key | (uint64_t)o->until | (uint64_t)o->veto_timeout) &&
+      (calendar || (interval > 0 && interval <= MAX_DURATION)) && (unsigned)o->start <= CHIME_START_AT &&
+      ((uint64_t)o->jitter | (uint64_t)o->timeout | (uint64_t)o->window) < (uint64_t)MAX_DURATION &&
+      (o->start == CHIME_START_AT ? o->start_at >= 0 : o->start_at == 0) &&
+      o->start_at <= CHIME_NEVER - 2 * MAX_DURATION)
+    return 0;
 #define REFUSE(...) return chime__every_why(__VA_ARGS__), -EINVAL
   if (!calendar && (interval <= 0 || interval > MAX_DURATION))
     REFUSE("interval: must be more than 0 and at most 2^61 ns (about 73 years)");

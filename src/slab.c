@@ -25,16 +25,22 @@
  *
  * Cost: allocation and free are a few loads and stores; a lookup is a
  * bounds check, one load from the directory and one from the object.
+ * Fresh slots are committed 64 KiB at a time as bumping reaches them (one
+ * madvise, where a page fault for each 4 KiB cost a fifth more).
  */
 #include "machine.h"
 
 #include <string.h>
 #include <sys/mman.h>
 
-#define SLAB_SHIFT 21 /* 2 MiB */
-#define SLAB_BYTES ((size_t)1 << SLAB_SHIFT)
-#define SLOT_BITS 16 /* enough for 2 MiB of 32-byte objects */
-#define MAX_SLABS (1u << (32 - SLOT_BITS))
+#define SLAB_BYTES ((size_t)1 << CHIME__SLAB_SHIFT)
+#define MAX_SLABS (1u << (32 - CHIME__SLOT_BITS))
+/* Slots are committed this many bytes at a time, as bumping reaches them:
+ * 64 KiB is 1,024 jobs, so that a loop of 10,000 holds at most 6 bytes
+ * per job it does not use yet. */
+#define POPULATE_BYTES ((size_t)64 * 1024)
+
+_Static_assert(sizeof(struct chime__slab) <= 64, "a slab's header fits its slot 0");
 
 static const uint32_t class_size[CHIME__NCLASSES] = {
     [CHIME__CLASS_256] = 256,
@@ -52,26 +58,9 @@ static const uint64_t class_magic[CHIME__NCLASSES] = {
     [CHIME__CLASS_64X] = (1ull << 32) / 64,
 };
 
-struct chime__slab {
-  uint32_t number; /* position in the directory */
-  uint8_t cls;     /* enum chime__class */
-  uint32_t used;   /* slots handed out by bumping (slot 0 included) */
-  uint32_t slots;  /* SLAB_BYTES >> class shift */
-  char *side;      /* the side records, slot by slot (NULL: the class has none) */
-  size_t side_bytes;
-};
-
-#define GEN_MASK 0x7fffffffu
-
-/* The generation after g (never 0). */
-static uint32_t next_gen(uint32_t g) {
-  g = (g + 1) & GEN_MASK;
-  return g ? g : 1;
-}
-
 void chime__slabs_init(struct chime__slabs *s, uint32_t seed) {
   memset(s, 0, sizeof *s);
-  s->seed = (seed & GEN_MASK) ? seed & GEN_MASK : 1;
+  s->seed = (seed & CHIME__GEN_MASK) ? seed & CHIME__GEN_MASK : 1;
 }
 
 void chime__slabs_fini(struct chime__slabs *s) {
@@ -117,12 +106,16 @@ static struct chime__slab *slab_new(struct chime__slabs *s, enum chime__class c)
    * saved page faults on a fresh machine (churn of a million jobs: 25
    * ns/op against 40), but where memory was fragmented each huge page
    * waited for the kernel to compact it (130-290 ns/op). */
+  chime__populate(slab, POPULATE_BYTES);
   slab->number = s->nslabs;
   slab->cls = (uint8_t)c;
   slab->used = 1;
   slab->slots = (uint32_t)slots;
+  slab->size = class_size[c];
+  slab->magic = class_magic[c];
   slab->side = side;
   slab->side_bytes = side_bytes;
+  slab->side_size = class_side[c];
   s->dir[s->nslabs++] = slab;
   return slab;
 }
@@ -146,7 +139,9 @@ struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c)
   } else if (CHIME__FAULT()) {
     return NULL;
   }
-  o = (struct chime__obj *)((char *)slab + (size_t)slab->used++ * class_size[c]);
+  size_t off = (size_t)slab->used++ * class_size[c];
+  o = (struct chime__obj *)((char *)slab + off);
+  if (!(off & (POPULATE_BYTES - 1))) chime__populate(o, POPULATE_BYTES);
   /* fresh from mmap: already zero */
   o->gen = s->seed;
   return o;
@@ -155,41 +150,9 @@ struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c)
 void chime__obj_free(struct chime__slabs *s, struct chime__obj *o) {
   struct chime__slab *slab = (struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
   o->kind = CHIME__FREE;
-  o->gen = next_gen(o->gen);
+  o->gen = chime__next_gen(o->gen);
   *(struct chime__obj **)(o + 1) = s->free[slab->cls];
   s->free[slab->cls] = o;
-}
-
-uint32_t chime__obj_index(const struct chime__obj *o) {
-  const struct chime__slab *slab = (const struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
-  uint64_t slot = (((uintptr_t)o & (SLAB_BYTES - 1)) * class_magic[slab->cls]) >> 32;
-  return slab->number << SLOT_BITS | (uint32_t)slot;
-}
-
-struct chime__obj *chime__obj_at(const struct chime__slabs *s, uint32_t index) {
-  const struct chime__slab *slab = s->dir[index >> SLOT_BITS];
-  return (struct chime__obj *)((char *)slab + (size_t)(index & ((1u << SLOT_BITS) - 1)) * class_size[slab->cls]);
-}
-
-void *chime__obj_side(const struct chime__obj *o) {
-  const struct chime__slab *slab = (const struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
-  uint64_t slot = (((uintptr_t)o & (SLAB_BYTES - 1)) * class_magic[slab->cls]) >> 32;
-  return slab->side + slot * class_side[slab->cls];
-}
-
-uint64_t chime__obj_handle(const struct chime__obj *o) { return (uint64_t)o->gen << 32 | chime__obj_index(o); }
-
-void chime__obj_rekey(struct chime__obj *o) { o->gen = next_gen(o->gen); }
-
-struct chime__obj *chime__obj_lookup(const struct chime__slabs *s, uint64_t id) {
-  uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32) & GEN_MASK;
-  uint32_t number = index >> SLOT_BITS, slot = index & ((1u << SLOT_BITS) - 1);
-  if (number >= s->nslabs || slot == 0) return NULL;
-  const struct chime__slab *slab = s->dir[number];
-  if (slot >= slab->used) return NULL;
-  struct chime__obj *o = (struct chime__obj *)((char *)slab + (size_t)slot * class_size[slab->cls]);
-  if (o->gen != gen || o->kind == CHIME__FREE) return NULL;
-  return o;
 }
 
 void chime__slabs_each(struct chime__slabs *s, enum chime__class c, void (*fn)(struct chime__obj *o, void *ctx),

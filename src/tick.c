@@ -43,10 +43,6 @@ struct chime__job_side *chime__job_side(struct chime__job *j) {
 
 static bool is_interval(const struct chime__spec *s) { return s->sched == &chime__interval_sched; }
 
-chime_ns chime__tick_mono(const chime_loop *loop, const struct chime__spec *s, chime_ns t) {
-  return is_interval(s) ? t : s->sched->to_mono(loop, t);
-}
-
 /* Now on the job's clock, from the monotonic reading `now`. */
 static chime_ns sched_now(const chime_loop *loop, const struct chime__spec *s, chime_ns now) {
   return is_interval(s) ? now : s->sched->now(loop, now);
@@ -106,21 +102,13 @@ void chime__job_skipped(chime_loop *loop, struct chime__job *j, chime_skip_reaso
 
 /* ---- planning ------------------------------------------------------------- */
 
-/* When the tick t is planned to run: t plus its jitter, a function of the
- * loop's seed, the job's slot and t (the same whenever it is computed, and
- * different for every tick).  Saturates instead of overflowing. */
-chime_ns chime__planned(const chime_loop *loop, const struct chime__job *j, chime_ns t) {
-  chime_ns jitter = j->spec->opts.jitter;
-  if (!jitter) return t;
-  uint64_t r = chime__mix64(loop->seed ^ chime__mix64(chime__obj_index(&j->o) ^ (uint64_t)t));
-  return chime__after(t, (chime_ns)(r % ((uint64_t)jitter + 1)));
-}
-
 static void arm(chime_loop *loop, struct chime__job *j) {
   const struct chime__spec *s = j->spec;
   chime_ns at = chime__tick_mono(loop, s, chime__planned(loop, j, j->tick));
-  if (s->step && at >= 0 && at < CHIME_NEVER - s->step) /* the first coalescing boundary >= at */
-    at += (s->step - (at - s->phase) % s->step) % s->step;
+  if (s->step && at >= 0 && at < CHIME_NEVER - s->step) { /* the first coalescing boundary >= at */
+    uint64_t r = at < s->phase ? 0 : chime__mod_step((uint64_t)(at - s->phase), s->step);
+    at = at < s->phase ? s->phase : r ? at + s->step - (chime_ns)r : at;
+  }
   chime__timers_add(&loop->timers, &j->o.timer, at > 0 ? at : 0); /* (a calendar tick a jump left behind) */
 }
 

@@ -7,7 +7,9 @@
  *   wheel  cursor <= slot(e) < cursor+N  N = 4096 slots (4.3 s), each an
  *                                        array of the entries' owners (as
  *                                        4-byte slab indices) in arming
- *                                        order, kept in chunks; a bitmap
+ *                                        order, kept in a ring of chunks
+ *                                        (the slot counts its tail's
+ *                                        elements); a bitmap
  *   far    slot(e) >= cursor + N         a binary heap
  *
  * The cursor only moves forward, up to the slot after the current one:
@@ -58,9 +60,8 @@
 #define CHUNKS_PER_BLOCK ((BLOCK_BYTES - 16) / sizeof(struct chime__chunk))
 
 struct chime__chunk {
-  struct chime__chunk *next;
-  uint32_t n; /* elements written (live or stale) */
-  uint32_t unused;
+  struct chime__chunk *next; /* in a slot, the next chunk (the tail's: the first); in the pool, the next free */
+  uint64_t unused;
   uint32_t e[CHIME__CHUNK]; /* slab indices of the entries' owners */
 };
 
@@ -262,15 +263,22 @@ static void bit_clear(struct chime__timers *t, uint32_t i) {
   if (!t->bits[i >> 6]) t->summary &= ~(1ull << (i >> 6));
 }
 
+/* Elements written in chunk c of slot s (live or stale): every chunk but
+ * the tail is full. */
+static uint32_t chunk_n(const struct chime__slot *s, const struct chime__chunk *c) {
+  return c == s->tail ? s->n : CHIME__CHUNK;
+}
+
 /* Gives a slot's chunks back to the pool and empties it. */
 static void slot_release(struct chime__timers *t, uint32_t i) {
   struct chime__slot *s = &t->slot[i];
-  if (s->head) {
+  if (s->tail) {
+    struct chime__chunk *head = s->tail->next;
     s->tail->next = t->pool;
-    t->pool = s->head;
+    t->pool = head;
   }
-  s->head = s->tail = NULL;
-  t->live[i] = 0;
+  s->tail = NULL;
+  s->n = s->live = 0;
   bit_clear(t, i);
 }
 
@@ -279,15 +287,14 @@ static void slot_release(struct chime__timers *t, uint32_t i) {
 static void wheel_compact(struct chime__timers *t) {
   for (uint32_t i = 0; i < CHIME__WHEEL_SLOTS; i++) {
     struct chime__slot *s = &t->slot[i];
-    if (!s->head) continue;
-    struct chime__chunk *w = s->head, *r = s->head;
+    if (!s->tail) continue;
+    struct chime__chunk *head = s->tail->next, *w = head, *r = head;
     uint32_t wn = 0;
-    for (; r; r = r->next)
-      for (uint32_t k = 0; k < r->n; k++) {
+    for (;;) {
+      for (uint32_t k = 0, n = chunk_n(s, r); k < n; k++) {
         struct chime__timer *e = element_entry(t, &r->e[k]);
         if (!e) continue;
-        if (wn == CHIME__CHUNK) { /* a chunk before the last may have been short */
-          w->n = CHIME__CHUNK;
+        if (wn == CHIME__CHUNK) {
           w = w->next;
           wn = 0;
         }
@@ -295,16 +302,16 @@ static void wheel_compact(struct chime__timers *t) {
         e->pos = (uintptr_t)&w->e[wn] | TAG_WHEEL;
         wn++;
       }
-    w->n = wn;
-    if (w->next) { /* the chunks after w are free */
-      struct chime__chunk *rest = w->next, *last = rest;
-      while (last->next)
-        last = last->next;
-      last->next = t->pool;
-      t->pool = rest;
-      w->next = NULL;
+      if (r == s->tail) break;
+      r = r->next;
     }
+    if (w != s->tail) { /* the chunks after w are free */
+      s->tail->next = t->pool;
+      t->pool = w->next;
+    }
+    w->next = head;
     s->tail = w;
+    s->n = wn;
   }
 }
 
@@ -312,7 +319,8 @@ static struct chime__chunk *chunk_get(struct chime__timers *t) {
   struct chime__chunk *c = t->pool;
   if (c) {
     t->pool = c->next;
-  } else if (t->fresh_block) { /* a chunk never used: its pages are touched now */
+  } else if (t->fresh_block) { /* a chunk never used: the block's pages are committed with its first */
+    if (!t->fresh) chime__populate(t->fresh_block, BLOCK_BYTES);
     c = &t->fresh_block->c[t->fresh++];
     if (t->fresh == CHUNKS_PER_BLOCK) {
       t->fresh_block = t->fresh_block->next;
@@ -324,37 +332,36 @@ static struct chime__chunk *chunk_get(struct chime__timers *t) {
     t->pool = c->next;
   }
   c->next = NULL;
-  c->n = 0;
   return c;
 }
 
+/* Appends an entry to slot i.  Its tail's count is the slot's, so that
+ * appending reads nothing of the chunk it writes into. */
 static void wheel_append(struct chime__timers *t, struct chime__timer *e, uint32_t i) {
   struct chime__slot *s = &t->slot[i];
-  struct chime__chunk *c = s->tail;
-  if (!c || c->n == CHIME__CHUNK) {
-    c = chunk_get(t);
-    if (s->tail && s->tail->n < CHIME__CHUNK) { /* chunk_get compacted, and made room at the tail */
+  if (!s->tail || s->n == CHIME__CHUNK) {
+    struct chime__chunk *c = chunk_get(t);
+    if (s->tail && s->n < CHIME__CHUNK) { /* chunk_get compacted, and made room at the tail */
       c->next = t->pool;
       t->pool = c;
-      c = s->tail;
-    } else if (s->tail) { /* compaction may have moved the tail: read it again */
-      s->tail->next = c;
-    } else {
-      s->head = c;
+    } else { /* (compaction may have moved the tail: it is read after) */
+      c->next = s->tail ? s->tail->next : c;
+      if (s->tail) s->tail->next = c;
+      s->tail = c;
+      s->n = 0;
     }
-    s->tail = c;
   }
-  c->e[c->n] = index_of(e);
-  e->pos = (uintptr_t)&c->e[c->n] | TAG_WHEEL;
-  c->n++;
-  if (t->live[i]++ == 0) bit_set(t, i);
+  uint32_t *el = &s->tail->e[s->n++];
+  *el = index_of(e);
+  e->pos = (uintptr_t)el | TAG_WHEEL;
+  if (s->live++ == 0) bit_set(t, i);
   t->wheel_count++;
 }
 
 static void wheel_remove(struct chime__timers *t, struct chime__timer *e) {
   uint32_t i = (uint32_t)(slot_of(e->when) & MASK);
   t->wheel_count--;
-  if (--t->live[i] == 0) slot_release(t, i);
+  if (--t->slot[i].live == 0) slot_release(t, i);
 }
 
 /* The first slot at or after the cursor that holds a live entry (the wheel
@@ -431,7 +438,7 @@ static void sort_slot(struct chime__near *a, struct chime__near *tmp, uint32_t n
 
 /* Moves slot s's live entries, sorted, to the end of the near run. */
 static void expand(struct chime__timers *t, uint64_t s) {
-  uint32_t i = (uint32_t)(s & MASK), n = t->live[i];
+  uint32_t i = (uint32_t)(s & MASK), n = t->slot[i].live;
   if (!n) return;
   near_room(t, n);
   /* Gather (when, entry) in arming order at the end of the run; read the
@@ -441,14 +448,16 @@ static void expand(struct chime__timers *t, uint64_t s) {
   struct chime__near *out = t->near + t->near_tail;
   uint32_t k = 0;
   bool sorted = true;
-  for (struct chime__chunk *c = t->slot[i].head; c; c = c->next) {
-    for (uint32_t j = 0; j < c->n; j++) {
-      if (j + 24 < c->n) __builtin_prefetch(entry_at(t, c->e[j + 24]));
+  const struct chime__slot *sl = &t->slot[i];
+  for (struct chime__chunk *c = sl->tail->next;; c = c->next) {
+    for (uint32_t j = 0, m = chunk_n(sl, c); j < m; j++) {
+      if (j + 24 < m) __builtin_prefetch(entry_at(t, c->e[j + 24]));
       struct chime__timer *e = element_entry(t, &c->e[j]);
       if (!e) continue;
       if (k && e->when < out[k - 1].when) sorted = false;
       out[k++] = (struct chime__near){e->when, e};
     }
+    if (c == sl->tail) break;
   }
   if (!sorted) sort_slot(out, t->scratch, n, (chime_ns)(s << CHIME__SLOT_SHIFT));
   for (uint32_t j = 0; j < n; j++)

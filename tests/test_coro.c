@@ -139,21 +139,65 @@ static void stack_size_option_gives_bigger_stacks(void **state) {
   assert_int_equal(chime_run(big_main, NULL, &o, NULL), 0);
 }
 
+/* Fills 16 KiB of its stack with its number, lets the others run, and
+ * checks that nothing else wrote there. */
+static int fill_and_check(void *arg) {
+  volatile unsigned char frame[16 * 1024];
+  unsigned char mark = (unsigned char)(intptr_t)arg;
+  for (size_t i = 0; i < sizeof frame; i++)
+    frame[i] = mark;
+  for (int round = 0; round < 3; round++)
+    if (chime_yield() != 0) return -1;
+  for (size_t i = 0; i < sizeof frame; i++)
+    if (frame[i] != mark) return -2;
+  return 0;
+}
+
+#define MANY_STACKS 300
+
+static int many_stacks_main(void *unused) {
+  (void)unused;
+  static chime_task t[MANY_STACKS];
+  for (int i = 0; i < MANY_STACKS; i++)
+    assert_int_equal(chime_spawn(fill_and_check, (void *)(intptr_t)(i + 1), &t[i]), 0);
+  assert_int_equal(chime__test_stacks_in_use(), MANY_STACKS + 1); /* and main's */
+  for (int i = 0; i < MANY_STACKS; i++) {
+    int rc = -99;
+    assert_int_equal(chime_join(t[i], &rc), 0);
+    assert_int_equal(rc, 0);
+  }
+  return 0;
+}
+
+/* Stacks come in blocks of several (1, 1, 2, 4, ... 64): each is its own. */
+static void tasks_alive_at_once_have_stacks_of_their_own(void **state) {
+  (void)state;
+  assert_int_equal(run_virtual(many_stacks_main, NULL), 0);
+}
+
 static int overflow(void *arg) {
   (void)arg;
   return dig(1 << 20);
 }
 
-static int overflow_main(void *unused) {
-  (void)unused;
+static int sleeper(void *arg) {
+  (void)arg;
+  return chime_sleep(CHIME_SEC(1));
+}
+
+/* Overflows a task's stack, `arg` other tasks alive meanwhile (so that its
+ * stack is one inside a block, above another's). */
+static int overflow_main(void *arg) {
+  long others = (long)(intptr_t)arg;
+  for (long i = 0; i < others; i++)
+    assert_int_equal(chime_spawn(sleeper, NULL, NULL), 0);
   chime_task t;
   assert_int_equal(chime_spawn(overflow, NULL, &t), 0);
   assert_int_equal(chime_task_set_name(t, "recursor"), 0);
   return chime_join(t, NULL);
 }
 
-static void stack_overflow_is_reported_as_such(void **state) {
-  (void)state;
+static void overflow_reported(long others) {
   int pipefd[2];
   assert_int_equal(pipe(pipefd), 0);
   pid_t pid = fork();
@@ -161,7 +205,7 @@ static void stack_overflow_is_reported_as_such(void **state) {
   if (pid == 0) {
     dup2(pipefd[1], STDERR_FILENO);
     close(pipefd[0]);
-    run_virtual(overflow_main, NULL);
+    run_virtual(overflow_main, (void *)(intptr_t)others);
     _exit(0); /* not reached */
   }
   close(pipefd[1]);
@@ -179,6 +223,16 @@ static void stack_overflow_is_reported_as_such(void **state) {
   assert_true(WIFSIGNALED(status) ? WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGABRT
                                   : WEXITSTATUS(status) != 0);
   if (!strstr(out, "chime: stack overflow in task 'recursor'")) fail_msg("stderr was: %s", out);
+}
+
+static void stack_overflow_is_reported_as_such(void **state) {
+  (void)state;
+  overflow_reported(0);
+}
+
+static void overflow_of_a_stack_inside_a_block_is_reported(void **state) {
+  (void)state;
+  overflow_reported(40); /* the recursor's is the 42nd stack: the 10th of a block of 32 */
 }
 
 static int counter_task(void *arg) {
@@ -213,4 +267,7 @@ static void a_hundred_thousand_rounds_of_switches(void **state) {
 
 TEST_MAIN(cmocka_unit_test(registers_survive_switches), cmocka_unit_test(each_task_keeps_its_rounding_mode),
           cmocka_unit_test(tasks_can_use_most_of_their_stack), cmocka_unit_test(stack_size_option_gives_bigger_stacks),
-          cmocka_unit_test(stack_overflow_is_reported_as_such), cmocka_unit_test(a_hundred_thousand_rounds_of_switches))
+          cmocka_unit_test(stack_overflow_is_reported_as_such),
+          cmocka_unit_test(overflow_of_a_stack_inside_a_block_is_reported),
+          cmocka_unit_test(tasks_alive_at_once_have_stacks_of_their_own),
+          cmocka_unit_test(a_hundred_thousand_rounds_of_switches))

@@ -425,6 +425,45 @@ static void windows_make_jobs_wake_together(void **state) {
   }
 }
 
+/* One job per window, each run once at a tick just after a second: the
+ * step each window chooses, and when its run starts (the first multiple
+ * of the step at or after the tick; the virtual clock's boundaries have no
+ * phase). */
+static const struct {
+  chime_ns window, step;
+} windows[] = {
+    {CHIME_US(10), CHIME_US(10)},   {CHIME_US(99), CHIME_US(10)},   {CHIME_US(100), CHIME_US(100)},
+    {CHIME_US(250), CHIME_US(250)}, {CHIME_US(500), CHIME_US(500)}, {CHIME_MS(3), CHIME_MS(1)},
+    {CHIME_MS(10), CHIME_MS(10)},   {CHIME_MS(100), CHIME_MS(100)}, {CHIME_MS(250), CHIME_MS(250)},
+    {CHIME_SEC(1), CHIME_SEC(1)},   {CHIME_SEC(10), CHIME_SEC(10)}, {CHIME_MIN(1), CHIME_MIN(1)},
+    {CHIME_MIN(5), CHIME_MIN(1)},
+};
+#define NWINDOWS (sizeof windows / sizeof windows[0])
+static struct rec RW[NWINDOWS];
+static const chime_ns window_tick = CHIME_SEC(1) + CHIME_US(7) + 3;
+
+static int each_window(void *unused) {
+  (void)unused;
+  for (size_t i = 0; i < NWINDOWS; i++) {
+    chime_every_opts o = {.start = CHIME_START_AT, .start_at = window_tick, .window = windows[i].window, .max_runs = 1};
+    assert_int_equal(chime_every(CHIME_MIN(10), rec_target, &RW[i], &o, NULL), 0);
+  }
+  return chime_sleep(CHIME_MIN(2));
+}
+
+static void a_window_waits_for_the_first_boundary_of_its_step(void **state) {
+  (void)state;
+  memset(RW, 0, sizeof RW);
+  assert_int_equal(run_virtual(each_window, NULL), 0);
+  for (size_t i = 0; i < NWINDOWS; i++) {
+    chime_ns step = windows[i].step, want = (window_tick + step - 1) / step * step;
+    assert_int_equal(RW[i].n, 1);
+    if (RW[i].start[0] != want)
+      fail_msg("window %lld: started at %lld, not %lld", (long long)windows[i].window, (long long)RW[i].start[0],
+               (long long)want);
+  }
+}
+
 /* ---- timeouts and errors --------------------------------------------------- */
 
 static chime_ns d5s(int k) {
@@ -838,6 +877,13 @@ static int bad_main(void *unused) {
       {{.timeout = INT64_MAX - 5}, CHIME_SEC(1)},
       {{.window = -CHIME_SEC(1)}, CHIME_SEC(1)},
       {{.spread = INT64_MAX, .key = "k"}, CHIME_SEC(1)},
+      /* refused as well where every other option is the default (which a
+       * quicker test than these checks passes) */
+      {{0}, ((chime_ns)1 << 61) + 1},
+      {{.start = CHIME_START_AT, .start_at = INT64_MAX}, CHIME_SEC(1)},
+      {{.window = ((chime_ns)1 << 61) + 1}, CHIME_SEC(1)},
+      {{.timeout = INT64_MIN}, CHIME_SEC(1)},
+      {{.veto_timeout = CHIME_SEC(1)}, CHIME_SEC(1)}, /* without a veto */
   };
   chime_sleep(CHIME_SEC(2));
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1010,6 +1056,7 @@ TEST_MAIN(cmocka_unit_test(jobs_due_together_all_start_while_the_first_ones_susp
           cmocka_unit_test(missed_delay_restarts_the_grid), cmocka_unit_test(a_busy_run_makes_later_ticks_missed),
           cmocka_unit_test(jitter_delays_each_run_within_bounds_without_drift),
           cmocka_unit_test(spread_gives_each_key_a_stable_offset), cmocka_unit_test(windows_make_jobs_wake_together),
+          cmocka_unit_test(a_window_waits_for_the_first_boundary_of_its_step),
           cmocka_unit_test(a_run_past_its_timeout_is_cancelled),
           cmocka_unit_test(a_busy_run_sees_its_timeout_at_its_next_suspension_point),
           cmocka_unit_test(errors_continue_by_default), cmocka_unit_test(errors_stop_the_job_when_asked),

@@ -6,9 +6,9 @@
  * then the stack pointer changes; no system call) or, where there is no
  * assembly, a pointer to a ucontext_t (ctx_ucontext.c).
  *
- * Stacks (stack.c) come from mmap with a PROT_NONE guard page below them;
- * their descriptor sits at the top of the mapping, so a stack costs no
- * allocation besides its mapping.
+ * Stacks (stack.c) come from mmap in blocks, each with a guard page below
+ * it; a stack's descriptor sits at its top, so a stack costs no allocation
+ * besides its block.
  */
 #ifndef CHIME_CORO_H
 #define CHIME_CORO_H
@@ -43,15 +43,19 @@
 struct chime__stack {
   void *lo;                  /* lowest usable byte */
   size_t size;               /* usable bytes (the descriptor excluded) */
-  size_t map_size;           /* bytes of the whole mapping, guard included */
   struct chime__stack *next; /* pool link */
   unsigned vg_id;            /* Valgrind's id for the stack, or 0 */
 };
 
-/* Maps a stack with `size` usable bytes (a multiple of the page size).
- * Returns 0 or -ENOMEM. */
-int chime__stack_map(size_t size, struct chime__stack **out);
-void chime__stack_unmap(struct chime__stack *s);
+/* Maps a block of `count` stacks of `size` bytes each (a multiple of the
+ * page size), each with its guard page; returns its base, or NULL (no
+ * memory).  Nothing of a stack is touched until chime__stack_at. */
+void *chime__stacks_map(size_t size, unsigned count);
+/* Stack k of a block: its descriptor written (which commits its top page). */
+struct chime__stack *chime__stack_at(void *base, size_t size, unsigned k);
+/* Unmaps a block whose stacks [0, used) were handed out by
+ * chime__stack_at. */
+void chime__stacks_unmap(void *base, size_t size, unsigned count, unsigned used);
 
 /* A coroutine's saved state. */
 struct chime__coro {
