@@ -9,7 +9,7 @@
  * so a missing or non-executable program is an error of chime_proc_spawn,
  * never a child that dies silently.  A child sharing the parent's memory
  * (Linux) writes it where the waiting parent reads it, as posix_spawn
- * does; a forked one (elsewhere, or made a fork by Valgrind) through a
+ * does; a forked one (elsewhere, or made a fork by Valgrind or qemu) through a
  * close-on-exec pipe, whose end of file means the exec succeeded.
  *
  * The exit is awaited through a pidfd (Linux 5.3) watched by the loop;
@@ -68,8 +68,7 @@ struct chime_proc {
 struct procs {
   chime_proc *head; /* children not yet freed */
   void *stack;      /* the stack a child starts on, until it execs (Linux) */
-  int devnull;      /* /dev/null, read and write, for CHIME_STDIO_NULL, once opened */
-  bool has_devnull;
+  int shared;       /* 1: a clone shares the parent's memory until it execs; -1: it is made a fork; 0: not known yet */
 };
 
 static void procs_release(chime_loop *loop, void *state);
@@ -163,27 +162,20 @@ static int resolve(const char *name, char *out, size_t size) {
 /* The child's end of one standard descriptor, opened in the parent (so that
  * a file that cannot be opened is the parent's error).  *parent gets the
  * parent's end of a pipe, non-blocking, as the child's end is until the
- * child clears it (*pipe_end).  *child -1: inherit; ps->devnull (kept
- * open for the loop's children, not closed after the spawn): /dev/null. */
-static int child_end(struct procs *ps, const chime_stdio *s, int which, int *child, int *parent, bool *pipe_end) {
+ * child clears it (*pipe_end).  -1: inherit. */
+static int child_end(const chime_stdio *s, int which, int *child, int *parent, bool *pipe_end) {
   *child = *parent = -1;
   *pipe_end = false;
   int p[2];
   switch (s->mode) {
   case CHIME_STDIO_INHERIT: return 0;
   case CHIME_STDIO_NULL:
-    if (!ps->has_devnull) {
-      if (CHIME__FAULT()) return -EMFILE;
-      if ((ps->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) return -errno;
-      ps->has_devnull = true;
-    }
-    *child = ps->devnull;
-    return 0;
   case CHIME_STDIO_FILE: {
-    if (!s->path) return -EINVAL;
+    const char *path = s->mode == CHIME_STDIO_NULL ? "/dev/null" : s->path;
+    if (!path) return -EINVAL;
     int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | (s->append ? O_APPEND : O_TRUNC);
     if (CHIME__FAULT()) return -EMFILE;
-    *child = open(s->path, flags | O_CLOEXEC, 0644);
+    *child = open(path, flags | O_CLOEXEC, 0644);
     return *child < 0 ? -errno : 0;
   }
   case CHIME_STDIO_PIPE:
@@ -210,15 +202,6 @@ static int child_end(struct procs *ps, const chime_stdio *s, int which, int *chi
 #define VFORK 0
 #endif
 
-#if VFORK && defined(CHIME_HAVE_VALGRIND_H)
-#include <valgrind/valgrind.h>
-#define SHARED_CHILD() (!RUNNING_ON_VALGRIND) /* Valgrind makes the clone a fork */
-#elif VFORK
-#define SHARED_CHILD() 1
-#else
-#define SHARED_CHILD() 0
-#endif
-
 #if VFORK
 /* The child's side of a spawn, on Linux: clone(CLONE_VM | CLONE_VFORK), as
  * posix_spawn starts a child, so that starting one costs the same however
@@ -226,9 +209,9 @@ static int child_end(struct procs *ps, const chime_stdio *s, int which, int *chi
  * daemon with many jobs).  The child runs in the parent's memory, on a
  * stack of its own, while the parent's thread waits for it to exec or
  * exit: it makes raw system calls only (no C library state, no sanitizer
- * runtime, no errno of consequence), and reports what failed through a
- * close-on-exec pipe, which also works where the clone is made a fork
- * (Valgrind). */
+ * runtime, no errno of consequence), and leaves what failed where the
+ * parent reads it, or writes it to a close-on-exec pipe where the clone
+ * is made a fork (clone_shares). */
 struct spawn {
   const char *prog;
   char *const *argv, *const *envp;
@@ -307,6 +290,32 @@ NO_SANITIZE static int vchild(void *arg) {
 }
 
 #define CHILD_STACK (64 * 1024)
+
+NO_SANITIZE static int probe_child(void *arg) {
+  __atomic_store_n((int *)arg, 1, __ATOMIC_RELAXED);
+  sys(SYS_exit_group, 0, 0, 0, 0);
+  return 0;
+}
+
+/* Whether a clone shares the parent's memory until the child execs, so
+ * that the child's error can be left in memory: Valgrind and qemu-user
+ * make the clone a fork.  Asked once per loop, of a child that only
+ * writes a word and exits. */
+static bool clone_shares(struct procs *ps) {
+  if (ps->shared) return ps->shared > 0;
+  if (!ps->stack && !(ps->stack = chime__map(CHILD_STACK))) return false;
+  int seen = 0;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours runs in the child */
+  pid_t pid = clone(probe_child, (char *)ps->stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &seen);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) return false; /* asked again at the next spawn */
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+  }
+  ps->shared = __atomic_load_n(&seen, __ATOMIC_RELAXED) ? 1 : -1;
+  return ps->shared > 0;
+}
 
 /* Starts the child (clone, CLONE_VM | CLONE_VFORK) on the module's stack
  * for it; returns its pid, or -1 with errno. */
@@ -387,8 +396,12 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   bool pipe_end[3];
   p->fds[0] = p->fds[1] = p->fds[2] = p->io.fd = -1;
   const chime_stdio *stdio[3] = {&o->in, &o->out, &o->err};
-  for (int i = 0; i < 3 && rc == 0; i++) rc = child_end(ps, stdio[i], i, &ends[i], &p->fds[i], &pipe_end[i]);
-  bool shared = SHARED_CHILD();
+  for (int i = 0; i < 3 && rc == 0; i++) rc = child_end(stdio[i], i, &ends[i], &p->fds[i], &pipe_end[i]);
+#if VFORK
+  bool shared = rc == 0 && clone_shares(ps);
+#else
+  bool shared = false;
+#endif
   if (rc == 0 && !shared) rc = CHIME__FAULT() ? -EMFILE : pipe2(err_pipe, O_CLOEXEC) == 0 ? 0 : -errno;
   pid_t pid = -1;
   int child_err = 0;
@@ -415,7 +428,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     if (pid < 0) rc = -err;
   }
   for (int i = 0; i < 3; i++)
-    if (ends[i] >= 0 && !(ps->has_devnull && ends[i] == ps->devnull)) close(ends[i]);
+    if (ends[i] >= 0) close(ends[i]);
   if (err_pipe[1] >= 0) close(err_pipe[1]);
   if (rc == 0 && !shared) {
     if (!o->keep_group) setpgid(pid, pid); /* also here: no race with a signal to the group */
@@ -553,6 +566,4 @@ static void procs_release(chime_loop *loop, void *state) {
   while (ps->head) proc_free(loop, ps->head);
   if (ps->stack) chime__unmap(ps->stack, 64 * 1024);
   ps->stack = NULL;
-  if (ps->has_devnull) close(ps->devnull);
-  ps->has_devnull = false;
 }
