@@ -77,8 +77,6 @@ struct recorder {
   chime_ns failing_since;        /* chime_now() when the batches began to fail; 0 while they succeed */
   char why[1024];                /* why the latest batch failed */
   size_t max;             /* items waiting, at most: RECORDER_MAX (tests: CHIME_TEST_RECORDER_MAX) */
-  struct rec_item *inflight; /* the batch a thread of the pool writes, or NULL */
-  size_t inflight_n;
   chime_task writer;      /* the writer task, while writer_live */
   bool writer_live;
   bool flushing;          /* a flush waits: the writer does not linger */
@@ -190,9 +188,11 @@ static int write_item(struct history *h, struct batch *b, struct rec_item *it) {
   /* its end known already (in the batch, or its start was not written):
    * one row, whole */
   bool whole = it->kind == ITEM_START ? r->whole : r->row <= 0;
-  struct run_result res = {.outcome = outcome_name(r->result), .exit_code = r->exit_code, .signal = r->signal,
-                           .ended = r->ended, .error = r->error, .out = r->out, .err = r->err,
-                           .out_len = r->out_len, .err_len = r->err_len};
+  struct run_result res = {0}; /* read only once the run has ended: the loop writes it until then */
+  if (whole || it->kind == ITEM_END)
+    res = (struct run_result){.outcome = outcome_name(r->result), .exit_code = r->exit_code, .signal = r->signal,
+                              .ended = r->ended, .error = r->error, .out = r->out, .err = r->err,
+                              .out_len = r->out_len, .err_len = r->err_len};
   if (it->kind == ITEM_START || r->row <= 0) {
     int64_t row = history_start(h, r->job, r->scheduled, r->started, r->late, r->pid, trigger_name(r->trigger),
                                 r->pid_start, whole ? &res : NULL);
@@ -266,6 +266,12 @@ static void say_lost(struct recorder *rec) {
 
 static void put(struct recorder *rec, struct rec_item *it);
 
+/* Notes where the starts of a batch (a list) are. */
+static void starts_at(struct rec_item *items, int at) {
+  for (struct rec_item *it = items; it; it = it->next)
+    if (it->kind == ITEM_START) record_of(it)->start_at = at;
+}
+
 /* The writer task: batches until the queue is empty. */
 static int writer_main(void *arg) {
   struct recorder *rec = arg;
@@ -287,9 +293,8 @@ static int writer_main(void *arg) {
     if (!rec->head) rec->tail = NULL;
     rec->queued -= b.n;
     last->next = NULL;
-    rec->inflight = b.items, rec->inflight_n = b.n;
+    starts_at(b.items, START_WRITING);
     int rc = chime_to_thread(write_batch, &b, NULL);
-    rec->inflight = NULL, rec->inflight_n = 0;
     if (b.opened && b.interrupted > 0)
       log_msg("warn", "history", "%d run(s) of an earlier chime were cut short: marked interrupted", b.interrupted);
     if (rc == 0 && b.rc == 0) {
@@ -297,6 +302,7 @@ static int writer_main(void *arg) {
       rec->failing = false;
       rec->failing_since = 0;
       pause = PAUSE_MIN;
+      starts_at(b.items, START_WRITTEN);
       for (struct rec_item *it = b.items, *next; it; it = next) {
         next = it->next;
         if (it->kind == ITEM_PRUNE && ((struct prune_item *)it)->more && rec->queued < rec->max / 2)
@@ -308,6 +314,7 @@ static int writer_main(void *arg) {
       continue;
     }
     /* the batch goes back to the front, and is tried again after a pause */
+    starts_at(b.items, START_QUEUED);
     last->next = rec->head;
     rec->head = b.items;
     if (!rec->tail) rec->tail = last;
@@ -335,35 +342,31 @@ static void wake_writer(struct recorder *rec) {
   /* no memory for a task: the next record tries again */
 }
 
-/* Takes `it` out of the queue; false if it is not there. */
-static bool unlink_item(struct recorder *rec, struct rec_item *it) {
-  struct rec_item *prev = NULL;
-  for (struct rec_item *x = rec->head; x; prev = x, x = x->next) {
-    if (x != it) continue;
-    *(prev ? &prev->next : &rec->head) = x->next;
-    if (rec->tail == x) rec->tail = prev;
-    rec->queued--;
-    return true;
-  }
-  return false;
+/* Takes `it`, which follows `prev` (NULL: the head), out of the queue. */
+static void unlink_after(struct recorder *rec, struct rec_item *prev, struct rec_item *it) {
+  *(prev ? &prev->next : &rec->head) = it->next;
+  if (rec->tail == it) rec->tail = prev;
+  rec->queued--;
 }
 
 /* Makes room in a full queue: the oldest item that may go goes, and is
  * counted lost.  Never a start alone (it is in its run's record, which its
  * end frees), nor an end whose start a thread of the pool is writing; an
  * end whose start still waits takes the start with it (the run is lost
- * whole). */
+ * whole).  The walk passes the starts of runs going, and the ends whose
+ * starts are being written (a batch's at most), before it finds one. */
 static void make_room(struct recorder *rec) {
-  for (struct rec_item *it = rec->head; it; it = it->next) {
+  for (struct rec_item *it = rec->head, *prev = NULL; it; prev = it, it = it->next) {
     if (it->kind == ITEM_START) continue;
-    if (it->kind == ITEM_END) {
-      struct rec_item *start = &record_of(it)->start_item, *x = rec->inflight;
-      bool writing = false;
-      for (size_t i = 0; i < rec->inflight_n && !writing; i++, x = x->next) writing = x == start;
-      if (writing) continue;
-      unlink_item(rec, start); /* not there: written already */
-    }
-    unlink_item(rec, it);
+    struct run_record *r = it->kind == ITEM_END ? record_of(it) : NULL;
+    if (r && r->start_at == START_WRITING) continue;
+    unlink_after(rec, prev, it);
+    if (r && r->start_at == START_QUEUED) /* before `it`: found before the walk reaches it */
+      for (struct rec_item *x = rec->head, *xp = NULL; x; xp = x, x = x->next)
+        if (x == &r->start_item) {
+          unlink_after(rec, xp, x);
+          break;
+        }
     item_done(rec, it, false);
     rec->lost++, rec->lost_total++;
     return;
@@ -464,7 +467,7 @@ int recorder_flush(struct recorder *rec, chime_ns deadline) {
   rec->flushing = true;
   while (rc == 0 && (rec->head || rec->writer_live)) {
     if (!rec->writer_live) wake_writer(rec);
-    if (!rec->writer_live) return -ENOMEM;
+    if (!rec->writer_live) return rec->flushing = false, -ENOMEM;
     rc = chime_join_until(rec->writer, deadline, NULL);
     if (rc == 0) rec->writer_live = false;
   }

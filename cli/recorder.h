@@ -52,6 +52,7 @@ struct run_record {
   int64_t row; /* its row, once its start is written */
   bool batched, whole, fresh; /* its batch's, on the pool's thread: its start is in it; its end too (one
                                * row, written whole at its start); its row was written by it */
+  enum { START_QUEUED, START_WRITING, START_WRITTEN } start_at; /* the loop's: where its start is */
   struct rec_item {
     struct rec_item *next;
     int kind;
