@@ -30,7 +30,8 @@ int64_t proc_start_time(pid_t pid) {
 
 int64_t boot_ticks_now(void) {
   struct timespec ts;
-  long hz = sysconf(_SC_CLK_TCK);
+  static long hz;
+  if (!hz) hz = sysconf(_SC_CLK_TCK);
   if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return -1;
   return (int64_t)ts.tv_sec * hz + (int64_t)ts.tv_nsec / (1000000000 / hz);
 }

@@ -13,7 +13,9 @@ int64_t proc_start_time(pid_t pid);
 
 /* Now, in clock ticks since boot, as a start time counts them: a process
  * started after this call has this start time, or a little more
- * (proc_started_near), and nobody reads /proc while the child execs. */
+ * (proc_started_near), and nobody reads /proc while the child execs.
+ * Taken before a spawn and again after it: when the two are a tick apart
+ * at most, the first is the child's start time. */
 int64_t boot_ticks_now(void);
 
 /* Whether a start time read from /proc (`actual`) is that of a process

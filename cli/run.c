@@ -181,7 +181,10 @@ static int run_child(struct run *run, struct run_state *s) {
    * must not outlive its lease (its guard kills the run's group) */
   if (!rc) rc = child_spawn(c, &s->child, &in_fd, s->why, sizeof s->why);
   run->pid = rec->pid = s->child.pid;
-  rec->pid_start = run->pid > 0 ? started : -1;
+  /* the spawn took a tick or less (as nearly always): its start is that
+   * tick or the next; else it is read, as it was */
+  int64_t after = run->pid > 0 ? boot_ticks_now() : -1;
+  rec->pid_start = run->pid <= 0 ? -1 : after - started <= 1 ? started : proc_start_time(run->pid);
   for (int i = 0; i < ncap; i++) /* fd -1: the task ends at once */
     caps[i]->pid = run->pid, caps[i]->fd = s->child.proc ? chime_proc_fd(s->child.proc, i + 1) : -1;
   recorder_start(j->r->rec, rec); /* the spawn did not suspend: this is still the start */
