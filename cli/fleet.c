@@ -79,7 +79,6 @@ void frec_put(struct fleet *f, struct frec *r) {
   *f->recs_tail = r;
   f->recs_tail = &r->next;
   f->nrecs++;
-  f->m.records_waiting = f->nrecs + f->outbox_count;
   wake_db(f);
 }
 
@@ -666,4 +665,8 @@ void fleet_stop(struct fleet *f, chime_ns deadline) {
   guard_stop(&f->guard); /* every run has ended: the guard exits now, not at the end of the shutdown's grace */
 }
 
-const struct fleet_metrics *fleet_metrics(const struct fleet *f) { return &f->m; }
+struct fleet_metrics fleet_metrics(const struct fleet *f) {
+  struct fleet_metrics m = f->m;
+  m.records_waiting = f->nrecs + f->outbox_count;
+  return m;
+}

@@ -90,6 +90,8 @@ const char *fleet_trigger_refused(const struct fleet *f, const struct job *j);
 /* run.c, once a run's child has started (or failed to). */
 void fleet_child_started(struct fleet *f, struct run *run);
 
-const struct fleet_metrics *fleet_metrics(const struct fleet *f);
+/* The node's counts now (records_waiting: those in memory and in the
+ * outbox). */
+struct fleet_metrics fleet_metrics(const struct fleet *f);
 
 #endif

@@ -772,7 +772,6 @@ static int send_records(struct fleet *f) {
     if (n <= 0) {
       f->outbox_full = false;
       f->outbox_count = 0;
-      f->m.records_waiting = f->nrecs;
       free_recs(list);
       return 0;
     }
@@ -781,7 +780,6 @@ static int send_records(struct fleet *f) {
     if (rc == 1) {
       outbox_done(f->ob, list);
       f->outbox_count = f->outbox_count > (size_t)n ? f->outbox_count - (size_t)n : 0;
-      f->m.records_waiting = f->nrecs + f->outbox_count;
     }
     free_recs(list);
     return rc < 0 ? rc : 1;
@@ -804,7 +802,6 @@ static int send_records(struct fleet *f) {
     f->nrecs += n;
     return rc;
   }
-  f->m.records_waiting = f->nrecs + f->outbox_count;
   free_recs(list);
   return 1;
 }

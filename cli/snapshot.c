@@ -194,7 +194,7 @@ int tally_snapshot(struct tally *w, struct snapshot **out) {
   s->stopping = r->stopping;
   recorder_health(r->rec, &s->history);
   s->log_dropped = log_dropped_total();
-  if (r->fleet) s->fleet = true, s->fm = *fleet_metrics(r->fleet);
+  if (r->fleet) s->fleet = true, s->fm = fleet_metrics(r->fleet);
   at[2 * n] = r->config_path ? keep(&str, r->config_path) : NO_STRING;
   at[2 * n + 1] = r->db_path ? keep(&str, r->db_path) : NO_STRING;
   at[2 * n + 2] = s->history.why ? keep(&str, s->history.why) : NO_STRING;
