@@ -48,14 +48,13 @@ struct history {
   sqlite3_stmt *cached[ST_COUNT];
 };
 
-/* The statement `which` (sql), prepared at its first use and kept: reset,
- * its bindings cleared. */
+/* The statement `which` (sql), prepared at its first use and kept, its
+ * bindings cleared (its user resets it after its step). */
 static int cached(struct history *h, int which, const char *sql, sqlite3_stmt **out) {
   if (!h->cached[which]) {
     int rc = sqlite3_prepare_v3(h->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &h->cached[which], NULL);
     if (rc != SQLITE_OK) return rc;
   } else {
-    sqlite3_reset(h->cached[which]);
     sqlite3_clear_bindings(h->cached[which]);
   }
   *out = h->cached[which];
