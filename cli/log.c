@@ -10,9 +10,9 @@
  * Writing never blocks the loop: a log nobody reads (a full pipe) must not
  * stop every job.  Pipes and sockets are written with RWF_NOWAIT; regular
  * files and /dev/null, which are always writable, as they are; other
- * descriptors (a terminal) after a poll that says they are writable.  A line that cannot be written now is dropped and counted,
- * and the count is logged (event=log_dropped) before the next line that
- * can be.  A line written in part keeps its end, which goes out before
+ * descriptors (a terminal) after a poll that says they are writable.  A
+ * line that cannot be written now is dropped and counted, and the count is
+ * logged (event=log_dropped) before the next line that can be.  A line written in part keeps its end, which goes out before
  * anything else, so lines are never mixed.  A log on a closed pipe drops
  * every line: chime's SIGPIPE handler (runner.c) does nothing.
  */
@@ -235,9 +235,8 @@ static ssize_t try_write(const char *p, size_t n) {
   if (how == HOW_UNKNOWN) {
     struct stat st;
     bool ok = fstat(out_fd, &st) == 0;
-    how = ok && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? HOW_NOWAIT
-          : ok && (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))) ? HOW_PLAIN /* always writable */
-                                                                                          : HOW_POLL;
+    bool plain = ok && (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))); /* /dev/null */
+    how = ok && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? HOW_NOWAIT : plain ? HOW_PLAIN : HOW_POLL;
   }
   for (;;) {
     ssize_t w;
