@@ -148,9 +148,13 @@ static const char *const migration_1[] = {
     "  IF p_manual THEN SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
     "  ELSE SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED; END IF;"
     /* locked: another node is deciding this job's tick now (every node asks
-     * for every tick at once): it is theirs, at once, without a wait */
+     * for every tick at once): it is theirs, at once, without a wait; a
+     * node of another definition hears so all the same, from the row as
+     * last committed, whoever is quicker to the lock */
     "  IF NOT FOUND THEN"
-    "    status := CASE WHEN EXISTS (SELECT 1 FROM chime.jobs WHERE job = p_job) THEN 'busy' ELSE 'unknown' END;"
+    "    SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
+    "    status := CASE WHEN NOT FOUND THEN 'unknown' WHEN j.def_hash <> p_hash THEN 'definition' ELSE 'busy' END;"
+    "    old_watermark := j.watermark; def_node := j.def_node;"
     "    RETURN;"
     "  END IF;"
     "  old_watermark := j.watermark; def_node := j.def_node;"
