@@ -365,7 +365,10 @@ int fleet_veto(struct fleet *f, struct job *j, const chime_event *ev) {
     f->m.degraded++;
     return 0;
   }
-  if (f->m.skewed || !fj->defined) {
+  /* a job whose definition this node has not written yet is asked for all
+   * the same: the connection's task writes definitions before the claims
+   * of its round (a node's first tick can come a moment after its start) */
+  if (f->m.skewed) {
     f->m.claims_refused++;
     return VETO_SILENT;
   }

@@ -398,9 +398,12 @@ static int beat(struct fleet *f) {
 
 /* ---- definitions and catch-up -------------------------------------------------------- */
 
+/* Writes the definitions not yet in the database, 64 at most a round:
+ * the number written, or a negative errno.  One the database refused is
+ * logged and tried again at the next round that has work. */
 static int define_jobs(struct fleet *f) {
   struct fleet_job *batch[64];
-  int n = 0;
+  int n = 0, written = 0;
   for (struct fleet_job *fj = f->jobs; fj && n < 64; fj = fj->next)
     if (fj->job && !fj->defined) batch[n++] = fj;
   if (!n) return 0;
@@ -417,7 +420,7 @@ static int define_jobs(struct fleet *f) {
     PGresult *res;
     if ((rc = pg_result(f->pg, deadline, &res)) != 0) break;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-      batch[i]->defined = true;
+      batch[i]->defined = true, written++;
       batch[i]->standing_by = false;
       batch[i]->watermark = pg_int(res, 0, 0);
     } else {
@@ -426,7 +429,7 @@ static int define_jobs(struct fleet *f) {
     PQclear(res);
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
-  return rc ? rc : n;
+  return rc ? rc : written;
 }
 
 /* chime pause and resume asked meanwhile: one transaction. */
@@ -587,16 +590,25 @@ static int claim_batch(struct fleet *f) {
   struct claimreq **b = calloc(n, sizeof *b);
   if (!b) return -ENOMEM;
   n = 0;
+  struct claimreq *held = NULL, **held_tail = &held;
   while (f->reqs) {
     struct claimreq *q = f->reqs;
     f->reqs = q->next;
     if (q->abandoned) {
       free(q);
-      continue;
+    } else if (!q->fj->defined && q->fj->job) { /* after its definition, in a later round */
+      q->next = NULL;
+      *held_tail = q, held_tail = &q->next;
+    } else {
+      b[n++] = q;
     }
-    b[n++] = q;
   }
-  f->reqs_tail = &f->reqs;
+  f->reqs = held;
+  f->reqs_tail = held ? held_tail : &f->reqs;
+  if (!n) {
+    free(b);
+    return 0;
+  }
   qsort(b, n, sizeof *b, by_job);
   chime_ns deadline = chime_now() + f->query_max, sent = chime_now();
   int rc = 0;

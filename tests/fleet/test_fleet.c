@@ -585,6 +585,66 @@ static void catch_up_after_the_whole_fleet_was_down(void **state) {
   pg_down(&s);
 }
 
+/* A node's first tick, come while its definition is still on the way to
+ * the database (held back here by a lock on the job's row), waits for it
+ * and runs, late, rather than being let go unclaimed. */
+static void first_tick_waits_for_the_definition(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL, "[job early]\nevery = 1s\ncommand = FLEET_JOB 0.05\n");
+  char *at;
+  { /* a lease of 9 s: the node waits 2 s for an answer (with 3 s, 0.75 s: less than the lock below) */
+    FILE *f = fopen(conf, "r");
+    static char buf[8192];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    assert_non_null(at = strstr(buf, "fleet_lease = 3s"));
+    at[14] = '9';
+    write_file(conf, buf);
+  }
+  struct node n;
+  node_start(&s, &n, "n1", conf, NULL); /* the job's row, for the lock */
+  for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.jobs WHERE job = 'early'") != 1;) {
+    assert_true(mono() < end);
+    sleep_s(0.05);
+  }
+  assert_int_equal(node_stop(&n), 0);
+  PGconn *c = PQconnectdb(s.conninfo);
+  PQclear(PQexec(c, "BEGIN"));
+  PGresult *res = PQexec(c, "SELECT 1 FROM chime.jobs WHERE job = 'early' FOR UPDATE");
+  assert_int_equal(PQntuples(res), 1);
+  PQclear(res);
+  node_start(&s, &n, "n1", conf, NULL);
+  assert_true(wait_log(&n, "event=scheduled job=early", 20));
+  char *log = node_log(&n);
+  struct tm tm = {0};
+  int ms = 0;
+  at = strstr(strstr(log, "event=scheduled job=early"), "next=");
+  assert_non_null(at);
+  assert_non_null(strptime(at + 5, "%Y-%m-%dT%H:%M:%S", &tm));
+  assert_int_equal(sscanf(at + 24, ".%3dZ", &ms), 1);
+  free(log);
+  long long tick = ((long long)timegm(&tm) + (ms >= 500)) * SEC;
+  sleep_s((double)(tick + SEC * 3 / 10 - real_ns()) / 1e9); /* the tick comes, the row still locked */
+  PQclear(PQexec(c, "COMMIT"));
+  PQfinish(c);
+  sleep_s(1.2);
+  assert_int_equal(node_stop(&n), 0);
+  long long ran = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'early' AND tick = %lld AND kind = 'run'"
+                        " AND outcome = 'ok' AND late >= %lld", tick, SEC / 5);
+  long long unclaimed = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'early' AND reason = 'unclaimed'"
+                              " AND coalesce(last_tick, tick) >= %lld", tick);
+  print_message("tick %lld: %lld run(s) after the lock; %lld row(s) of it unclaimed\n", tick, ran, unclaimed);
+  if (ran != 1 || unclaimed) dump(&s, &n, 1);
+  assert_int_equal(ran, 1);
+  assert_int_equal(unclaimed, 0);
+  pg_down(&s);
+}
+
 /* A rolling change of a job's definition: the node reloaded with the new
  * one sets the fleet's (the latest started wins), the others stand by and
  * say so until they run the same: the two versions never both run, and no
@@ -1048,6 +1108,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(clock_skew_within_and_beyond_the_bound),
       cmocka_unit_test(overlap_policies_hold_across_the_fleet),
       cmocka_unit_test(catch_up_after_the_whole_fleet_was_down),
+      cmocka_unit_test(first_tick_waits_for_the_definition),
       cmocka_unit_test(rolling_definition_change),
       cmocka_unit_test(pause_resume_and_trigger_act_fleet_wide),
       cmocka_unit_test(one_name_two_daemons_is_refused),
