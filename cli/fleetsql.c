@@ -119,17 +119,24 @@ static const char *const migration_1[] = {
     "      seen = now();"
     "  END IF;"
     "  status := 'ok'; END $$;"
-    /* a job's definition, as a node starts it: the latest started wins */,
+    /* a job's definition, as a node starts it: the latest started wins; an
+     * unchanged one takes no lock on the job's row (the claims of that
+     * instant would hear "busy", and no node would decide the tick) */,
     "CREATE FUNCTION chime.define(p_job text, p_hash text, p_node text, p_overlap text, p_max int, p_loss text,"
     "  OUT watermark bigint, OUT db_now bigint)"
     " LANGUAGE plpgsql AS $$ BEGIN"
     "  db_now := chime.now_ns();"
-    "  INSERT INTO chime.jobs AS j VALUES (p_job, p_hash, p_node, now(), p_overlap, p_max, p_loss, db_now, 0)"
-    "    ON CONFLICT (job) DO UPDATE SET def_hash = p_hash,"
+    "  INSERT INTO chime.jobs VALUES (p_job, p_hash, p_node, now(), p_overlap, p_max, p_loss, db_now, 0)"
+    "    ON CONFLICT (job) DO NOTHING;"
+    "  IF NOT FOUND THEN"
+    "    UPDATE chime.jobs AS j SET def_hash = p_hash,"
     "      def_node = CASE WHEN j.def_hash = p_hash THEN j.def_node ELSE p_node END,"
     "      def_at = CASE WHEN j.def_hash = p_hash THEN j.def_at ELSE now() END,"
     "      overlap = p_overlap, max_concurrent = p_max, on_node_loss = p_loss"
-    "    RETURNING j.watermark INTO watermark;"
+    "      WHERE j.job = p_job AND (j.def_hash, j.overlap, j.max_concurrent, j.on_node_loss)"
+    "        IS DISTINCT FROM (p_hash, p_overlap, p_max, p_loss);"
+    "  END IF;"
+    "  SELECT j.watermark INTO watermark FROM chime.jobs j WHERE j.job = p_job;"
     "  END $$;"
     /* the claim of (job, tick): one transaction that checks the definition,
      * the watermark and the database's clock, skips the tick of a paused
@@ -142,23 +149,25 @@ static const char *const migration_1[] = {
     "  OUT status text, OUT run_id bigint, OUT old_watermark bigint, OUT db_now bigint, OUT def_node text)"
     " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; going int; BEGIN"
     "  db_now := chime.now_ns();"
-    /* a manual run takes no lock: it must not make the nodes deciding a
-     * tick of the job at that instant give up on it as "busy"; the
+    /* first the row as last committed, without a lock: a node of another
+     * definition, or one asking for a tick already decided, never takes
+     * it (it would make a node of the fleet's definition give the tick up
+     * as "busy"); a manual run takes none at all: it must not make the
+     * nodes deciding a tick of the job at that instant give up on it; the
      * partial unique index keeps it to one exclusive run */
-    "  IF p_manual THEN SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
-    "  ELSE SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED; END IF;"
-    /* locked: another node is deciding this job's tick now (every node asks
-     * for every tick at once): it is theirs, at once, without a wait; a
-     * node of another definition hears so all the same, from the row as
-     * last committed, whoever is quicker to the lock */
-    "  IF NOT FOUND THEN"
-    "    SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
-    "    status := CASE WHEN NOT FOUND THEN 'unknown' WHEN j.def_hash <> p_hash THEN 'definition' ELSE 'busy' END;"
-    "    old_watermark := j.watermark; def_node := j.def_node;"
-    "    RETURN;"
-    "  END IF;"
+    "  SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
+    "  IF NOT FOUND THEN status := 'unknown'; RETURN; END IF;"
     "  old_watermark := j.watermark; def_node := j.def_node;"
     "  IF j.def_hash <> p_hash THEN status := 'definition'; RETURN; END IF;"
+    "  IF NOT p_manual THEN"
+    "    IF p_tick <= j.watermark THEN status := 'taken'; RETURN; END IF;"
+    /* locked: another node is deciding this job's tick now (every node
+     * asks for every tick at once): it is theirs, at once, without a wait */
+    "    SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED;"
+    "    IF NOT FOUND THEN status := 'busy'; RETURN; END IF;"
+    "    old_watermark := j.watermark; def_node := j.def_node;"
+    "    IF j.def_hash <> p_hash THEN status := 'definition'; RETURN; END IF;"
+    "  END IF;"
     "  IF p_manual THEN NULL;"
     "  ELSIF p_tick <= j.watermark THEN status := 'taken'; RETURN;"
     "  ELSIF p_catch_up THEN"

@@ -283,13 +283,15 @@ static UNUSED void write_file(const char *path, const char *text) {
   chmod(path, 0644);
 }
 
-/* A config for the fleet of s: [chime] (fleet, lease) and `jobs`, the
- * text "FLEET_JOB" in it replaced by the job program's path. */
+/* A config for the fleet of s: [chime] (fleet, a lease of 3 s unless
+ * chime_extra gives one) and `jobs`, the text "FLEET_JOB" in it replaced
+ * by the job program's path. */
 static UNUSED void write_conf(struct pgsrv *s, const char *path, const char *chime_extra, const char *jobs) {
   char *text = malloc(strlen(jobs) * 2 + 4096), *o = text;
   const char *job = getenv("FLEET_JOB");
   assert_non_null(job);
-  o += sprintf(o, "[chime]\nfleet = %s\nfleet_lease = 3s\n%s\n[defaults]\nenv = FLEET_OUT=%s\n\n", s->conninfo,
+  o += sprintf(o, "[chime]\nfleet = %s\n%s%s\n[defaults]\nenv = FLEET_OUT=%s\n\n", s->conninfo,
+               chime_extra && strstr(chime_extra, "fleet_lease") ? "" : "fleet_lease = 3s\n",
                chime_extra ? chime_extra : "", s->out);
   for (const char *p = jobs; *p;) {
     if (strncmp(p, "FLEET_JOB", 9) == 0) o += sprintf(o, "%s", job), p += 9;

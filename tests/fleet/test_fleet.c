@@ -586,26 +586,17 @@ static void catch_up_after_the_whole_fleet_was_down(void **state) {
 }
 
 /* A node's first tick, come while its definition is still on the way to
- * the database (held back here by a lock on the job's row), waits for it
- * and runs, late, rather than being let go unclaimed. */
+ * the database (a changed one, held back here by a lock on the job's
+ * row), waits for it and runs, late, rather than being let go unclaimed. */
 static void first_tick_waits_for_the_definition(void **state) {
   (void)state;
   struct pgsrv s;
   pg_up(&s);
-  char conf[160];
+  char conf[160], *at;
   conf_path(&s, conf, "fleet.conf");
-  write_conf(&s, conf, NULL, "[job early]\nevery = 1s\ncommand = FLEET_JOB 0.05\n");
-  char *at;
-  { /* a lease of 9 s: the node waits 2 s for an answer (with 3 s, 0.75 s: less than the lock below) */
-    FILE *f = fopen(conf, "r");
-    static char buf[8192];
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    assert_non_null(at = strstr(buf, "fleet_lease = 3s"));
-    at[14] = '9';
-    write_file(conf, buf);
-  }
+  /* a lease of 9 s: the node waits 2 s for an answer (with 3 s, 0.75 s: less than the lock below) */
+  const char *lease = "fleet_lease = 9s\n";
+  write_conf(&s, conf, lease, "[job early]\nevery = 1s\ncommand = FLEET_JOB 0.05 0 v1\n");
   struct node n;
   node_start(&s, &n, "n1", conf, NULL); /* the job's row, for the lock */
   for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.jobs WHERE job = 'early'") != 1;) {
@@ -618,6 +609,7 @@ static void first_tick_waits_for_the_definition(void **state) {
   PGresult *res = PQexec(c, "SELECT 1 FROM chime.jobs WHERE job = 'early' FOR UPDATE");
   assert_int_equal(PQntuples(res), 1);
   PQclear(res);
+  write_conf(&s, conf, lease, "[job early]\nevery = 1s\ncommand = FLEET_JOB 0.05 0 v2\n");
   node_start(&s, &n, "n1", conf, NULL);
   assert_true(wait_log(&n, "event=scheduled job=early", 20));
   char *log = node_log(&n);
@@ -642,6 +634,53 @@ static void first_tick_waits_for_the_definition(void **state) {
   if (ran != 1 || unclaimed) dump(&s, &n, 1);
   assert_int_equal(ran, 1);
   assert_int_equal(unclaimed, 0);
+  pg_down(&s);
+}
+
+/* What the claim of a tick may leave locked: a definition sent again
+ * unchanged, or a claim of another definition or of a tick already
+ * decided, takes no lock on the job's row, so that they never make the
+ * node deciding that instant's tick give it up as "busy". */
+static void only_a_deciding_claim_locks_the_job(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160], hash[64], wm[32];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL, "[job lock]\nevery = 1s\ncommand = FLEET_JOB 0.01\n");
+  struct node n;
+  node_start(&s, &n, "n1", conf, NULL);
+  for (double end = mono() + 20; !pg_value(&s, "SELECT def_hash FROM chime.jobs WHERE job = 'lock'", hash, sizeof hash);) {
+    assert_true(mono() < end);
+    sleep_s(0.05);
+  }
+  assert_int_equal(node_stop(&n), 0);
+  assert_true(pg_value(&s, "SELECT watermark FROM chime.jobs WHERE job = 'lock'", wm, sizeof wm));
+  PGconn *a = PQconnectdb(s.conninfo), *b = PQconnectdb(s.conninfo);
+  char sql[512];
+  const char *asks[][2] = {
+      {"SELECT watermark FROM chime.define('lock', '%s', 'n2', 'skip', 1, 'drop')", "(the same definition)"},
+      {"SELECT status FROM chime.claim('lock', 4000000000000000000, 0, 'other%.0s', 'n2', 1, 1000000000, 3000, false,"
+       " false)", "definition"},
+      {"SELECT status FROM chime.claim('lock', %s, 0, '%s', 'n2', 1, 1000000000, 3000, false, false)", "taken"},
+  };
+  for (int i = 0; i < 3; i++) {
+    if (i == 2) snprintf(sql, sizeof sql, asks[i][0], wm, hash);
+    else snprintf(sql, sizeof sql, asks[i][0], hash);
+    PQclear(PQexec(a, "BEGIN"));
+    PGresult *res = PQexec(a, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    if (i) assert_string_equal(PQgetvalue(res, 0, 0), asks[i][1]);
+    PQclear(res);
+    /* the row is free while a's transaction is open */
+    res = PQexec(b, "SELECT 1 FROM chime.jobs WHERE job = 'lock' FOR UPDATE NOWAIT");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) print_message("%s: %s", sql, PQresultErrorMessage(res));
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    PQclear(PQexec(a, "ROLLBACK"));
+  }
+  PQfinish(a);
+  PQfinish(b);
   pg_down(&s);
 }
 
@@ -1109,6 +1148,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(overlap_policies_hold_across_the_fleet),
       cmocka_unit_test(catch_up_after_the_whole_fleet_was_down),
       cmocka_unit_test(first_tick_waits_for_the_definition),
+      cmocka_unit_test(only_a_deciding_claim_locks_the_job),
       cmocka_unit_test(rolling_definition_change),
       cmocka_unit_test(pause_resume_and_trigger_act_fleet_wide),
       cmocka_unit_test(one_name_two_daemons_is_refused),
