@@ -398,16 +398,18 @@ static int beat(struct fleet *f) {
 
 /* ---- definitions and catch-up -------------------------------------------------------- */
 
-/* Writes the definitions not yet in the database, 64 at most a round:
- * the number written, or a negative errno.  One the database refused is
- * logged and tried again at the next round that has work. */
+/* Writes the definitions not yet in the database, 64 at most a round, in
+ * one transaction: the number written, or a negative errno.  One the
+ * database refused undoes the batch (the others go again next round) and
+ * is sent again after a heartbeat's interval, said each time. */
 static int define_jobs(struct fleet *f) {
   struct fleet_job *batch[64];
-  int n = 0, written = 0;
+  int n = 0;
+  chime_ns now = chime_now();
   for (struct fleet_job *fj = f->jobs; fj && n < 64; fj = fj->next)
-    if (fj->job && !fj->defined) batch[n++] = fj;
+    if (fj->job && !fj->job->retired && !fj->defined && now >= fj->define_after) batch[n++] = fj;
   if (!n) return 0;
-  chime_ns deadline = chime_now() + f->query_max;
+  chime_ns deadline = now + f->query_max;
   int rc = 0;
   for (int i = 0; rc == 0 && i < n; i++) {
     struct params p = {.n = 0};
@@ -416,20 +418,29 @@ static int define_jobs(struct fleet *f) {
     rc = push(f, ST_DEFINE, &p);
   }
   if (rc == 0) rc = pg_sync(f->pg, deadline);
+  chime_ns watermark[64];
+  bool refused = false;
   for (int i = 0; rc == 0 && i < n; i++) {
     PGresult *res;
     if ((rc = pg_result(f->pg, deadline, &res)) != 0) break;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-      batch[i]->defined = true, written++;
-      batch[i]->standing_by = false;
-      batch[i]->watermark = pg_int(res, 0, 0);
-    } else {
+      watermark[i] = pg_int(res, 0, 0);
+    } else if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED) { /* (after a refusal: not done, not refused) */
       log_msg("error", "fleet", "job %s: its definition could not be written: %s", batch[i]->name, result_error(res));
+      batch[i]->define_after = now + f->beat_every;
+      refused = true;
     }
     PQclear(res);
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
-  return rc ? rc : written;
+  if (rc) return rc;
+  if (refused) return 1; /* the others, at once */
+  for (int i = 0; i < n; i++) {
+    batch[i]->defined = true;
+    batch[i]->standing_by = false;
+    batch[i]->watermark = watermark[i];
+  }
+  return n;
 }
 
 /* chime pause and resume asked meanwhile: one transaction. */
@@ -596,7 +607,7 @@ static int claim_batch(struct fleet *f) {
     f->reqs = q->next;
     if (q->abandoned) {
       free(q);
-    } else if (!q->fj->defined && q->fj->job) { /* after its definition, in a later round */
+    } else if (!q->fj->defined && q->fj->job && !q->fj->job->retired) { /* after its definition: a later round */
       q->next = NULL;
       *held_tail = q, held_tail = &q->next;
     } else {
@@ -621,8 +632,8 @@ static int claim_batch(struct fleet *f) {
     b[i]->sent = sent;
   }
   if (rc == 0) rc = pg_sync(f->pg, deadline);
-  size_t got = 0;
-  for (; rc == 0 && got < n; got++) {
+  bool aborted = false;
+  for (size_t got = 0; rc == 0 && got < n; got++) {
     PGresult *res;
     struct claimreq *q = b[got];
     if ((rc = pg_result(f->pg, deadline, &res)) != 0) break;
@@ -630,20 +641,24 @@ static int claim_batch(struct fleet *f) {
       snprintf(q->status, sizeof q->status, "%s", PQgetvalue(res, 0, 0));
       q->id = pg_int(res, 0, 1), q->old_watermark = pg_int(res, 0, 2);
       snprintf(q->def_node, sizeof q->def_node, "%s", PQgetvalue(res, 0, 4));
-      if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) q->fj->watermark = q->tick;
     } else {
-      log_msg("error", "fleet", "claim of job %s: %s", q->fj->name, result_error(res));
-      q->rc = -EPROTO;
+      if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
+        log_msg("error", "fleet", "claim of job %s: %s", q->fj->name, result_error(res));
+      aborted = true;
     }
     PQclear(res);
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
   /* a batch without its commit answered nothing: its claims may or may not
-   * have been made, and are treated as lost (a won one is reaped) */
+   * have been made, and are treated as lost (a won one is reaped); one
+   * the database refused undid the whole batch: none was made */
   for (size_t i = 0; i < n; i++) {
-    if (rc) b[i]->rc = rc, f->m.claims_failed++;
-    b[i]->answered = true;
-    claim_answered(f, b[i]);
+    struct claimreq *q = b[i];
+    if (rc || aborted) q->rc = rc ? rc : -EPROTO, f->m.claims_failed++;
+    else if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) q->fj->watermark = q->tick;
+    else if (strcmp(q->status, "unknown") == 0) q->fj->defined = false; /* its row went: written again */
+    q->answered = true;
+    claim_answered(f, q);
   }
   free(b);
   return rc ? rc : 1;

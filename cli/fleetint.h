@@ -33,6 +33,7 @@ struct fleet_job {
   unsigned max_concurrent;
   bool rerun, run_local, catch_up;
   bool defined;          /* its definition is in the database */
+  chime_ns define_after; /* the database refused it: sent again after this (loop clock) */
   bool define_sent;
   bool caught_up;        /* its catch-up was looked for since the last connection */
   bool standing_by;      /* the fleet has another definition: said once; its ticks are still asked for (the fleet's
