@@ -124,6 +124,7 @@ struct fleet {
   struct pg *pg;
   chime_task db_task, trust_task, idle;
   bool db_live, trust_live, idle_live;
+  bool woken;               /* work came since the round began (wake_db): no idling before the next */
   chime_ns idle_until;
   chime_ns next_beat;
   chime_ns down_since;      /* loop clock; 0 while up */
@@ -193,8 +194,13 @@ static inline chime_ns lib_tick_of(const struct fleet *f, const struct fleet_job
   return fj->calendar ? tick : tick - f->mono_to_db;
 }
 
+/* Work for the connection's task: it ends its idling, or does not begin
+ * it (the work came while a round was out).  While there is no
+ * connection, only stopping ends the back-off: reconnecting at every
+ * record would be a busy loop. */
 static inline void wake_db(struct fleet *f) {
-  if (f->idle_live) chime_cancel(f->idle);
+  f->woken = true;
+  if (f->idle_live && (f->pg || f->stopping)) chime_cancel(f->idle);
 }
 
 /* fleet.c: records queued for the connection's task, the claims held. */
