@@ -147,37 +147,37 @@ static const char *const migration_1[] = {
     "CREATE FUNCTION chime.claim(p_job text, p_tick bigint, p_fire bigint, p_hash text, p_node text,"
     "  p_instance bigint, p_bound bigint, p_lease_ms bigint, p_catch_up bool, p_manual bool,"
     "  OUT status text, OUT run_id bigint, OUT old_watermark bigint, OUT db_now bigint, OUT def_node text)"
-    " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; going int; BEGIN"
+    " LANGUAGE plpgsql AS $$ DECLARE j chime.jobs; going int; locked bool := false; BEGIN"
     "  db_now := chime.now_ns();"
-    /* first the row as last committed, without a lock: a node of another
-     * definition, or one asking for a tick already decided, never takes
-     * it (it would make a node of the fleet's definition give the tick up
-     * as "busy"); a manual run takes none at all: it must not make the
-     * nodes deciding a tick of the job at that instant give up on it; the
-     * partial unique index keeps it to one exclusive run */
+    /* every check twice: on the row as last committed, without a lock,
+     * then on the row locked.  A claim refused (another definition, a
+     * tick already decided, early or late) never takes the lock: it would
+     * make the node deciding the tick give it up as "busy".  A manual run
+     * takes none at all: it must not make the nodes deciding a tick of
+     * the job at that instant give up on it; the partial unique index
+     * keeps it to one exclusive run.  Locked: another node is deciding
+     * this job's tick now (every node asks for every tick at once): it is
+     * theirs, at once, without a wait */
     "  SELECT * INTO j FROM chime.jobs WHERE job = p_job;"
     "  IF NOT FOUND THEN status := 'unknown'; RETURN; END IF;"
-    "  old_watermark := j.watermark; def_node := j.def_node;"
-    "  IF j.def_hash <> p_hash THEN status := 'definition'; RETURN; END IF;"
-    "  IF NOT p_manual THEN"
-    "    IF p_tick <= j.watermark THEN status := 'taken'; RETURN; END IF;"
-    /* locked: another node is deciding this job's tick now (every node
-     * asks for every tick at once): it is theirs, at once, without a wait */
-    "    SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED;"
-    "    IF NOT FOUND THEN status := 'busy'; RETURN; END IF;"
+    "  LOOP"
     "    old_watermark := j.watermark; def_node := j.def_node;"
     "    IF j.def_hash <> p_hash THEN status := 'definition'; RETURN; END IF;"
-    "  END IF;"
-    "  IF p_manual THEN NULL;"
-    "  ELSIF p_tick <= j.watermark THEN status := 'taken'; RETURN;"
-    "  ELSIF p_catch_up THEN"
-    "    IF p_fire > db_now - p_bound THEN status := 'early'; RETURN; END IF;"
+    "    IF p_manual THEN NULL;"
+    "    ELSIF p_tick <= j.watermark THEN status := 'taken'; RETURN;"
+    "    ELSIF p_catch_up THEN"
+    "      IF p_fire > db_now - p_bound THEN status := 'early'; RETURN; END IF;"
     /* one catch-up per outage: none while the watermark is a catch-up's */
-    "    IF j.watermark = j.caught_up THEN status := 'taken'; RETURN; END IF;"
-    "    UPDATE chime.jobs SET caught_up = p_tick WHERE job = p_job;"
-    "  ELSIF p_fire > db_now + p_bound THEN status := 'early'; RETURN;"
-    "  ELSIF p_fire < db_now - p_bound THEN status := 'late'; RETURN;"
-    "  END IF;"
+    "      IF j.watermark = j.caught_up THEN status := 'taken'; RETURN; END IF;"
+    "    ELSIF p_fire > db_now + p_bound THEN status := 'early'; RETURN;"
+    "    ELSIF p_fire < db_now - p_bound THEN status := 'late'; RETURN;"
+    "    END IF;"
+    "    EXIT WHEN p_manual OR locked;"
+    "    SELECT * INTO j FROM chime.jobs WHERE job = p_job FOR UPDATE SKIP LOCKED;"
+    "    IF NOT FOUND THEN status := 'busy'; RETURN; END IF;"
+    "    locked := true;"
+    "  END LOOP;"
+    "  IF p_catch_up AND NOT p_manual THEN UPDATE chime.jobs SET caught_up = p_tick WHERE job = p_job; END IF;"
     "  IF NOT p_manual THEN UPDATE chime.jobs SET watermark = p_tick WHERE job = p_job; END IF;"
     "  IF NOT p_manual AND EXISTS (SELECT 1 FROM chime.pauses WHERE job = p_job) THEN"
     "    INSERT INTO chime.runs (job, tick, attempt, kind, node, outcome, reason, skipped, last_tick, started,"

@@ -663,8 +663,10 @@ static void only_a_deciding_claim_locks_the_job(void **state) {
       {"SELECT status FROM chime.claim('lock', 4000000000000000000, 0, 'other%.0s', 'n2', 1, 1000000000, 3000, false,"
        " false)", "definition"},
       {"SELECT status FROM chime.claim('lock', %s, 0, '%s', 'n2', 1, 1000000000, 3000, false, false)", "taken"},
+      {"SELECT status FROM chime.claim('lock', 4000000000000000000, 0, '%s', 'n2', 1, 1000000000, 3000, false,"
+       " false)", "late"},
   };
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (i == 2) snprintf(sql, sizeof sql, asks[i][0], wm, hash);
     else snprintf(sql, sizeof sql, asks[i][0], hash);
     PQclear(PQexec(a, "BEGIN"));
