@@ -419,22 +419,26 @@ static int define_jobs(struct fleet *f) {
   }
   if (rc == 0) rc = pg_sync(f->pg, deadline);
   chime_ns watermark[64];
-  bool refused = false;
+  int refused = -1;
+  char why[256] = "";
   for (int i = 0; rc == 0 && i < n; i++) {
     PGresult *res;
     if ((rc = pg_result(f->pg, deadline, &res)) != 0) break;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
       watermark[i] = pg_int(res, 0, 0);
     } else if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED) { /* (after a refusal: not done, not refused) */
-      log_msg("error", "fleet", "job %s: its definition could not be written: %s", batch[i]->name, result_error(res));
-      batch[i]->define_after = now + f->beat_every;
-      refused = true;
+      refused = i;
+      snprintf(why, sizeof why, "%s", result_error(res));
     }
     PQclear(res);
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
-  if (rc) return rc;
-  if (refused) return 1; /* the others, at once */
+  if (rc) return rc; /* the connection broke: no refusal, whatever came before */
+  if (refused >= 0) {
+    log_msg("error", "fleet", "job %s: its definition could not be written: %s", batch[refused]->name, why);
+    batch[refused]->define_after = f->next_beat; /* after the next heartbeat */
+    return 1;                                    /* the others, at once */
+  }
   for (int i = 0; i < n; i++) {
     batch[i]->defined = true;
     batch[i]->standing_by = false;
@@ -461,6 +465,7 @@ static int send_pauses(struct fleet *f) {
     rc = push(f, ST_PAUSE, &p);
   }
   if (rc == 0) rc = pg_sync(f->pg, deadline);
+  bool aborted = false;
   for (struct pausereq *q = list; rc == 0 && q; q = q->next) {
     PGresult *res;
     if ((rc = pg_result(f->pg, deadline, &res)) != 0) break;
@@ -468,18 +473,20 @@ static int send_pauses(struct fleet *f) {
       snprintf(q->status, sizeof q->status, "%s", PQgetvalue(res, 0, 0));
       q->since = PQgetisnull(res, 0, 1) ? 0 : pg_int(res, 0, 1);
       snprintf(q->by, sizeof q->by, "%s", PQgetvalue(res, 0, 2));
-      if (strcmp(q->status, "unknown") != 0) fleet_paused_is(f, q->fj, q->since, false);
     } else {
-      log_msg("error", "fleet", "pause of job %s: %s", q->fj->name, result_error(res));
-      q->rc = -EPROTO;
+      if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
+        log_msg("error", "fleet", "pause of job %s: %s", q->fj->name, result_error(res));
+      aborted = true;
     }
     PQclear(res);
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
+  /* one refused undid the batch: none was made */
   while (list) {
     struct pausereq *q = list;
     list = q->next;
-    if (rc) q->rc = rc;
+    if (rc || aborted) q->rc = rc ? rc : -EPROTO;
+    else if (strcmp(q->status, "unknown") != 0) fleet_paused_is(f, q->fj, q->since, false);
     q->answered = true;
     if (q->abandoned) free(q);
     else chime_cancel(q->waiter);
@@ -632,7 +639,8 @@ static int claim_batch(struct fleet *f) {
     b[i]->sent = sent;
   }
   if (rc == 0) rc = pg_sync(f->pg, deadline);
-  bool aborted = false;
+  size_t refused = n;
+  char why[256] = "";
   for (size_t got = 0; rc == 0 && got < n; got++) {
     PGresult *res;
     struct claimreq *q = b[got];
@@ -641,22 +649,38 @@ static int claim_batch(struct fleet *f) {
       snprintf(q->status, sizeof q->status, "%s", PQgetvalue(res, 0, 0));
       q->id = pg_int(res, 0, 1), q->old_watermark = pg_int(res, 0, 2);
       snprintf(q->def_node, sizeof q->def_node, "%s", PQgetvalue(res, 0, 4));
-    } else {
-      if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
-        log_msg("error", "fleet", "claim of job %s: %s", q->fj->name, result_error(res));
-      aborted = true;
+    } else if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
+      refused = got;
+      snprintf(why, sizeof why, "%s", result_error(res));
     }
     PQclear(res);
   }
   if (rc == 0) rc = pg_batch_end(f->pg, deadline);
+  if (rc == 0 && refused < n) {
+    /* one refused undid the whole batch: it fails; the others, none made,
+     * are asked again at once, in a batch of their own */
+    log_msg("error", "fleet", "claim of job %s: %s", b[refused]->fj->name, why);
+    for (size_t i = n; i-- > 0;) {
+      if (i == refused) continue;
+      memset(b[i]->status, 0, sizeof b[i]->status);
+      b[i]->next = f->reqs, f->reqs = b[i];
+      if (!b[i]->next) f->reqs_tail = &b[i]->next;
+    }
+    b[0] = b[refused], b[0]->rc = -EPROTO, n = 1;
+  }
   /* a batch without its commit answered nothing: its claims may or may not
-   * have been made, and are treated as lost (a won one is reaped); one
-   * the database refused undid the whole batch: none was made */
+   * have been made, and are treated as lost (a won one is reaped) */
   for (size_t i = 0; i < n; i++) {
     struct claimreq *q = b[i];
-    if (rc || aborted) q->rc = rc ? rc : -EPROTO, f->m.claims_failed++;
-    else if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) q->fj->watermark = q->tick;
-    else if (strcmp(q->status, "unknown") == 0) q->fj->defined = false; /* its row went: written again */
+    if (rc) q->rc = rc;
+    if (q->rc) {
+      f->m.claims_failed++;
+      if (q->internal) q->fj->caught_up = false; /* a catch-up is looked for again */
+    } else if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) {
+      q->fj->watermark = q->tick;
+    } else if (strcmp(q->status, "unknown") == 0 && !q->fj->standing_by) {
+      q->fj->defined = false; /* its row went: written again (not by a node standing by: it would set the old one) */
+    }
     q->answered = true;
     claim_answered(f, q);
   }

@@ -686,6 +686,55 @@ static void only_a_deciding_claim_locks_the_job(void **state) {
   pg_down(&s);
 }
 
+/* A statement the database refuses undoes its whole batch: the others
+ * are sent again at once, and run; the refused definition is said again
+ * only once a heartbeat.  Triggers refuse the runs of job "bad" and the
+ * definition of job "undefined". */
+static void a_refused_statement_undoes_its_batch_alone(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL, "[job bad]\nevery = 1s\ncommand = FLEET_JOB 0.01\n"
+                             "[job good]\nevery = 1s\ncommand = FLEET_JOB 0.01 0 v1\n");
+  struct node n;
+  node_start(&s, &n, "n1", conf, NULL);
+  for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.jobs") != 2;) {
+    assert_true(mono() < end);
+    sleep_s(0.05);
+  }
+  assert_int_equal(node_stop(&n), 0);
+  assert_int_equal(q(&s, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                         " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;"
+                         "CREATE TRIGGER refuse_runs BEFORE INSERT ON chime.runs FOR EACH ROW"
+                         " WHEN (NEW.job = 'bad') EXECUTE FUNCTION public.refuse();"
+                         "CREATE TRIGGER refuse_jobs BEFORE INSERT ON chime.jobs FOR EACH ROW"
+                         " WHEN (NEW.job = 'undefined') EXECUTE FUNCTION public.refuse();"
+                         "SELECT 0"),
+                   0);
+  /* good's definition changed: written in the batch with the refused one */
+  write_conf(&s, conf, NULL, "[job bad]\nevery = 1s\ncommand = FLEET_JOB 0.01\n"
+                             "[job good]\nevery = 1s\ncommand = FLEET_JOB 0.01 0 v2\n"
+                             "[job undefined]\nevery = 1s\ncommand = FLEET_JOB 0.01\n");
+  long long from = real_ns();
+  node_start(&s, &n, "n1", conf, NULL);
+  sleep_s(4.5);
+  assert_int_equal(node_stop(&n), 0);
+  long long good = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'good' AND outcome = 'ok' AND tick > %lld", from);
+  long long others = q(&s, "SELECT count(*) FROM chime.runs WHERE job <> 'good' AND kind = 'run'");
+  int said = log_count(&n, "job undefined: its definition could not be written");
+  int bad = uncovered(&s, "good", SEC, NULL, NULL, 0, 0);
+  print_message("good ran %lld times; bad and undefined %lld; the refused definition said %d times\n", good, others,
+                said);
+  if (good < 3 || others || bad) dump(&s, &n, 1);
+  assert_true(good >= 3);
+  assert_int_equal(others, 0);
+  assert_int_equal(bad, 0);
+  assert_true(said >= 1 && said <= 12); /* once a heartbeat (0.5 s) at most */
+  pg_down(&s);
+}
+
 /* A rolling change of a job's definition: the node reloaded with the new
  * one sets the fleet's (the latest started wins), the others stand by and
  * say so until they run the same: the two versions never both run, and no
@@ -1151,6 +1200,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(catch_up_after_the_whole_fleet_was_down),
       cmocka_unit_test(first_tick_waits_for_the_definition),
       cmocka_unit_test(only_a_deciding_claim_locks_the_job),
+      cmocka_unit_test(a_refused_statement_undoes_its_batch_alone),
       cmocka_unit_test(rolling_definition_change),
       cmocka_unit_test(pause_resume_and_trigger_act_fleet_wide),
       cmocka_unit_test(one_name_two_daemons_is_refused),
