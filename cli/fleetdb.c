@@ -876,7 +876,7 @@ static void notified(struct fleet *f) {
 /* Waits until `until`, work, or a notification.  -ECANCELED if the task
  * was cancelled; -EIO if the connection broke meanwhile. */
 static int idle(struct fleet *f, chime_ns until) {
-  if (f->pg && f->woken) return 0;
+  if (f->stopping || (f->pg && f->woken)) return 0;
   f->idle_until = until;
   if (chime_spawn(idler, f, &f->idle) != 0) return chime_sleep(CHIME_MS(10));
   f->idle_live = true;
@@ -900,6 +900,7 @@ static int idle(struct fleet *f, chime_ns until) {
 static int one_round(struct fleet *f) {
   chime_ns now = chime_now();
   f->woken = false;
+  notified(f); /* those that came with the answers of the last round */
   if (f->beat_now || now >= f->next_beat) {
     f->beat_now = false;
     int b = beat(f);
