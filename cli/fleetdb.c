@@ -332,6 +332,7 @@ static int beat(struct fleet *f) {
       const char *state = PQgetvalue(res, i, 1);
       if (strcmp(state, "running") == 0) c->trust_until = m0 + f->trust;
       else if (strcmp(state, "replacing") == 0) claim_stop(f, c, OUTCOME_REPLACED, "a newer tick's run replaces it");
+      else if (strcmp(state, "expired") == 0) claim_stop(f, c, OUTCOME_LEASE_LOST, "its lease ended unrenewed");
       else claim_stop(f, c, OUTCOME_LEASE_LOST, "its lease was lost: another node reaped it");
     }
   } else if (rc == 0) {

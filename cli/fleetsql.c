@@ -220,9 +220,13 @@ static const char *const migration_1[] = {
     "  UPDATE chime.nodes SET seen = now() WHERE name = p_node AND instance = p_instance;"
     "  IF NOT FOUND THEN o_id := 0; o_state := 'gone'; o_now := t; RETURN NEXT; RETURN; END IF;"
     "  o_id := 0; o_state := 'node'; o_now := t; RETURN NEXT;"
+    /* a lease that ended is not renewed: the run is lost (the node,
+     * unable to renew it for half of it, stopped it), and reaped */
     "  UPDATE chime.runs r SET lease_until = now() + p_lease_ms * interval '1 millisecond'"
-    "    WHERE r.id = ANY (p_ids) AND r.node = p_node AND r.instance = p_instance AND r.outcome = 'running';"
-    "  RETURN QUERY SELECT u.i, coalesce(r.outcome, 'gone'), t FROM unnest(p_ids) AS u(i)"
+    "    WHERE r.id = ANY (p_ids) AND r.node = p_node AND r.instance = p_instance AND r.outcome = 'running'"
+    "    AND r.lease_until >= now();"
+    "  RETURN QUERY SELECT u.i, CASE WHEN r.outcome = 'running' AND r.lease_until < now() THEN 'expired'"
+    "    ELSE coalesce(r.outcome, 'gone') END, t FROM unnest(p_ids) AS u(i)"
     "    LEFT JOIN chime.runs r ON r.id = u.i AND r.node = p_node AND r.instance = p_instance;"
     "  END $$;"
     /* leases that ended on the database's clock: the run is lost; with

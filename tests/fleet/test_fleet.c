@@ -735,6 +735,39 @@ static void a_refused_statement_undoes_its_batch_alone(void **state) {
   pg_down(&s);
 }
 
+/* A lease that ended on the database's clock is not renewed by the
+ * node's next heartbeat (a node back from a database frozen past its
+ * lease renewed it, and the run, stopped by then, blocked the job's next
+ * claims as if it were going): the node stops the run, and it is reaped
+ * as lost.  The test ends the lease itself. */
+static void an_ended_lease_is_not_renewed(void **state) {
+  (void)state;
+  struct pgsrv s;
+  pg_up(&s);
+  char conf[160];
+  conf_path(&s, conf, "fleet.conf");
+  write_conf(&s, conf, NULL, "[job long]\nevery = 10s\ncommand = FLEET_JOB 4\n");
+  struct node n;
+  node_start(&s, &n, "n1", conf, NULL);
+  for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.runs WHERE outcome = 'running'") != 1;) {
+    assert_true(mono() < end);
+    sleep_s(0.05);
+  }
+  assert_int_equal(q(&s, "UPDATE chime.runs SET lease_until = now() - interval '1 second' WHERE outcome = 'running'"
+                         " RETURNING 0"),
+                   0);
+  assert_true(wait_log(&n, "its lease ended unrenewed", 5));
+  sleep_s(1); /* a heartbeat's reap */
+  assert_int_equal(node_stop(&n), 0);
+  long long lost = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'long' AND outcome = 'lost'");
+  long long ok = q(&s, "SELECT count(*) FROM chime.runs WHERE job = 'long' AND outcome = 'ok'");
+  print_message("runs lost %lld, ok %lld\n", lost, ok);
+  if (lost != 1 || ok) dump(&s, &n, 1);
+  assert_int_equal(lost, 1);
+  assert_int_equal(ok, 0);
+  pg_down(&s);
+}
+
 /* A rolling change of a job's definition: the node reloaded with the new
  * one sets the fleet's (the latest started wins), the others stand by and
  * say so until they run the same: the two versions never both run, and no
@@ -1201,6 +1234,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(first_tick_waits_for_the_definition),
       cmocka_unit_test(only_a_deciding_claim_locks_the_job),
       cmocka_unit_test(a_refused_statement_undoes_its_batch_alone),
+      cmocka_unit_test(an_ended_lease_is_not_renewed),
       cmocka_unit_test(rolling_definition_change),
       cmocka_unit_test(pause_resume_and_trigger_act_fleet_wide),
       cmocka_unit_test(one_name_two_daemons_is_refused),
