@@ -254,6 +254,15 @@ static UNUSED long long q(struct pgsrv *s, const char *fmt, ...) {
   return pg_value(s, sql, v, sizeof v) ? atoll(v) : -1;
 }
 
+/* Waits (20 s at most, or the test fails) until the query's number is
+ * `want`. */
+static UNUSED void wait_q(struct pgsrv *s, long long want, const char *sql) {
+  for (double end = mono() + 20; q(s, "%s", sql) != want;) {
+    assert_true(mono() < end);
+    sleep_s(0.05);
+  }
+}
+
 /* Prints a query's rows (a test's evidence when it fails). */
 static UNUSED void q_print(struct pgsrv *s, const char *sql) {
   PGconn *c = PQconnectdb(s->conninfo);

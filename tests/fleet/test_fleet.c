@@ -599,10 +599,7 @@ static void first_tick_waits_for_the_definition(void **state) {
   write_conf(&s, conf, lease, "[job early]\nevery = 1s\ncommand = FLEET_JOB 0.05 0 v1\n");
   struct node n;
   node_start(&s, &n, "n1", conf, NULL); /* the job's row, for the lock */
-  for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.jobs WHERE job = 'early'") != 1;) {
-    assert_true(mono() < end);
-    sleep_s(0.05);
-  }
+  wait_q(&s, 1, "SELECT count(*) FROM chime.jobs WHERE job = 'early'");
   assert_int_equal(node_stop(&n), 0);
   PGconn *c = PQconnectdb(s.conninfo);
   PQclear(PQexec(c, "BEGIN"));
@@ -650,11 +647,9 @@ static void only_a_deciding_claim_locks_the_job(void **state) {
   write_conf(&s, conf, NULL, "[job lock]\nevery = 1s\ncommand = FLEET_JOB 0.01\n");
   struct node n;
   node_start(&s, &n, "n1", conf, NULL);
-  for (double end = mono() + 20; !pg_value(&s, "SELECT def_hash FROM chime.jobs WHERE job = 'lock'", hash, sizeof hash);) {
-    assert_true(mono() < end);
-    sleep_s(0.05);
-  }
+  wait_q(&s, 1, "SELECT count(*) FROM chime.jobs WHERE job = 'lock'");
   assert_int_equal(node_stop(&n), 0);
+  assert_true(pg_value(&s, "SELECT def_hash FROM chime.jobs WHERE job = 'lock'", hash, sizeof hash));
   assert_true(pg_value(&s, "SELECT watermark FROM chime.jobs WHERE job = 'lock'", wm, sizeof wm));
   PGconn *a = PQconnectdb(s.conninfo), *b = PQconnectdb(s.conninfo);
   char sql[512];
@@ -700,10 +695,7 @@ static void a_refused_statement_undoes_its_batch_alone(void **state) {
                              "[job good]\nevery = 1s\ncommand = FLEET_JOB 0.01 0 v1\n");
   struct node n;
   node_start(&s, &n, "n1", conf, NULL);
-  for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.jobs") != 2;) {
-    assert_true(mono() < end);
-    sleep_s(0.05);
-  }
+  wait_q(&s, 2, "SELECT count(*) FROM chime.jobs");
   assert_int_equal(node_stop(&n), 0);
   assert_int_equal(q(&s, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS"
                          " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;"
@@ -749,10 +741,7 @@ static void an_ended_lease_is_not_renewed(void **state) {
   write_conf(&s, conf, NULL, "[job long]\nevery = 10s\ncommand = FLEET_JOB 4\n");
   struct node n;
   node_start(&s, &n, "n1", conf, NULL);
-  for (double end = mono() + 20; q(&s, "SELECT count(*) FROM chime.runs WHERE outcome = 'running'") != 1;) {
-    assert_true(mono() < end);
-    sleep_s(0.05);
-  }
+  wait_q(&s, 1, "SELECT count(*) FROM chime.runs WHERE outcome = 'running'");
   assert_int_equal(q(&s, "UPDATE chime.runs SET lease_until = now() - interval '1 second' WHERE outcome = 'running'"
                          " RETURNING 0"),
                    0);
