@@ -402,7 +402,7 @@ static int beat(struct fleet *f) {
 /* Writes the definitions not yet in the database, 64 at most a round, in
  * one transaction: the number written, or a negative errno.  One the
  * database refused undoes the batch (the others go again next round) and
- * is sent again after a heartbeat's interval, said each time. */
+ * is sent again after the next heartbeat, said each time. */
 static int define_jobs(struct fleet *f) {
   struct fleet_job *batch[64];
   int n = 0;
@@ -675,8 +675,7 @@ static int claim_batch(struct fleet *f) {
     struct claimreq *q = b[i];
     if (rc) q->rc = rc;
     if (q->rc) {
-      f->m.claims_failed++;
-      if (q->internal) q->fj->caught_up = false; /* a catch-up is looked for again */
+      f->m.claims_failed++; /* (a catch-up refused is not asked again before the next connection) */
     } else if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) {
       q->fj->watermark = q->tick;
     } else if (strcmp(q->status, "unknown") == 0 && !q->fj->standing_by) {
