@@ -65,6 +65,10 @@ void chime__unmap(void *p, size_t size);
  * a first write to each would one page fault at a time (about a fifth
  * less CPU).  Nothing happens where the kernel cannot (before 5.14). */
 void chime__populate(void *p, size_t size);
+/* madvise(p, size, advice), unless the kernel refused that advice once
+ * (EINVAL: a kernel older than it), which *refused then remembers for
+ * every thread.  0, or -1 with errno (EINVAL once refused). */
+int chime__advise(void *p, size_t size, int advice, _Atomic bool *refused);
 
 /* ---- small arithmetic ---------------------------------------------------- */
 

@@ -87,11 +87,14 @@ void *chime__map(size_t size) {
 /* Whether MADV_POPULATE_WRITE was refused once (an older kernel). */
 static atomic_bool no_populate;
 
-void chime__populate(void *p, size_t size) {
-  if (atomic_load_explicit(&no_populate, memory_order_relaxed)) return;
-  if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-    atomic_store_explicit(&no_populate, true, memory_order_relaxed);
+int chime__advise(void *p, size_t size, int advice, _Atomic bool *refused) {
+  if (atomic_load_explicit(refused, memory_order_relaxed)) return errno = EINVAL, -1;
+  if (madvise(p, size, advice) == 0) return 0;
+  if (errno == EINVAL) atomic_store_explicit(refused, true, memory_order_relaxed);
+  return -1;
 }
+
+void chime__populate(void *p, size_t size) { chime__advise(p, size, MADV_POPULATE_WRITE, &no_populate); }
 
 void chime__unmap(void *p, size_t size) {
   if (!p) return;

@@ -51,18 +51,15 @@ static size_t page_size(void) {
 
 /* Whether MADV_GUARD_INSTALL was refused once (an older kernel): then
  * guard pages are PROT_NONE, at a mapping (VMA) of their own each. */
-static int no_guard_advice;
+static _Atomic bool no_guard_advice;
 
 /* Makes the page at p a guard page.  MADV_GUARD_INSTALL leaves the block
  * one mapping, where mprotect splits it in two per stack (and
  * vm.max_map_count, 65530 by default, caps the mappings of a process):
  * about 0.5 us a stack against 2.5. */
 static int guard(char *p, size_t page) {
-  if (!__atomic_load_n(&no_guard_advice, __ATOMIC_RELAXED)) {
-    if (madvise(p, page, MADV_GUARD_INSTALL) == 0) return 0;
-    if (errno != EINVAL) return -1;
-    __atomic_store_n(&no_guard_advice, 1, __ATOMIC_RELAXED);
-  }
+  if (chime__advise(p, page, MADV_GUARD_INSTALL, &no_guard_advice) == 0) return 0;
+  if (errno != EINVAL) return -1;
   return mprotect(p, page, PROT_NONE);
 }
 
