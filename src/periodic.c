@@ -196,7 +196,7 @@ static void job_free(chime_loop *loop, struct chime__job *j) {
 static void stats_fill(const chime_loop *loop, struct chime__job *j, chime_job_stats *st);
 
 /* The last run has returned and nothing holds the job: it ends. */
-static void job_finish(chime_loop *loop, struct chime__job *j) {
+void chime__job_finish(chime_loop *loop, struct chime__job *j) {
   const struct chime__spec *s = j->spec;
   j->o.state = CHIME__JOB_DONE;
   loop->ntasks--;
@@ -219,7 +219,6 @@ static void job_finish(chime_loop *loop, struct chime__job *j) {
   if (!(j->o.flags & CHIME__HANDLE)) job_free(loop, j);
 }
 
-void chime__job_finish(chime_loop *loop, struct chime__job *j) { job_finish(loop, j); }
 
 /* Whether task t is one that cancel_runs(j, why) cancels: every task of
  * the job, but for a replacement only its runs going, not the caller. */
@@ -399,7 +398,7 @@ static void abandon_one(chime_loop *loop, struct chime__job *j, void *ctx) {
   j->o.state = CHIME__JOB_STOPPING;
   j->running = 0;
   j->pins = 0;
-  job_finish(loop, j);
+  chime__job_finish(loop, j);
 }
 
 /* Past the grace period: every run, hold and triggered tick left, the
