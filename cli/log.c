@@ -12,8 +12,9 @@
  * files and /dev/null, which are always writable, as they are; other
  * descriptors (a terminal) after a poll that says they are writable.  A
  * line that cannot be written now is dropped and counted, and the count is
- * logged (event=log_dropped) before the next line that can be.  A line written in part keeps its end, which goes out before
- * anything else, so lines are never mixed.  A log on a closed pipe drops
+ * logged (event=log_dropped) before the next line that can be.  A line
+ * written in part keeps its end, which goes out before anything else, so
+ * lines are never mixed.  A log on a closed pipe drops
  * every line: chime's SIGPIPE handler (runner.c) does nothing.
  */
 #include "log.h"
