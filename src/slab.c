@@ -148,7 +148,7 @@ struct chime__obj *chime__obj_alloc(struct chime__slabs *s, enum chime__class c)
 }
 
 void chime__obj_free(struct chime__slabs *s, struct chime__obj *o) {
-  struct chime__slab *slab = (struct chime__slab *)((uintptr_t)o & ~(uintptr_t)(SLAB_BYTES - 1));
+  struct chime__slab *slab = chime__slab_of(o);
   o->kind = CHIME__FREE;
   o->gen = chime__next_gen(o->gen);
   *(struct chime__obj **)(o + 1) = s->free[slab->cls];
