@@ -5,9 +5,12 @@
  */
 #include "machine.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+__extension__ typedef unsigned __int128 u128;
 
 chime_ns chime__mono(void) {
   struct timespec ts;
@@ -23,11 +26,65 @@ static chime_ns realtime(void) {
 
 chime_ns chime__realtime(void) { return realtime(); }
 
+/* ---- the run clock (machine.h) --------------------------------------------- */
+
+#if defined(__x86_64__) && defined(__linux__)
+/* Whether the kernel keeps time with the time-stamp counter (it then holds
+ * it constant and the same on every CPU): asked once a process. */
+static bool tsc_serves(void) {
+  static _Atomic int known; /* 0: not asked yet; 1: yes; 2: no */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (!k) {
+    char buf[16] = "";
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+    if (f) {
+      if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
+      fclose(f);
+    }
+    k = strcmp(buf, "tsc\n") == 0 ? 1 : 2;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k == 1;
+}
+
+#define RATE_AFTER CHIME_MS(100) /* the first rate: over this much time at least */
+#define RATE_EVERY CHIME_SEC(1)  /* measured again over each second */
+#define PAIR_MAX 20000           /* counts a (counter, clock) pair may take: more, it was preempted */
+
+chime_ns chime__tsc_mark(struct chime__tsc *c) {
+  uint64_t t0 = __builtin_ia32_rdtsc();
+  chime_ns mono = chime__mono();
+  uint64_t t1 = __builtin_ia32_rdtsc();
+  /* The mark takes the counter after the clock: an extrapolation from it
+   * comes short, never ahead. */
+  c->tsc = t1;
+  c->mono = mono;
+  if (t1 - t0 > PAIR_MAX) { /* preempted between: the next reading marks again */
+    c->tsc = t1 - c->span;
+    return mono;
+  }
+  if (!tsc_serves()) return mono;
+  uint64_t mid = t0 + (t1 - t0) / 2;
+  if (!c->ref_mono || mid <= c->ref_tsc) {
+    c->ref_tsc = mid;
+    c->ref_mono = mono;
+  } else if (mono - c->ref_mono >= (c->mult ? RATE_EVERY : RATE_AFTER)) {
+    u128 m = ((u128)(uint64_t)(mono - c->ref_mono) << 32) / (mid - c->ref_tsc);
+    m -= m / 512;
+    c->mult = m > 0 && m < ((u128)1 << 40) ? (uint64_t)m : 0; /* a counter of 4 MHz at least */
+    c->span = c->mult ? (uint64_t)(((u128)CHIME_MS(1) << 32) / c->mult) : 0;
+    c->ref_tsc = mid;
+    c->ref_mono = mono;
+  }
+  return mono;
+}
+#else
+chime_ns chime__tsc_mark(struct chime__tsc *c) { return c->mono = chime__mono(); }
+#endif
+
 /* ---- durations ------------------------------------------------------------ */
 
 #define NS_S 1000000000LL
-
-__extension__ typedef unsigned __int128 u128;
 
 static const struct unit {
   const char *name;

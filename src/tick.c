@@ -301,7 +301,7 @@ chime_ns chime__run(chime_loop *loop, struct chime__jobs *js, struct chime__task
   }
   self->deadline = o->timeout ? chime__after(now, o->timeout) : 0;
   int result = s->target(j->arg);
-  chime_ns end = chime__now(loop);
+  chime_ns end = chime__run_now(loop);
   uint16_t flags = self->o.flags;
   self->owner = NULL;
   self->owner_data = NULL;
@@ -470,20 +470,22 @@ static int runner_main(void *arg) {
   struct chime__jobs *js = arg;
   chime_loop *loop = chime__tls_loop;
   struct chime__task *self = loop->cur;
-  /* One clock reading per run: a run's end is the next one's start. */
-  chime_ns now = chime__now(loop);
+  /* One reading per run: a run's end is the next one's start.  A batch
+   * starts from the clock itself; the ends of its runs are the run clock's,
+   * extrapolated from there (chime__run_now). */
+  chime_ns now = chime__run_mark(loop);
   for (unsigned n = 1;; n++) {
     struct chime__job *j = due_pop(js);
     if (!j) {
       chime__task_wait(loop, NULL, NULL, NULL, CHIME_NEVER);
-      now = chime__now(loop);
+      now = chime__run_mark(loop);
       continue;
     }
     now = tick(loop, js, self, j, now);
     if (self != js->runner) return 0; /* handed off: that run has returned; this task ends */
     if (n % 64 == 0) {                /* let the other tasks run */
       chime_yield();
-      now = chime__now(loop);
+      now = chime__run_mark(loop);
     }
   }
 }

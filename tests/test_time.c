@@ -1,6 +1,8 @@
 /* test_time.c - clocks and human durations. */
 #include "test.h"
 
+#include "machine.h"
+
 static void parses(const char *text, chime_ns want) {
   chime_ns got = -1;
   int rc = chime_parse_duration(text, &got);
@@ -192,6 +194,73 @@ static void real_clock_sleeps_are_never_short(void **state) {
   assert_true(seen[1] - seen[0] < CHIME_SEC(5)); /* generous */
 }
 
+/* The run clock, read back to back with CLOCK_MONOTONIC for 300 ms: never
+ * ahead of it, never backwards, and (where it extrapolates, once its rate
+ * is known after 100 ms) close behind it. */
+static void run_clock_is_never_ahead_of_the_monotonic_one(void **state) {
+  (void)state;
+  struct chime__tsc c = {0};
+  chime_ns first = chime__tsc_mark(&c), last = first, behind = 0;
+  long reads = 0, extrapolated = 0;
+  for (chime_ns now = first; now - first < CHIME_MS(300); reads++) {
+    chime_ns mark = c.mono, before = chime__mono();
+    chime_ns t = chime__tsc_now(&c);
+    now = chime__mono();
+    if (t > now) fail_msg("read %ld: the run clock %lld ns ahead", reads, (long long)(t - now));
+    if (t < last) fail_msg("read %ld: the run clock went back %lld ns", reads, (long long)(last - t));
+    if (c.mono == mark && c.mult) { /* extrapolated from the same mark */
+      extrapolated++;
+      if (before - t > behind) behind = before - t;
+    }
+    last = t;
+  }
+#if defined(__x86_64__) && defined(__linux__)
+  char src[16] = "";
+  FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+  if (f) {
+    if (!fgets(src, sizeof src, f)) src[0] = 0;
+    fclose(f);
+  }
+  if (strcmp(src, "tsc\n") != 0) skip(); /* the counter does not serve: every read was a clock_gettime */
+  if (extrapolated < reads / 2) fail_msg("%ld of %ld reads extrapolated", extrapolated, reads);
+  /* 0.2% of a millisecond's span, and a mark's counter read after its
+   * clock (20,000 counts at most: 20 us at 1 GHz); generous */
+  if (behind > CHIME_US(50)) fail_msg("as much as %lld ns behind", (long long)behind);
+#else
+  skip();
+#endif
+}
+
+static int spin_200us(void *arg) {
+  (void)arg;
+  chime_ns t0 = chime__mono();
+  while (chime__mono() - t0 < CHIME_US(200)) {
+  }
+  return 0;
+}
+
+static int job_of_spins(void *arg) {
+  chime_job_stats *st = arg;
+  chime_task j;
+  chime_every_opts o = {.start = CHIME_START_NOW, .max_runs = 500};
+  int rc = chime_every(CHIME_MS(1), spin_200us, NULL, &o, &j);
+  if (rc) return rc;
+  int result = -1;
+  rc = chime_every_join(j, CHIME_NEVER, &result, st); /* 500 ms: the run clock's rate is known after 100 */
+  return rc ? rc : result;
+}
+
+/* Runs' durations, taken with the run clock, are the time the targets took. */
+static void run_durations_are_measured_on_the_run_clock(void **state) {
+  (void)state;
+  chime_job_stats st;
+  assert_int_equal(run_real(job_of_spins, &st), 0);
+  assert_int_equal(st.runs, 500);
+  assert_true(st.last_duration >= CHIME_US(200) - CHIME_US(1)); /* 0.2% of it behind, at most */
+  assert_true(st.last_duration < CHIME_MS(100));                /* generous */
+  assert_true(st.max_duration >= st.last_duration);
+}
+
 /* Text that is not zero never reads as zero; no errno overflows a name. */
 static void tiny_durations_and_odd_errors_are_refused_or_named(void **state) {
   (void)state;
@@ -215,4 +284,6 @@ TEST_MAIN(cmocka_unit_test(parse_duration_reads_every_unit), cmocka_unit_test(pa
           cmocka_unit_test(now_outside_a_loop_is_the_monotonic_clock),
           cmocka_unit_test(virtual_clock_starts_at_zero_and_jumps_to_deadlines),
           cmocka_unit_test(environment_selects_the_virtual_clock), cmocka_unit_test(environment_values_are_checked),
-          cmocka_unit_test(real_clock_sleeps_are_never_short))
+          cmocka_unit_test(real_clock_sleeps_are_never_short),
+          cmocka_unit_test(run_clock_is_never_ahead_of_the_monotonic_one),
+          cmocka_unit_test(run_durations_are_measured_on_the_run_clock))
