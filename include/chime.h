@@ -484,7 +484,7 @@ typedef struct chime_proc chime_proc;
 /* What a child's standard descriptor is. */
 typedef enum chime_stdio_mode {
   CHIME_STDIO_INHERIT = 0, /* the parent's (default) */
-  CHIME_STDIO_NULL,        /* /dev/null */
+  CHIME_STDIO_NULL,        /* /dev/null (read-write; the loop opens it once) */
   CHIME_STDIO_PIPE,        /* a pipe to the parent: chime_proc_fd gives its end, non-blocking */
   CHIME_STDIO_FILE,        /* a file: `path`, created or truncated (appended to with `append`) */
   CHIME_STDIO_FD,          /* a descriptor of the parent: `fd` (duplicated) */

@@ -69,6 +69,8 @@ struct procs {
   chime_proc *head; /* children not yet freed */
   void *stack;      /* the stack a child starts on, until it execs (Linux) */
   int shared;       /* 1: a clone shares the parent's memory until it execs; -1: it is made a fork; 0: not known yet */
+  int null_fd;      /* /dev/null, read-write, once a child wanted it: opened once, not at every spawn */
+  bool null_open;   /* null_fd is open */
 };
 
 static void procs_release(chime_loop *loop, void *state);
@@ -162,16 +164,24 @@ static int resolve(const char *name, char *out, size_t size) {
 /* The child's end of one standard descriptor, opened in the parent (so that
  * a file that cannot be opened is the parent's error).  *parent gets the
  * parent's end of a pipe, non-blocking, as the child's end is until the
- * child clears it (*pipe_end).  -1: inherit. */
-static int child_end(const chime_stdio *s, int which, int *child, int *parent, bool *pipe_end) {
+ * child clears it (*pipe_end).  -1: inherit.  /dev/null is the loop's,
+ * opened once (read-write, as systemd gives it): the parent keeps it. */
+static int child_end(struct procs *ps, const chime_stdio *s, int which, int *child, int *parent, bool *pipe_end) {
   *child = *parent = -1;
   *pipe_end = false;
   int p[2];
   switch (s->mode) {
   case CHIME_STDIO_INHERIT: return 0;
   case CHIME_STDIO_NULL:
+    if (!ps->null_open) {
+      if (CHIME__FAULT()) return -EMFILE;
+      if ((ps->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) return -errno;
+      ps->null_open = true;
+    }
+    *child = ps->null_fd;
+    return 0;
   case CHIME_STDIO_FILE: {
-    const char *path = s->mode == CHIME_STDIO_NULL ? "/dev/null" : s->path;
+    const char *path = s->path;
     if (!path) return -EINVAL;
     int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | (s->append ? O_APPEND : O_TRUNC);
     if (CHIME__FAULT()) return -EMFILE;
@@ -396,7 +406,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
   bool pipe_end[3];
   p->fds[0] = p->fds[1] = p->fds[2] = p->io.fd = -1;
   const chime_stdio *stdio[3] = {&o->in, &o->out, &o->err};
-  for (int i = 0; i < 3 && rc == 0; i++) rc = child_end(stdio[i], i, &ends[i], &p->fds[i], &pipe_end[i]);
+  for (int i = 0; i < 3 && rc == 0; i++) rc = child_end(ps, stdio[i], i, &ends[i], &p->fds[i], &pipe_end[i]);
 #if VFORK
   bool shared = rc == 0 && clone_shares(ps);
 #else
@@ -428,7 +438,7 @@ int chime_proc_spawn(const char *const argv[], const chime_proc_opts *opts, chim
     if (pid < 0) rc = -err;
   }
   for (int i = 0; i < 3; i++)
-    if (ends[i] >= 0) close(ends[i]);
+    if (ends[i] >= 0 && !(ps->null_open && ends[i] == ps->null_fd)) close(ends[i]);
   if (err_pipe[1] >= 0) close(err_pipe[1]);
   if (rc == 0 && !shared) {
     if (!o->keep_group) setpgid(pid, pid); /* also here: no race with a signal to the group */
@@ -566,4 +576,6 @@ static void procs_release(chime_loop *loop, void *state) {
   while (ps->head) proc_free(loop, ps->head);
   if (ps->stack) chime__unmap(ps->stack, 64 * 1024);
   ps->stack = NULL;
+  if (ps->null_open) close(ps->null_fd);
+  ps->null_open = false;
 }

@@ -392,6 +392,9 @@ static int fault_main(void *arg) {
   (void)arg;
   const char *argv[] = {"true", NULL};
   chime_proc_opts o = {.out = {.mode = CHIME_STDIO_PIPE}, .err = {.mode = CHIME_STDIO_NULL}};
+  /* twice: the first time /dev/null is opened, the second it is the loop's
+   * already (and every later failure point is tried in order) */
+  for (int pass = 0; pass < 2; pass++)
   for (long n = 0;; n++) {
     long before = chime__test_failures();
     chime_proc *p = NULL;
@@ -412,6 +415,55 @@ static int fault_main(void *arg) {
     if (!failed) break;
   }
   return 0;
+}
+
+/* The descriptors of this process open on /dev/null. */
+static int dev_null_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  for (struct dirent *e; (e = readdir(d));) {
+    char link[300], target[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len > 0 && (target[len] = 0, strcmp(target, "/dev/null") == 0)) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static int null_main(void *arg) {
+  int before = *(int *)arg;
+  const char *argv[] = {"/bin/sh", "-c", "readlink /proc/self/fd/0 /proc/self/fd/2", NULL};
+  for (int i = 0; i < 3; i++) {
+    int p3[2];
+    assert_int_equal(pipe2(p3, O_CLOEXEC | O_NONBLOCK), 0);
+    chime_proc_opts o = {.in = {.mode = CHIME_STDIO_NULL}, .err = {.mode = CHIME_STDIO_NULL},
+                         .out = {.mode = CHIME_STDIO_FD, .fd = p3[1]}};
+    chime_proc *p;
+    assert_int_equal(chime_proc_spawn(argv, &o, &p), 0);
+    close(p3[1]);
+    char buf[128];
+    read_all(p3[0], buf, sizeof buf);
+    close(p3[0]);
+    assert_string_equal(buf, "/dev/null\n/dev/null\n"); /* stdin and stderr */
+    int status = -1;
+    assert_int_equal(chime_proc_wait(p, soon(), &status), 0);
+    assert_int_equal(status, 0);
+    chime_proc_free(p);
+    assert_int_equal(dev_null_fds(), before + 1); /* the loop's one, opened once */
+  }
+  return 0;
+}
+
+/* A child's /dev/null is the loop's, opened at the first spawn that wants
+ * it and closed with the loop; not one open and close per spawn. */
+static void dev_null_is_opened_once_per_loop(void **state) {
+  (void)state;
+  int before = dev_null_fds();
+  assert_int_equal(run_real(null_main, &before), 0);
+  assert_int_equal(dev_null_fds(), before);
+  assert_no_children();
 }
 
 static void descriptor_and_fork_failures_are_reported(void **state) {
@@ -665,6 +717,7 @@ TEST_MAIN(cmocka_unit_test(a_child_reads_and_writes_pipes_and_gets_its_environme
           cmocka_unit_test(without_pidfds_sigchld_tells_of_exits),
           cmocka_unit_test(a_child_writing_without_end_is_read_in_bounded_chunks),
           cmocka_unit_test(descriptor_and_fork_failures_are_reported),
+          cmocka_unit_test(dev_null_is_opened_once_per_loop),
           cmocka_unit_test(a_child_reaped_by_the_kernel_still_counts_as_exited),
           cmocka_unit_test(a_parent_without_standard_descriptors_still_wires_the_child),
           cmocka_unit_test(groups_descriptors_and_ignored_signals_are_as_asked),
