@@ -278,8 +278,8 @@ struct chime_loop {
   struct chime__task *joiners; /* tasks joining objects of other kinds (next_joiner) */
   /* clock */
   bool virtual_clock;
-  chime_ns vnow;      /* virtual time */
-  chime_ns wall_base; /* the virtual wall clock is wall_base + vnow */
+  chime_ns vnow;               /* virtual time */
+  chime_ns wall_base;          /* the virtual wall clock is wall_base + vnow */
   struct chime__tsc run_clock; /* chime__run_now's (machine.h) */
   /* stacks */
   size_t stack_size;               /* usable bytes per stack */

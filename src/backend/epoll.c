@@ -5,9 +5,10 @@
  * through epoll_wait, the cheaper of the two (pingpong: 4% more messages a
  * second).  Where the kernel lacks epoll_pwait2 (ENOSYS, or EPERM from a
  * seccomp filter that does not know it) the timeout is rounded up to whole
- * milliseconds for epoll_wait, so the loop may wake late but never early.  Descriptors are registered
- * level-triggered with the chime__io as their data; a wait reports up to 64
- * ready descriptors, the rest come with the next wait.
+ * milliseconds for epoll_wait, so the loop may wake late but never early.
+ * Descriptors are registered level-triggered with the chime__io as their
+ * data; a wait reports up to 64 ready descriptors, the rest come with the
+ * next wait.
  */
 #include "../machine.h"
 
