@@ -395,25 +395,25 @@ static int fault_main(void *arg) {
   /* twice: the first time /dev/null is opened, the second it is the loop's
    * already (and every later failure point is tried in order) */
   for (int pass = 0; pass < 2; pass++)
-  for (long n = 0;; n++) {
-    long before = chime__test_failures();
-    chime_proc *p = NULL;
-    chime__test_fail_after(n, false);
-    int rc = chime_proc_spawn(argv, &o, &p);
-    chime__test_fail_after(-1, false);
-    bool failed = chime__test_failures() != before;
-    if (rc == 0) {
-      int status = -1;
-      assert_int_equal(chime_proc_wait(p, soon(), &status), 0); /* a failed pidfd: SIGCHLD tells */
-      assert_int_equal(status, 0);
-      chime_proc_free(p);
-    } else {
-      assert_true(failed);
-      assert_true(rc == -EMFILE || rc == -ENOMEM || rc == -EAGAIN);
-      assert_null(p);
+    for (long n = 0;; n++) {
+      long before = chime__test_failures();
+      chime_proc *p = NULL;
+      chime__test_fail_after(n, false);
+      int rc = chime_proc_spawn(argv, &o, &p);
+      chime__test_fail_after(-1, false);
+      bool failed = chime__test_failures() != before;
+      if (rc == 0) {
+        int status = -1;
+        assert_int_equal(chime_proc_wait(p, soon(), &status), 0); /* a failed pidfd: SIGCHLD tells */
+        assert_int_equal(status, 0);
+        chime_proc_free(p);
+      } else {
+        assert_true(failed);
+        assert_true(rc == -EMFILE || rc == -ENOMEM || rc == -EAGAIN);
+        assert_null(p);
+      }
+      if (!failed) break;
     }
-    if (!failed) break;
-  }
   return 0;
 }
 
@@ -438,7 +438,8 @@ static int null_main(void *arg) {
   for (int i = 0; i < 3; i++) {
     int p3[2];
     assert_int_equal(pipe2(p3, O_CLOEXEC | O_NONBLOCK), 0);
-    chime_proc_opts o = {.in = {.mode = CHIME_STDIO_NULL}, .err = {.mode = CHIME_STDIO_NULL},
+    chime_proc_opts o = {.in = {.mode = CHIME_STDIO_NULL},
+                         .err = {.mode = CHIME_STDIO_NULL},
                          .out = {.mode = CHIME_STDIO_FD, .fd = p3[1]}};
     chime_proc *p;
     assert_int_equal(chime_proc_spawn(argv, &o, &p), 0);
