@@ -30,10 +30,12 @@ chime_ns chime__realtime(void) { return realtime(); }
 
 #if defined(__x86_64__) && defined(__linux__)
 /* Whether the kernel keeps time with the time-stamp counter (it then holds
- * it constant and the same on every CPU): asked once a process. */
-static bool tsc_serves(void) {
+ * it constant and the same on every CPU): asked once a process, and again
+ * when `fresh` (at each measure of the rate: the kernel may give the
+ * counter up, its watchdog finding it unstable). */
+static bool tsc_serves(bool fresh) {
   static _Atomic int known; /* 0: not asked yet; 1: yes; 2: no */
-  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  int k = fresh ? 0 : atomic_load_explicit(&known, memory_order_relaxed);
   if (!k) {
     char buf[16] = "";
     FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
@@ -50,20 +52,29 @@ static bool tsc_serves(void) {
 #define RATE_AFTER CHIME_MS(100) /* the first rate: over this much time at least */
 #define RATE_EVERY CHIME_SEC(1)  /* measured again over each second */
 #define PAIR_MAX 20000           /* counts a (counter, clock) pair may take: more, it was preempted */
+#define SPAN CHIME_US(100)       /* how far an extrapolation may go from its mark */
 
 chime_ns chime__tsc_mark(struct chime__tsc *c) {
   uint64_t t0 = __builtin_ia32_rdtsc();
   chime_ns mono = chime__mono();
-  uint64_t t1 = __builtin_ia32_rdtsc();
+  unsigned cpu;
+  uint64_t t1 = __builtin_ia32_rdtscp(&cpu); /* read once the clock's own reading is done */
+  /* Where an extrapolation from the last mark would have been just before
+   * the clock was read (t0): ahead of it, the clock has slowed (a slew
+   * faster than the rate's margin): no extrapolation until the rate is
+   * measured again. */
+  uint64_t d = t0 - c->tsc;
+  if (c->mult && !c->again && (d >> 40 || c->mono + (chime_ns)(((u128)d * c->mult) >> 32) > mono))
+    c->mult = 0, c->ref_mono = 0;
   /* The mark takes the counter after the clock: an extrapolation from it
    * comes short, never ahead. */
   c->tsc = t1;
   c->mono = mono;
-  if (t1 - t0 > PAIR_MAX) { /* preempted between: the next reading marks again */
+  c->again = t1 - t0 > PAIR_MAX;
+  if (c->again) { /* preempted between: the next reading marks again */
     c->tsc = t1 - c->span;
     return mono;
   }
-  if (!tsc_serves()) return mono;
   uint64_t mid = t0 + (t1 - t0) / 2;
   if (!c->ref_mono || mid <= c->ref_tsc) {
     c->ref_tsc = mid;
@@ -71,8 +82,8 @@ chime_ns chime__tsc_mark(struct chime__tsc *c) {
   } else if (mono - c->ref_mono >= (c->mult ? RATE_EVERY : RATE_AFTER)) {
     u128 m = ((u128)(uint64_t)(mono - c->ref_mono) << 32) / (mid - c->ref_tsc);
     m -= m / 512;
-    c->mult = m > 0 && m < ((u128)1 << 40) ? (uint64_t)m : 0; /* a counter of 4 MHz at least */
-    c->span = c->mult ? (uint64_t)(((u128)CHIME_MS(1) << 32) / c->mult) : 0;
+    c->mult = m > 0 && m < ((u128)1 << 40) && tsc_serves(c->mult != 0) ? (uint64_t)m : 0; /* 4 MHz at least */
+    c->span = c->mult ? (uint64_t)(((u128)SPAN << 32) / c->mult) : 0;
     c->ref_tsc = mid;
     c->ref_mono = mono;
   }

@@ -19,23 +19,28 @@ chime_ns chime__mono(void);
 chime_ns chime__realtime(void);
 
 /* The run clock: CLOCK_MONOTONIC, read at a mark and extrapolated from
- * there with the CPU's time-stamp counter for up to a millisecond, where
- * the kernel keeps time with that counter itself (clocksource "tsc", x86-64).
+ * there with the CPU's time-stamp counter for up to 100 us, where the
+ * kernel keeps time with that counter itself (clocksource "tsc", x86-64).
  * A reading costs a plain rdtsc (11 ns here) where clock_gettime costs 26:
  * the library reads it at the end of every run, a tenth of a fire's cost in
- * `scale`.  The counter's rate is measured against CLOCK_MONOTONIC, again
- * each second, and taken 1/512 slow, more than NTP may slew the clock:
- * an extrapolation is never ahead of CLOCK_MONOTONIC (a run never starts
- * early by it), and behind it by at most 0.2% of its span (2 us).  Until
- * the rate is known, and where the counter does not serve, each reading is
- * a clock_gettime. */
+ * `scale`.  The counter's rate is measured against CLOCK_MONOTONIC after
+ * 100 ms, then each second, and taken 1/512 slow, more than NTP's and
+ * timesyncd's slews (500 ppm): an extrapolation is behind the clock, by at
+ * most 0.2% of its span and the mark's own counter read (which follows the
+ * clock's), never ahead (no run starts early by it).  A faster slew
+ * (chrony's may reach 8%) could put one ahead by that share of its span
+ * (8 us): each mark looks where an extrapolation would be, and if that is
+ * ahead, stops extrapolating until the rate is measured again.  Until the
+ * rate is known, and where the counter does not serve, a reading is a
+ * clock_gettime. */
 struct chime__tsc {
   uint64_t tsc;      /* the counter at the mark */
   chime_ns mono;     /* CLOCK_MONOTONIC at the mark */
   uint64_t ref_tsc;  /* the counter at the rate's reference reading */
   chime_ns ref_mono; /* CLOCK_MONOTONIC then (0: none yet) */
   uint64_t mult;     /* ns per count << 32, slowed by 1/512; 0: no extrapolation */
-  uint64_t span;     /* counts an extrapolation may span (a millisecond's) */
+  uint64_t span;     /* counts an extrapolation may span (100 us) */
+  bool again;        /* the mark's two reads were preempted apart: the next reading marks again */
 };
 
 /* Reads CLOCK_MONOTONIC, and marks the run clock there. */

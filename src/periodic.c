@@ -667,7 +667,7 @@ static int trigger_main(void *arg) {
       chime__job_skipped(loop, j, CHIME_SKIP_OVERLAP, r.tick, 0, true);
       break;
     }
-    chime__run(loop, chime__jobs_of(loop), self, j, &r, chime__now(loop)); /* releases the pin */
+    chime__run(loop, chime__jobs_of(loop), self, j, &r, chime__run_mark(loop)); /* releases the pin */
     return 0;
   }
   self->owner_data = NULL;

@@ -272,7 +272,7 @@ chime_ns chime__run(chime_loop *loop, struct chime__jobs *js, struct chime__task
   if (o->veto) {
     int why = ask_veto(loop, self, j, r, now);
     if (!why && (halted(j) || (!last && j->o.state != CHIME__JOB_ACTIVE))) why = -ECANCELED;
-    now = chime__now(loop);
+    now = chime__run_mark(loop);
     if (why || !overlap_allows(loop, j)) {
       chime__job_skipped(loop, j, why ? CHIME_SKIP_VETOED : CHIME_SKIP_OVERLAP, r->tick, why, r->triggered);
       self->owner = NULL;
@@ -302,6 +302,7 @@ chime_ns chime__run(chime_loop *loop, struct chime__jobs *js, struct chime__task
   self->deadline = o->timeout ? chime__after(now, o->timeout) : 0;
   int result = s->target(j->arg);
   chime_ns end = chime__run_now(loop);
+  if (end < now) end = now; /* a slew the run clock has just seen (machine.h): no run takes less than nothing */
   uint16_t flags = self->o.flags;
   self->owner = NULL;
   self->owner_data = NULL;

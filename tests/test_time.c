@@ -194,6 +194,21 @@ static void real_clock_sleeps_are_never_short(void **state) {
   assert_true(seen[1] - seen[0] < CHIME_SEC(5)); /* generous */
 }
 
+/* Whether the kernel keeps time with the TSC (the run clock extrapolates). */
+static bool tsc_clock(void) {
+#if defined(__x86_64__) && defined(__linux__)
+  char src[16] = "";
+  FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+  if (f) {
+    if (!fgets(src, sizeof src, f)) src[0] = 0;
+    fclose(f);
+  }
+  return strcmp(src, "tsc\n") == 0;
+#else
+  return false;
+#endif
+}
+
 /* The run clock, read back to back with CLOCK_MONOTONIC for 300 ms: never
  * ahead of it, never backwards, and (where it extrapolates, once its rate
  * is known after 100 ms) close behind it. */
@@ -214,21 +229,47 @@ static void run_clock_is_never_ahead_of_the_monotonic_one(void **state) {
     }
     last = t;
   }
-#if defined(__x86_64__) && defined(__linux__)
-  char src[16] = "";
-  FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-  if (f) {
-    if (!fgets(src, sizeof src, f)) src[0] = 0;
-    fclose(f);
-  }
-  if (strcmp(src, "tsc\n") != 0) skip(); /* the counter does not serve: every read was a clock_gettime */
+  if (!tsc_clock()) skip(); /* the counter does not serve: every read was a clock_gettime */
   if (extrapolated < reads / 2) fail_msg("%ld of %ld reads extrapolated", extrapolated, reads);
-  /* 0.2% of a millisecond's span, and a mark's counter read after its
-   * clock (20,000 counts at most: 20 us at 1 GHz); generous */
+  /* 0.2% of the span, and a mark's counter read after its clock (20,000
+   * counts at most: 20 us at 1 GHz); generous */
   if (behind > CHIME_US(50)) fail_msg("as much as %lld ns behind", (long long)behind);
-#else
-  skip();
-#endif
+}
+
+/* Marks until the run clock has measured its rate (at most 2 s). */
+static void run_clock_calibrated(struct chime__tsc *c) {
+  for (chime_ns t0 = chime__mono(); !c->mult && chime__mono() - t0 < CHIME_SEC(2);)
+    chime__tsc_mark(c);
+  assert_true(c->mult != 0);
+}
+
+/* A clock that slows (a fast slew) makes a measured rate too fast: the
+ * next mark sees where an extrapolation would be, ahead of the clock, and
+ * stops extrapolating until the rate is measured again. */
+static void run_clock_stops_extrapolating_when_the_clock_slows(void **state) {
+  (void)state;
+  if (!tsc_clock()) skip();
+  struct chime__tsc c = {0};
+  for (int tries = 0;; tries++) { /* (a preemption past the span marks again: tried anew) */
+    assert_true(tries < 20);
+    run_clock_calibrated(&c);
+    chime__tsc_mark(&c);
+    c.mult += c.mult / 8; /* as if the clock had run 11% slower than measured since */
+    chime_ns t0 = chime__mono();
+    while (chime__mono() - t0 < CHIME_US(50)) {
+    }
+    chime_ns t = chime__tsc_now(&c), now = chime__mono();
+    if (!c.mult) continue;
+    assert_true(t > now); /* what that rate does: ahead */
+    break;
+  }
+  chime__tsc_mark(&c);
+  assert_int_equal(c.mult, 0); /* seen at the mark */
+  for (int i = 0; i < 1000; i++) {
+    chime_ns t = chime__tsc_now(&c);
+    assert_true(t <= chime__mono());
+  }
+  run_clock_calibrated(&c); /* and measured again */
 }
 
 static int spin_200us(void *arg) {
@@ -286,4 +327,5 @@ TEST_MAIN(cmocka_unit_test(parse_duration_reads_every_unit), cmocka_unit_test(pa
           cmocka_unit_test(environment_selects_the_virtual_clock), cmocka_unit_test(environment_values_are_checked),
           cmocka_unit_test(real_clock_sleeps_are_never_short),
           cmocka_unit_test(run_clock_is_never_ahead_of_the_monotonic_one),
+          cmocka_unit_test(run_clock_stops_extrapolating_when_the_clock_slows),
           cmocka_unit_test(run_durations_are_measured_on_the_run_clock))
