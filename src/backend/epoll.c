@@ -83,7 +83,7 @@ static int wait_once(struct epoll_be *b, chime_ns timeout) {
     /* An injected failure stands for a kernel without the call. */
     int n = CHIME__FAULT()
                 ? (errno = ENOSYS, -1)
-                : (int)syscall(SYS_epoll_pwait2, b->epfd, b->ev, MAX_EVENTS, timeout < 0 ? NULL : &ts, NULL, 0);
+                : (int)syscall(SYS_epoll_pwait2, b->epfd, b->ev, MAX_EVENTS, &ts, NULL, 0);
     if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return n;
     b->no_pwait2 = true;
   }
