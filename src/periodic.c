@@ -219,7 +219,6 @@ void chime__job_finish(chime_loop *loop, struct chime__job *j) {
   if (!(j->o.flags & CHIME__HANDLE)) job_free(loop, j);
 }
 
-
 /* Whether task t is one that cancel_runs(j, why) cancels: every task of
  * the job, but for a replacement only its runs going, not the caller. */
 static bool cancels(const chime_loop *loop, const struct chime__job *j, const struct chime__task *t, uint16_t why) {
