@@ -22,11 +22,18 @@ static void assert_no_children(void) {
   assert_int_equal(errno, ECHILD);
 }
 
-static int open_fds(void) {
+/* The entries of /proc/self/fd; with `on`, only the descriptors open on
+ * that path. */
+static int open_fds(const char *on) {
   int n = 0;
   DIR *d = opendir("/proc/self/fd");
   assert_non_null(d);
-  while (readdir(d)) n++;
+  for (struct dirent *e; (e = readdir(d));) {
+    char link[300], target[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+    ssize_t len = on ? readlink(link, target, sizeof target - 1) : 0;
+    if (!on || (len > 0 && (target[len] = 0, strcmp(target, on) == 0))) n++;
+  }
   closedir(d);
   return n;
 }
@@ -176,10 +183,10 @@ static void bad_programs_and_options_get_clear_errors(void **state) {
   int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd); /* mode 0600: not executable */
-  int fds = open_fds();
+  int fds = open_fds(NULL);
   assert_int_equal(run_real(bad_main, path), 0);
   unlink(path);
-  assert_int_equal(open_fds(), fds);
+  assert_int_equal(open_fds(NULL), fds);
   assert_no_children();
   const char *ok[] = {"true", NULL};
   chime_proc *p;
@@ -336,20 +343,20 @@ static int storm_main(void *arg) {
 
 static void a_storm_of_spawns_timeouts_and_cancels_leaves_no_zombie(void **state) {
   (void)state;
-  int fds = open_fds();
+  int fds = open_fds(NULL);
   assert_int_equal(run_real(storm_main, NULL), 0);
   assert_no_children();
-  assert_int_equal(open_fds(), fds);
+  assert_int_equal(open_fds(NULL), fds);
 }
 
 static void without_pidfds_sigchld_tells_of_exits(void **state) {
   (void)state;
   chime__test_no_pidfd(true);
-  int fds = open_fds();
+  int fds = open_fds(NULL);
   assert_int_equal(run_real(storm_main, NULL), 0);
   assert_int_equal(run_real(terminate_main, NULL), 0);
   assert_no_children();
-  assert_int_equal(open_fds(), fds);
+  assert_int_equal(open_fds(NULL), fds);
   struct sigaction now;
   sigaction(SIGCHLD, NULL, &now);
   assert_true(now.sa_handler == SIG_DFL); /* given back with the loop */
@@ -417,21 +424,6 @@ static int fault_main(void *arg) {
   return 0;
 }
 
-/* The descriptors of this process open on /dev/null. */
-static int dev_null_fds(void) {
-  int n = 0;
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  for (struct dirent *e; (e = readdir(d));) {
-    char link[300], target[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
-    ssize_t len = readlink(link, target, sizeof target - 1);
-    if (len > 0 && (target[len] = 0, strcmp(target, "/dev/null") == 0)) n++;
-  }
-  closedir(d);
-  return n;
-}
-
 static int null_main(void *arg) {
   int before = *(int *)arg;
   const char *argv[] = {"/bin/sh", "-c", "readlink /proc/self/fd/0 /proc/self/fd/2", NULL};
@@ -452,7 +444,7 @@ static int null_main(void *arg) {
     assert_int_equal(chime_proc_wait(p, soon(), &status), 0);
     assert_int_equal(status, 0);
     chime_proc_free(p);
-    assert_int_equal(dev_null_fds(), before + 1); /* the loop's one, opened once */
+    assert_int_equal(open_fds("/dev/null"), before + 1); /* the loop's one, opened once */
   }
   return 0;
 }
@@ -461,18 +453,18 @@ static int null_main(void *arg) {
  * it and closed with the loop; not one open and close per spawn. */
 static void dev_null_is_opened_once_per_loop(void **state) {
   (void)state;
-  int before = dev_null_fds();
+  int before = open_fds("/dev/null");
   assert_int_equal(run_real(null_main, &before), 0);
-  assert_int_equal(dev_null_fds(), before);
+  assert_int_equal(open_fds("/dev/null"), before);
   assert_no_children();
 }
 
 static void descriptor_and_fork_failures_are_reported(void **state) {
   (void)state;
-  int fds = open_fds();
+  int fds = open_fds(NULL);
   assert_int_equal(run_real(fault_main, NULL), 0);
   assert_no_children();
-  assert_int_equal(open_fds(), fds);
+  assert_int_equal(open_fds(NULL), fds);
 }
 
 /* ---- the parent's state: reapers, closed descriptors, groups, signals --------------- */
