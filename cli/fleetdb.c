@@ -575,10 +575,22 @@ void run_late(struct fleet *f, struct claimreq *q) {
   else claim_release(f, q->fj, q->id, "the job ended before its run");
 }
 
+/* Whether the claim decided its tick (a run, a queued run, a skip for
+ * overlap or pause), moving the job's watermark up to it: then the ticks
+ * between the old watermark and it, if any, are a gap that only this
+ * answer knows of. */
+static bool decided(const struct claimreq *q) {
+  static const char *const moved[] = {"won", "overlap", "queued", "paused"};
+  if (q->rc != 0 || q->manual) return false;
+  for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++)
+    if (strcmp(q->status, moved[i]) == 0) return true;
+  return false;
+}
+
 /* What a claim's answer means here, for a request nobody waits for. */
 static void claim_answered(struct fleet *f, struct claimreq *q) {
   bool won = q->rc == 0 && strcmp(q->status, "won") == 0;
-  if (won && !q->manual) record_gap(f, q->fj, q->old_watermark, q->tick);
+  if (decided(q)) record_gap(f, q->fj, q->old_watermark, q->tick);
   if (q->internal) { /* a catch-up */
     if (won && q->fj->job && !q->fj->job->retired) {
       struct logline l;
@@ -676,7 +688,7 @@ static int claim_batch(struct fleet *f) {
     if (rc) q->rc = rc;
     if (q->rc) {
       f->m.claims_failed++; /* (a catch-up refused is not asked again before the next connection) */
-    } else if (!q->manual && q->fj->watermark < q->tick && strcmp(q->status, "won") == 0) {
+    } else if (decided(q) && q->fj->watermark < q->tick) {
       q->fj->watermark = q->tick;
     } else if (strcmp(q->status, "unknown") == 0 && !q->fj->standing_by) {
       q->fj->defined = false; /* its row went: written again (not by a node standing by: it would set the old one) */
